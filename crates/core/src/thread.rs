@@ -1,0 +1,109 @@
+//! Threads (conversations owned by one end user) and their messages.
+
+use serde::Serialize;
+
+use crate::scope::Scope;
+use crate::time::Timestamp;
+
+/// Whether a thread shows in default listings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ThreadStatus {
+    /// Listed and usable.
+    Active,
+    /// Hidden from default listings; still readable and usable.
+    Archived,
+}
+
+impl ThreadStatus {
+    /// The stored and wire form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThreadStatus::Active => "active",
+            ThreadStatus::Archived => "archived",
+        }
+    }
+
+    /// Parses the stored form; anything unknown is treated as active.
+    pub fn parse(value: &str) -> Self {
+        if value == "archived" { ThreadStatus::Archived } else { ThreadStatus::Active }
+    }
+}
+
+/// A conversation between one end user and one agent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Thread {
+    /// `thr_…`
+    pub id: String,
+    /// The agent that answers in this thread.
+    pub agent_id: String,
+    /// The owning end user.
+    pub user_id: String,
+    /// Scope of the thread.
+    #[serde(flatten)]
+    pub scope: Scope,
+    /// Optional human title.
+    pub title: Option<String>,
+    /// Active or archived.
+    pub status: ThreadStatus,
+    /// When it was archived, if it is.
+    pub archived_at: Option<Timestamp>,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Last change (creation, archive, new message).
+    pub updated_at: Timestamp,
+}
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageRole {
+    /// The end user.
+    User,
+    /// The agent.
+    Assistant,
+    /// A system note.
+    System,
+    /// A tool result.
+    Tool,
+}
+
+impl MessageRole {
+    /// The stored and wire form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageRole::User => "user",
+            MessageRole::Assistant => "assistant",
+            MessageRole::System => "system",
+            MessageRole::Tool => "tool",
+        }
+    }
+
+    /// Parses the stored form.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "user" => Some(MessageRole::User),
+            "assistant" => Some(MessageRole::Assistant),
+            "system" => Some(MessageRole::System),
+            "tool" => Some(MessageRole::Tool),
+            _ => None,
+        }
+    }
+}
+
+/// One message of a thread.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    /// `msg_…`
+    pub id: String,
+    /// The thread it belongs to.
+    pub thread_id: String,
+    /// Author role.
+    pub role: MessageRole,
+    /// Text content.
+    pub content: String,
+    /// Creation time.
+    pub created_at: Timestamp,
+}

@@ -1,0 +1,44 @@
+//! Millisecond timestamps, stored as integers and shown as RFC 3339.
+
+use serde::{Serialize, Serializer};
+
+/// Milliseconds since the Unix epoch (UTC). Stored as `BIGINT`; serialised as RFC 3339.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// The current wall-clock time.
+    pub fn now() -> Self {
+        Timestamp(chrono::Utc::now().timestamp_millis())
+    }
+
+    /// Whole seconds since the epoch (what JWT `iat`/`exp` use).
+    pub fn unix_seconds(self) -> i64 {
+        self.0.div_euclid(1000)
+    }
+
+    /// RFC 3339 with millisecond precision and a `Z` suffix, e.g. `2026-11-22T08:00:00.000Z`.
+    pub fn to_rfc3339(self) -> String {
+        match chrono::DateTime::from_timestamp_millis(self.0) {
+            Some(dt) => dt.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            None => String::from("1970-01-01T00:00:00.000Z"),
+        }
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_rfc3339())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_as_rfc3339_millis_utc() {
+        assert_eq!(Timestamp(1_700_000_000_123).to_rfc3339(), "2023-11-14T22:13:20.123Z");
+        assert_eq!(Timestamp(1_700_000_000_123).unix_seconds(), 1_700_000_000);
+    }
+}
