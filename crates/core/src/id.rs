@@ -1,7 +1,10 @@
 //! Identifiers: a short type prefix and a 26-character, time-sortable body.
 //!
-//! The body is 48 bits of milliseconds followed by 80 random bits, in Crockford base32, so ids
-//! created later sort later and ids never collide in practice (the ULID layout).
+//! The body is 48 bits of milliseconds followed by 80 random bits, in Crockford base32 (the ULID
+//! layout). Within one process ids are strictly increasing: an id minted in the same millisecond
+//! as the previous one is the previous one plus one, so creation order is id order.
+
+use std::sync::Mutex;
 
 use crate::time::Timestamp;
 
@@ -19,6 +22,9 @@ pub mod prefix {
     pub const API_KEY: &str = "key";
 }
 
+/// The last id value minted by this process.
+static LAST: Mutex<u128> = Mutex::new(0);
+
 /// Mints a new id such as `thr_01jd4x…`.
 pub fn new_id(prefix: &str) -> String {
     let mut random = [0u8; 10];
@@ -27,6 +33,13 @@ pub fn new_id(prefix: &str) -> String {
     let mut value: u128 = (millis & 0xffff_ffff_ffff) << 80;
     for (i, byte) in random.iter().enumerate() {
         value |= (*byte as u128) << (72 - 8 * i);
+    }
+    {
+        let mut last = LAST.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if value <= *last {
+            value = *last + 1;
+        }
+        *last = value;
     }
     let mut body = [0u8; 26];
     for (i, slot) in body.iter_mut().enumerate() {
@@ -72,11 +85,11 @@ mod tests {
     }
 
     #[test]
-    fn ids_sort_by_creation_time() {
-        let a = new_id("x");
-        std::thread::sleep(std::time::Duration::from_millis(2));
-        let b = new_id("x");
-        assert!(a < b, "{a} should sort before {b}");
+    fn ids_sort_by_creation_order_even_within_a_millisecond() {
+        let ids: Vec<String> = (0..1000).map(|_| new_id("x")).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted);
     }
 
     #[test]

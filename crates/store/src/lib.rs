@@ -1,1 +1,161 @@
-//! placeholder
+//! Agentry's persistence: one [`Store`] over SQLite (the embedded default) or Postgres (scale-out).
+//!
+//! # Layout
+//! - [`Store::open`] picks the backend from a [`StoreLocation`] and runs the embedded migrations
+//!   (`migrations/sqlite`, `migrations/postgres`; see [`migrate`]).
+//! - One file per concept: [`auth`] (installation metadata, entities, API keys), [`agents`]
+//!   (agents and their immutable versions), [`threads`] (threads and messages), [`idempotency`].
+//! - SQL is written once with `$n` placeholders, which both drivers accept; the `on_pool!` macro
+//!   runs the same statement on whichever pool is open.
+//!
+//! Architecture invariant: every query on tenant data takes a [`Scope`] and filters by it, so a
+//! row of another scope is indistinguishable from a missing one.
+
+pub mod agents;
+pub mod auth;
+pub mod idempotency;
+pub mod migrate;
+mod row;
+pub mod threads;
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+pub use agentry_core::Scope;
+pub use agents::{AgentVersion, AppliedAgent, StoredAgent};
+pub use idempotency::IdempotencyStart;
+pub use threads::{ArchivedFilter, ThreadQuery};
+
+/// Where the store lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// An SQLite database file (created if missing).
+    Sqlite(PathBuf),
+    /// A Postgres connection URL.
+    Postgres(String),
+}
+
+impl StoreLocation {
+    /// A short description without credentials, for logs.
+    pub fn describe(&self) -> String {
+        match self {
+            StoreLocation::Sqlite(path) => format!("sqlite:{}", path.display()),
+            StoreLocation::Postgres(url) => {
+                let without_credentials = url.rsplit_once('@').map_or(url.as_str(), |(_, host)| host);
+                format!("postgres://{}", without_credentials.trim_start_matches("postgres://"))
+            }
+        }
+    }
+}
+
+/// Errors from the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or failed a statement.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A stored value could not be read back (e.g. an agent spec that no longer parses).
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// A migration failed.
+    #[error("migration {version} ({name}) failed: {source}")]
+    Migration {
+        /// Migration number.
+        version: i64,
+        /// Migration file name.
+        name: &'static str,
+        /// The database error.
+        source: sqlx::Error,
+    },
+}
+
+/// Result alias of the store.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The open connection pool of one backend.
+#[derive(Debug, Clone)]
+pub(crate) enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same expression on whichever pool the store has open. The body is compiled once per
+/// backend, so `sqlx` statements inside it are typed for that backend.
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.db {
+            $crate::Db::Sqlite($pool) => $body,
+            $crate::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// Agentry's persistent state. Cheap to clone (the pools are shared).
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) db: Db,
+}
+
+impl Store {
+    /// Opens (creating an SQLite file if needed) and migrates the store.
+    pub async fn open(location: &StoreLocation) -> StoreResult<Store> {
+        let db = match location {
+            StoreLocation::Sqlite(path) => {
+                if let Some(parent) = path.parent()
+                    && !parent.as_os_str().is_empty()
+                {
+                    std::fs::create_dir_all(parent).map_err(|e| {
+                        StoreError::Database(sqlx::Error::Configuration(
+                            format!("cannot create data directory {}: {e}", parent.display()).into(),
+                        ))
+                    })?;
+                }
+                let options = SqliteConnectOptions::new()
+                    .filename(path)
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(10));
+                Db::Sqlite(SqlitePoolOptions::new().max_connections(8).connect_with(options).await?)
+            }
+            StoreLocation::Postgres(url) => {
+                let options = PgConnectOptions::from_str(url)?;
+                Db::Postgres(
+                    PgPoolOptions::new()
+                        .max_connections(16)
+                        .acquire_timeout(Duration::from_secs(10))
+                        .connect_with(options)
+                        .await?,
+                )
+            }
+        };
+        let store = Store { db };
+        migrate::run(&store).await?;
+        Ok(store)
+    }
+
+    /// `"sqlite"` or `"postgres"`.
+    pub fn backend(&self) -> &'static str {
+        match self.db {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    /// A cheap round trip, for health checks.
+    pub async fn ping(&self) -> StoreResult<()> {
+        on_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Closes every pooled connection (graceful shutdown).
+    pub async fn close(&self) {
+        on_pool!(self, |pool| pool.close().await)
+    }
+}

@@ -1,0 +1,68 @@
+//! Embedded schema migrations, one directory per backend, applied in order at open.
+//!
+//! Each migration runs in its own transaction together with its bookkeeping row. On Postgres a
+//! transaction-scoped advisory lock serialises replicas that start at the same time.
+
+use crate::{Db, Store, StoreError, StoreResult, on_pool};
+
+/// A migration: its number, its file name and its SQL.
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sql: &'static str,
+}
+
+const SQLITE: &[Migration] = &[Migration {
+    version: 1,
+    name: "0001_foundation.sql",
+    sql: include_str!("../migrations/sqlite/0001_foundation.sql"),
+}];
+
+const POSTGRES: &[Migration] = &[Migration {
+    version: 1,
+    name: "0001_foundation.sql",
+    sql: include_str!("../migrations/postgres/0001_foundation.sql"),
+}];
+
+/// Arbitrary constant identifying Agentry's migration lock.
+const PG_MIGRATION_LOCK: i64 = 0x6167_656e_7472_79;
+
+const CREATE_BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS agentry_migrations (
+    version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";
+
+/// Applies every migration not yet recorded.
+pub async fn run(store: &Store) -> StoreResult<()> {
+    let (migrations, begin) = match store.db {
+        // IMMEDIATE takes SQLite's write lock up front, so two processes cannot both apply one.
+        Db::Sqlite(_) => (SQLITE, "BEGIN IMMEDIATE"),
+        Db::Postgres(_) => (POSTGRES, "BEGIN"),
+    };
+    let is_postgres = matches!(store.db, Db::Postgres(_));
+    for m in migrations {
+        on_pool!(store, |pool| {
+            let mut tx = pool.begin_with(begin).await?;
+            if is_postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(PG_MIGRATION_LOCK).execute(&mut *tx).await?;
+            }
+            sqlx::query(CREATE_BOOKKEEPING).execute(&mut *tx).await?;
+            let applied: Option<i64> = sqlx::query_scalar("SELECT version FROM agentry_migrations WHERE version = $1")
+                .bind(m.version)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if applied.is_none() {
+                let failed = |source| StoreError::Migration { version: m.version, name: m.name, source };
+                sqlx::raw_sql(m.sql).execute(&mut *tx).await.map_err(failed)?;
+                sqlx::query("INSERT INTO agentry_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+                    .bind(m.version)
+                    .bind(m.name)
+                    .bind(agentry_core::Timestamp::now().0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(failed)?;
+                tracing::info!(version = m.version, name = m.name, "applied migration");
+            }
+            tx.commit().await?;
+        });
+    }
+    Ok(())
+}

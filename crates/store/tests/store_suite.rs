@@ -1,0 +1,331 @@
+//! The store test suite, run once against SQLite and once against Postgres.
+//!
+//! Postgres comes from `AGENTRY_TEST_POSTGRES_URL` (default: the local server as user
+//! `postgres`). Each test creates and drops its own database. There is no skip: if Postgres is
+//! unreachable these tests fail.
+
+use agentry_core::id::{new_id, prefix};
+use agentry_core::{AgentSpec, Message, MessageRole, Scope, Thread, ThreadStatus, Timestamp};
+use agentry_store::{ArchivedFilter, IdempotencyStart, Store, StoreLocation, ThreadQuery};
+use sqlx::Connection as _;
+
+const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A store backed by a throwaway database, removed on drop (SQLite) or in `finish` (Postgres).
+struct TestDb {
+    store: Store,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<(String, String)>,
+}
+
+impl TestDb {
+    async fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&StoreLocation::Sqlite(dir.path().join("agentry.db"))).await.unwrap();
+        TestDb { store, _dir: Some(dir), pg: None }
+    }
+
+    async fn postgres() -> TestDb {
+        let admin_url = std::env::var("AGENTRY_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_PG.to_owned());
+        let mut admin = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("Postgres at {admin_url} is required for the store suite: {e}"));
+        let name = new_id("agentry_test").to_lowercase();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
+        let (base, _) = admin_url.rsplit_once('/').unwrap();
+        let store = Store::open(&StoreLocation::Postgres(format!("{base}/{name}"))).await.unwrap();
+        TestDb { store, _dir: None, pg: Some((admin_url, name)) }
+    }
+
+    async fn finish(self) {
+        self.store.close().await;
+        if let Some((admin_url, name)) = self.pg {
+            let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// Declares each scenario once per backend.
+macro_rules! suite {
+    ($($scenario:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $scenario() {
+                let db = super::TestDb::sqlite().await;
+                super::$scenario(&db.store).await;
+                db.finish().await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $scenario() {
+                let db = super::TestDb::postgres().await;
+                super::$scenario(&db.store).await;
+                db.finish().await;
+            })*
+        }
+    };
+}
+
+suite!(
+    migrations_run_once_and_reopen_cleanly,
+    bootstrap_latch_is_set_only_once,
+    entity_secrets_respect_their_binding,
+    api_keys_are_found_by_hash,
+    applying_an_agent_versions_only_changes,
+    agents_are_confined_to_their_scope,
+    default_agent_prefers_id_default_then_oldest,
+    deleting_an_agent_removes_its_versions,
+    threads_are_confined_to_scope_and_owner,
+    thread_listing_filters_and_pages,
+    archive_and_unarchive_round_trip,
+    deleting_a_thread_removes_its_messages,
+    messages_list_in_order_and_bump_the_thread,
+    idempotency_records_replay_and_isolate,
+);
+
+fn scope_a() -> Scope {
+    Scope::default_scope()
+}
+
+fn scope_b() -> Scope {
+    Scope::new("acme", "web", "prod")
+}
+
+fn spec(id: &str, prompt: &str) -> AgentSpec {
+    AgentSpec {
+        id: id.into(),
+        name: format!("Agent {id}"),
+        model: "scripted:echo".into(),
+        system_prompt: prompt.into(),
+        description: None,
+        organization: None,
+        project: None,
+        environment: None,
+    }
+}
+
+fn thread(scope: &Scope, user: &str, agent: &str) -> Thread {
+    let now = Timestamp::now();
+    Thread {
+        id: new_id(prefix::THREAD),
+        agent_id: agent.into(),
+        user_id: user.into(),
+        scope: scope.clone(),
+        title: None,
+        status: ThreadStatus::Active,
+        archived_at: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn query(owner: Option<&str>) -> ThreadQuery<'_> {
+    ThreadQuery { owner, agent_id: None, archived: ArchivedFilter::Exclude, limit: 50, offset: 0 }
+}
+
+async fn migrations_run_once_and_reopen_cleanly(store: &Store) {
+    // A second run over a migrated database must be a no-op.
+    agentry_store::migrate::run(store).await.unwrap();
+    store.ping().await.unwrap();
+}
+
+async fn bootstrap_latch_is_set_only_once(store: &Store) {
+    assert!(store.meta_insert_if_absent("bootstrapped", "1").await.unwrap());
+    assert!(!store.meta_insert_if_absent("bootstrapped", "2").await.unwrap());
+    assert_eq!(store.meta_get("bootstrapped").await.unwrap().as_deref(), Some("1"));
+    assert_eq!(store.meta_get("missing").await.unwrap(), None);
+}
+
+async fn entity_secrets_respect_their_binding(store: &Store) {
+    store.insert_entity("default", None, None, "global-secret-0123456789").await.unwrap();
+    store.insert_entity("acme-backend", Some("acme"), Some("web"), "acme-secret-0123456789").await.unwrap();
+    assert_eq!(
+        store.entity_secret("default", "anything", "else").await.unwrap().as_deref(),
+        Some("global-secret-0123456789")
+    );
+    assert_eq!(
+        store.entity_secret("acme-backend", "acme", "web").await.unwrap().as_deref(),
+        Some("acme-secret-0123456789")
+    );
+    assert_eq!(store.entity_secret("acme-backend", "other", "web").await.unwrap(), None);
+    assert_eq!(store.entity_secret("acme-backend", "acme", "api").await.unwrap(), None);
+    assert_eq!(store.entity_secret("nobody", "acme", "web").await.unwrap(), None);
+}
+
+async fn api_keys_are_found_by_hash(store: &Store) {
+    store.insert_api_key("key_1", "abc123", "operator").await.unwrap();
+    assert_eq!(store.api_key_by_hash("abc123").await.unwrap().as_deref(), Some("key_1"));
+    assert_eq!(store.api_key_by_hash("abc124").await.unwrap(), None);
+}
+
+async fn applying_an_agent_versions_only_changes(store: &Store) {
+    let first = store.apply_agent(&scope_a(), &spec("support", "v1"), "test", None).await.unwrap();
+    assert!(first.changed);
+    assert_eq!(first.agent.version_number, 1);
+    let same = store.apply_agent(&scope_a(), &spec("support", "v1"), "test", None).await.unwrap();
+    assert!(!same.changed);
+    assert_eq!(same.agent.current_version_id, first.agent.current_version_id);
+    let second = store.apply_agent(&scope_a(), &spec("support", "v2"), "test", Some("new prompt")).await.unwrap();
+    assert!(second.changed);
+    assert_eq!(second.agent.version_number, 2);
+    assert_eq!(second.agent.spec.system_prompt, "v2");
+    assert_eq!(second.agent.created_at, first.agent.created_at);
+
+    let versions = store.list_agent_versions(&scope_a(), "support", 50, 0).await.unwrap().unwrap();
+    assert_eq!(versions.iter().map(|v| v.version_number).collect::<Vec<_>>(), vec![2, 1]);
+    assert_eq!(versions[0].id, second.agent.current_version_id);
+    assert_eq!(versions[0].note.as_deref(), Some("new prompt"));
+    assert_eq!(versions[1].spec.system_prompt, "v1");
+}
+
+async fn agents_are_confined_to_their_scope(store: &Store) {
+    store.apply_agent(&scope_a(), &spec("support", "a"), "test", None).await.unwrap();
+    store.apply_agent(&scope_b(), &spec("support", "b"), "test", None).await.unwrap();
+    store.apply_agent(&scope_b(), &spec("only-b", "b"), "test", None).await.unwrap();
+    assert_eq!(store.list_agents(&scope_a()).await.unwrap().len(), 1);
+    assert_eq!(store.list_agents(&scope_b()).await.unwrap().len(), 2);
+    assert_eq!(store.get_agent(&scope_a(), "support").await.unwrap().unwrap().spec.system_prompt, "a");
+    assert_eq!(store.get_agent(&scope_b(), "support").await.unwrap().unwrap().spec.system_prompt, "b");
+    assert!(store.get_agent(&scope_a(), "only-b").await.unwrap().is_none());
+    assert!(store.list_agent_versions(&scope_a(), "only-b", 50, 0).await.unwrap().is_none());
+    assert!(!store.delete_agent(&scope_a(), "only-b").await.unwrap());
+    assert!(store.get_agent(&scope_b(), "only-b").await.unwrap().is_some());
+}
+
+async fn default_agent_prefers_id_default_then_oldest(store: &Store) {
+    assert!(store.default_agent(&scope_a()).await.unwrap().is_none());
+    store.apply_agent(&scope_a(), &spec("first", "x"), "test", None).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    store.apply_agent(&scope_a(), &spec("second", "x"), "test", None).await.unwrap();
+    assert_eq!(store.default_agent(&scope_a()).await.unwrap().unwrap().spec.id, "first");
+    store.apply_agent(&scope_a(), &spec("default", "x"), "test", None).await.unwrap();
+    assert_eq!(store.default_agent(&scope_a()).await.unwrap().unwrap().spec.id, "default");
+    assert!(store.default_agent(&scope_b()).await.unwrap().is_none());
+}
+
+async fn deleting_an_agent_removes_its_versions(store: &Store) {
+    store.apply_agent(&scope_a(), &spec("gone", "1"), "test", None).await.unwrap();
+    store.apply_agent(&scope_a(), &spec("gone", "2"), "test", None).await.unwrap();
+    assert!(store.delete_agent(&scope_a(), "gone").await.unwrap());
+    assert!(store.get_agent(&scope_a(), "gone").await.unwrap().is_none());
+    // Re-creating starts a fresh history.
+    let again = store.apply_agent(&scope_a(), &spec("gone", "3"), "test", None).await.unwrap();
+    assert_eq!(again.agent.version_number, 1);
+    assert_eq!(store.list_agent_versions(&scope_a(), "gone", 50, 0).await.unwrap().unwrap().len(), 1);
+}
+
+async fn threads_are_confined_to_scope_and_owner(store: &Store) {
+    let t = thread(&scope_a(), "alice", "support");
+    store.insert_thread(&t).await.unwrap();
+    assert_eq!(store.get_thread(&scope_a(), Some("alice"), &t.id).await.unwrap().as_ref(), Some(&t));
+    assert_eq!(store.get_thread(&scope_a(), None, &t.id).await.unwrap().as_ref(), Some(&t));
+    assert!(store.get_thread(&scope_a(), Some("bob"), &t.id).await.unwrap().is_none());
+    assert!(store.get_thread(&scope_b(), Some("alice"), &t.id).await.unwrap().is_none());
+    assert!(store.get_thread(&scope_b(), None, &t.id).await.unwrap().is_none());
+    assert!(store.set_thread_archived(&scope_a(), Some("bob"), &t.id, true).await.unwrap().is_none());
+    assert!(store.set_thread_archived(&scope_b(), None, &t.id, true).await.unwrap().is_none());
+    assert!(!store.delete_thread(&scope_a(), Some("bob"), &t.id).await.unwrap());
+    assert!(!store.delete_thread(&scope_b(), Some("alice"), &t.id).await.unwrap());
+    let unchanged = store.get_thread(&scope_a(), None, &t.id).await.unwrap().unwrap();
+    assert_eq!(unchanged.status, ThreadStatus::Active);
+    assert_eq!(store.list_threads(&scope_a(), &query(Some("bob"))).await.unwrap().1, 0);
+    assert_eq!(store.list_threads(&scope_b(), &query(None)).await.unwrap().1, 0);
+    assert_eq!(store.list_threads(&scope_a(), &query(None)).await.unwrap().1, 1);
+}
+
+async fn thread_listing_filters_and_pages(store: &Store) {
+    let mut ids = Vec::new();
+    for agent in ["a1", "a1", "a2"] {
+        let t = thread(&scope_a(), "alice", agent);
+        store.insert_thread(&t).await.unwrap();
+        ids.push(t.id);
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    store.insert_thread(&thread(&scope_a(), "bob", "a1")).await.unwrap();
+    let (all, total) = store.list_threads(&scope_a(), &query(Some("alice"))).await.unwrap();
+    assert_eq!(total, 3);
+    // Most recently updated first.
+    assert_eq!(all.iter().map(|t| t.id.clone()).collect::<Vec<_>>(), ids.iter().rev().cloned().collect::<Vec<_>>());
+    let by_agent = ThreadQuery { agent_id: Some("a1"), ..query(Some("alice")) };
+    assert_eq!(store.list_threads(&scope_a(), &by_agent).await.unwrap().1, 2);
+    let page = ThreadQuery { limit: 1, offset: 1, ..query(Some("alice")) };
+    let (threads, total) = store.list_threads(&scope_a(), &page).await.unwrap();
+    assert_eq!((threads.len(), total), (1, 3));
+    assert_eq!(threads[0].id, ids[1]);
+    store.set_thread_archived(&scope_a(), Some("alice"), &ids[0], true).await.unwrap().unwrap();
+    assert_eq!(store.list_threads(&scope_a(), &query(Some("alice"))).await.unwrap().1, 2);
+    let only = ThreadQuery { archived: ArchivedFilter::Only, ..query(Some("alice")) };
+    assert_eq!(store.list_threads(&scope_a(), &only).await.unwrap().0[0].id, ids[0]);
+    let include = ThreadQuery { archived: ArchivedFilter::Include, ..query(Some("alice")) };
+    assert_eq!(store.list_threads(&scope_a(), &include).await.unwrap().1, 3);
+    assert_eq!(store.list_threads(&scope_a(), &query(None)).await.unwrap().1, 3);
+}
+
+async fn archive_and_unarchive_round_trip(store: &Store) {
+    let t = thread(&scope_a(), "alice", "support");
+    store.insert_thread(&t).await.unwrap();
+    let archived = store.set_thread_archived(&scope_a(), Some("alice"), &t.id, true).await.unwrap().unwrap();
+    assert_eq!(archived.status, ThreadStatus::Archived);
+    assert!(archived.archived_at.is_some());
+    let active = store.set_thread_archived(&scope_a(), Some("alice"), &t.id, false).await.unwrap().unwrap();
+    assert_eq!(active.status, ThreadStatus::Active);
+    assert_eq!(active.archived_at, None);
+}
+
+fn message(thread_id: &str, role: MessageRole, content: &str) -> Message {
+    Message {
+        id: new_id(prefix::MESSAGE),
+        thread_id: thread_id.into(),
+        role,
+        content: content.into(),
+        created_at: Timestamp::now(),
+    }
+}
+
+async fn deleting_a_thread_removes_its_messages(store: &Store) {
+    let t = thread(&scope_a(), "alice", "support");
+    store.insert_thread(&t).await.unwrap();
+    store.append_message(&scope_a(), &message(&t.id, MessageRole::User, "hi")).await.unwrap();
+    assert!(store.delete_thread(&scope_a(), Some("alice"), &t.id).await.unwrap());
+    assert!(store.get_thread(&scope_a(), None, &t.id).await.unwrap().is_none());
+    assert_eq!(store.list_messages(&scope_a(), &t.id, 50, 0).await.unwrap().1, 0);
+    assert!(!store.delete_thread(&scope_a(), Some("alice"), &t.id).await.unwrap());
+}
+
+async fn messages_list_in_order_and_bump_the_thread(store: &Store) {
+    let t = thread(&scope_a(), "alice", "support");
+    store.insert_thread(&t).await.unwrap();
+    let first = message(&t.id, MessageRole::User, "hello");
+    store.append_message(&scope_a(), &first).await.unwrap();
+    let second = message(&t.id, MessageRole::Assistant, "hi there");
+    store.append_message(&scope_a(), &second).await.unwrap();
+    let (messages, total) = store.list_messages(&scope_a(), &t.id, 50, 0).await.unwrap();
+    assert_eq!(total, 2);
+    assert_eq!(messages, vec![first, second.clone()]);
+    assert_eq!(store.list_messages(&scope_b(), &t.id, 50, 0).await.unwrap().1, 0);
+    let bumped = store.get_thread(&scope_a(), None, &t.id).await.unwrap().unwrap();
+    assert_eq!(bumped.updated_at, second.created_at);
+}
+
+async fn idempotency_records_replay_and_isolate(store: &Store) {
+    let s = scope_a();
+    assert_eq!(store.idempotency_start(&s, "alice", "k1", "POST /x {}").await.unwrap(), IdempotencyStart::Fresh);
+    assert_eq!(store.idempotency_start(&s, "alice", "k1", "POST /x {}").await.unwrap(), IdempotencyStart::InProgress);
+    store.idempotency_finish(&s, "alice", "k1", 201, r#"{"id":"thr_1"}"#).await.unwrap();
+    assert_eq!(
+        store.idempotency_start(&s, "alice", "k1", "POST /x {}").await.unwrap(),
+        IdempotencyStart::Replay { status: 201, body: r#"{"id":"thr_1"}"#.into() }
+    );
+    assert_eq!(store.idempotency_start(&s, "alice", "k1", "POST /y {}").await.unwrap(), IdempotencyStart::Mismatch);
+    // The same key from another user or scope is a different record.
+    assert_eq!(store.idempotency_start(&s, "bob", "k1", "POST /x {}").await.unwrap(), IdempotencyStart::Fresh);
+    assert_eq!(store.idempotency_start(&scope_b(), "alice", "k1", "POST /x {}").await.unwrap(), IdempotencyStart::Fresh);
+    // An abandoned claim can be taken again.
+    store.idempotency_abandon(&s, "bob", "k1").await.unwrap();
+    assert_eq!(store.idempotency_start(&s, "bob", "k1", "POST /x {}").await.unwrap(), IdempotencyStart::Fresh);
+}
