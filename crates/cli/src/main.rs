@@ -1,1 +1,298 @@
-fn main() {}
+//! `agentry`: the Agentry binary. Glue over the library crates.
+//!
+//! - `agentry serve` runs the server on the embedded defaults (SQLite under `./agentry-data`).
+//! - `agentry token mint` prints a session token the server accepts.
+//! - `agentry agents apply FILE…` creates or updates agents from TOML files.
+
+mod agent_files;
+mod config;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use agentry_core::session_token::{self, SessionClaims};
+use agentry_core::{Timestamp, UserMeta};
+use agentry_server::bootstrap::{self, Bootstrap, SuppliedSecrets};
+use agentry_store::Store;
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, Layers};
+
+/// Agentry: a self-hosted, multi-tenant agent runtime.
+#[derive(Debug, Parser)]
+#[command(name = "agentry", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Session tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Agent definitions.
+    #[command(subcommand)]
+    Agents(AgentsCommand),
+}
+
+/// Where the configuration and the store are.
+#[derive(Debug, Args)]
+struct StoreArgs {
+    /// Config file (TOML); values in it are overridden by AGENTRY_* variables and by flags.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory holding the SQLite store [default: ./agentry-data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<String>,
+    /// Postgres URL (postgres://…); when set, state lives there instead of SQLite.
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Address to listen on [default: 127.0.0.1:3100].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Directory of agent files (*.toml) loaded at start.
+    #[arg(long = "agents", value_name = "DIR")]
+    agents_dir: Option<String>,
+    /// Largest accepted request body in bytes [default: 1048576].
+    #[arg(long, value_name = "BYTES")]
+    max_body_bytes: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Print a session token signed with the installation's service secret.
+    Mint(MintArgs),
+}
+
+#[derive(Debug, Args)]
+struct MintArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Organization id.
+    #[arg(long)]
+    org: String,
+    /// Project id.
+    #[arg(long)]
+    project: String,
+    /// Environment id.
+    #[arg(long)]
+    env: String,
+    /// End-user id.
+    #[arg(long)]
+    user: String,
+    /// Lifetime in seconds (60 … 604800).
+    #[arg(long, default_value_t = session_token::DEFAULT_TTL_SECONDS)]
+    ttl: i64,
+    /// User display name (`userMeta.name`).
+    #[arg(long)]
+    name: Option<String>,
+    /// User email (`userMeta.email`).
+    #[arg(long)]
+    email: Option<String>,
+    /// Pin the token to one agent.
+    #[arg(long)]
+    agent: Option<String>,
+    /// Entity whose secret signs the token.
+    #[arg(long, default_value = bootstrap::DEFAULT_ENTITY)]
+    entity: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum AgentsCommand {
+    /// Create or update agents from TOML files (each change becomes a new version).
+    Apply {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Agent files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Token(TokenCommand::Mint(args)) => mint(args).await,
+        Command::Agents(AgentsCommand::Apply { store, files }) => apply(store, files).await,
+    }
+}
+
+fn layers(args: &StoreArgs) -> Result<Layers, String> {
+    let mut layers = Layers::load(args.config.as_deref(), |var| std::env::var(var).ok()).map_err(|e| e.to_string())?;
+    layers.flag("data_dir", "--data-dir", args.data_dir.clone());
+    layers.flag("database_url", "--database-url", args.database_url.clone());
+    Ok(layers)
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn open_store(config: &Config) -> Result<Store, String> {
+    Store::open(&config.store).await.map_err(|e| format!("cannot open the store at {}: {e}", config.store.describe()))
+}
+
+fn supplied_secrets() -> SuppliedSecrets {
+    let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+    SuppliedSecrets { service_secret: var("AGENTRY_SERVICE_SECRET"), api_key: var("AGENTRY_API_KEY") }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let mut layers = layers(&args.store)?;
+    layers.flag("listen", "--listen", args.listen);
+    layers.flag("agents_dir", "--agents", args.agents_dir);
+    layers.flag("max_body_bytes", "--max-body-bytes", args.max_body_bytes);
+    let config = layers.resolve().map_err(|e| e.to_string())?;
+    init_logging(&config.log);
+
+    let store = open_store(&config).await?;
+    match bootstrap::bootstrap(&store, &supplied_secrets()).await.map_err(|e| e.to_string())? {
+        Bootstrap::AlreadyDone => {}
+        Bootstrap::Created { generated_service_secret, generated_api_key } => {
+            announce_bootstrap(generated_service_secret.as_deref(), generated_api_key.as_deref());
+        }
+    }
+    if let Some(dir) = &config.agents_dir {
+        let files = agent_files::files_in(dir).map_err(|e| e.to_string())?;
+        for (file, id, version, changed) in agent_files::apply_all(&store, &files).await.map_err(|e| e.to_string())? {
+            tracing::info!(file = %file.display(), agent = %id, version, changed, "loaded agent file");
+        }
+    }
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    tracing::info!(address = %config.listen, store = %config.store.describe(), "agentry is listening");
+    let state = agentry_server::AppState::new(
+        store.clone(),
+        agentry_server::ServerOptions { max_body_bytes: config.max_body_bytes },
+    );
+    axum::serve(listener, agentry_server::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| format!("server error: {e}"))?;
+    store.close().await;
+    tracing::info!("agentry stopped");
+    Ok(())
+}
+
+/// Shows generated secrets once, on stdout, at the first start.
+fn announce_bootstrap(secret: Option<&str>, key: Option<&str>) {
+    println!("Agentry set up a new installation with the scope default/default/default.");
+    if let Some(secret) = secret {
+        println!("  service secret:   {secret}");
+        println!("    signs session tokens; `agentry token mint` reads it from the store.");
+    }
+    if let Some(key) = key {
+        println!("  operator API key: {key}");
+        println!("    shown only now (it is stored hashed); send it as `Authorization: Bearer <key>`.");
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(%err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(%err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+async fn mint(args: MintArgs) -> Result<(), String> {
+    let secret = match std::env::var("AGENTRY_SERVICE_SECRET").ok().filter(|s| !s.is_empty()) {
+        Some(secret) => secret,
+        None => {
+            let config = layers(&args.store)?.resolve().map_err(|e| e.to_string())?;
+            let store = open_store(&config).await?;
+            let secret = store.entity_secret(&args.entity, &args.org, &args.project).await.map_err(|e| e.to_string())?;
+            store.close().await;
+            secret.ok_or_else(|| {
+                format!(
+                    "no service secret for entity `{}` in {} (start `agentry serve` once to set it up, or set AGENTRY_SERVICE_SECRET)",
+                    args.entity,
+                    config.store.describe()
+                )
+            })?
+        }
+    };
+    let user_meta = (args.name.is_some() || args.email.is_some()).then(|| UserMeta { name: args.name, email: args.email });
+    let claims = SessionClaims {
+        organization_id: args.org,
+        project_id: args.project,
+        environment_id: args.env,
+        user_id: args.user,
+        entity_id: Some(args.entity),
+        iat: 0,
+        exp: 0,
+        user_meta,
+        agent_id: args.agent,
+        user_token: None,
+    };
+    let token = session_token::mint(&secret, claims, args.ttl, Timestamp::now().unix_seconds()).map_err(|e| e.to_string())?;
+    println!("{token}");
+    Ok(())
+}
+
+async fn apply(args: StoreArgs, files: Vec<PathBuf>) -> Result<(), String> {
+    let config = layers(&args)?.resolve().map_err(|e| e.to_string())?;
+    let store = open_store(&config).await?;
+    let result = agent_files::apply_all(&store, &files).await.map_err(|e| e.to_string());
+    store.close().await;
+    for (file, id, version, changed) in result? {
+        let what = if changed { "now at version" } else { "unchanged at version" };
+        println!("{}: agent `{id}` {what} {version}", file.display());
+    }
+    Ok(())
+}

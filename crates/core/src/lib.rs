@@ -21,3 +21,26 @@ pub use agent::{AgentSpec, AgentSpecError, ModelRef};
 pub use scope::{Principal, PrincipalKind, Scope, UserMeta};
 pub use thread::{Message, MessageRole, Thread, ThreadStatus};
 pub use time::Timestamp;
+
+/// Operator API keys: generated secrets, stored only as a SHA-256 hex digest.
+pub mod api_key {
+    /// Prefix of generated API keys, so a leaked key is recognisable.
+    pub const PREFIX: &str = "agk";
+
+    /// Generates a new 256-bit API key such as `agk_9f…`.
+    pub fn generate() -> String {
+        crate::id::new_secret(PREFIX, 32)
+    }
+
+    /// The digest under which a key is stored and looked up. Keys are high-entropy random
+    /// secrets, so a plain SHA-256 (not a slow password hash) is the right tool.
+    pub fn hash(key: &str) -> String {
+        crate::sha256_hex(key.as_bytes())
+    }
+}
+
+/// Lower-case hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,1 +1,87 @@
-//! placeholder
+//! Agentry's HTTP surface: authentication, the Platos REST API, health and metrics.
+//!
+//! # Layout
+//! - [`router`] assembles the app: [`platos`] routes under `/api/v1/agent`, [`health`] and
+//!   [`metrics`] at the root, wrapped by the [`idempotency`] and metrics layers.
+//! - [`auth`] turns headers into a [`Principal`](agentry_core::Principal); [`error::ApiError`] is
+//!   the single failure → HTTP mapping; [`extract`] holds the input extractors.
+//!
+//! Architecture invariant: handlers are thin. They extract typed input, call the store (or, later,
+//! the engine) with the caller's scope, and map the result; no SQL and no business rules here.
+
+pub mod auth;
+pub mod bootstrap;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod idempotency;
+pub mod metrics;
+pub mod platos;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use agentry_store::Store;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+
+/// Limits and switches of the HTTP surface.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Largest accepted request body, in bytes (larger → 413).
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions { max_body_bytes: 1024 * 1024 }
+    }
+}
+
+/// Shared state of every handler. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Persistent state.
+    pub store: Store,
+    /// Limits.
+    pub options: Arc<ServerOptions>,
+    /// Request counters for `/metrics`.
+    pub metrics: Arc<metrics::Metrics>,
+    /// Process start, for uptime.
+    pub started: Instant,
+}
+
+impl AppState {
+    /// State over an open store.
+    pub fn new(store: Store, options: ServerOptions) -> Self {
+        AppState {
+            store,
+            options: Arc::new(options),
+            metrics: Arc::new(metrics::Metrics::default()),
+            started: Instant::now(),
+        }
+    }
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let limit = state.options.max_body_bytes;
+    Router::new()
+        .nest("/api/v1/agent", platos::routes())
+        .route("/api/health", axum::routing::get(health::health))
+        .route("/metrics", axum::routing::get(metrics::render))
+        .layer(middleware::from_fn_with_state(state.clone(), idempotency::layer))
+        .layer(axum::Extension(extract::BodyLimit(limit)))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::layer))
+        .layer(
+            tower_http::cors::CorsLayer::new()
+                .allow_origin(tower_http::cors::AllowOrigin::mirror_request())
+                .allow_methods(tower_http::cors::AllowMethods::mirror_request())
+                .allow_headers(tower_http::cors::AllowHeaders::mirror_request())
+                .max_age(std::time::Duration::from_secs(600)),
+        )
+        .fallback(|| async { error::ApiError::not_found("route") })
+        .with_state(state)
+}

@@ -102,3 +102,18 @@ impl Store {
         Ok(id)
     }
 }
+
+impl Store {
+    /// Replaces an entity's service secret (rotation). Returns false when the entity does not exist.
+    pub async fn set_entity_secret(&self, id: &str, service_secret: &str) -> StoreResult<bool> {
+        let updated = on_pool!(self, |pool| {
+            sqlx::query("UPDATE entities SET service_secret = $2 WHERE id = $1")
+                .bind(id)
+                .bind(service_secret)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(updated == 1)
+    }
+}

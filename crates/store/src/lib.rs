@@ -73,6 +73,14 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// True when the database could not be reached (pool exhausted or closed, IO failure), as
+    /// opposed to a statement that failed.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)))
+    }
+}
+
 /// Result alias of the store.
 pub type StoreResult<T> = Result<T, StoreError>;
 

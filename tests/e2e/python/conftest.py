@@ -84,6 +84,10 @@ def _base_env() -> dict[str, str]:
     return env
 
 
+class ServerStartError(Exception):
+    """`agentry serve` died or never answered GET /api/health."""
+
+
 @dataclass
 class AgentryServer:
     """One running `agentry serve` process."""
@@ -158,10 +162,9 @@ class AgentryServer:
             code = self.proc.poll()
             if code is not None:
                 self._close_log()
-                pytest.fail(
+                raise ServerStartError(
                     f"agentry serve exited with code {code} before becoming healthy\n"
-                    f"--- server log ---\n{self.log_tail()}",
-                    pytrace=False,
+                    f"--- server log ---\n{self.log_tail()}"
                 )
             try:
                 resp = httpx.get(f"{self.base_url}/api/health", timeout=1.0)
@@ -172,10 +175,9 @@ class AgentryServer:
                 last_problem = f"GET /api/health -> {type(exc).__name__}: {exc}"
             time.sleep(0.1)
         self.kill()
-        pytest.fail(
+        raise ServerStartError(
             f"agentry serve did not become healthy within {STARTUP_TIMEOUT_S:.0f}s "
-            f"({last_problem})\n--- server log ---\n{self.log_tail()}",
-            pytrace=False,
+            f"({last_problem})\n--- server log ---\n{self.log_tail()}"
         )
 
     def stop(self) -> int:
@@ -185,9 +187,11 @@ class AgentryServer:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=SHUTDOWN_TIMEOUT_S)
+                hung = False
             except subprocess.TimeoutExpired:
+                hung = True
+            if hung:
                 self.kill()
-                self._close_log()
                 pytest.fail(
                     f"agentry serve did not exit within {SHUTDOWN_TIMEOUT_S:.0f}s of SIGTERM\n"
                     f"--- server log ---\n{self.log_tail()}",
@@ -306,7 +310,10 @@ class ServerFactory:
     def __call__(self) -> AgentryServer:
         srv = AgentryServer(agentry_bin(), self._tmp.mktemp("agentry-own"))
         self.started.append(srv)
-        return srv.start()
+        try:
+            return srv.start()
+        except ServerStartError as exc:
+            pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -317,7 +324,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentryServer]:
     SIGTERM); a violation shows up as an error of the last test using it.
     """
     srv = AgentryServer(agentry_bin(), tmp_path_factory.mktemp("agentry"))
-    srv.start()
+    try:
+        srv.start()
+    except ServerStartError as exc:
+        # Every test needs this server: stop the run with one clear message
+        # instead of repeating the same setup error for each test.
+        pytest.exit(f"cannot start the shared agentry server: {exc}", returncode=1)
     try:
         yield srv
     finally:

@@ -1,0 +1,295 @@
+//! Configuration: defaults, overridden by `agentry.toml`, overridden by `AGENTRY_*` variables,
+//! overridden by flags. Every value is checked at start; an error names the key, where the value
+//! came from, and what is wrong with it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use agentry_store::StoreLocation;
+
+/// Where a setting's value came from (for error messages).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Source {
+    /// Built-in default.
+    #[default]
+    Default,
+    /// A key of the config file.
+    File(PathBuf),
+    /// An environment variable.
+    Env(&'static str),
+    /// A command-line flag.
+    Flag(&'static str),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Default => write!(f, "the default"),
+            Source::File(path) => write!(f, "{}", path.display()),
+            Source::Env(var) => write!(f, "environment variable {var}"),
+            Source::Flag(flag) => write!(f, "flag {flag}"),
+        }
+    }
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML.
+    #[error("config file {path} is not valid TOML: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A key that Agentry does not know.
+    #[error("unknown key `{key}` in {path} (known keys: {known})")]
+    UnknownKey {
+        /// The key.
+        key: String,
+        /// The file.
+        path: PathBuf,
+        /// The keys Agentry reads.
+        known: String,
+    },
+    /// A key with an unusable value.
+    #[error("invalid configuration key `{key}` (from {origin}): {problem}")]
+    Invalid {
+        /// The key.
+        key: &'static str,
+        /// Where the value came from.
+        origin: Source,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// Every key Agentry reads, with its environment variable.
+const KEYS: &[(&str, &str)] = &[
+    ("listen", "AGENTRY_LISTEN"),
+    ("data_dir", "AGENTRY_DATA_DIR"),
+    ("database_url", "AGENTRY_DATABASE_URL"),
+    ("agents_dir", "AGENTRY_AGENTS_DIR"),
+    ("max_body_bytes", "AGENTRY_MAX_BODY_BYTES"),
+    ("log", "AGENTRY_LOG"),
+];
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3100";
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = "./agentry-data";
+
+/// The checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// The store: SQLite in `data_dir`, or Postgres when `database_url` is set.
+    pub store: StoreLocation,
+    /// Directory of agent files loaded at start.
+    pub agents_dir: Option<PathBuf>,
+    /// Request body limit.
+    pub max_body_bytes: usize,
+    /// `tracing` filter directive.
+    pub log: String,
+}
+
+/// Raw layered values: key → (value, source).
+#[derive(Debug, Default)]
+pub struct Layers {
+    values: BTreeMap<&'static str, (String, Source)>,
+}
+
+impl Layers {
+    /// Reads the optional config file, then the environment.
+    pub fn load(config_file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Layers, ConfigError> {
+        let mut layers = Layers::default();
+        if let Some(path) = config_file {
+            layers.read_file(path)?;
+        }
+        for (key, var) in KEYS {
+            if let Some(value) = env(var).filter(|v| !v.is_empty()) {
+                layers.values.insert(key, (value, Source::Env(var)));
+            }
+        }
+        Ok(layers)
+    }
+
+    fn read_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let table: toml::Table =
+            toml::from_str(&text).map_err(|e| ConfigError::Syntax { path: path.into(), message: e.to_string() })?;
+        for (key, value) in table {
+            let Some((known, _)) = KEYS.iter().find(|(k, _)| *k == key) else {
+                let known = KEYS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ");
+                return Err(ConfigError::UnknownKey { key, path: path.into(), known });
+            };
+            let text = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                other => {
+                    return Err(ConfigError::Invalid {
+                        key: known,
+                        origin: Source::File(path.into()),
+                        problem: format!("expected a string or an integer, found a {}", other.type_str()),
+                    });
+                }
+            };
+            self.values.insert(known, (text, Source::File(path.into())));
+        }
+        Ok(())
+    }
+
+    /// Applies a flag, the highest layer.
+    pub fn flag(&mut self, key: &'static str, flag: &'static str, value: Option<String>) {
+        if let Some(value) = value {
+            self.values.insert(key, (value, Source::Flag(flag)));
+        }
+    }
+
+    fn get(&self, key: &'static str, default: Option<&str>) -> Option<(String, Source)> {
+        self.values.get(key).cloned().or_else(|| default.map(|d| (d.to_owned(), Source::Default)))
+    }
+
+    /// Checks every value and builds the configuration.
+    pub fn resolve(&self) -> Result<Config, ConfigError> {
+        let invalid = |key, origin, problem: String| ConfigError::Invalid { key, origin, problem };
+
+        let (listen, source) = self.get("listen", Some(DEFAULT_LISTEN)).unwrap_or_default();
+        let listen = listen.parse::<SocketAddr>().map_err(|_| {
+            invalid("listen", source, format!("`{listen}` is not a socket address such as 127.0.0.1:3100"))
+        })?;
+
+        let (data_dir, _) = self.get("data_dir", Some(DEFAULT_DATA_DIR)).unwrap_or_default();
+        let data_dir = PathBuf::from(data_dir);
+
+        let store = match self.get("database_url", None) {
+            None => StoreLocation::Sqlite(data_dir.join("agentry.db")),
+            Some((url, _)) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                StoreLocation::Postgres(url)
+            }
+            Some((url, source)) => {
+                let shown = url.split_once("://").map_or("(no scheme)", |(scheme, _)| scheme).to_owned();
+                return Err(invalid(
+                    "database_url",
+                    source,
+                    format!("scheme `{shown}` is not supported; use postgres://… (unset it for the embedded SQLite store)"),
+                ));
+            }
+        };
+
+        let agents_dir = match self.get("agents_dir", None) {
+            None => None,
+            Some((dir, source)) => {
+                let path = PathBuf::from(&dir);
+                if !path.is_dir() {
+                    return Err(invalid("agents_dir", source, format!("`{dir}` is not a directory")));
+                }
+                Some(path)
+            }
+        };
+
+        let (max_body, source) = self.get("max_body_bytes", Some("1048576")).unwrap_or_default();
+        let max_body_bytes = match max_body.parse::<usize>() {
+            Ok(n) if n >= 1024 => n,
+            _ => {
+                return Err(invalid(
+                    "max_body_bytes",
+                    source,
+                    format!("`{max_body}` is not a whole number of bytes of at least 1024"),
+                ));
+            }
+        };
+
+        let (log, _) = self.get("log", Some("info,sqlx=warn")).unwrap_or_default();
+        Ok(Config { listen, store, agents_dir, max_body_bytes, log })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |var| pairs.iter().find(|(k, _)| *k == var).map(|(_, v)| (*v).to_owned())
+    }
+
+    fn write(dir: &tempfile::TempDir, text: &str) -> PathBuf {
+        let path = dir.path().join("agentry.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn defaults_are_embedded_sqlite_on_localhost() {
+        let config = Layers::load(None, env_of(&[])).unwrap().resolve().unwrap();
+        assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(config.store, StoreLocation::Sqlite(PathBuf::from("./agentry-data/agentry.db")));
+        assert_eq!(config.max_body_bytes, 1024 * 1024);
+    }
+
+    #[test]
+    fn file_then_env_then_flags_take_precedence() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(&dir, "listen = \"127.0.0.1:1111\"\nmax_body_bytes = 2048\ndata_dir = \"/from/file\"\n");
+        let mut layers =
+            Layers::load(Some(&file), env_of(&[("AGENTRY_LISTEN", "127.0.0.1:2222"), ("AGENTRY_DATA_DIR", "/env")]))
+                .unwrap();
+        let config = layers.resolve().unwrap();
+        assert_eq!(config.listen.port(), 2222);
+        assert_eq!(config.max_body_bytes, 2048);
+        assert_eq!(config.store, StoreLocation::Sqlite(PathBuf::from("/env/agentry.db")));
+        layers.flag("listen", "--listen", Some("127.0.0.1:3333".into()));
+        assert_eq!(layers.resolve().unwrap().listen.port(), 3333);
+    }
+
+    #[test]
+    fn postgres_url_selects_postgres() {
+        let layers = Layers::load(None, env_of(&[("AGENTRY_DATABASE_URL", "postgres://u@h/db")])).unwrap();
+        assert_eq!(layers.resolve().unwrap().store, StoreLocation::Postgres("postgres://u@h/db".into()));
+    }
+
+    #[test]
+    fn errors_name_the_key_and_the_source() {
+        let err = Layers::load(None, env_of(&[("AGENTRY_LISTEN", "nonsense")])).unwrap().resolve().unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("`listen`") && text.contains("AGENTRY_LISTEN") && text.contains("nonsense"), "{text}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(&dir, "max_body_bytes = \"lots\"\n");
+        let text = Layers::load(Some(&file), env_of(&[])).unwrap().resolve().unwrap_err().to_string();
+        assert!(text.contains("`max_body_bytes`") && text.contains("agentry.toml"), "{text}");
+
+        let file = write(&dir, "lissen = \"x\"\n");
+        let text = Layers::load(Some(&file), env_of(&[])).unwrap_err().to_string();
+        assert!(text.contains("unknown key `lissen`"), "{text}");
+
+        let file = write(&dir, "listen = [1]\n");
+        let text = Layers::load(Some(&file), env_of(&[])).unwrap_err().to_string();
+        assert!(text.contains("`listen`") && text.contains("array"), "{text}");
+
+        let text = Layers::load(None, env_of(&[("AGENTRY_DATABASE_URL", "mysql://x")]))
+            .unwrap()
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("`database_url`") && text.contains("mysql"), "{text}");
+
+        let text = Layers::load(None, env_of(&[("AGENTRY_AGENTS_DIR", "/no/such/dir")]))
+            .unwrap()
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("`agents_dir`"), "{text}");
+    }
+}

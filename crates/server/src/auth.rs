@@ -1,0 +1,156 @@
+//! Authentication: who is calling, in which scope.
+//!
+//! Two modes, as the Platos clients use them:
+//! - **session token** in `X-Platos-Session-Token`: an HS256 JWT signed with an entity's service
+//!   secret; the scope and user come from its claims;
+//! - **direct headers** for trusted servers: `Authorization: Bearer <api key>` plus
+//!   `X-Platos-Organization-Id`, `-Project-Id`, `-Environment-Id` and optional `-User-Id`.
+//!
+//! A session token that fails verification is a 401; it never falls through to the other mode.
+
+use agentry_core::session_token::{TokenError, UnverifiedToken};
+use agentry_core::{Principal, PrincipalKind, Scope, Timestamp, UserMeta};
+use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// Header carrying a session token.
+pub const SESSION_TOKEN_HEADER: &str = "x-platos-session-token";
+/// Direct-header scope: organization.
+pub const ORG_HEADER: &str = "x-platos-organization-id";
+/// Direct-header scope: project.
+pub const PROJECT_HEADER: &str = "x-platos-project-id";
+/// Direct-header scope: environment.
+pub const ENV_HEADER: &str = "x-platos-environment-id";
+/// Direct-header acting user (optional).
+pub const USER_HEADER: &str = "x-platos-user-id";
+
+/// Longest scope part or user id accepted from a header.
+const MAX_ID_LEN: usize = 128;
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Auth(pub Principal);
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        // The idempotency layer may already have authenticated this request.
+        if let Some(principal) = parts.extensions.get::<Principal>() {
+            return Ok(Auth(principal.clone()));
+        }
+        authenticate(state, &parts.headers).await.map(Auth)
+    }
+}
+
+/// Authenticates a request from its headers.
+pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    if let Some(token) = header_str(headers, SESSION_TOKEN_HEADER)? {
+        return authenticate_session_token(state, token).await;
+    }
+    if let Some(authorization) = header_str(headers, "authorization")? {
+        let key = authorization
+            .strip_prefix("Bearer ")
+            .or_else(|| authorization.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| ApiError::unauthenticated("Authorization header must be `Bearer <api key>`"))?;
+        return authenticate_api_key(state, key, headers).await;
+    }
+    Err(ApiError::unauthenticated(
+        "Authentication required: send X-Platos-Session-Token, or Authorization: Bearer <api key> with \
+         X-Platos-Organization-Id, X-Platos-Project-Id and X-Platos-Environment-Id",
+    ))
+}
+
+/// Verifies a session token and returns the end user it names.
+pub async fn authenticate_session_token(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+    let unverified = UnverifiedToken::parse(token).map_err(token_error)?;
+    let claims = unverified.unverified_claims();
+    let entity_id = claims.entity_id.clone().unwrap_or_default();
+    let secret = state
+        .store
+        .entity_secret(&entity_id, &claims.organization_id, &claims.project_id)
+        .await?
+        // An unknown entity is reported like a bad signature: no oracle for which entities exist.
+        .ok_or_else(|| token_error(TokenError::BadSignature))?;
+    let claims = unverified.verify(&secret, Timestamp::now().unix_seconds()).map_err(token_error)?;
+    for (name, value) in [
+        ("organizationId", &claims.organization_id),
+        ("projectId", &claims.project_id),
+        ("environmentId", &claims.environment_id),
+        ("userId", &claims.user_id),
+    ] {
+        check_id(name, value).map_err(|problem| ApiError::unauthenticated(format!("session token claim {problem}")))?;
+    }
+    Ok(Principal {
+        scope: Scope::new(claims.organization_id, claims.project_id, claims.environment_id),
+        user_id: Some(claims.user_id),
+        kind: PrincipalKind::EndUser,
+        user_meta: claims.user_meta.unwrap_or_default(),
+        pinned_agent_id: claims.agent_id,
+    })
+}
+
+async fn authenticate_api_key(state: &AppState, key: &str, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let hash = agentry_core::api_key::hash(key);
+    if state.store.api_key_by_hash(&hash).await?.is_none() {
+        return Err(ApiError::unauthenticated("invalid API key"));
+    }
+    let mut missing = Vec::new();
+    let mut part = |name: &'static str| -> Result<String, ApiError> {
+        match header_str(headers, name)? {
+            Some(value) => {
+                check_id(name, value).map_err(|problem| ApiError::invalid_field(name, problem))?;
+                Ok(value.to_owned())
+            }
+            None => {
+                missing.push(format!("header {name} is required with an API key"));
+                Ok(String::new())
+            }
+        }
+    };
+    let scope = Scope::new(part(ORG_HEADER)?, part(PROJECT_HEADER)?, part(ENV_HEADER)?);
+    if !missing.is_empty() {
+        return Err(ApiError::validation("API-key requests must name their scope", missing));
+    }
+    let user_id = match header_str(headers, USER_HEADER)? {
+        Some(user) => {
+            check_id(USER_HEADER, user).map_err(|problem| ApiError::invalid_field(USER_HEADER, problem))?;
+            Some(user.to_owned())
+        }
+        None => None,
+    };
+    Ok(Principal {
+        scope,
+        user_id,
+        kind: PrincipalKind::Operator,
+        user_meta: UserMeta::default(),
+        pinned_agent_id: None,
+    })
+}
+
+fn token_error(err: TokenError) -> ApiError {
+    ApiError::unauthenticated(err.to_string())
+}
+
+fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, ApiError> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(value) => value
+            .to_str()
+            .map(|v| Some(v.trim()).filter(|v| !v.is_empty()))
+            .map_err(|_| ApiError::invalid_field(name, "must be visible ASCII")),
+    }
+}
+
+fn check_id(name: &str, value: &str) -> Result<(), String> {
+    if value.is_empty() || value.len() > MAX_ID_LEN || value.chars().any(char::is_control) {
+        return Err(format!("`{name}` must be 1..={MAX_ID_LEN} characters without control characters"));
+    }
+    Ok(())
+}

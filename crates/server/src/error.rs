@@ -1,0 +1,112 @@
+//! The one mapping from failures to HTTP responses.
+//!
+//! Bodies always carry `statusCode`, a machine-readable `error` code and a human `message`;
+//! 400/422 add `validationErrors: string[]`; 429 sets `Retry-After`. This is what both official
+//! Platos clients read (`message`, then `error`, then `validationErrors`).
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An error answered to an HTTP client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Machine-readable code, e.g. `NOT_FOUND`.
+    pub code: &'static str,
+    /// Human-readable explanation.
+    pub message: String,
+    /// One entry per invalid field, for 400/422.
+    pub validation_errors: Vec<String>,
+    /// Seconds to wait, for 429.
+    pub retry_after_seconds: Option<u64>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into(), validation_errors: Vec::new(), retry_after_seconds: None }
+    }
+
+    /// 401: missing or invalid credentials.
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", message)
+    }
+
+    /// 403 with a specific code.
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, code, message)
+    }
+
+    /// 403 for end users calling operator-only routes.
+    pub fn operator_only() -> Self {
+        Self::forbidden(
+            "OPERATOR_ONLY",
+            "This endpoint requires an operator credential (Authorization: Bearer <api key>).",
+        )
+    }
+
+    /// 404 for a missing resource, or one of another scope or user (indistinguishable on purpose).
+    pub fn not_found(what: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("{what} not found"))
+    }
+
+    /// 400 naming the invalid fields.
+    pub fn validation(message: impl Into<String>, errors: Vec<String>) -> Self {
+        let message = message.into();
+        let validation_errors = if errors.is_empty() { vec![message.clone()] } else { errors };
+        ApiError { validation_errors, ..Self::new(StatusCode::BAD_REQUEST, "VALIDATION_FAILED", message) }
+    }
+
+    /// 400 for a single invalid field.
+    pub fn invalid_field(field: &str, problem: impl std::fmt::Display) -> Self {
+        let message = format!("{field}: {problem}");
+        Self::validation(message.clone(), vec![message])
+    }
+
+    /// 409 with a specific code.
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    /// 413 for bodies over the configured limit.
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", format!("request body exceeds the {limit}-byte limit"))
+    }
+
+    /// 500; the cause is logged, never sent.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(%cause, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal server error")
+    }
+
+    /// 503 when a dependency (the store) is unavailable.
+    pub fn unavailable(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(%cause, "service unavailable");
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", "service temporarily unavailable")
+    }
+}
+
+impl From<agentry_store::StoreError> for ApiError {
+    fn from(err: agentry_store::StoreError) -> Self {
+        if err.is_unavailable() { ApiError::unavailable(err) } else { ApiError::internal(err) }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({
+            "statusCode": self.status.as_u16(),
+            "error": self.code,
+            "message": self.message,
+        });
+        if !self.validation_errors.is_empty() {
+            body["validationErrors"] = json!(self.validation_errors);
+        }
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after_seconds {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}

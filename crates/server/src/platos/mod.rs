@@ -1,0 +1,26 @@
+//! The Platos REST surface under `/api/v1/agent`, in the shapes the official clients read
+//! (`platos-wire.md` §3): list wrapper keys `agents`, `versions`, `threads`, `messages`,
+//! `artifacts`; real 404s; camelCase fields.
+
+mod agents;
+mod threads;
+mod views;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::AppState;
+
+/// Routes relative to `/api/v1/agent`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/agents", get(agents::list).post(agents::create))
+        .route("/agents/{agent_id}", get(agents::get).put(agents::replace).delete(agents::delete))
+        .route("/agents/{agent_id}/versions", get(agents::versions))
+        .route("/threads", get(threads::list).post(threads::create))
+        .route("/threads/{thread_id}", get(threads::get).delete(threads::delete))
+        .route("/threads/{thread_id}/messages", get(threads::messages))
+        .route("/threads/{thread_id}/artifacts", get(threads::artifacts))
+        .route("/threads/{thread_id}/archive", post(threads::archive))
+        .route("/threads/{thread_id}/unarchive", post(threads::unarchive))
+}

@@ -1,0 +1,196 @@
+//! `/threads`: create, list, get, messages, artifacts, archive, unarchive, delete.
+//!
+//! Every lookup goes through the caller's scope and owner filter, so another user's or another
+//! scope's thread answers 404 exactly like a missing one.
+
+use agentry_core::id::{new_id, prefix};
+use agentry_core::{Principal, Thread, ThreadStatus, Timestamp};
+use agentry_store::{ArchivedFilter, ThreadQuery};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::agents::check_pin;
+use crate::AppState;
+use crate::auth::Auth;
+use crate::error::ApiError;
+use crate::extract::{JsonBody, QueryParams, page_limit, page_offset};
+
+/// Longest accepted thread title, in characters.
+const MAX_TITLE_CHARS: usize = 500;
+
+/// Body of `POST /threads`. Unknown fields are ignored (clients send extras).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateThread {
+    #[serde(default)]
+    agent_id: Option<String>,
+    #[serde(default)]
+    title: Option<String>,
+}
+
+/// `POST /threads` → 201 Thread. `agentId` absent or `"default"` means the scope's default agent.
+pub async fn create(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    JsonBody(body): JsonBody<CreateThread>,
+) -> Result<(StatusCode, Json<Thread>), ApiError> {
+    if let Some(title) = &body.title
+        && title.chars().count() > MAX_TITLE_CHARS
+    {
+        return Err(ApiError::invalid_field("title", format!("must be at most {MAX_TITLE_CHARS} characters")));
+    }
+    let requested = body.agent_id.as_deref().map(str::trim).filter(|id| !id.is_empty() && *id != "default");
+    let agent = match (requested, principal.pinned_agent_id.as_deref()) {
+        (Some(id), _) => {
+            check_pin(&principal, id)?;
+            state.store.get_agent(&principal.scope, id).await?
+        }
+        (None, Some(pinned)) => state.store.get_agent(&principal.scope, pinned).await?,
+        (None, None) => state.store.default_agent(&principal.scope).await?,
+    }
+    .ok_or_else(|| ApiError::not_found("Agent"))?;
+    let now = Timestamp::now();
+    let thread = Thread {
+        id: new_id(prefix::THREAD),
+        agent_id: agent.spec.id,
+        user_id: principal.owner_id().to_owned(),
+        scope: principal.scope.clone(),
+        title: body.title.filter(|t| !t.trim().is_empty()),
+        status: ThreadStatus::Active,
+        archived_at: None,
+        created_at: now,
+        updated_at: now,
+    };
+    state.store.insert_thread(&thread).await?;
+    Ok((StatusCode::CREATED, Json(thread)))
+}
+
+/// Query of `GET /threads`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListThreads {
+    agent_id: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+    /// `true`/`1` include archived threads, `only` lists just them.
+    archived: Option<String>,
+}
+
+/// `GET /threads` → `{threads, total, limit, offset}`, most recently updated first.
+pub async fn list(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    QueryParams(query): QueryParams<ListThreads>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = page_limit(query.limit, 20, 200)?;
+    let offset = page_offset(query.offset)?;
+    let archived = match query.archived.as_deref() {
+        None | Some("" | "false" | "0") => ArchivedFilter::Exclude,
+        Some("true" | "1") => ArchivedFilter::Include,
+        Some("only") => ArchivedFilter::Only,
+        Some(other) => return Err(ApiError::invalid_field("archived", format!("`{other}` is not true, false or only"))),
+    };
+    let agent_id = query.agent_id.as_deref().filter(|a| !a.is_empty()).or(principal.pinned_agent_id.as_deref());
+    if let Some(agent_id) = agent_id {
+        check_pin(&principal, agent_id)?;
+    }
+    let filter = ThreadQuery { owner: principal.thread_owner_filter(), agent_id, archived, limit, offset };
+    let (threads, total) = state.store.list_threads(&principal.scope, &filter).await?;
+    Ok(Json(json!({ "threads": threads, "total": total, "limit": limit, "offset": offset })))
+}
+
+/// `GET /threads/:id` → Thread or 404.
+pub async fn get(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    Path(thread_id): Path<String>,
+) -> Result<Json<Thread>, ApiError> {
+    visible_thread(&state, &principal, &thread_id).await.map(Json)
+}
+
+/// Paging of `GET /threads/:id/messages`.
+#[derive(Debug, Deserialize)]
+pub struct Page {
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+/// `GET /threads/:id/messages` → `{messages, total}` in chronological order.
+pub async fn messages(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    Path(thread_id): Path<String>,
+    QueryParams(page): QueryParams<Page>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = page_limit(page.limit, 50, 500)?;
+    let offset = page_offset(page.offset)?;
+    let thread = visible_thread(&state, &principal, &thread_id).await?;
+    let (messages, total) = state.store.list_messages(&principal.scope, &thread.id, limit, offset).await?;
+    Ok(Json(json!({ "messages": messages, "total": total, "limit": limit, "offset": offset })))
+}
+
+/// `GET /threads/:id/artifacts` → `{artifacts}` (latest revision per key). Artifacts are produced
+/// by the tools capability; until an agent generates one the list is empty.
+pub async fn artifacts(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    Path(thread_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    visible_thread(&state, &principal, &thread_id).await?;
+    Ok(Json(json!({ "artifacts": [] })))
+}
+
+/// `POST /threads/:id/archive` → the archived thread.
+pub async fn archive(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    Path(thread_id): Path<String>,
+) -> Result<Json<Thread>, ApiError> {
+    set_archived(&state, &principal, &thread_id, true).await
+}
+
+/// `POST /threads/:id/unarchive` → the active thread.
+pub async fn unarchive(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    Path(thread_id): Path<String>,
+) -> Result<Json<Thread>, ApiError> {
+    set_archived(&state, &principal, &thread_id, false).await
+}
+
+/// `DELETE /threads/:id` → `{deleted: true, id}`; the thread and its messages are gone.
+pub async fn delete(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    Path(thread_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    if !state.store.delete_thread(&principal.scope, principal.thread_owner_filter(), &thread_id).await? {
+        return Err(ApiError::not_found("Thread"));
+    }
+    Ok(Json(json!({ "deleted": true, "id": thread_id })))
+}
+
+async fn set_archived(
+    state: &AppState,
+    principal: &Principal,
+    thread_id: &str,
+    archived: bool,
+) -> Result<Json<Thread>, ApiError> {
+    state
+        .store
+        .set_thread_archived(&principal.scope, principal.thread_owner_filter(), thread_id, archived)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("Thread"))
+}
+
+async fn visible_thread(state: &AppState, principal: &Principal, thread_id: &str) -> Result<Thread, ApiError> {
+    state
+        .store
+        .get_thread(&principal.scope, principal.thread_owner_filter(), thread_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Thread"))
+}
