@@ -40,7 +40,8 @@ pub fn read(path: &Path) -> Result<AgentSpec, AgentFileError> {
         }
         _ => return Err(invalid("agent files must have the .toml extension".into())),
     }
-    let text = std::fs::read_to_string(path).map_err(|source| AgentFileError::Read { path: path.to_owned(), source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| AgentFileError::Read { path: path.to_owned(), source })?;
     let spec: AgentSpec = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
     spec.validate().map_err(|e| invalid(e.to_string()))?;
     Ok(spec)
@@ -66,7 +67,8 @@ pub async fn apply_all(store: &Store, files: &[PathBuf]) -> Result<Vec<(PathBuf,
     let specs = files.iter().map(|f| read(f).map(|s| (f, s))).collect::<Result<Vec<_>, _>>()?;
     let mut applied = Vec::new();
     for (file, spec) in specs {
-        let created_by = format!("file:{}", file.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()));
+        let created_by =
+            format!("file:{}", file.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()));
         let result = store.apply_agent(&spec.declared_scope(), &spec, &created_by, None).await?;
         applied.push((file.clone(), spec.id.clone(), result.agent.version_number, result.changed));
     }

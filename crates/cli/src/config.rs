@@ -183,7 +183,9 @@ impl Layers {
                 return Err(invalid(
                     "database_url",
                     source,
-                    format!("scheme `{shown}` is not supported; use postgres://… (unset it for the embedded SQLite store)"),
+                    format!(
+                        "scheme `{shown}` is not supported; use postgres://… (unset it for the embedded SQLite store)"
+                    ),
                 ));
             }
         };

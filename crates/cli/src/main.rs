@@ -152,8 +152,8 @@ fn layers(args: &StoreArgs) -> Result<Layers, String> {
 }
 
 fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -256,7 +256,8 @@ async fn mint(args: MintArgs) -> Result<(), String> {
         None => {
             let config = layers(&args.store)?.resolve().map_err(|e| e.to_string())?;
             let store = open_store(&config).await?;
-            let secret = store.entity_secret(&args.entity, &args.org, &args.project).await.map_err(|e| e.to_string())?;
+            let secret =
+                store.entity_secret(&args.entity, &args.org, &args.project).await.map_err(|e| e.to_string())?;
             store.close().await;
             secret.ok_or_else(|| {
                 format!(
@@ -267,7 +268,8 @@ async fn mint(args: MintArgs) -> Result<(), String> {
             })?
         }
     };
-    let user_meta = (args.name.is_some() || args.email.is_some()).then(|| UserMeta { name: args.name, email: args.email });
+    let user_meta =
+        (args.name.is_some() || args.email.is_some()).then_some(UserMeta { name: args.name, email: args.email });
     let claims = SessionClaims {
         organization_id: args.org,
         project_id: args.project,
@@ -280,7 +282,8 @@ async fn mint(args: MintArgs) -> Result<(), String> {
         agent_id: args.agent,
         user_token: None,
     };
-    let token = session_token::mint(&secret, claims, args.ttl, Timestamp::now().unix_seconds()).map_err(|e| e.to_string())?;
+    let token =
+        session_token::mint(&secret, claims, args.ttl, Timestamp::now().unix_seconds()).map_err(|e| e.to_string())?;
     println!("{token}");
     Ok(())
 }

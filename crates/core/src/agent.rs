@@ -32,10 +32,7 @@ impl ModelRef {
         if !KNOWN_PROVIDERS.contains(&provider) {
             return Err(AgentSpecError::Invalid {
                 field: "model",
-                problem: format!(
-                    "unknown provider `{provider}` (known: {})",
-                    KNOWN_PROVIDERS.join(", ")
-                ),
+                problem: format!("unknown provider `{provider}` (known: {})", KNOWN_PROVIDERS.join(", ")),
             });
         }
         if model.trim().is_empty() {
@@ -98,11 +95,9 @@ impl AgentSpec {
             return Err(AgentSpecError::Invalid { field: "name", problem: "must not be empty".into() });
         }
         ModelRef::parse(&self.model)?;
-        for (field, value) in [
-            ("organization", &self.organization),
-            ("project", &self.project),
-            ("environment", &self.environment),
-        ] {
+        for (field, value) in
+            [("organization", &self.organization), ("project", &self.project), ("environment", &self.environment)]
+        {
             if let Some(value) = value
                 && value.trim().is_empty()
             {
@@ -159,10 +154,7 @@ mod tests {
 
     #[test]
     fn model_refs_need_a_known_provider_and_a_model() {
-        assert_eq!(
-            ModelRef::parse("openai:gpt-4o-mini").map(|m| m.model),
-            Ok("gpt-4o-mini".to_owned())
-        );
+        assert_eq!(ModelRef::parse("openai:gpt-4o-mini").map(|m| m.model), Ok("gpt-4o-mini".to_owned()));
         assert_eq!(ModelRef::parse("local:/models/x.gguf").map(|m| m.model), Ok("/models/x.gguf".to_owned()));
         assert!(ModelRef::parse("gpt4").is_err());
         assert!(ModelRef::parse("nope:x").is_err());

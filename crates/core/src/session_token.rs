@@ -100,12 +100,7 @@ pub fn sign(secret: &str, claims: &SessionClaims) -> Result<String, TokenError> 
 }
 
 /// Mints a token valid from `now_seconds` for `ttl_seconds` (60 s … 7 days), like token-mint.
-pub fn mint(
-    secret: &str,
-    mut claims: SessionClaims,
-    ttl_seconds: i64,
-    now_seconds: i64,
-) -> Result<String, TokenError> {
+pub fn mint(secret: &str, mut claims: SessionClaims, ttl_seconds: i64, now_seconds: i64) -> Result<String, TokenError> {
     if !(MIN_TTL_SECONDS..=MAX_TTL_SECONDS).contains(&ttl_seconds) {
         return Err(TokenError::TtlOutOfRange);
     }
@@ -131,12 +126,12 @@ impl UnverifiedToken {
         else {
             return Err(TokenError::Malformed("expected three dot-separated segments"));
         };
-        let header: serde_json::Value = decode_json(header, "header")?;
+        let header: serde_json::Value = decode_json(header, HEADER)?;
         let alg = header.get("alg").and_then(|a| a.as_str()).unwrap_or("");
         if alg != "HS256" {
             return Err(TokenError::UnsupportedAlgorithm(alg.to_owned()));
         }
-        let claims_value: serde_json::Value = decode_json(payload, "payload")?;
+        let claims_value: serde_json::Value = decode_json(payload, PAYLOAD)?;
         let claims: SessionClaims =
             serde_json::from_value(claims_value).map_err(|e| TokenError::InvalidClaims(e.to_string()))?;
         for (name, value) in [
@@ -152,9 +147,8 @@ impl UnverifiedToken {
         if claims.entity_id.as_deref().is_none_or(str::is_empty) {
             return Err(TokenError::InvalidClaims("`entityId` is missing".into()));
         }
-        let signature = URL_SAFE_NO_PAD
-            .decode(signature)
-            .map_err(|_| TokenError::Malformed("signature is not base64url"))?;
+        let signature =
+            URL_SAFE_NO_PAD.decode(signature).map_err(|_| TokenError::Malformed("signature is not base64url"))?;
         let signing_input = token.trim()[..header_payload_len(token.trim())].to_owned();
         Ok(UnverifiedToken { signing_input, signature, claims })
     }
@@ -193,17 +187,21 @@ fn hmac(secret: &str, data: &[u8]) -> HmacSha256 {
     mac
 }
 
-fn decode_json(segment: &str, what: &'static str) -> Result<serde_json::Value, TokenError> {
-    let bytes = URL_SAFE_NO_PAD.decode(segment).map_err(|_| {
-        TokenError::Malformed(if what == "header" { "header is not base64url" } else { "payload is not base64url" })
-    })?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| {
-        TokenError::Malformed(if what == "header" { "header is not JSON" } else { "payload is not JSON" })
-    })?;
-    if !value.is_object() {
-        return Err(TokenError::Malformed("segment is not a JSON object"));
+/// The refusal messages of one token segment.
+struct Segment {
+    not_base64: &'static str,
+    not_json: &'static str,
+}
+
+const HEADER: Segment = Segment { not_base64: "header is not base64url", not_json: "header is not a JSON object" };
+const PAYLOAD: Segment = Segment { not_base64: "payload is not base64url", not_json: "payload is not a JSON object" };
+
+fn decode_json(segment: &str, kind: Segment) -> Result<serde_json::Value, TokenError> {
+    let bytes = URL_SAFE_NO_PAD.decode(segment).map_err(|_| TokenError::Malformed(kind.not_base64))?;
+    match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(value) if value.is_object() => Ok(value),
+        _ => Err(TokenError::Malformed(kind.not_json)),
     }
-    Ok(value)
 }
 
 #[cfg(test)]
@@ -274,10 +272,7 @@ mod tests {
         for alg in ["none", "HS512", "RS256"] {
             let header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#));
             let forged = format!("{header}.{}.{}", parts[1], parts[2]);
-            assert_eq!(
-                UnverifiedToken::parse(&forged).err(),
-                Some(TokenError::UnsupportedAlgorithm(alg.into()))
-            );
+            assert_eq!(UnverifiedToken::parse(&forged).err(), Some(TokenError::UnsupportedAlgorithm(alg.into())));
         }
         let unsigned = format!("{}.{}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#), parts[1]);
         assert!(verify(&unsigned, SECRET, NOW).is_err());
@@ -292,7 +287,9 @@ mod tests {
         let no_exp = format!(
             "{}.{}.sig",
             URL_SAFE_NO_PAD.encode(HEADER_JSON),
-            URL_SAFE_NO_PAD.encode(r#"{"organizationId":"o","projectId":"p","environmentId":"e","userId":"u","entityId":"d","iat":1}"#)
+            URL_SAFE_NO_PAD.encode(
+                r#"{"organizationId":"o","projectId":"p","environmentId":"e","userId":"u","entityId":"d","iat":1}"#
+            )
         );
         assert!(matches!(UnverifiedToken::parse(&no_exp), Err(TokenError::InvalidClaims(_))));
     }

@@ -71,7 +71,11 @@ impl ApiError {
 
     /// 413 for bodies over the configured limit.
     pub fn payload_too_large(limit: usize) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", format!("request body exceeds the {limit}-byte limit"))
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            format!("request body exceeds the {limit}-byte limit"),
+        )
     }
 
     /// 500; the cause is logged, never sent.

@@ -79,10 +79,8 @@ async fn run_once(state: &AppState, key: &str, request: Request, next: Next) -> 
 
     parts.extensions.insert(principal);
     let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
-    let streaming = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|ct| ct.as_bytes().starts_with(b"text/event-stream"));
+    let streaming =
+        response.headers().get(header::CONTENT_TYPE).is_some_and(|ct| ct.as_bytes().starts_with(b"text/event-stream"));
     if response.status().is_server_error() || streaming {
         if let Err(err) = state.store.idempotency_abandon(&scope, &owner, key).await {
             tracing::warn!(%err, "could not release idempotency key");

@@ -59,7 +59,11 @@ impl Metrics {
         out.push_str("# HELP agentry_uptime_seconds Seconds since the server started.\n");
         out.push_str("# TYPE agentry_uptime_seconds gauge\n");
         let _ = writeln!(out, "agentry_uptime_seconds {uptime_seconds:.3}");
-        let _ = writeln!(out, "# TYPE agentry_build_info gauge\nagentry_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
+        let _ = writeln!(
+            out,
+            "# TYPE agentry_build_info gauge\nagentry_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
         out
     }
 }
@@ -69,10 +73,8 @@ impl Metrics {
 pub async fn layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().as_str().to_owned();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let route =
+        request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(request).await;
     state.metrics.record(&method, &route, response.status().as_u16(), started.elapsed().as_secs_f64());
     response

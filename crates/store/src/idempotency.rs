@@ -29,7 +29,8 @@ pub enum IdempotencyStart {
     Mismatch,
 }
 
-const KEY_MATCH: &str = "organization_id = $1 AND project_id = $2 AND environment_id = $3 AND principal = $4 AND idem_key = $5";
+const KEY_MATCH: &str =
+    "organization_id = $1 AND project_id = $2 AND environment_id = $3 AND principal = $4 AND idem_key = $5";
 
 impl Store {
     /// Claims `key` for this request, or reports what happened to an earlier request with it.

@@ -25,7 +25,7 @@ const POSTGRES: &[Migration] = &[Migration {
 }];
 
 /// Arbitrary constant identifying Agentry's migration lock.
-const PG_MIGRATION_LOCK: i64 = 0x6167_656e_7472_79;
+const PG_MIGRATION_LOCK: i64 = 0x0061_6765_6e74_7279; // "agentry" in ASCII
 
 const CREATE_BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS agentry_migrations (
     version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";

@@ -35,8 +35,7 @@ pub struct ThreadQuery<'a> {
     pub offset: i64,
 }
 
-const THREAD_COLUMNS: &str =
-    "id, organization_id, project_id, environment_id, user_id, agent_id, title, status, archived_at, created_at, updated_at";
+const THREAD_COLUMNS: &str = "id, organization_id, project_id, environment_id, user_id, agent_id, title, status, archived_at, created_at, updated_at";
 
 /// `WHERE` clause matching one thread visible to the caller; binds $1..$5 = scope, id, owner.
 const THREAD_MATCH: &str = "organization_id = $1 AND project_id = $2 AND environment_id = $3 AND id = $4
@@ -46,9 +45,8 @@ impl Store {
     /// Inserts a new thread.
     pub async fn insert_thread(&self, thread: &Thread) -> StoreResult<()> {
         on_pool!(self, |pool| {
-            let sql = format!(
-                "INSERT INTO threads ({THREAD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-            );
+            let sql =
+                format!("INSERT INTO threads ({THREAD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)");
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(&thread.id)
                 .bind(&thread.scope.organization_id)
@@ -113,14 +111,15 @@ impl Store {
                 .iter()
                 .map(thread_from_row)
                 .collect::<StoreResult<Vec<_>>>()?;
-            let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM threads WHERE {filter}")))
-                .bind(&scope.organization_id)
-                .bind(&scope.project_id)
-                .bind(&scope.environment_id)
-                .bind(query.owner)
-                .bind(query.agent_id)
-                .fetch_one(pool)
-                .await?;
+            let total: i64 =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM threads WHERE {filter}")))
+                    .bind(&scope.organization_id)
+                    .bind(&scope.project_id)
+                    .bind(&scope.environment_id)
+                    .bind(query.owner)
+                    .bind(query.agent_id)
+                    .fetch_one(pool)
+                    .await?;
             Ok((threads, total))
         })
     }
@@ -137,9 +136,7 @@ impl Store {
         let (status, archived_at) =
             if archived { (ThreadStatus::Archived, Some(now)) } else { (ThreadStatus::Active, None) };
         let updated = on_pool!(self, |pool| {
-            let sql = format!(
-                "UPDATE threads SET status = $6, archived_at = $7, updated_at = $8 WHERE {THREAD_MATCH}"
-            );
+            let sql = format!("UPDATE threads SET status = $6, archived_at = $7, updated_at = $8 WHERE {THREAD_MATCH}");
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(&scope.organization_id)
                 .bind(&scope.project_id)

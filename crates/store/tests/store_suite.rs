@@ -324,7 +324,10 @@ async fn idempotency_records_replay_and_isolate(store: &Store) {
     assert_eq!(store.idempotency_start(&s, "alice", "k1", "POST /y {}").await.unwrap(), IdempotencyStart::Mismatch);
     // The same key from another user or scope is a different record.
     assert_eq!(store.idempotency_start(&s, "bob", "k1", "POST /x {}").await.unwrap(), IdempotencyStart::Fresh);
-    assert_eq!(store.idempotency_start(&scope_b(), "alice", "k1", "POST /x {}").await.unwrap(), IdempotencyStart::Fresh);
+    assert_eq!(
+        store.idempotency_start(&scope_b(), "alice", "k1", "POST /x {}").await.unwrap(),
+        IdempotencyStart::Fresh
+    );
     // An abandoned claim can be taken again.
     store.idempotency_abandon(&s, "bob", "k1").await.unwrap();
     assert_eq!(store.idempotency_start(&s, "bob", "k1", "POST /x {}").await.unwrap(), IdempotencyStart::Fresh);

@@ -33,7 +33,8 @@ pub async fn get(
     Path(agent_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     check_pin(&principal, &agent_id)?;
-    let agent = state.store.get_agent(&principal.scope, &agent_id).await?.ok_or_else(|| ApiError::not_found("Agent"))?;
+    let agent =
+        state.store.get_agent(&principal.scope, &agent_id).await?.ok_or_else(|| ApiError::not_found("Agent"))?;
     Ok(Json(views::agent(&agent)))
 }
 
@@ -55,7 +56,8 @@ pub async fn versions(
     check_pin(&principal, &agent_id)?;
     let limit = page_limit(query.limit.or(query.take), 50, 200)?;
     let offset = page_offset(query.offset)?;
-    let agent = state.store.get_agent(&principal.scope, &agent_id).await?.ok_or_else(|| ApiError::not_found("Agent"))?;
+    let agent =
+        state.store.get_agent(&principal.scope, &agent_id).await?.ok_or_else(|| ApiError::not_found("Agent"))?;
     let versions = state
         .store
         .list_agent_versions(&principal.scope, &agent_id, limit, offset)
@@ -130,7 +132,8 @@ async fn apply(
         ));
     }
     let applied = state.store.apply_agent(&principal.scope, &spec, "api", note.as_deref()).await?;
-    let status = if applied.changed && applied.agent.version_number == 1 { StatusCode::CREATED } else { StatusCode::OK };
+    let status =
+        if applied.changed && applied.agent.version_number == 1 { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(views::agent(&applied.agent))))
 }
 

@@ -91,7 +91,9 @@ pub async fn list(
         None | Some("" | "false" | "0") => ArchivedFilter::Exclude,
         Some("true" | "1") => ArchivedFilter::Include,
         Some("only") => ArchivedFilter::Only,
-        Some(other) => return Err(ApiError::invalid_field("archived", format!("`{other}` is not true, false or only"))),
+        Some(other) => {
+            return Err(ApiError::invalid_field("archived", format!("`{other}` is not true, false or only")));
+        }
     };
     let agent_id = query.agent_id.as_deref().filter(|a| !a.is_empty()).or(principal.pinned_agent_id.as_deref());
     if let Some(agent_id) = agent_id {

@@ -1,0 +1,246 @@
+//! The HTTP surface in-process (router + real SQLite store): operator routes, pinned tokens,
+//! scope headers and idempotency rules that the Python SDK suite does not reach.
+
+use agentry_core::session_token::{self, SessionClaims};
+use agentry_core::{Timestamp, UserMeta};
+use agentry_server::bootstrap::{SuppliedSecrets, bootstrap};
+use agentry_server::{AppState, ServerOptions, router};
+use agentry_store::{Store, StoreLocation};
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::http::{Request, StatusCode};
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+const SECRET: &str = "test-service-secret-0123456789";
+const KEY: &str = "test-operator-key";
+
+struct App {
+    router: Router,
+    _dir: tempfile::TempDir,
+}
+
+async fn app() -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&StoreLocation::Sqlite(dir.path().join("a.db"))).await.unwrap();
+    let supplied = SuppliedSecrets { service_secret: Some(SECRET.into()), api_key: Some(KEY.into()) };
+    bootstrap(&store, &supplied).await.unwrap();
+    App { router: router(AppState::new(store, ServerOptions { max_body_bytes: 4096 })), _dir: dir }
+}
+
+fn token(user: &str, agent: Option<&str>) -> String {
+    let claims = SessionClaims {
+        organization_id: "default".into(),
+        project_id: "default".into(),
+        environment_id: "default".into(),
+        user_id: user.into(),
+        entity_id: Some("default".into()),
+        iat: 0,
+        exp: 0,
+        user_meta: Some(UserMeta::default()),
+        agent_id: agent.map(str::to_owned),
+        user_token: None,
+    };
+    session_token::mint(SECRET, claims, 600, Timestamp::now().unix_seconds()).unwrap()
+}
+
+enum Caller<'a> {
+    Operator,
+    ActingFor(&'a str),
+    Token(String),
+}
+
+impl App {
+    async fn call(
+        &self,
+        who: &Caller<'_>,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(path);
+        match who {
+            Caller::Operator | Caller::ActingFor(_) => {
+                req = req
+                    .header("authorization", format!("Bearer {KEY}"))
+                    .header("x-platos-organization-id", "default")
+                    .header("x-platos-project-id", "default")
+                    .header("x-platos-environment-id", "default");
+                if let Caller::ActingFor(user) = who {
+                    req = req.header("x-platos-user-id", *user);
+                }
+            }
+            Caller::Token(token) => req = req.header("x-platos-session-token", token),
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+        let response = self.router.clone().oneshot(req.body(body).unwrap()).await.unwrap();
+        let status = response.status();
+        let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+}
+
+#[tokio::test]
+async fn operator_manages_agents_and_each_change_is_a_version() {
+    let app = app().await;
+    let spec = json!({"id": "helper", "name": "Helper", "model": "scripted:echo", "systemPrompt": "v1"});
+    let (status, agent) = app.call(&Caller::Operator, "POST", "/api/v1/agent/agents", Some(spec), &[]).await;
+    assert_eq!(status, StatusCode::CREATED, "{agent}");
+    assert_eq!(agent["versionNumber"], 1);
+
+    let update = json!({"name": "Helper", "model": "scripted:echo", "system_prompt": "v2", "note": "tone"});
+    let (status, agent) = app.call(&Caller::Operator, "PUT", "/api/v1/agent/agents/helper", Some(update), &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!((agent["versionNumber"].clone(), agent["systemPrompt"].clone()), (json!(2), json!("v2")));
+
+    let (_, versions) = app.call(&Caller::Operator, "GET", "/api/v1/agent/agents/helper/versions", None, &[]).await;
+    let versions = versions["versions"].as_array().unwrap().clone();
+    assert_eq!(versions.len(), 2);
+    assert_eq!(versions[0]["note"], "tone");
+    assert_eq!(versions[0]["isCurrent"], true);
+    assert_eq!(versions[1]["snapshot"]["systemPrompt"], "v1");
+
+    let (status, _) = app.call(&Caller::Operator, "DELETE", "/api/v1/agent/agents/helper", None, &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app.call(&Caller::Operator, "GET", "/api/v1/agent/agents/helper", None, &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = app.call(&Caller::Operator, "DELETE", "/api/v1/agent/agents/helper", None, &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn invalid_agent_specs_are_400_naming_the_field() {
+    let app = app().await;
+    for (body, field) in [
+        (json!({"id": "x", "name": "X", "model": "gpt4"}), "model"),
+        (json!({"id": "bad id", "name": "X", "model": "scripted:echo"}), "id"),
+        (json!({"id": "x", "name": "X", "model": "scripted:echo", "temperature": 2}), "temperature"),
+        (json!({"id": "x", "name": 7, "model": "scripted:echo"}), "name"),
+        (json!({"id": "x", "name": "X", "model": "scripted:echo", "organization": "other"}), "organization"),
+    ] {
+        let (status, err) = app.call(&Caller::Operator, "POST", "/api/v1/agent/agents", Some(body), &[]).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+        assert!(err["message"].as_str().unwrap().contains(field), "{field}: {err}");
+        assert!(!err["validationErrors"].as_array().unwrap().is_empty());
+    }
+    let (status, _) = app
+        .call(
+            &Caller::Operator,
+            "PUT",
+            "/api/v1/agent/agents/a",
+            Some(json!({"id": "b", "name": "B", "model": "scripted:echo"})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn end_users_cannot_manage_agents() {
+    let app = app().await;
+    let user = Caller::Token(token("u1", None));
+    let spec = json!({"id": "x", "name": "X", "model": "scripted:echo"});
+    let (status, err) = app.call(&user, "POST", "/api/v1/agent/agents", Some(spec), &[]).await;
+    assert_eq!((status, err["error"].as_str()), (StatusCode::FORBIDDEN, Some("OPERATOR_ONLY")));
+    let (status, _) = app.call(&user, "DELETE", "/api/v1/agent/agents/default", None, &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn pinned_token_reaches_only_its_agent() {
+    let app = app().await;
+    let spec = json!({"id": "other", "name": "Other", "model": "scripted:echo"});
+    app.call(&Caller::Operator, "POST", "/api/v1/agent/agents", Some(spec), &[]).await;
+    let pinned = Caller::Token(token("u1", Some("other")));
+    let (_, list) = app.call(&pinned, "GET", "/api/v1/agent/agents", None, &[]).await;
+    assert_eq!(list["agents"].as_array().unwrap().len(), 1);
+    assert_eq!(list["agents"][0]["id"], "other");
+    let (status, err) = app.call(&pinned, "GET", "/api/v1/agent/agents/default", None, &[]).await;
+    assert_eq!((status, err["error"].as_str()), (StatusCode::FORBIDDEN, Some("AGENT_SCOPE_MISMATCH")));
+    let (status, _) =
+        app.call(&pinned, "POST", "/api/v1/agent/threads", Some(json!({"agentId": "default"})), &[]).await;
+    // "default" is the caller's default agent, which for a pinned token is its pinned agent.
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = app
+        .call(&pinned, "POST", "/api/v1/agent/threads", Some(json!({"agentId": "default", "title": "t"})), &[])
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, threads) = app.call(&pinned, "GET", "/api/v1/agent/threads", None, &[]).await;
+    assert!(threads["threads"].as_array().unwrap().iter().all(|t| t["agentId"] == "other"));
+}
+
+#[tokio::test]
+async fn operator_without_user_sees_every_users_threads() {
+    let app = app().await;
+    for user in ["alice", "bob"] {
+        let (status, _) =
+            app.call(&Caller::Token(token(user, None)), "POST", "/api/v1/agent/threads", Some(json!({})), &[]).await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let (_, all) = app.call(&Caller::Operator, "GET", "/api/v1/agent/threads", None, &[]).await;
+    assert_eq!(all["total"], 2);
+    let (_, alice) = app.call(&Caller::ActingFor("alice"), "GET", "/api/v1/agent/threads", None, &[]).await;
+    assert_eq!(alice["total"], 1);
+    assert_eq!(alice["threads"][0]["userId"], "alice");
+}
+
+#[tokio::test]
+async fn api_key_without_scope_headers_is_a_validation_error() {
+    let app = app().await;
+    let req = Request::get("/api/v1/agent/agents")
+        .header("authorization", format!("Bearer {KEY}"))
+        .header("x-platos-organization-id", "default")
+        .body(Body::empty())
+        .unwrap();
+    let response = app.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = serde_json::from_slice(&to_bytes(response.into_body(), usize::MAX).await.unwrap()).unwrap();
+    let errors = body["validationErrors"].to_string();
+    assert!(errors.contains("x-platos-project-id") && errors.contains("x-platos-environment-id"), "{errors}");
+}
+
+#[tokio::test]
+async fn idempotency_key_reuse_for_another_request_is_422() {
+    let app = app().await;
+    let user = Caller::Token(token("u1", None));
+    let key = [("idempotency-key", "k-1")];
+    let (status, first) = app.call(&user, "POST", "/api/v1/agent/threads", Some(json!({"title": "a"})), &key).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, again) = app.call(&user, "POST", "/api/v1/agent/threads", Some(json!({"title": "a"})), &key).await;
+    assert_eq!((status, again["id"].clone()), (StatusCode::CREATED, first["id"].clone()));
+    let (status, err) = app.call(&user, "POST", "/api/v1/agent/threads", Some(json!({"title": "b"})), &key).await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("IDEMPOTENCY_REQUEST_MISMATCH"))
+    );
+    // A failed request does not burn the key: fix the input and retry with the same key.
+    let key2 = [("idempotency-key", "k-2")];
+    let (status, _) = app.call(&user, "POST", "/api/v1/agent/threads", Some(json!({"agentId": "nope"})), &key2).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = app.call(&user, "POST", "/api/v1/agent/threads", Some(json!({"agentId": "nope"})), &key2).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn bad_query_values_are_400_naming_the_parameter() {
+    let app = app().await;
+    let user = Caller::Token(token("u1", None));
+    for (query, name) in
+        [("limit=0", "limit"), ("limit=abc", "limit"), ("offset=-1", "offset"), ("archived=maybe", "archived")]
+    {
+        let (status, err) = app.call(&user, "GET", &format!("/api/v1/agent/threads?{query}"), None, &[]).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
+        assert!(err["message"].as_str().unwrap().contains(name), "{query}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_routes_are_json_404() {
+    let app = app().await;
+    let (status, err) = app.call(&Caller::Operator, "GET", "/api/v1/agent/nothing-here", None, &[]).await;
+    assert_eq!((status, err["error"].as_str()), (StatusCode::NOT_FOUND, Some("NOT_FOUND")));
+}
