@@ -12,6 +12,83 @@ pub const KNOWN_PROVIDERS: &[&str] = &["scripted", "local", "openai", "anthropic
 
 /// Longest agent id accepted.
 pub const MAX_AGENT_ID_LEN: usize = 64;
+/// Model calls per turn when the agent does not say.
+pub const DEFAULT_MAX_STEPS: u32 = 8;
+/// Upper bound of `max_steps`.
+pub const MAX_MAX_STEPS: u32 = 100;
+/// Built-in tools an agent may list in `tools`.
+pub const BUILTIN_TOOLS: &[&str] = &["current_time"];
+
+/// What happens to a message that arrives while the thread's previous turn still runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BusyPolicy {
+    /// Queue it; it runs when the previous turn ends.
+    #[default]
+    Enqueue,
+    /// Refuse it with `error{code:"turn_in_progress"}` and `done`.
+    Reject,
+}
+
+/// A prompt section the caller fills per message (`dynamicBlocks: {key: content}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DynamicBlock {
+    /// Key the caller uses.
+    pub key: String,
+    /// Heading injected into the system prompt (`## <name>`).
+    pub name: String,
+    /// Content used when the caller sends none.
+    #[serde(default, alias = "defaultContent")]
+    pub default_content: String,
+    /// For humans.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Position among the blocks (ascending; ties keep file order).
+    #[serde(default)]
+    pub order: i64,
+}
+
+/// Canned behaviour for the `scripted:` provider (tests and demos).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Script {
+    /// Delay before each streamed token, to make turns observable (cancel, resume).
+    #[serde(default, alias = "tokenDelayMs")]
+    pub token_delay_ms: u64,
+    /// `scripted:steps`: one step per model call within a turn.
+    #[serde(default)]
+    pub steps: Vec<ScriptStep>,
+}
+
+/// One model call of a scripted agent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptStep {
+    /// Reasoning streamed as `thinking` before the text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<String>,
+    /// Text streamed word by word.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Tool calls made at the end of the step.
+    #[serde(default, alias = "toolCalls", skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ScriptToolCall>,
+    /// Makes the provider fail with this cause.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A tool call in a script step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptToolCall {
+    /// Tool name.
+    pub name: String,
+    /// Arguments object.
+    #[serde(default)]
+    pub arguments: serde_json::Value,
+}
 
 /// A model reference of the form `provider:model`, e.g. `openai:gpt-4o-mini`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +140,21 @@ pub struct AgentSpec {
     /// Optional description shown in listings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Model calls per turn (tool loop bound); default 8.
+    #[serde(default, alias = "maxSteps", skip_serializing_if = "Option::is_none")]
+    pub max_steps: Option<u32>,
+    /// Policy for a message that arrives while a turn runs; default `enqueue`.
+    #[serde(default, alias = "onBusy", skip_serializing_if = "Option::is_none")]
+    pub on_busy: Option<BusyPolicy>,
+    /// Prompt sections filled per message.
+    #[serde(default, alias = "dynamicBlocks", skip_serializing_if = "Vec::is_empty")]
+    pub dynamic_blocks: Vec<DynamicBlock>,
+    /// Tools the agent may call (built-in names for now: `current_time`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<String>,
+    /// Canned behaviour for `scripted:` models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<Script>,
     /// Organization the agent belongs to (agent files only; default `default`).
     #[serde(default, alias = "organizationId", skip_serializing_if = "Option::is_none")]
     pub organization: Option<String>,
@@ -88,6 +180,25 @@ pub enum AgentSpecError {
 }
 
 impl AgentSpec {
+    /// A minimal spec; every optional key at its default.
+    pub fn new(id: impl Into<String>, name: impl Into<String>, model: impl Into<String>, system_prompt: impl Into<String>) -> Self {
+        AgentSpec {
+            id: id.into(),
+            name: name.into(),
+            model: model.into(),
+            system_prompt: system_prompt.into(),
+            description: None,
+            max_steps: None,
+            on_busy: None,
+            dynamic_blocks: Vec::new(),
+            tools: Vec::new(),
+            script: None,
+            organization: None,
+            project: None,
+            environment: None,
+        }
+    }
+
     /// Checks every field; returns the first problem found.
     pub fn validate(&self) -> Result<(), AgentSpecError> {
         validate_agent_id(&self.id)?;
@@ -95,6 +206,31 @@ impl AgentSpec {
             return Err(AgentSpecError::Invalid { field: "name", problem: "must not be empty".into() });
         }
         ModelRef::parse(&self.model)?;
+        if let Some(steps) = self.max_steps
+            && !(1..=MAX_MAX_STEPS).contains(&steps)
+        {
+            return Err(AgentSpecError::Invalid {
+                field: "max_steps",
+                problem: format!("{steps} is outside 1..={MAX_MAX_STEPS}"),
+            });
+        }
+        for tool in &self.tools {
+            if !BUILTIN_TOOLS.contains(&tool.as_str()) {
+                return Err(AgentSpecError::Invalid {
+                    field: "tools",
+                    problem: format!("unknown tool `{tool}` (available: {})", BUILTIN_TOOLS.join(", ")),
+                });
+            }
+        }
+        let mut keys = std::collections::HashSet::new();
+        for block in &self.dynamic_blocks {
+            if block.key.trim().is_empty() || !keys.insert(block.key.as_str()) {
+                return Err(AgentSpecError::Invalid {
+                    field: "dynamic_blocks",
+                    problem: format!("block keys must be non-empty and unique (`{}`)", block.key),
+                });
+            }
+        }
         for (field, value) in
             [("organization", &self.organization), ("project", &self.project), ("environment", &self.environment)]
         {
@@ -111,6 +247,11 @@ impl AgentSpec {
     pub fn declared_scope(&self) -> Scope {
         let part = |v: &Option<String>| v.clone().unwrap_or_else(|| "default".to_owned());
         Scope::new(part(&self.organization), part(&self.project), part(&self.environment))
+    }
+
+    /// Model calls allowed per turn.
+    pub fn max_steps(&self) -> u32 {
+        self.max_steps.unwrap_or(DEFAULT_MAX_STEPS)
     }
 
     /// The spec as stored in a version: without the scope keys, which the row carries.
@@ -140,16 +281,7 @@ mod tests {
     use super::*;
 
     fn spec(id: &str, model: &str) -> AgentSpec {
-        AgentSpec {
-            id: id.into(),
-            name: "N".into(),
-            model: model.into(),
-            system_prompt: String::new(),
-            description: None,
-            organization: None,
-            project: None,
-            environment: None,
-        }
+        AgentSpec::new(id, "N", model, "")
     }
 
     #[test]
@@ -168,6 +300,22 @@ mod tests {
         assert!(spec("-x", "scripted:echo").validate().is_err());
         assert!(spec("a b", "scripted:echo").validate().is_err());
         assert!(spec(&"a".repeat(65), "scripted:echo").validate().is_err());
+    }
+
+    #[test]
+    fn limits_tools_and_blocks_are_checked() {
+        let mut s = spec("a", "scripted:echo");
+        s.max_steps = Some(0);
+        assert!(s.validate().is_err());
+        s.max_steps = Some(3);
+        s.tools = vec!["current_time".into()];
+        assert!(s.validate().is_ok());
+        s.tools = vec!["rm_rf".into()];
+        assert!(s.validate().is_err());
+        s.tools.clear();
+        let block = DynamicBlock { key: "k".into(), name: "K".into(), default_content: String::new(), description: None, order: 0 };
+        s.dynamic_blocks = vec![block.clone(), block];
+        assert!(s.validate().is_err());
     }
 
     #[test]

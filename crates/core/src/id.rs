@@ -18,6 +18,10 @@ pub mod prefix {
     pub const MESSAGE: &str = "msg";
     /// Agent versions.
     pub const AGENT_VERSION: &str = "agv";
+    /// Turns.
+    pub const TURN: &str = "trn";
+    /// Tool calls.
+    pub const TOOL_CALL: &str = "call";
     /// API keys (the public id part, not the secret).
     pub const API_KEY: &str = "key";
 }

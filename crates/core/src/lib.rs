@@ -5,19 +5,22 @@
 //! - [`scope`]: the tenancy tuple [`Scope`] and the acting [`Principal`].
 //! - [`agent`]: agent specifications as written in agent files and stored as versions.
 //! - [`thread`]: threads and messages.
+//! - [`event`]: [`TurnEvent`], the one event enum every transport translates, and turn states.
 //! - [`session_token`]: HS256 session tokens as `@platosdev/token-mint` produces them.
 //! - [`time`]: the millisecond [`Timestamp`] used on every row.
 //!
 //! Architecture invariant: this crate does no IO (no files, no network, no database).
 
 pub mod agent;
+pub mod event;
 pub mod id;
 pub mod scope;
 pub mod session_token;
 pub mod thread;
 pub mod time;
 
-pub use agent::{AgentSpec, AgentSpecError, ModelRef};
+pub use agent::{AgentSpec, AgentSpecError, BusyPolicy, DynamicBlock, ModelRef, Script, ScriptStep, ScriptToolCall};
+pub use event::{LoggedEvent, SafetyFlag, TokenUsage, TurnEvent, TurnStatus};
 pub use scope::{Principal, PrincipalKind, Scope, UserMeta};
 pub use thread::{Message, MessageRole, Thread, ThreadStatus};
 pub use time::Timestamp;

@@ -76,14 +76,8 @@ pub async fn bootstrap(store: &Store, supplied: &SuppliedSecrets) -> Result<Boot
     };
     store.insert_api_key(&new_id(prefix::API_KEY), &api_key::hash(&key), "bootstrap operator key").await?;
     let agent = AgentSpec {
-        id: "default".into(),
-        name: "Default agent".into(),
-        model: DEFAULT_AGENT_MODEL.into(),
-        system_prompt: "You are a helpful assistant.".into(),
         description: Some("Built-in default agent".into()),
-        organization: None,
-        project: None,
-        environment: None,
+        ..AgentSpec::new("default", "Default agent", DEFAULT_AGENT_MODEL, "You are a helpful assistant.")
     };
     store.apply_agent(&Scope::default_scope(), &agent, "bootstrap", None).await?;
     tracing::info!(scope = %Scope::default_scope(), "bootstrapped a new installation");

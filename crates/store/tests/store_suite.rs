@@ -97,16 +97,7 @@ fn scope_b() -> Scope {
 }
 
 fn spec(id: &str, prompt: &str) -> AgentSpec {
-    AgentSpec {
-        id: id.into(),
-        name: format!("Agent {id}"),
-        model: "scripted:echo".into(),
-        system_prompt: prompt.into(),
-        description: None,
-        organization: None,
-        project: None,
-        environment: None,
-    }
+    AgentSpec::new(id, format!("Agent {id}"), "scripted:echo", prompt)
 }
 
 fn thread(scope: &Scope, user: &str, agent: &str) -> Thread {

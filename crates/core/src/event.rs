@@ -1,0 +1,363 @@
+//! The one canonical event enum a turn produces. Every transport (Socket.IO `agent_event`, SSE,
+//! later Erdo and OpenAI-style chunks) only translates it.
+//!
+//! Field names are the Platos wire names (`platos-wire.md` §4.7): camelCase, except `meta`'s
+//! `thread_id`/`agent_id`, which the clients read in snake_case.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::time::Timestamp;
+
+/// Token counts and cost of a turn (or a model call).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenUsage {
+    /// Prompt tokens.
+    pub input_tokens: u64,
+    /// Completion tokens.
+    pub output_tokens: u64,
+    /// Prompt tokens served from a provider cache.
+    #[serde(default)]
+    pub cached_input_tokens: u64,
+    /// Cost in cents (0 until a price table is configured for the model).
+    #[serde(default)]
+    pub cost_cents: f64,
+}
+
+impl TokenUsage {
+    /// Adds another usage to this one.
+    pub fn add(&mut self, other: &TokenUsage) {
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.cached_input_tokens += other.cached_input_tokens;
+        self.cost_cents += other.cost_cents;
+    }
+}
+
+/// Lifecycle of a turn: `queued → running (⇄ waiting) → completed | failed | cancelled`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TurnStatus {
+    /// Accepted, waiting for the thread's previous turn to finish.
+    Queued,
+    /// The model or a tool is working.
+    Running,
+    /// Paused on something outside the turn (an approval); the reason is stored with the turn.
+    Waiting,
+    /// Finished normally.
+    Completed,
+    /// Ended by an error (the cause is stored with the turn).
+    Failed,
+    /// Stopped by the user or an operator.
+    Cancelled,
+}
+
+impl TurnStatus {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TurnStatus::Queued => "queued",
+            TurnStatus::Running => "running",
+            TurnStatus::Waiting => "waiting",
+            TurnStatus::Completed => "completed",
+            TurnStatus::Failed => "failed",
+            TurnStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parses the stored form.
+    pub fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "queued" => TurnStatus::Queued,
+            "running" => TurnStatus::Running,
+            "waiting" => TurnStatus::Waiting,
+            "completed" => TurnStatus::Completed,
+            "failed" => TurnStatus::Failed,
+            "cancelled" => TurnStatus::Cancelled,
+            _ => return None,
+        })
+    }
+
+    /// True once the turn can no longer change.
+    pub fn is_final(self) -> bool {
+        matches!(self, TurnStatus::Completed | TurnStatus::Failed | TurnStatus::Cancelled)
+    }
+}
+
+/// One safety finding (PII, prompt injection, …).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SafetyFlag {
+    /// `pii`, `injection`, …
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `low`, `medium`, `high`.
+    pub severity: String,
+    /// Human explanation.
+    pub detail: String,
+    /// The matched text, when it is safe to show.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched_text: Option<String>,
+}
+
+/// Everything a turn tells its listeners.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", rename_all_fields = "camelCase")]
+pub enum TurnEvent {
+    /// First event of a turn.
+    Meta {
+        /// The thread (snake_case on the wire, as the clients read it).
+        #[serde(rename = "thread_id")]
+        thread_id: String,
+        /// The agent answering.
+        #[serde(rename = "agent_id")]
+        agent_id: String,
+        /// Version of the agent used for this turn.
+        agent_version_id: String,
+    },
+    /// Phase hint: `thinking`, `generating`, `executing`, `waiting`.
+    Status {
+        /// The phase.
+        status: String,
+    },
+    /// A text delta of the answer.
+    Token {
+        /// The delta.
+        text: String,
+    },
+    /// A reasoning delta.
+    Thinking {
+        /// The delta.
+        text: String,
+    },
+    /// A tool step finished; the next text starts a new bubble.
+    MessageBoundary {},
+    /// The model called a tool.
+    ToolCall {
+        /// Tool name.
+        name: String,
+        /// Arguments (a JSON object).
+        params: Value,
+        /// Id pairing the call with its result.
+        call_id: String,
+    },
+    /// A tool returned.
+    ToolResult {
+        /// Tool name.
+        name: String,
+        /// What the tool returned (or the error).
+        result: Value,
+        /// Id of the call.
+        call_id: String,
+        /// True when the tool failed; the result holds the error and the turn goes on.
+        #[serde(default, skip_serializing_if = "is_false")]
+        is_error: bool,
+    },
+    /// A human must approve something before the turn continues.
+    ApprovalNeeded {
+        /// Approval id.
+        approval_id: String,
+        /// What is to be approved.
+        action: String,
+        /// Details shown to the approver.
+        details: Value,
+    },
+    /// An approval was decided.
+    ApprovalResolved {
+        /// Approval id.
+        approval_id: String,
+        /// `approved`, `rejected`, `timed_out`.
+        status: String,
+        /// Who decided.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        responded_by: Option<String>,
+    },
+    /// An artifact starts streaming.
+    ArtifactStart {
+        /// Artifact revision id.
+        artifact_id: String,
+        /// Stable key across revisions.
+        artifact_key: String,
+        /// `markdown`, `code`, `html`, …
+        kind: String,
+        /// Revision number.
+        revision: i64,
+        /// Optional title.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        title: Option<String>,
+        /// Language of code artifacts.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        language: Option<String>,
+        /// `generate` or `revise`.
+        op: String,
+    },
+    /// A chunk of artifact content.
+    ArtifactDelta {
+        /// Artifact revision id.
+        artifact_id: String,
+        /// Stable key.
+        artifact_key: String,
+        /// Content chunk.
+        chunk: String,
+    },
+    /// An artifact revision is stored.
+    ArtifactCommitted {
+        /// Artifact revision id.
+        artifact_id: String,
+        /// Stable key.
+        artifact_key: String,
+        /// Kind.
+        kind: String,
+        /// Revision number.
+        revision: i64,
+        /// Optional title.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        title: Option<String>,
+        /// Language of code artifacts.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        language: Option<String>,
+        /// The stored content.
+        final_content: String,
+        /// When it was stored.
+        created_at: Timestamp,
+    },
+    /// An artifact could not be produced.
+    ArtifactError {
+        /// Artifact revision id, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        artifact_id: Option<String>,
+        /// Key, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        artifact_key: Option<String>,
+        /// Machine code.
+        code: String,
+        /// Explanation.
+        message: String,
+    },
+    /// Safety findings on the output.
+    SafetyFlags {
+        /// The findings.
+        flags: Vec<SafetyFlag>,
+    },
+    /// Cumulative usage so far.
+    Usage {
+        /// The usage.
+        usage: TokenUsage,
+    },
+    /// The assistant message was stored.
+    MessagePersisted {
+        /// Stored message id.
+        message_id: String,
+        /// Its thread.
+        thread_id: String,
+        /// Cost of the turn in cents.
+        cost_cents: f64,
+    },
+    /// Something went wrong; a `done` follows.
+    Error {
+        /// Machine code, e.g. `provider_unavailable`, `turn_in_progress`.
+        code: String,
+        /// Explanation.
+        message: String,
+    },
+    /// The last event of every turn.
+    Done {
+        /// Total usage of the turn.
+        usage: TokenUsage,
+        /// How the turn ended.
+        status: TurnStatus,
+        /// True when the turn was cancelled.
+        #[serde(default, skip_serializing_if = "is_false")]
+        stopped: bool,
+    },
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+impl TurnEvent {
+    /// True for the event that ends a turn.
+    pub fn is_done(&self) -> bool {
+        matches!(self, TurnEvent::Done { .. })
+    }
+}
+
+/// An event as logged: its turn, thread, position and time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggedEvent {
+    /// The turn it belongs to.
+    pub turn_id: String,
+    /// The turn's thread.
+    pub thread_id: String,
+    /// Position within the turn: 1, 2, 3… without gaps.
+    pub seq: i64,
+    /// When it was produced.
+    pub at: Timestamp,
+    /// The event.
+    pub event: TurnEvent,
+}
+
+impl LoggedEvent {
+    /// The wire object: the event's fields plus `threadId`, `turnId` and `seq`.
+    pub fn to_wire(&self) -> Value {
+        let mut value = serde_json::to_value(&self.event).unwrap_or(Value::Null);
+        if let Value::Object(map) = &mut value {
+            map.insert("threadId".into(), Value::String(self.thread_id.clone()));
+            map.insert("turnId".into(), Value::String(self.turn_id.clone()));
+            map.insert("seq".into(), Value::from(self.seq));
+        }
+        value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn events_use_the_platos_wire_names() {
+        let meta = TurnEvent::Meta { thread_id: "t".into(), agent_id: "a".into(), agent_version_id: "v".into() };
+        assert_eq!(
+            serde_json::to_value(&meta).unwrap(),
+            json!({"type": "meta", "thread_id": "t", "agent_id": "a", "agentVersionId": "v"})
+        );
+        let call = TurnEvent::ToolCall { name: "n".into(), params: json!({}), call_id: "c".into() };
+        assert_eq!(serde_json::to_value(&call).unwrap(), json!({"type": "tool_call", "name": "n", "params": {}, "callId": "c"}));
+        let done = TurnEvent::Done { usage: TokenUsage::default(), status: TurnStatus::Completed, stopped: false };
+        assert_eq!(
+            serde_json::to_value(&done).unwrap(),
+            json!({"type": "done", "status": "completed",
+                   "usage": {"inputTokens": 0, "outputTokens": 0, "cachedInputTokens": 0, "costCents": 0.0}})
+        );
+        assert_eq!(serde_json::to_value(TurnEvent::MessageBoundary {}).unwrap(), json!({"type": "message_boundary"}));
+    }
+
+    #[test]
+    fn events_round_trip_through_json() {
+        let events = vec![
+            TurnEvent::Token { text: " hi".into() },
+            TurnEvent::ToolResult { name: "n".into(), result: json!({"x": 1}), call_id: "c".into(), is_error: true },
+            TurnEvent::Error { code: "provider_unavailable".into(), message: "down".into() },
+            TurnEvent::Done { usage: TokenUsage { input_tokens: 3, ..Default::default() }, status: TurnStatus::Cancelled, stopped: true },
+        ];
+        for event in events {
+            let text = serde_json::to_string(&event).unwrap();
+            assert_eq!(serde_json::from_str::<TurnEvent>(&text).unwrap(), event, "{text}");
+        }
+    }
+
+    #[test]
+    fn wire_form_adds_thread_turn_and_seq() {
+        let logged = LoggedEvent {
+            turn_id: "trn_1".into(),
+            thread_id: "thr_1".into(),
+            seq: 7,
+            at: Timestamp(0),
+            event: TurnEvent::Token { text: "x".into() },
+        };
+        assert_eq!(logged.to_wire(), json!({"type": "token", "text": "x", "threadId": "thr_1", "turnId": "trn_1", "seq": 7}));
+    }
+}
