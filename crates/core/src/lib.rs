@@ -7,6 +7,7 @@
 //! - [`thread`]: threads and messages.
 //! - [`event`]: [`TurnEvent`], the one event enum every transport translates, and turn states.
 //! - [`session_token`]: HS256 session tokens as `@platosdev/token-mint` produces them.
+//! - [`turn`]: a [`Turn`] (one message and its answer) and its [`TurnInput`].
 //! - [`time`]: the millisecond [`Timestamp`] used on every row.
 //!
 //! Architecture invariant: this crate does no IO (no files, no network, no database).
@@ -18,12 +19,14 @@ pub mod scope;
 pub mod session_token;
 pub mod thread;
 pub mod time;
+pub mod turn;
 
 pub use agent::{AgentSpec, AgentSpecError, BusyPolicy, DynamicBlock, ModelRef, Script, ScriptStep, ScriptToolCall};
 pub use event::{LoggedEvent, SafetyFlag, TokenUsage, TurnEvent, TurnStatus};
 pub use scope::{Principal, PrincipalKind, Scope, UserMeta};
 pub use thread::{Message, MessageRole, Thread, ThreadStatus};
 pub use time::Timestamp;
+pub use turn::{Turn, TurnInput};
 
 /// Operator API keys: generated secrets, stored only as a SHA-256 hex digest.
 pub mod api_key {

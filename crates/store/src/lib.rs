@@ -4,7 +4,8 @@
 //! - [`Store::open`] picks the backend from a [`StoreLocation`] and runs the embedded migrations
 //!   (`migrations/sqlite`, `migrations/postgres`; see [`migrate`]).
 //! - One file per concept: [`auth`] (installation metadata, entities, API keys), [`agents`]
-//!   (agents and their immutable versions), [`threads`] (threads and messages), [`idempotency`].
+//!   (agents and their immutable versions), [`threads`] (threads and messages), [`turns`] (turns
+//!   and their event logs), [`idempotency`].
 //! - SQL is written once with `$n` placeholders, which both drivers accept; the `on_pool!` macro
 //!   runs the same statement on whichever pool is open.
 //!
@@ -17,6 +18,7 @@ pub mod idempotency;
 pub mod migrate;
 mod row;
 pub mod threads;
+pub mod turns;
 
 use std::path::PathBuf;
 use std::str::FromStr;

@@ -12,17 +12,26 @@ struct Migration {
     sql: &'static str,
 }
 
-const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_foundation.sql",
-    sql: include_str!("../migrations/sqlite/0001_foundation.sql"),
-}];
+/// Declares the migration lists of both backends from the same file names.
+macro_rules! migrations {
+    ($($version:literal => $file:literal),* $(,)?) => {
+        const SQLITE: &[Migration] = &[$(Migration {
+            version: $version,
+            name: $file,
+            sql: include_str!(concat!("../migrations/sqlite/", $file)),
+        }),*];
+        const POSTGRES: &[Migration] = &[$(Migration {
+            version: $version,
+            name: $file,
+            sql: include_str!(concat!("../migrations/postgres/", $file)),
+        }),*];
+    };
+}
 
-const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_foundation.sql",
-    sql: include_str!("../migrations/postgres/0001_foundation.sql"),
-}];
+migrations! {
+    1 => "0001_foundation.sql",
+    2 => "0002_turns.sql",
+}
 
 /// Arbitrary constant identifying Agentry's migration lock.
 const PG_MIGRATION_LOCK: i64 = 0x0061_6765_6e74_7279; // "agentry" in ASCII

@@ -172,7 +172,13 @@ impl Store {
                 .rows_affected();
             if deleted > 0 {
                 // Also covered by ON DELETE CASCADE; explicit so it holds without foreign-key enforcement.
-                sqlx::query("DELETE FROM messages WHERE thread_id = $1").bind(id).execute(&mut *tx).await?;
+                for sql in [
+                    "DELETE FROM messages WHERE thread_id = $1",
+                    "DELETE FROM turn_events WHERE thread_id = $1",
+                    "DELETE FROM turns WHERE thread_id = $1",
+                ] {
+                    sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+                }
             }
             tx.commit().await?;
             deleted

@@ -5,7 +5,10 @@
 //! unreachable these tests fail.
 
 use agentry_core::id::{new_id, prefix};
-use agentry_core::{AgentSpec, Message, MessageRole, Scope, Thread, ThreadStatus, Timestamp};
+use agentry_core::{
+    AgentSpec, LoggedEvent, Message, MessageRole, Scope, Thread, ThreadStatus, Timestamp, Turn, TurnEvent, TurnInput,
+    TurnStatus,
+};
 use agentry_store::{ArchivedFilter, IdempotencyStart, Store, StoreLocation, ThreadQuery};
 use sqlx::Connection as _;
 
@@ -86,6 +89,9 @@ suite!(
     deleting_a_thread_removes_its_messages,
     messages_list_in_order_and_bump_the_thread,
     idempotency_records_replay_and_isolate,
+    turns_move_through_their_states_once,
+    event_logs_append_and_read_after_a_cursor,
+    expired_leases_mark_turns_abandoned,
 );
 
 fn scope_a() -> Scope {
@@ -322,4 +328,100 @@ async fn idempotency_records_replay_and_isolate(store: &Store) {
     // An abandoned claim can be taken again.
     store.idempotency_abandon(&s, "bob", "k1").await.unwrap();
     assert_eq!(store.idempotency_start(&s, "bob", "k1", "POST /x {}").await.unwrap(), IdempotencyStart::Fresh);
+}
+
+fn turn(scope: &Scope, thread_id: &str, key: Option<&str>) -> Turn {
+    Turn {
+        id: new_id(prefix::TURN),
+        thread_id: thread_id.into(),
+        scope: scope.clone(),
+        user_id: "alice".into(),
+        agent_id: "support".into(),
+        status: TurnStatus::Queued,
+        wait_reason: None,
+        error: None,
+        input: TurnInput { text: "hello".into(), ..Default::default() },
+        idempotency_key: key.map(str::to_owned),
+        created_at: Timestamp::now(),
+        started_at: None,
+        finished_at: None,
+    }
+}
+
+async fn turns_move_through_their_states_once(store: &Store) {
+    let t = thread(&scope_a(), "alice", "support");
+    store.insert_thread(&t).await.unwrap();
+    let first = turn(&scope_a(), &t.id, Some("k1"));
+    let second = turn(&scope_a(), &t.id, None);
+    store.insert_turn(&first).await.unwrap();
+    store.insert_turn(&second).await.unwrap();
+    assert!(store.insert_turn(&turn(&scope_a(), &t.id, Some("k1"))).await.is_err(), "idempotency key is unique per thread");
+    assert_eq!(store.turn_by_idempotency_key(&scope_a(), &t.id, "k1").await.unwrap().unwrap().id, first.id);
+    assert_eq!(store.get_turn(&scope_a(), &first.id).await.unwrap().unwrap(), first);
+    assert!(store.get_turn(&scope_b(), &first.id).await.unwrap().is_none());
+    assert_eq!(store.next_queued_turn(&scope_a(), &t.id).await.unwrap().unwrap().id, first.id);
+    assert_eq!(store.latest_turn(&scope_a(), &t.id).await.unwrap().unwrap().id, second.id);
+    assert_eq!(store.unfinished_turns(&scope_a(), &t.id).await.unwrap().len(), 2);
+    assert_eq!(store.threads_with_queued_turns().await.unwrap(), vec![(scope_a(), t.id.clone())]);
+
+    assert!(store.start_turn(&first.id, 30_000).await.unwrap());
+    assert!(!store.start_turn(&first.id, 30_000).await.unwrap(), "a turn starts once");
+    assert_eq!(store.next_queued_turn(&scope_a(), &t.id).await.unwrap().unwrap().id, second.id);
+    assert!(store.finish_turn(&first.id, TurnStatus::Failed, Some("boom")).await.unwrap());
+    assert!(!store.finish_turn(&first.id, TurnStatus::Completed, None).await.unwrap(), "final states are final");
+    let done = store.get_turn(&scope_a(), &first.id).await.unwrap().unwrap();
+    assert_eq!((done.status, done.error.as_deref()), (TurnStatus::Failed, Some("boom")));
+    assert!(done.started_at.is_some() && done.finished_at.is_some());
+    // Cancelling a queued turn is allowed and it then never starts.
+    assert!(store.finish_turn(&second.id, TurnStatus::Cancelled, None).await.unwrap());
+    assert!(!store.start_turn(&second.id, 30_000).await.unwrap());
+    assert!(store.unfinished_turns(&scope_a(), &t.id).await.unwrap().is_empty());
+}
+
+async fn event_logs_append_and_read_after_a_cursor(store: &Store) {
+    let t = thread(&scope_a(), "alice", "support");
+    store.insert_thread(&t).await.unwrap();
+    let tr = turn(&scope_a(), &t.id, None);
+    store.insert_turn(&tr).await.unwrap();
+    let events: Vec<LoggedEvent> = (1..=5)
+        .map(|seq| LoggedEvent {
+            turn_id: tr.id.clone(),
+            thread_id: t.id.clone(),
+            seq,
+            at: Timestamp::now(),
+            event: TurnEvent::Token { text: format!(" w{seq}") },
+        })
+        .collect();
+    store.append_events(&scope_a(), &events[..2]).await.unwrap();
+    store.append_events(&scope_a(), &events[2..]).await.unwrap();
+    assert_eq!(store.events_after(&scope_a(), &tr.id, 0, 100).await.unwrap(), events);
+    assert_eq!(store.events_after(&scope_a(), &tr.id, 3, 100).await.unwrap(), events[3..].to_vec());
+    assert_eq!(store.events_after(&scope_a(), &tr.id, 1, 2).await.unwrap(), events[1..3].to_vec());
+    assert!(store.events_after(&scope_b(), &tr.id, 0, 100).await.unwrap().is_empty());
+    assert!(store.append_events(&scope_a(), &events[..1]).await.is_err(), "a seq is written once");
+    // Retention: only finished turns' logs go.
+    assert_eq!(store.purge_event_logs(Timestamp(i64::MAX)).await.unwrap(), 0);
+    store.finish_turn(&tr.id, TurnStatus::Completed, None).await.unwrap();
+    assert_eq!(store.purge_event_logs(Timestamp(0)).await.unwrap(), 0);
+    assert_eq!(store.purge_event_logs(Timestamp(i64::MAX)).await.unwrap(), 5);
+    // Deleting a thread takes its turns and logs with it.
+    store.append_events(&scope_a(), &events[..1]).await.unwrap();
+    store.delete_thread(&scope_a(), None, &t.id).await.unwrap();
+    assert!(store.get_turn(&scope_a(), &tr.id).await.unwrap().is_none());
+    assert!(store.events_after(&scope_a(), &tr.id, 0, 100).await.unwrap().is_empty());
+}
+
+async fn expired_leases_mark_turns_abandoned(store: &Store) {
+    let t = thread(&scope_a(), "alice", "support");
+    store.insert_thread(&t).await.unwrap();
+    let live = turn(&scope_a(), &t.id, None);
+    let dead = turn(&scope_a(), &t.id, None);
+    store.insert_turn(&live).await.unwrap();
+    store.insert_turn(&dead).await.unwrap();
+    store.start_turn(&live.id, 60_000).await.unwrap();
+    store.start_turn(&dead.id, -1).await.unwrap();
+    let abandoned: Vec<String> = store.abandoned_turns().await.unwrap().into_iter().map(|t| t.id).collect();
+    assert_eq!(abandoned, vec![dead.id.clone()]);
+    store.renew_turn_lease(&dead.id, 60_000).await.unwrap();
+    assert!(store.abandoned_turns().await.unwrap().is_empty());
 }

@@ -1,0 +1,53 @@
+//! Turns: one user message and everything the agent does to answer it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::TurnStatus;
+use crate::scope::{Scope, UserMeta};
+use crate::time::Timestamp;
+
+/// What the caller sent to start a turn, kept with the turn so a queued turn can run later.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TurnInput {
+    /// The user's message.
+    pub text: String,
+    /// Content for the agent's declared dynamic blocks, by key.
+    #[serde(default)]
+    pub dynamic_blocks: BTreeMap<String, String>,
+    /// The user's identity details from the session token (for `{{user.name}}`).
+    #[serde(default)]
+    pub user_meta: UserMeta,
+}
+
+/// A turn as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Turn {
+    /// `trn_…`
+    pub id: String,
+    /// Its thread.
+    pub thread_id: String,
+    /// Scope of the thread.
+    pub scope: Scope,
+    /// The user who sent the message.
+    pub user_id: String,
+    /// The agent answering.
+    pub agent_id: String,
+    /// Lifecycle state.
+    pub status: TurnStatus,
+    /// Why a `waiting` turn waits.
+    pub wait_reason: Option<String>,
+    /// Recorded cause of a `failed` turn.
+    pub error: Option<String>,
+    /// The request.
+    pub input: TurnInput,
+    /// Client-supplied dedupe key (`message.idempotencyKey`).
+    pub idempotency_key: Option<String>,
+    /// When it was accepted.
+    pub created_at: Timestamp,
+    /// When it started running.
+    pub started_at: Option<Timestamp>,
+    /// When it reached a final state.
+    pub finished_at: Option<Timestamp>,
+}
