@@ -221,6 +221,29 @@ impl Store {
         Ok(())
     }
 
+    /// The last `limit` messages of a thread, in chronological order (a turn's history).
+    pub async fn recent_messages(&self, scope: &Scope, thread_id: &str, limit: i64) -> StoreResult<Vec<Message>> {
+        let mut messages = on_pool!(self, |pool| {
+            sqlx::query(
+                "SELECT id, thread_id, role, content, created_at FROM messages
+                 WHERE organization_id = $1 AND project_id = $2 AND environment_id = $3 AND thread_id = $4
+                 ORDER BY created_at DESC, id DESC LIMIT $5",
+            )
+            .bind(&scope.organization_id)
+            .bind(&scope.project_id)
+            .bind(&scope.environment_id)
+            .bind(thread_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(message_from_row)
+            .collect::<StoreResult<Vec<_>>>()?
+        });
+        messages.reverse();
+        Ok(messages)
+    }
+
     /// A page of a thread's messages in chronological order, and the total count.
     pub async fn list_messages(
         &self,

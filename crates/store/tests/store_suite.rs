@@ -305,6 +305,8 @@ async fn messages_list_in_order_and_bump_the_thread(store: &Store) {
     assert_eq!(total, 2);
     assert_eq!(messages, vec![first, second.clone()]);
     assert_eq!(store.list_messages(&scope_b(), &t.id, 50, 0).await.unwrap().1, 0);
+    assert_eq!(store.recent_messages(&scope_a(), &t.id, 1).await.unwrap(), vec![second.clone()]);
+    assert_eq!(store.recent_messages(&scope_a(), &t.id, 10).await.unwrap().len(), 2);
     let bumped = store.get_thread(&scope_a(), None, &t.id).await.unwrap().unwrap();
     assert_eq!(bumped.updated_at, second.created_at);
 }

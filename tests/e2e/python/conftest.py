@@ -52,6 +52,44 @@ organization = "acme"
 project = "web"
 environment = "prod"
 """,
+    # Streaming agents (test_streaming.py and tests/e2e/node/; keep the two
+    # lists in step).  Each token of slow-echo / paced-echo is delayed so a
+    # turn can be watched, stopped and resumed mid-way.
+    "slow-echo.toml": """\
+id = "slow-echo"
+name = "Slow echo"
+model = "scripted:echo"
+system_prompt = "Echo."
+[script]
+token_delay_ms = 30
+""",
+    "paced-echo.toml": """\
+id = "paced-echo"
+name = "Paced echo"
+model = "scripted:echo"
+system_prompt = "Echo."
+[script]
+token_delay_ms = 250
+""",
+    "tool-steps.toml": """\
+id = "tool-steps"
+name = "Tool steps"
+model = "scripted:steps"
+system_prompt = "Steps."
+tools = ["current_time"]
+[[script.steps]]
+text = "Let me check the time."
+tool_calls = [{ name = "current_time", arguments = {} }]
+[[script.steps]]
+text = "Done checking."
+""",
+    "broken.toml": """\
+id = "broken"
+name = "Broken"
+model = "scripted:steps"
+[[script.steps]]
+error = "upstream exploded"
+""",
 }
 
 

@@ -1,0 +1,365 @@
+//! The engine end to end on a real SQLite store with the scripted provider.
+
+use std::time::{Duration, Instant};
+
+use agentry_core::id::{new_id, prefix};
+use agentry_core::{
+    AgentSpec, BusyPolicy, LoggedEvent, MessageRole, Principal, PrincipalKind, Scope, Script, ScriptStep,
+    ScriptToolCall, Thread, ThreadStatus, Timestamp, TurnEvent, TurnStatus, UserMeta,
+};
+use agentry_engine::{Engine, EngineConfig, EngineError, NewMessage};
+use agentry_llm::ProviderRegistry;
+use agentry_store::{Store, StoreLocation};
+use serde_json::json;
+
+struct Fixture {
+    engine: Engine,
+    store: Store,
+    _dir: tempfile::TempDir,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&StoreLocation::Sqlite(dir.path().join("e.db"))).await.unwrap();
+    let engine = Engine::start(store.clone(), ProviderRegistry::default(), EngineConfig::default()).await.unwrap();
+    Fixture { engine, store, _dir: dir }
+}
+
+fn principal() -> Principal {
+    Principal {
+        scope: Scope::default_scope(),
+        user_id: Some("alice".into()),
+        kind: PrincipalKind::EndUser,
+        user_meta: UserMeta { name: Some("Alice".into()), email: None },
+        pinned_agent_id: None,
+    }
+}
+
+impl Fixture {
+    async fn agent(&self, spec: AgentSpec) -> Thread {
+        self.store.apply_agent(&Scope::default_scope(), &spec, "test", None).await.unwrap();
+        let now = Timestamp::now();
+        let thread = Thread {
+            id: new_id(prefix::THREAD),
+            agent_id: spec.id.clone(),
+            user_id: "alice".into(),
+            scope: Scope::default_scope(),
+            title: None,
+            status: ThreadStatus::Active,
+            archived_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.insert_thread(&thread).await.unwrap();
+        thread
+    }
+
+    async fn send(&self, thread: &Thread, text: &str) -> agentry_core::Turn {
+        self.engine.submit(&principal(), thread, NewMessage { text: text.into(), ..Default::default() }).await.unwrap()
+    }
+
+    async fn events(&self, turn: &agentry_core::Turn, after: i64) -> Vec<LoggedEvent> {
+        let mut follower = self.engine.follow(&turn.scope, turn, after).await.unwrap();
+        let mut out = Vec::new();
+        while let Some(event) = tokio::time::timeout(Duration::from_secs(10), follower.next()).await.unwrap().unwrap() {
+            out.push(event);
+        }
+        out
+    }
+}
+
+fn echo(id: &str) -> AgentSpec {
+    AgentSpec::new(id, "Echo", "scripted:echo", "You help {{user.name}}.")
+}
+
+fn slow_echo(id: &str, delay_ms: u64) -> AgentSpec {
+    AgentSpec { script: Some(Script { token_delay_ms: delay_ms, steps: Vec::new() }), ..echo(id) }
+}
+
+fn kinds(events: &[LoggedEvent]) -> Vec<&'static str> {
+    events
+        .iter()
+        .map(|e| match &e.event {
+            TurnEvent::Meta { .. } => "meta",
+            TurnEvent::Status { .. } => "status",
+            TurnEvent::Token { .. } => "token",
+            TurnEvent::Thinking { .. } => "thinking",
+            TurnEvent::MessageBoundary {} => "message_boundary",
+            TurnEvent::ToolCall { .. } => "tool_call",
+            TurnEvent::ToolResult { .. } => "tool_result",
+            TurnEvent::MessagePersisted { .. } => "message_persisted",
+            TurnEvent::Usage { .. } => "usage",
+            TurnEvent::Error { .. } => "error",
+            TurnEvent::Done { .. } => "done",
+            _ => "other",
+        })
+        .collect()
+}
+
+fn tokens(events: &[LoggedEvent]) -> String {
+    events
+        .iter()
+        .filter_map(|e| match &e.event {
+            TurnEvent::Token { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn done_of(events: &[LoggedEvent]) -> (TurnStatus, agentry_core::TokenUsage, bool) {
+    match &events.last().unwrap().event {
+        TurnEvent::Done { status, usage, stopped } => (*status, *usage, *stopped),
+        other => panic!("last event is {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn echo_turn_streams_the_message_and_ends_with_done_and_usage() {
+    let f = fixture().await;
+    let thread = f.agent(echo("echo")).await;
+    let text = "hello  there\tworld ";
+    let turn = f.send(&thread, text).await;
+    let events = f.events(&turn, 0).await;
+    assert_eq!(tokens(&events), text);
+    let k = kinds(&events);
+    assert_eq!(k.first(), Some(&"meta"));
+    assert_eq!(&k[k.len() - 3..], ["message_persisted", "usage", "done"]);
+    assert!(events.iter().enumerate().all(|(i, e)| e.seq == i as i64 + 1), "seq is 1..n without gaps");
+    let (status, usage, stopped) = done_of(&events);
+    assert_eq!((status, stopped), (TurnStatus::Completed, false));
+    // Prompt: "You help Alice." (3 words) + the message (3 words); output: 3 words.
+    assert_eq!((usage.input_tokens, usage.output_tokens), (6, 3));
+    let (messages, _) = f.store.list_messages(&thread.scope, &thread.id, 10, 0).await.unwrap();
+    assert_eq!(messages.iter().map(|m| (m.role, m.content.as_str())).collect::<Vec<_>>(), vec![
+        (MessageRole::User, text),
+        (MessageRole::Assistant, text)
+    ]);
+    let stored = f.store.get_turn(&thread.scope, &turn.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, TurnStatus::Completed);
+}
+
+#[tokio::test]
+async fn tool_steps_run_tools_and_continue_the_same_turn() {
+    let f = fixture().await;
+    let spec = AgentSpec {
+        tools: vec!["current_time".into()],
+        script: Some(Script {
+            token_delay_ms: 0,
+            steps: vec![
+                ScriptStep {
+                    text: Some("Checking.".into()),
+                    tool_calls: vec![
+                        ScriptToolCall { name: "current_time".into(), arguments: json!({}) },
+                        ScriptToolCall { name: "no_such_tool".into(), arguments: json!({"x": 1}) },
+                    ],
+                    ..Default::default()
+                },
+                ScriptStep { thinking: Some("hmm".into()), text: Some("Done.".into()), ..Default::default() },
+            ],
+        }),
+        ..AgentSpec::new("tooler", "Tooler", "scripted:steps", "")
+    };
+    let thread = f.agent(spec).await;
+    let turn = f.send(&thread, "what time is it").await;
+    let events = f.events(&turn, 0).await;
+    assert_eq!(kinds(&events), vec![
+        "meta", "status", "token", "status", "tool_call", "tool_result", "tool_call", "tool_result",
+        "message_boundary", "thinking", "token", "message_persisted", "usage", "done"
+    ]);
+    let results: Vec<(bool, serde_json::Value)> = events
+        .iter()
+        .filter_map(|e| match &e.event {
+            TurnEvent::ToolResult { is_error, result, .. } => Some((*is_error, result.clone())),
+            _ => None,
+        })
+        .collect();
+    assert!(!results[0].0 && results[0].1["unix"].is_i64(), "{results:?}");
+    assert!(results[1].0 && results[1].1["error"].as_str().unwrap().contains("unknown tool"), "{results:?}");
+    let (messages, _) = f.store.list_messages(&thread.scope, &thread.id, 10, 0).await.unwrap();
+    assert_eq!(messages[1].content, "Checking.\n\nDone.");
+}
+
+#[tokio::test]
+async fn provider_failure_is_an_error_event_and_a_failed_turn_with_its_cause() {
+    let f = fixture().await;
+    let spec = AgentSpec {
+        script: Some(Script {
+            token_delay_ms: 0,
+            steps: vec![ScriptStep { error: Some("upstream exploded".into()), ..Default::default() }],
+        }),
+        ..AgentSpec::new("broken", "Broken", "scripted:steps", "")
+    };
+    let thread = f.agent(spec).await;
+    let turn = f.send(&thread, "hi").await;
+    let events = f.events(&turn, 0).await;
+    let error = events.iter().find_map(|e| match &e.event {
+        TurnEvent::Error { code, message } => Some((code.clone(), message.clone())),
+        _ => None,
+    });
+    let (code, message) = error.unwrap();
+    assert_eq!(code, "provider_unavailable");
+    assert!(message.contains("upstream exploded"));
+    assert_eq!(done_of(&events).0, TurnStatus::Failed);
+    let stored = f.store.get_turn(&thread.scope, &turn.id).await.unwrap().unwrap();
+    assert!(stored.error.unwrap().contains("upstream exploded"));
+    // The user's message was stored before the model was called.
+    let (messages, _) = f.store.list_messages(&thread.scope, &thread.id, 10, 0).await.unwrap();
+    assert_eq!(messages.len(), 1);
+}
+
+#[tokio::test]
+async fn cancel_stops_a_running_turn_within_a_second() {
+    let f = fixture().await;
+    let thread = f.agent(slow_echo("slow", 200)).await;
+    let turn = f.send(&thread, &"word ".repeat(50)).await;
+    let mut follower = f.engine.follow(&turn.scope, &turn, 0).await.unwrap();
+    // Wait for the first token, then cancel.
+    loop {
+        let event = follower.next().await.unwrap().unwrap();
+        if matches!(event.event, TurnEvent::Token { .. }) {
+            break;
+        }
+    }
+    let asked = Instant::now();
+    assert!(f.engine.cancel_thread(&thread.scope, &thread.id).await.unwrap());
+    let mut last = None;
+    while let Some(event) = follower.next().await.unwrap() {
+        last = Some(event);
+    }
+    assert!(asked.elapsed() < Duration::from_secs(1), "took {:?}", asked.elapsed());
+    match last.unwrap().event {
+        TurnEvent::Done { status, stopped, .. } => assert_eq!((status, stopped), (TurnStatus::Cancelled, true)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(f.store.get_turn(&thread.scope, &turn.id).await.unwrap().unwrap().status, TurnStatus::Cancelled);
+    assert!(!f.engine.cancel_thread(&thread.scope, &thread.id).await.unwrap(), "nothing left to cancel");
+}
+
+#[tokio::test]
+async fn second_message_is_queued_and_runs_after_the_first() {
+    let f = fixture().await;
+    let thread = f.agent(slow_echo("queue", 5)).await;
+    let first = f.send(&thread, "one two three").await;
+    let second = f.send(&thread, "four five").await;
+    let second_events = f.events(&second, 0).await;
+    let first_events = f.events(&first, 0).await;
+    assert_eq!(tokens(&first_events), "one two three");
+    assert_eq!(tokens(&second_events), "four five");
+    assert!(first_events.last().unwrap().at <= second_events.first().unwrap().at, "turns ran in order");
+    let (messages, _) = f.store.list_messages(&thread.scope, &thread.id, 10, 0).await.unwrap();
+    let contents: Vec<&str> = messages.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(contents, vec!["one two three", "one two three", "four five", "four five"]);
+}
+
+#[tokio::test]
+async fn reject_policy_refuses_a_message_while_a_turn_runs() {
+    let f = fixture().await;
+    let thread = f.agent(AgentSpec { on_busy: Some(BusyPolicy::Reject), ..slow_echo("strict", 20) }).await;
+    let first = f.send(&thread, "a b c d e").await;
+    let second = f.send(&thread, "interrupting").await;
+    let events = f.events(&second, 0).await;
+    assert_eq!(kinds(&events), vec!["error", "done"]);
+    assert!(matches!(&events[0].event, TurnEvent::Error { code, .. } if code == "turn_in_progress"));
+    assert_eq!(tokens(&f.events(&first, 0).await), "a b c d e");
+}
+
+#[tokio::test]
+async fn following_from_a_cursor_replays_the_rest_without_gap_or_duplicate() {
+    let f = fixture().await;
+    let thread = f.agent(slow_echo("resume", 10)).await;
+    let text = "alpha beta gamma delta epsilon zeta eta theta";
+    let turn = f.send(&thread, text).await;
+    // A first listener reads a few events, then goes away mid-turn.
+    let mut first = f.engine.follow(&turn.scope, &turn, 0).await.unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 5 {
+        seen.push(first.next().await.unwrap().unwrap());
+    }
+    drop(first);
+    let cursor = seen.last().unwrap().seq;
+    let rest = f.events(&turn, cursor).await;
+    seen.extend(rest);
+    assert!(seen.iter().enumerate().all(|(i, e)| e.seq == i as i64 + 1));
+    assert_eq!(tokens(&seen), text);
+    // After the turn, a late listener gets the whole log.
+    assert_eq!(f.events(&turn, 0).await, seen);
+}
+
+#[tokio::test]
+async fn repeated_idempotency_key_returns_the_same_turn() {
+    let f = fixture().await;
+    let thread = f.agent(echo("idem")).await;
+    let message = NewMessage { text: "once".into(), idempotency_key: Some("k1".into()), ..Default::default() };
+    let a = f.engine.submit(&principal(), &thread, message.clone()).await.unwrap();
+    let b = f.engine.submit(&principal(), &thread, message).await.unwrap();
+    assert_eq!(a.id, b.id);
+    f.events(&a, 0).await;
+    let (messages, _) = f.store.list_messages(&thread.scope, &thread.id, 10, 0).await.unwrap();
+    assert_eq!(messages.len(), 2, "one user and one assistant message");
+}
+
+#[tokio::test]
+async fn bad_messages_are_refused_before_a_turn_exists() {
+    let f = fixture().await;
+    let thread = f.agent(echo("bad")).await;
+    let submit = |text: String| {
+        let engine = f.engine.clone();
+        let thread = thread.clone();
+        async move { engine.submit(&principal(), &thread, NewMessage { text, ..Default::default() }).await }
+    };
+    assert!(matches!(submit("   ".into()).await, Err(EngineError::EmptyMessage)));
+    assert!(matches!(submit("x".repeat(40 * 1024)).await, Err(EngineError::MessageTooLarge { .. })));
+    let mut pinned = principal();
+    pinned.pinned_agent_id = Some("other".into());
+    let result = f.engine.submit(&pinned, &thread, NewMessage { text: "hi".into(), ..Default::default() }).await;
+    assert!(matches!(result, Err(EngineError::AgentPinned)));
+    assert!(f.store.latest_turn(&thread.scope, &thread.id).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn abandoned_turns_are_failed_with_a_terminal_event_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&StoreLocation::Sqlite(dir.path().join("e.db"))).await.unwrap();
+    store.apply_agent(&Scope::default_scope(), &echo("gone"), "test", None).await.unwrap();
+    let now = Timestamp::now();
+    let thread = Thread {
+        id: new_id(prefix::THREAD),
+        agent_id: "gone".into(),
+        user_id: "alice".into(),
+        scope: Scope::default_scope(),
+        title: None,
+        status: ThreadStatus::Active,
+        archived_at: None,
+        created_at: now,
+        updated_at: now,
+    };
+    store.insert_thread(&thread).await.unwrap();
+    // A turn a dead process had started (its lease already expired).
+    let turn = agentry_core::Turn {
+        id: new_id(prefix::TURN),
+        thread_id: thread.id.clone(),
+        scope: thread.scope.clone(),
+        user_id: "alice".into(),
+        agent_id: "gone".into(),
+        status: TurnStatus::Queued,
+        wait_reason: None,
+        error: None,
+        input: Default::default(),
+        idempotency_key: None,
+        created_at: now,
+        started_at: None,
+        finished_at: None,
+    };
+    store.insert_turn(&turn).await.unwrap();
+    store.start_turn(&turn.id, -1).await.unwrap();
+    let engine = Engine::start(store.clone(), ProviderRegistry::default(), EngineConfig::default()).await.unwrap();
+    let mut follower = engine.follow(&thread.scope, &turn, 0).await.unwrap();
+    let mut events = Vec::new();
+    while let Some(event) = follower.next().await.unwrap() {
+        events.push(event);
+    }
+    assert_eq!(kinds(&events), vec!["error", "done"]);
+    let stored = store.get_turn(&thread.scope, &turn.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, TurnStatus::Failed);
+    assert!(stored.error.is_some());
+}
