@@ -81,6 +81,8 @@ const KEYS: &[(&str, &str)] = &[
     ("database_url", "AGENTRY_DATABASE_URL"),
     ("agents_dir", "AGENTRY_AGENTS_DIR"),
     ("max_body_bytes", "AGENTRY_MAX_BODY_BYTES"),
+    ("max_message_bytes", "AGENTRY_MAX_MESSAGE_BYTES"),
+    ("event_retention_days", "AGENTRY_EVENT_RETENTION_DAYS"),
     ("log", "AGENTRY_LOG"),
 ];
 
@@ -100,6 +102,10 @@ pub struct Config {
     pub agents_dir: Option<PathBuf>,
     /// Request body limit.
     pub max_body_bytes: usize,
+    /// Largest user message a turn accepts.
+    pub max_message_bytes: usize,
+    /// How long finished turns' event logs are kept.
+    pub event_retention: std::time::Duration,
     /// `tracing` filter directive.
     pub log: String,
 }
@@ -213,8 +219,32 @@ impl Layers {
             }
         };
 
+        let (max_message, source) = self.get("max_message_bytes", Some("32768")).unwrap_or_default();
+        let max_message_bytes = match max_message.parse::<usize>() {
+            Ok(n) if n >= 1 => n,
+            _ => {
+                return Err(invalid(
+                    "max_message_bytes",
+                    source,
+                    format!("`{max_message}` is not a positive whole number of bytes"),
+                ));
+            }
+        };
+
+        let (retention, source) = self.get("event_retention_days", Some("7")).unwrap_or_default();
+        let event_retention = match retention.parse::<u64>() {
+            Ok(days) if (1..=3650).contains(&days) => std::time::Duration::from_secs(days * 24 * 3600),
+            _ => {
+                return Err(invalid(
+                    "event_retention_days",
+                    source,
+                    format!("`{retention}` is not a whole number of days in 1..=3650"),
+                ));
+            }
+        };
+
         let (log, _) = self.get("log", Some("info,sqlx=warn")).unwrap_or_default();
-        Ok(Config { listen, store, agents_dir, max_body_bytes, log })
+        Ok(Config { listen, store, agents_dir, max_body_bytes, max_message_bytes, event_retention, log })
     }
 }
 
@@ -238,6 +268,8 @@ mod tests {
         assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(config.store, StoreLocation::Sqlite(PathBuf::from("./agentry-data/agentry.db")));
         assert_eq!(config.max_body_bytes, 1024 * 1024);
+        assert_eq!(config.max_message_bytes, 32 * 1024);
+        assert_eq!(config.event_retention.as_secs(), 7 * 24 * 3600);
     }
 
     #[test]

@@ -192,16 +192,33 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         }
     }
 
+    let engine_config = agentry_engine::EngineConfig {
+        max_message_bytes: config.max_message_bytes,
+        event_retention: config.event_retention,
+        ..agentry_engine::EngineConfig::default()
+    };
+    let engine = agentry_engine::Engine::start(store.clone(), agentry_llm::ProviderRegistry::default(), engine_config)
+        .await
+        .map_err(|e| format!("cannot start the turn engine: {e}"))?;
+
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     tracing::info!(address = %config.listen, store = %config.store.describe(), "agentry is listening");
-    let state = agentry_server::AppState::new(
-        store.clone(),
-        agentry_server::ServerOptions { max_body_bytes: config.max_body_bytes },
-    );
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let options = agentry_server::ServerOptions {
+        max_body_bytes: config.max_body_bytes,
+        ..agentry_server::ServerOptions::default()
+    };
+    let state = agentry_server::AppState::new(engine.clone(), options, shutdown_rx);
+    let stopping = async move {
+        shutdown_signal().await;
+        // Running turns end first (recorded as interrupted, with `done`), then streams close.
+        engine.shutdown(std::time::Duration::from_secs(5)).await;
+        let _ = shutdown_tx.send(true);
+    };
     axum::serve(listener, agentry_server::router(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(stopping)
         .await
         .map_err(|e| format!("server error: {e}"))?;
     store.close().await;

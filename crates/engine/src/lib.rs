@@ -387,3 +387,46 @@ impl Engine {
         }
     }
 }
+
+impl Engine {
+    /// Creates a thread for the caller. `agent_id` of `None` or `"default"` means the caller's
+    /// default agent: the pinned agent of a pinned token, else the scope's default agent.
+    pub async fn create_thread(
+        &self,
+        principal: &Principal,
+        agent_id: Option<&str>,
+        title: Option<String>,
+    ) -> Result<Thread, EngineError> {
+        let store = &self.inner.store;
+        let requested = agent_id.map(str::trim).filter(|id| !id.is_empty() && *id != "default");
+        let agent = match (requested, principal.pinned_agent_id.as_deref()) {
+            (Some(id), _) if !principal.may_use_agent(id) => return Err(EngineError::AgentPinned),
+            (Some(id), _) | (None, Some(id)) => store.get_agent(&principal.scope, id).await?,
+            (None, None) => store.default_agent(&principal.scope).await?,
+        }
+        .ok_or(EngineError::AgentNotFound)?;
+        let now = Timestamp::now();
+        let thread = Thread {
+            id: new_id(prefix::THREAD),
+            agent_id: agent.spec.id,
+            user_id: principal.owner_id().to_owned(),
+            scope: principal.scope.clone(),
+            title: title.filter(|t| !t.trim().is_empty()),
+            status: agentry_core::ThreadStatus::Active,
+            archived_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        store.insert_thread(&thread).await?;
+        Ok(thread)
+    }
+
+    /// A thread the caller may see (owner filter applied), or `ThreadNotFound`.
+    pub async fn visible_thread(&self, principal: &Principal, thread_id: &str) -> Result<Thread, EngineError> {
+        self.inner
+            .store
+            .get_thread(&principal.scope, principal.thread_owner_filter(), thread_id)
+            .await?
+            .ok_or(EngineError::ThreadNotFound)
+    }
+}

@@ -47,24 +47,73 @@ impl FromRequestParts<AppState> for Auth {
     }
 }
 
+/// Credentials as a request or a socket handshake presents them.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    /// A session token.
+    pub session_token: Option<String>,
+    /// `Authorization` header value (expects `Bearer <key>`).
+    pub authorization: Option<String>,
+    /// A bare API key (socket CONNECT payload `apiKey`).
+    pub api_key: Option<String>,
+    /// Direct-mode scope: organization.
+    pub organization_id: Option<String>,
+    /// Direct-mode scope: project.
+    pub project_id: Option<String>,
+    /// Direct-mode scope: environment.
+    pub environment_id: Option<String>,
+    /// Direct-mode acting user.
+    pub user_id: Option<String>,
+}
+
+impl Credentials {
+    /// Reads the Platos headers.
+    pub fn from_headers(headers: &HeaderMap) -> Result<Self, ApiError> {
+        Ok(Credentials {
+            session_token: header_str(headers, SESSION_TOKEN_HEADER)?.map(str::to_owned),
+            authorization: header_str(headers, "authorization")?.map(str::to_owned),
+            api_key: None,
+            organization_id: header_str(headers, ORG_HEADER)?.map(str::to_owned),
+            project_id: header_str(headers, PROJECT_HEADER)?.map(str::to_owned),
+            environment_id: header_str(headers, ENV_HEADER)?.map(str::to_owned),
+            user_id: header_str(headers, USER_HEADER)?.map(str::to_owned),
+        })
+    }
+
+    /// True when nothing identifies the caller.
+    pub fn is_empty(&self) -> bool {
+        self.session_token.is_none() && self.authorization.is_none() && self.api_key.is_none()
+    }
+}
+
 /// Authenticates a request from its headers.
 pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    if let Some(token) = header_str(headers, SESSION_TOKEN_HEADER)? {
+    authenticate_credentials(state, &Credentials::from_headers(headers)?).await
+}
+
+/// Authenticates presented credentials: a session token wins; else an API key with a scope.
+pub async fn authenticate_credentials(state: &AppState, credentials: &Credentials) -> Result<Principal, ApiError> {
+    if let Some(token) = &credentials.session_token {
         return authenticate_session_token(state, token).await;
     }
-    if let Some(authorization) = header_str(headers, "authorization")? {
-        let key = authorization
-            .strip_prefix("Bearer ")
-            .or_else(|| authorization.strip_prefix("bearer "))
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .ok_or_else(|| ApiError::unauthenticated("Authorization header must be `Bearer <api key>`"))?;
-        return authenticate_api_key(state, key, headers).await;
+    let key = match (&credentials.api_key, &credentials.authorization) {
+        (Some(key), _) => Some(key.trim()),
+        (None, Some(authorization)) => Some(
+            authorization
+                .strip_prefix("Bearer ")
+                .or_else(|| authorization.strip_prefix("bearer "))
+                .map(str::trim)
+                .ok_or_else(|| ApiError::unauthenticated("Authorization header must be `Bearer <api key>`"))?,
+        ),
+        (None, None) => None,
+    };
+    match key.filter(|k| !k.is_empty()) {
+        Some(key) => authenticate_api_key(state, key, credentials).await,
+        None => Err(ApiError::unauthenticated(
+            "Authentication required: send X-Platos-Session-Token, or Authorization: Bearer <api key> with \
+             X-Platos-Organization-Id, X-Platos-Project-Id and X-Platos-Environment-Id",
+        )),
     }
-    Err(ApiError::unauthenticated(
-        "Authentication required: send X-Platos-Session-Token, or Authorization: Bearer <api key> with \
-         X-Platos-Organization-Id, X-Platos-Project-Id and X-Platos-Environment-Id",
-    ))
 }
 
 /// Verifies a session token and returns the end user it names.
@@ -96,17 +145,17 @@ pub async fn authenticate_session_token(state: &AppState, token: &str) -> Result
     })
 }
 
-async fn authenticate_api_key(state: &AppState, key: &str, headers: &HeaderMap) -> Result<Principal, ApiError> {
+async fn authenticate_api_key(state: &AppState, key: &str, credentials: &Credentials) -> Result<Principal, ApiError> {
     let hash = agentry_core::api_key::hash(key);
     if state.store.api_key_by_hash(&hash).await?.is_none() {
         return Err(ApiError::unauthenticated("invalid API key"));
     }
     let mut missing = Vec::new();
-    let mut part = |name: &'static str| -> Result<String, ApiError> {
-        match header_str(headers, name)? {
+    let mut part = |name: &'static str, value: &Option<String>| -> Result<String, ApiError> {
+        match value {
             Some(value) => {
                 check_id(name, value).map_err(|problem| ApiError::invalid_field(name, problem))?;
-                Ok(value.to_owned())
+                Ok(value.clone())
             }
             None => {
                 missing.push(format!("header {name} is required with an API key"));
@@ -114,20 +163,20 @@ async fn authenticate_api_key(state: &AppState, key: &str, headers: &HeaderMap) 
             }
         }
     };
-    let scope = Scope::new(part(ORG_HEADER)?, part(PROJECT_HEADER)?, part(ENV_HEADER)?);
+    let scope = Scope::new(
+        part(ORG_HEADER, &credentials.organization_id)?,
+        part(PROJECT_HEADER, &credentials.project_id)?,
+        part(ENV_HEADER, &credentials.environment_id)?,
+    );
     if !missing.is_empty() {
         return Err(ApiError::validation("API-key requests must name their scope", missing));
     }
-    let user_id = match header_str(headers, USER_HEADER)? {
-        Some(user) => {
-            check_id(USER_HEADER, user).map_err(|problem| ApiError::invalid_field(USER_HEADER, problem))?;
-            Some(user.to_owned())
-        }
-        None => None,
-    };
+    if let Some(user) = &credentials.user_id {
+        check_id(USER_HEADER, user).map_err(|problem| ApiError::invalid_field(USER_HEADER, problem))?;
+    }
     Ok(Principal {
         scope,
-        user_id,
+        user_id: credentials.user_id.clone(),
         kind: PrincipalKind::Operator,
         user_meta: UserMeta::default(),
         pinned_agent_id: None,

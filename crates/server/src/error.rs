@@ -97,6 +97,24 @@ impl From<agentry_store::StoreError> for ApiError {
     }
 }
 
+impl From<agentry_engine::EngineError> for ApiError {
+    fn from(err: agentry_engine::EngineError) -> Self {
+        use agentry_engine::EngineError as E;
+        match err {
+            E::ThreadNotFound => ApiError::not_found("Thread"),
+            E::AgentNotFound => ApiError::not_found("Agent"),
+            E::AgentPinned => {
+                ApiError::forbidden("AGENT_SCOPE_MISMATCH", "this session token is pinned to another agent")
+            }
+            E::EmptyMessage => ApiError::invalid_field("message", "must not be empty"),
+            E::MessageTooLarge { size, limit } => {
+                ApiError::invalid_field("message", format!("is {size} bytes; the limit is {limit}"))
+            }
+            E::Store(err) => err.into(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = json!({

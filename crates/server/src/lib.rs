@@ -1,8 +1,9 @@
 //! Agentry's HTTP surface: authentication, the Platos REST API, health and metrics.
 //!
 //! # Layout
-//! - [`router`] assembles the app: [`platos`] routes under `/api/v1/agent`, [`health`] and
-//!   [`metrics`] at the root, wrapped by the [`idempotency`] and metrics layers.
+//! - [`router`] assembles the app: [`platos`] routes under `/api/v1/agent` (REST and the SSE
+//!   lanes), [`socket`] (Socket.IO `/agent` at `/socket.io/`), [`health`] and [`metrics`] at the
+//!   root, wrapped by the [`idempotency`] and metrics layers.
 //! - [`auth`] turns headers into a [`Principal`](agentry_core::Principal); [`error::ApiError`] is
 //!   the single failure → HTTP mapping; [`extract`] holds the input extractors.
 //!
@@ -17,10 +18,12 @@ pub mod health;
 pub mod idempotency;
 pub mod metrics;
 pub mod platos;
+pub mod socket;
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use agentry_engine::Engine;
 use agentry_store::Store;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -31,11 +34,23 @@ use axum::middleware;
 pub struct ServerOptions {
     /// Largest accepted request body, in bytes (larger → 413).
     pub max_body_bytes: usize,
+    /// Engine.IO ping interval of the Socket.IO transport.
+    pub ping_interval: std::time::Duration,
+    /// How long a socket may stay silent after a ping before it is closed. Longer than the
+    /// longest turn, because the Python client never answers pings.
+    pub ping_timeout: std::time::Duration,
+    /// Interval of SSE heartbeats.
+    pub sse_heartbeat: std::time::Duration,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        ServerOptions { max_body_bytes: 1024 * 1024 }
+        ServerOptions {
+            max_body_bytes: 1024 * 1024,
+            ping_interval: std::time::Duration::from_secs(25),
+            ping_timeout: std::time::Duration::from_secs(600),
+            sse_heartbeat: std::time::Duration::from_secs(15),
+        }
     }
 }
 
@@ -44,6 +59,12 @@ impl Default for ServerOptions {
 pub struct AppState {
     /// Persistent state.
     pub store: Store,
+    /// The turn engine.
+    pub engine: Engine,
+    /// Socket.IO bookkeeping: open connections, resume positions.
+    pub sockets: Arc<socket::Sockets>,
+    /// Flips to true when the server shuts down; long-lived streams end then.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// Limits.
     pub options: Arc<ServerOptions>,
     /// Request counters for `/metrics`.
@@ -53,10 +74,13 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State over an open store.
-    pub fn new(store: Store, options: ServerOptions) -> Self {
+    /// State over an open store and a started engine.
+    pub fn new(engine: Engine, options: ServerOptions, shutdown: tokio::sync::watch::Receiver<bool>) -> Self {
         AppState {
-            store,
+            store: engine.store().clone(),
+            engine,
+            sockets: Arc::new(socket::Sockets::default()),
+            shutdown,
             options: Arc::new(options),
             metrics: Arc::new(metrics::Metrics::default()),
             started: Instant::now(),
@@ -71,6 +95,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1/agent", platos::routes())
         .route("/api/health", axum::routing::get(health::health))
         .route("/metrics", axum::routing::get(metrics::render))
+        .route("/socket.io/", axum::routing::get(socket::upgrade))
         .layer(middleware::from_fn_with_state(state.clone(), idempotency::layer))
         .layer(axum::Extension(extract::BodyLimit(limit)))
         .layer(DefaultBodyLimit::max(limit))

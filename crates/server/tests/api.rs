@@ -3,6 +3,8 @@
 
 use agentry_core::session_token::{self, SessionClaims};
 use agentry_core::{Timestamp, UserMeta};
+use agentry_engine::{Engine, EngineConfig};
+use agentry_llm::ProviderRegistry;
 use agentry_server::bootstrap::{SuppliedSecrets, bootstrap};
 use agentry_server::{AppState, ServerOptions, router};
 use agentry_store::{Store, StoreLocation};
@@ -25,7 +27,10 @@ async fn app() -> App {
     let store = Store::open(&StoreLocation::Sqlite(dir.path().join("a.db"))).await.unwrap();
     let supplied = SuppliedSecrets { service_secret: Some(SECRET.into()), api_key: Some(KEY.into()) };
     bootstrap(&store, &supplied).await.unwrap();
-    App { router: router(AppState::new(store, ServerOptions { max_body_bytes: 4096 })), _dir: dir }
+    let engine = Engine::start(store, ProviderRegistry::default(), EngineConfig::default()).await.unwrap();
+    let (_, shutdown) = tokio::sync::watch::channel(false);
+    let options = ServerOptions { max_body_bytes: 4096, ..ServerOptions::default() };
+    App { router: router(AppState::new(engine, options, shutdown)), _dir: dir }
 }
 
 fn token(user: &str, agent: Option<&str>) -> String {

@@ -1,9 +1,11 @@
 //! The Platos REST surface under `/api/v1/agent`, in the shapes the official clients read
 //! (`platos-wire.md` §3): list wrapper keys `agents`, `versions`, `threads`, `messages`,
-//! `artifacts`; real 404s; camelCase fields.
+//! `artifacts`; real 404s; camelCase fields. Turns over HTTP (SSE lanes, non-streaming send,
+//! cancel) are in `turns`.
 
 mod agents;
 mod threads;
+mod turns;
 mod views;
 
 use axum::Router;
@@ -17,9 +19,12 @@ pub fn routes() -> Router<AppState> {
         .route("/agents", get(agents::list).post(agents::create))
         .route("/agents/{agent_id}", get(agents::get).put(agents::replace).delete(agents::delete))
         .route("/agents/{agent_id}/versions", get(agents::versions))
+        .route("/agents/{agent_id}/chat/stream", get(turns::chat_stream))
         .route("/threads", get(threads::list).post(threads::create))
         .route("/threads/{thread_id}", get(threads::get).delete(threads::delete))
-        .route("/threads/{thread_id}/messages", get(threads::messages))
+        .route("/threads/{thread_id}/messages", get(threads::messages).post(turns::send_and_wait))
+        .route("/threads/{thread_id}/stream", post(turns::stream))
+        .route("/threads/{thread_id}/cancel", post(turns::cancel))
         .route("/threads/{thread_id}/artifacts", get(threads::artifacts))
         .route("/threads/{thread_id}/archive", post(threads::archive))
         .route("/threads/{thread_id}/unarchive", post(threads::unarchive))

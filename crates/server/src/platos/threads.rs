@@ -3,8 +3,7 @@
 //! Every lookup goes through the caller's scope and owner filter, so another user's or another
 //! scope's thread answers 404 exactly like a missing one.
 
-use agentry_core::id::{new_id, prefix};
-use agentry_core::{Principal, Thread, ThreadStatus, Timestamp};
+use agentry_core::{Principal, Thread};
 use agentry_store::{ArchivedFilter, ThreadQuery};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -42,29 +41,7 @@ pub async fn create(
     {
         return Err(ApiError::invalid_field("title", format!("must be at most {MAX_TITLE_CHARS} characters")));
     }
-    let requested = body.agent_id.as_deref().map(str::trim).filter(|id| !id.is_empty() && *id != "default");
-    let agent = match (requested, principal.pinned_agent_id.as_deref()) {
-        (Some(id), _) => {
-            check_pin(&principal, id)?;
-            state.store.get_agent(&principal.scope, id).await?
-        }
-        (None, Some(pinned)) => state.store.get_agent(&principal.scope, pinned).await?,
-        (None, None) => state.store.default_agent(&principal.scope).await?,
-    }
-    .ok_or_else(|| ApiError::not_found("Agent"))?;
-    let now = Timestamp::now();
-    let thread = Thread {
-        id: new_id(prefix::THREAD),
-        agent_id: agent.spec.id,
-        user_id: principal.owner_id().to_owned(),
-        scope: principal.scope.clone(),
-        title: body.title.filter(|t| !t.trim().is_empty()),
-        status: ThreadStatus::Active,
-        archived_at: None,
-        created_at: now,
-        updated_at: now,
-    };
-    state.store.insert_thread(&thread).await?;
+    let thread = state.engine.create_thread(&principal, body.agent_id.as_deref(), body.title).await?;
     Ok((StatusCode::CREATED, Json(thread)))
 }
 
@@ -190,9 +167,5 @@ async fn set_archived(
 }
 
 async fn visible_thread(state: &AppState, principal: &Principal, thread_id: &str) -> Result<Thread, ApiError> {
-    state
-        .store
-        .get_thread(&principal.scope, principal.thread_owner_filter(), thread_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Thread"))
+    Ok(state.engine.visible_thread(principal, thread_id).await?)
 }

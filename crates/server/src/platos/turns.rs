@@ -1,0 +1,213 @@
+//! Turns over HTTP: the SSE lanes (`POST /threads/:id/stream`, `GET /agents/:id/chat/stream`),
+//! the non-streaming `POST /threads/:id/messages`, and `POST /threads/:id/cancel`.
+//!
+//! SSE frames are `id: <seq>` + `data: <event JSON>`; a request carrying `Last-Event-ID` resumes
+//! the thread's latest turn after that `seq` instead of starting a new one. A client that goes
+//! away does not stop the turn: it can come back with `Last-Event-ID`.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+
+use agentry_core::{LoggedEvent, Principal, Thread, TokenUsage, TurnEvent};
+use agentry_engine::{NewMessage, TurnFollower};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::auth::Auth;
+use crate::error::ApiError;
+use crate::extract::{JsonBody, QueryParams};
+
+/// Body of the turn-starting routes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendMessage {
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    dynamic_blocks: BTreeMap<String, String>,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+}
+
+/// `POST /threads/:id/stream`: starts a turn (or resumes with `Last-Event-ID`) as SSE.
+pub async fn stream(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    Path(thread_id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<SendMessage>,
+) -> Result<Response, ApiError> {
+    let thread = state.engine.visible_thread(&principal, &thread_id).await?;
+    let follower = match last_event_id(&headers)? {
+        Some(after) => resume(&state, &thread, after).await?,
+        None => start(&state, &principal, &thread, body, &headers).await?,
+    };
+    Ok(sse(&state, follower))
+}
+
+/// Query of `GET /agents/:id/chat/stream`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatQuery {
+    message: Option<String>,
+    thread_id: Option<String>,
+    last_event_id: Option<i64>,
+}
+
+/// `GET /agents/:id/chat/stream?message=…&threadId=…`: the same as a GET; creates a thread with
+/// the agent when `threadId` is absent.
+pub async fn chat_stream(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    Path(agent_id): Path<String>,
+    QueryParams(query): QueryParams<ChatQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    super::agents::check_pin(&principal, &agent_id)?;
+    let thread = match &query.thread_id {
+        Some(id) => state.engine.visible_thread(&principal, id).await?,
+        None => state.engine.create_thread(&principal, Some(&agent_id), None).await?,
+    };
+    let follower = match last_event_id(&headers)?.or(query.last_event_id) {
+        Some(after) => resume(&state, &thread, after).await?,
+        None => {
+            let body = SendMessage { message: query.message, ..SendMessage::default() };
+            start(&state, &principal, &thread, body, &headers).await?
+        }
+    };
+    Ok(sse(&state, follower))
+}
+
+/// `POST /threads/:id/messages`: runs a turn and answers when it ends:
+/// `{text, threadId, turnId, messageId, status, usage, costCents, events}`.
+pub async fn send_and_wait(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    Path(thread_id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<SendMessage>,
+) -> Result<Json<Value>, ApiError> {
+    let thread = state.engine.visible_thread(&principal, &thread_id).await?;
+    let mut follower = start(&state, &principal, &thread, body, &headers).await?;
+    let turn_id = follower.turn_id().to_owned();
+    let mut events = Vec::new();
+    let (mut text, mut message_id, mut usage, mut status, mut error) = (String::new(), None, TokenUsage::default(), None, None);
+    while let Some(event) = follower.next().await? {
+        match &event.event {
+            TurnEvent::Token { text: delta } => text.push_str(delta),
+            TurnEvent::MessageBoundary {} => text.push_str("\n\n"),
+            TurnEvent::MessagePersisted { message_id: id, .. } => message_id = Some(id.clone()),
+            TurnEvent::Error { code, message } => error = Some(json!({ "code": code, "message": message })),
+            TurnEvent::Done { usage: total, status: end, .. } => {
+                usage = *total;
+                status = Some(*end);
+            }
+            _ => {}
+        }
+        events.push(event.to_wire());
+    }
+    Ok(Json(json!({
+        "text": text,
+        "threadId": thread.id,
+        "turnId": turn_id,
+        "messageId": message_id,
+        "status": status,
+        "error": error,
+        "usage": usage,
+        "costCents": usage.cost_cents,
+        "events": events,
+    })))
+}
+
+/// `POST /threads/:id/cancel` → `{cancelled}`: stops the thread's running and queued turns.
+pub async fn cancel(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    Path(thread_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let thread = state.engine.visible_thread(&principal, &thread_id).await?;
+    let cancelled = state.engine.cancel_thread(&thread.scope, &thread.id).await?;
+    Ok(Json(json!({ "cancelled": cancelled, "threadId": thread.id })))
+}
+
+async fn start(
+    state: &AppState,
+    principal: &Principal,
+    thread: &Thread,
+    body: SendMessage,
+    headers: &HeaderMap,
+) -> Result<TurnFollower, ApiError> {
+    let Some(text) = body.message else {
+        return Err(ApiError::invalid_field("message", "is required"));
+    };
+    let header_key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let message = NewMessage {
+        text,
+        dynamic_blocks: body.dynamic_blocks,
+        idempotency_key: body.idempotency_key.or(header_key),
+    };
+    let turn = state.engine.submit(principal, thread, message).await?;
+    Ok(state.engine.follow(&thread.scope, &turn, 0).await?)
+}
+
+async fn resume(state: &AppState, thread: &Thread, after: i64) -> Result<TurnFollower, ApiError> {
+    let turn = state
+        .store
+        .latest_turn(&thread.scope, &thread.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Turn"))?;
+    Ok(state.engine.follow(&thread.scope, &turn, after).await?)
+}
+
+fn last_event_id(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    match headers.get("last-event-id").map(|v| v.to_str().map(str::trim)) {
+        None => Ok(None),
+        Some(Ok(value)) if value.is_empty() => Ok(None),
+        Some(Ok(value)) => value
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| ApiError::invalid_field("Last-Event-ID", format!("`{value}` is not an event sequence number"))),
+        Some(Err(_)) => Err(ApiError::invalid_field("Last-Event-ID", "must be ASCII")),
+    }
+}
+
+/// The SSE response of a follower: one frame per event, heartbeats while quiet, closed after
+/// `done` (or at server shutdown).
+fn sse(state: &AppState, follower: TurnFollower) -> Response {
+    let shutdown = state.shutdown.clone();
+    let stream = futures_util::stream::unfold(Some(follower), move |follower| {
+        let mut shutdown = shutdown.clone();
+        async move {
+            let mut follower = follower?;
+            let next = tokio::select! {
+                next = follower.next() => next,
+                _ = shutdown.changed() => return None,
+            };
+            match next {
+                Ok(Some(event)) => Some((Ok::<_, Infallible>(frame(&event)), Some(follower))),
+                Ok(None) => None,
+                Err(err) => {
+                    tracing::warn!(%err, "lost the turn's event log during SSE");
+                    let error = json!({ "type": "error", "code": "service_unavailable", "message": "event log unavailable" });
+                    Some((Ok(Event::default().data(error.to_string())), None))
+                }
+            }
+        }
+    });
+    let heartbeat = Event::default().data(json!({ "type": "heartbeat" }).to_string());
+    let mut response =
+        Sse::new(stream).keep_alive(KeepAlive::new().interval(state.options.sse_heartbeat).event(heartbeat)).into_response();
+    response.headers_mut().insert("x-accel-buffering", axum::http::HeaderValue::from_static("no"));
+    response.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-cache"));
+    response
+}
+
+fn frame(event: &LoggedEvent) -> Event {
+    Event::default().id(event.seq.to_string()).data(event.to_wire().to_string())
+}

@@ -1,0 +1,281 @@
+//! The `/agent` namespace events.
+//!
+//! Client → server: `message`, `stop`, `resume_stream`, `join_thread`, `leave_thread`,
+//! `approval_response`. Every turn event goes out as `agent_event` with `threadId`, `turnId` and
+//! `seq`; `done` is always the last event of a turn. A request that cannot start a turn still
+//! ends with `error` + `done`, so a client's iterator always terminates.
+
+use std::collections::BTreeMap;
+
+use agentry_core::{Principal, TokenUsage, Turn, TurnStatus};
+use agentry_engine::{EngineError, NewMessage};
+use axum::extract::ws::Message;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::connection::Connection;
+use super::{CursorKey, NAMESPACE, frame};
+
+/// Payload of `message`. Unknown fields (`contextType`, `attachmentIds`, …) are ignored.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MessagePayload {
+    message: String,
+    #[serde(default)]
+    thread_id: Option<String>,
+    #[serde(default)]
+    agent_id: Option<String>,
+    #[serde(default)]
+    dynamic_blocks: BTreeMap<String, String>,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+}
+
+/// Payload of `stop`, `join_thread`, `leave_thread`, `resume_stream`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ThreadPayload {
+    thread_id: String,
+    /// `resume_stream` only: the last `seq` the client has (an extension; the official clients
+    /// send none and the server resumes after what it last sent them).
+    #[serde(default)]
+    last_seq: Option<i64>,
+}
+
+impl Connection {
+    /// Routes one event of a connected socket.
+    pub(super) async fn dispatch(&mut self, name: &str, data: Value, ack: Option<u64>) {
+        let reply = match name {
+            "message" => self.on_message(data).await,
+            "stop" => self.on_stop(data).await,
+            "resume_stream" => self.on_resume(data).await,
+            "join_thread" => self.on_join(data).await,
+            "leave_thread" => self.on_leave(data).await,
+            "approval_response" => {
+                let approval_id = data.get("approvalId").cloned().unwrap_or(Value::Null);
+                let error = "approvals are not available on this server yet";
+                self.emit("approval_response_error", &json!({ "approvalId": approval_id, "error": error })).await;
+                json!({ "ok": false, "error": error })
+            }
+            other => {
+                self.top_level_error(&format!("unknown event `{other}`")).await;
+                json!({ "ok": false, "error": "unknown event" })
+            }
+        };
+        if let Some(id) = ack {
+            self.send(frame::ack(NAMESPACE, id, &reply)).await;
+        }
+    }
+
+    fn principal(&self) -> Option<Principal> {
+        self.principal.clone()
+    }
+
+    async fn on_message(&mut self, data: Value) -> Value {
+        let Some(principal) = self.principal() else { return json!({ "ok": false }) };
+        let thread_hint = data.get("threadId").and_then(Value::as_str).map(str::to_owned);
+        let payload: MessagePayload = match parse(data) {
+            Ok(payload) => payload,
+            Err(message) => {
+                self.refuse_turn(thread_hint.as_deref(), "invalid_payload", &message).await;
+                return json!({ "ok": false, "error": message });
+            }
+        };
+        let engine = self.state.engine.clone();
+        let thread = match &payload.thread_id {
+            Some(id) => engine.visible_thread(&principal, id).await,
+            None => engine.create_thread(&principal, payload.agent_id.as_deref(), None).await,
+        };
+        let thread = match thread {
+            Ok(thread) => thread,
+            Err(err) => return self.refuse_engine(thread_hint.as_deref(), err).await,
+        };
+        let message = NewMessage {
+            text: payload.message,
+            dynamic_blocks: payload.dynamic_blocks,
+            idempotency_key: payload.idempotency_key,
+        };
+        match engine.submit(&principal, &thread, message).await {
+            Ok(turn) => {
+                let reply = json!({ "ok": true, "threadId": turn.thread_id, "turnId": turn.id });
+                self.stream_turn(&principal, turn, 0);
+                reply
+            }
+            Err(err) => self.refuse_engine(Some(&thread.id), err).await,
+        }
+    }
+
+    async fn on_stop(&mut self, data: Value) -> Value {
+        let Some(principal) = self.principal() else { return json!({ "ok": false }) };
+        let payload: ThreadPayload = match parse(data) {
+            Ok(payload) => payload,
+            Err(message) => return self.event_error(&message).await,
+        };
+        let engine = self.state.engine.clone();
+        let thread = match engine.visible_thread(&principal, &payload.thread_id).await {
+            Ok(thread) => thread,
+            Err(err) => return self.event_error(&err.to_string()).await,
+        };
+        match engine.cancel_thread(&thread.scope, &thread.id).await {
+            Ok(stopped) => json!({ "ok": true, "stopped": stopped }),
+            Err(err) => self.event_error(&err.to_string()).await,
+        }
+    }
+
+    async fn on_resume(&mut self, data: Value) -> Value {
+        let Some(principal) = self.principal() else { return json!({ "ok": false }) };
+        let thread_hint = data.get("threadId").and_then(Value::as_str).map(str::to_owned);
+        let payload: ThreadPayload = match parse(data) {
+            Ok(payload) => payload,
+            Err(message) => {
+                self.refuse_turn(thread_hint.as_deref(), "invalid_payload", &message).await;
+                return json!({ "ok": false, "error": message });
+            }
+        };
+        let engine = self.state.engine.clone();
+        let thread = match engine.visible_thread(&principal, &payload.thread_id).await {
+            Ok(thread) => thread,
+            Err(err) => return self.refuse_engine(Some(&payload.thread_id), err).await,
+        };
+        let turn = match engine.store().latest_turn(&thread.scope, &thread.id).await {
+            Ok(Some(turn)) => turn,
+            Ok(None) => {
+                self.refuse_turn(Some(&thread.id), "no_turn", "this thread has no turn to resume").await;
+                return json!({ "ok": false, "error": "no turn" });
+            }
+            Err(err) => return self.refuse_engine(Some(&thread.id), err.into()).await,
+        };
+        let after = payload
+            .last_seq
+            .or_else(|| self.state.sockets.position(&cursor_key(&principal, &thread.id), &turn.id))
+            .unwrap_or(0);
+        let reply = json!({ "ok": true, "threadId": thread.id, "turnId": turn.id, "after": after });
+        self.stream_turn(&principal, turn, after);
+        reply
+    }
+
+    async fn on_join(&mut self, data: Value) -> Value {
+        let Some(principal) = self.principal() else { return json!({ "ok": false }) };
+        let payload: ThreadPayload = match parse(data) {
+            Ok(payload) => payload,
+            Err(_) => return self.event_error("threadId is required").await,
+        };
+        if self.state.engine.visible_thread(&principal, &payload.thread_id).await.is_err() {
+            return self.event_error("thread not found").await;
+        }
+        if !self.rooms.contains_key(&payload.thread_id) {
+            let mut live = self.state.engine.watch_thread(&payload.thread_id);
+            let out = self.out.clone();
+            let task = tokio::spawn(async move {
+                loop {
+                    match live.recv().await {
+                        Ok(event) => {
+                            let text = frame::event(NAMESPACE, "agent_event", &event.to_wire());
+                            if out.send(Message::Text(text.into())).await.is_err() {
+                                break;
+                            }
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    }
+                }
+            });
+            self.rooms.insert(payload.thread_id.clone(), task.abort_handle());
+        }
+        self.emit("joined_thread", &json!({ "threadId": payload.thread_id })).await;
+        json!({ "ok": true })
+    }
+
+    async fn on_leave(&mut self, data: Value) -> Value {
+        let payload: ThreadPayload = match parse(data) {
+            Ok(payload) => payload,
+            Err(_) => return self.event_error("threadId is required").await,
+        };
+        if let Some(handle) = self.rooms.remove(&payload.thread_id) {
+            handle.abort();
+        }
+        json!({ "ok": true })
+    }
+
+    /// Streams a turn's events after `after` to this socket, once per turn.
+    fn stream_turn(&mut self, principal: &Principal, turn: Turn, after: i64) {
+        self.streams.retain(|_, handle| !handle.is_finished());
+        if self.streams.contains_key(&turn.id) {
+            return;
+        }
+        let engine = self.state.engine.clone();
+        let sockets = self.state.sockets.clone();
+        let out = self.out.clone();
+        let key = cursor_key(principal, &turn.thread_id);
+        let turn_id = turn.id.clone();
+        let task = tokio::spawn(async move {
+            let mut follower = match engine.follow(&turn.scope, &turn, after).await {
+                Ok(follower) => follower,
+                Err(err) => {
+                    tracing::warn!(%err, turn = %turn.id, "cannot follow turn");
+                    return;
+                }
+            };
+            loop {
+                match follower.next().await {
+                    Ok(Some(event)) => {
+                        let text = frame::event(NAMESPACE, "agent_event", &event.to_wire());
+                        if out.send(Message::Text(text.into())).await.is_err() {
+                            break;
+                        }
+                        sockets.record(&key, &event.turn_id, event.seq, event.event.is_done());
+                    }
+                    Ok(None) => break,
+                    Err(err) => {
+                        tracing::warn!(%err, turn = %turn.id, "lost the turn's event log");
+                        break;
+                    }
+                }
+            }
+        });
+        self.streams.insert(turn_id, task.abort_handle());
+    }
+
+    /// Ends a request that started no turn: `error` then `done`, so the client's stream ends.
+    async fn refuse_turn(&self, thread_id: Option<&str>, code: &str, message: &str) {
+        let thread_id = thread_id.map_or(Value::Null, |t| Value::String(t.to_owned()));
+        self.emit("agent_event", &json!({ "type": "error", "code": code, "message": message, "threadId": thread_id }))
+            .await;
+        let done = json!({
+            "type": "done",
+            "status": TurnStatus::Failed,
+            "usage": TokenUsage::default(),
+            "threadId": thread_id,
+        });
+        self.emit("agent_event", &done).await;
+    }
+
+    async fn refuse_engine(&self, thread_id: Option<&str>, err: EngineError) -> Value {
+        if let EngineError::Store(store_err) = &err {
+            tracing::error!(%store_err, "store failure on the socket");
+        }
+        let message = match &err {
+            EngineError::Store(_) => "service temporarily unavailable".to_owned(),
+            other => other.to_string(),
+        };
+        self.refuse_turn(thread_id, err.code(), &message).await;
+        json!({ "ok": false, "error": message })
+    }
+
+    async fn event_error(&self, message: &str) -> Value {
+        self.top_level_error(message).await;
+        json!({ "ok": false, "error": message })
+    }
+}
+
+fn cursor_key(principal: &Principal, thread_id: &str) -> CursorKey {
+    CursorKey { scope: principal.scope.clone(), user: principal.owner_id().to_owned(), thread_id: thread_id.to_owned() }
+}
+
+/// Parses an event payload, naming the offending field.
+fn parse<T: serde::de::DeserializeOwned>(data: Value) -> Result<T, String> {
+    serde_path_to_error::deserialize(data).map_err(|err| {
+        let path = err.path().to_string();
+        if path == "." { format!("invalid payload: {}", err.into_inner()) } else { format!("{path}: {}", err.into_inner()) }
+    })
+}

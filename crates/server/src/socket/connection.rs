@@ -1,0 +1,210 @@
+//! One Socket.IO connection: open packet, pings, namespace connect, and in-order dispatch.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use agentry_core::Principal;
+use agentry_core::id::new_secret;
+use axum::extract::ws::{Message, WebSocket};
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+use super::frame::{self, EngineFrame, Incoming};
+use super::{MAX_PAYLOAD, NAMESPACE};
+use crate::AppState;
+use crate::auth::{Credentials, authenticate_credentials};
+
+/// Frames queued for the writer before senders wait.
+const OUTBOX: usize = 256;
+
+/// The state of one connection, owned by its read loop.
+pub(super) struct Connection {
+    pub(super) state: AppState,
+    pub(super) sid: String,
+    pub(super) out: mpsc::Sender<Message>,
+    /// Set once the `/agent` namespace is connected.
+    pub(super) principal: Option<Principal>,
+    header_credentials: Credentials,
+    /// Turns being streamed to this socket, by turn id.
+    pub(super) streams: HashMap<String, AbortHandle>,
+    /// Threads joined with `join_thread`.
+    pub(super) rooms: HashMap<String, AbortHandle>,
+}
+
+/// Serves a connection until the client leaves, stops answering, or the server shuts down.
+pub(super) async fn run(state: AppState, socket: WebSocket, header_credentials: Credentials) {
+    state.sockets.open.fetch_add(1, Ordering::Relaxed);
+    let (mut sink, mut stream) = socket.split();
+    let (out, mut outbox) = mpsc::channel::<Message>(OUTBOX);
+    let writer = tokio::spawn(async move {
+        while let Some(message) = outbox.recv().await {
+            if sink.send(message).await.is_err() {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+
+    let options = state.options.clone();
+    let mut shutdown = state.shutdown.clone();
+    let mut conn = Connection {
+        state,
+        sid: new_secret("sio", 10),
+        out,
+        principal: None,
+        header_credentials,
+        streams: HashMap::new(),
+        rooms: HashMap::new(),
+    };
+    let open = frame::open(&conn.sid, options.ping_interval.as_millis(), options.ping_timeout.as_millis(), MAX_PAYLOAD);
+    conn.send(open).await;
+
+    let mut ping = tokio::time::interval(options.ping_interval);
+    ping.tick().await;
+    let mut last_heard = Instant::now();
+    loop {
+        tokio::select! {
+            message = stream.next() => match message {
+                Some(Ok(Message::Text(text))) => {
+                    last_heard = Instant::now();
+                    if !conn.handle(text.as_str()).await {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    last_heard = Instant::now();
+                    conn.top_level_error("binary frames are not supported").await;
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => last_heard = Instant::now(),
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+            },
+            _ = ping.tick() => {
+                // Clients that never answer pings (the Python client) are kept for the whole
+                // ping timeout, which is longer than any turn.
+                if last_heard.elapsed() > options.ping_interval + options.ping_timeout {
+                    break;
+                }
+                conn.send("2".to_owned()).await;
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+    conn.close();
+    drop(conn);
+    let _ = writer.await;
+}
+
+impl Connection {
+    /// Queues a text frame for the writer.
+    pub(super) async fn send(&self, text: String) {
+        let _ = self.out.send(Message::Text(text.into())).await;
+    }
+
+    /// Emits an event on `/agent`.
+    pub(super) async fn emit(&self, name: &str, data: &Value) {
+        self.send(frame::event(NAMESPACE, name, data)).await;
+    }
+
+    /// A top-level `error` event, for problems that belong to no turn.
+    pub(super) async fn top_level_error(&self, message: &str) {
+        self.emit("error", &json!({ "message": message })).await;
+    }
+
+    /// Handles one frame; false ends the connection.
+    async fn handle(&mut self, text: &str) -> bool {
+        match frame::parse(text) {
+            Ok(EngineFrame::Close) => false,
+            Ok(EngineFrame::Ping) => {
+                self.send("3".to_owned()).await;
+                true
+            }
+            Ok(EngineFrame::Pong | EngineFrame::Ignored | EngineFrame::Message(Incoming::Ack)) => true,
+            Ok(EngineFrame::Message(Incoming::Connect { namespace, auth })) => {
+                self.connect(&namespace, auth).await;
+                true
+            }
+            Ok(EngineFrame::Message(Incoming::Disconnect { namespace })) => {
+                if namespace == NAMESPACE {
+                    self.close();
+                    self.principal = None;
+                }
+                true
+            }
+            Ok(EngineFrame::Message(Incoming::Event { namespace, name, data, ack })) => {
+                if namespace != NAMESPACE || self.principal.is_none() {
+                    let message = format!("connect to the {NAMESPACE} namespace before sending `{name}`");
+                    self.send(frame::connect_error(&namespace, &message, json!({ "status": 401, "code": "unauthorized" })))
+                        .await;
+                } else {
+                    self.dispatch(&name, data, ack).await;
+                }
+                true
+            }
+            Err(err) => {
+                self.top_level_error(&err.to_string()).await;
+                true
+            }
+        }
+    }
+
+    /// Namespace CONNECT: credentials from the payload first, then from the upgrade headers.
+    async fn connect(&mut self, namespace: &str, auth: Option<Value>) {
+        if namespace != NAMESPACE {
+            let data = json!({ "status": 404, "code": "invalid_namespace" });
+            self.send(frame::connect_error(namespace, "Invalid namespace", data)).await;
+            return;
+        }
+        let from_payload = credentials_from_payload(auth.as_ref());
+        let credentials = if from_payload.is_empty() { self.header_credentials.clone() } else { from_payload };
+        match authenticate_credentials(&self.state, &credentials).await {
+            Ok(principal) => {
+                self.send(frame::connected(NAMESPACE, &self.sid)).await;
+                let connected = json!({
+                    "status": "ok",
+                    "organizationId": principal.scope.organization_id,
+                    "projectId": principal.scope.project_id,
+                    "environmentId": principal.scope.environment_id,
+                    "userId": principal.user_id,
+                    "socketId": self.sid,
+                });
+                self.principal = Some(principal);
+                self.emit("connected", &connected).await;
+            }
+            Err(err) => {
+                let status = err.status.as_u16();
+                let (code, label) = match status {
+                    401 | 403 => ("unauthorized", "unauthorized"),
+                    400 => ("invalid_credentials", "invalid credentials"),
+                    _ => ("unavailable", "unavailable"),
+                };
+                let message = format!("{label}: {}", err.message);
+                self.send(frame::connect_error(NAMESPACE, &message, json!({ "status": status, "code": code }))).await;
+            }
+        }
+    }
+
+    /// Stops every stream and room of this connection.
+    pub(super) fn close(&mut self) {
+        for (_, handle) in self.streams.drain().chain(self.rooms.drain()) {
+            handle.abort();
+        }
+    }
+}
+
+/// Credentials from a CONNECT payload: `{token}` or `{apiKey, organizationId, projectId,
+/// environmentId, userId}`.
+fn credentials_from_payload(auth: Option<&Value>) -> Credentials {
+    let field = |name: &str| auth.and_then(|a| a.get(name)).and_then(Value::as_str).map(str::to_owned);
+    Credentials {
+        session_token: field("token").or_else(|| field("sessionToken")),
+        authorization: None,
+        api_key: field("apiKey"),
+        organization_id: field("organizationId"),
+        project_id: field("projectId"),
+        environment_id: field("environmentId"),
+        user_id: field("userId"),
+    }
+}
