@@ -3,8 +3,10 @@
 //! - `agentry serve` runs the server on the embedded defaults (SQLite under `./agentry-data`).
 //! - `agentry token mint` prints a session token the server accepts.
 //! - `agentry agents apply FILE…` creates or updates agents from TOML files.
+//! - `agentry bench stream` prints streaming figures against a server it starts.
 
 mod agent_files;
+mod bench;
 mod config;
 
 use std::path::PathBuf;
@@ -36,6 +38,15 @@ enum Command {
     /// Agent definitions.
     #[command(subcommand)]
     Agents(AgentsCommand),
+    /// Benchmarks that print figures (they start their own server).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Streaming throughput, latency and idle-connection memory.
+    Stream(bench::StreamBench),
 }
 
 /// Where the configuration and the store are.
@@ -141,6 +152,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Serve(args) => serve(args).await,
         Command::Token(TokenCommand::Mint(args)) => mint(args).await,
         Command::Agents(AgentsCommand::Apply { store, files }) => apply(store, files).await,
+        Command::Bench(BenchCommand::Stream(options)) => bench::run(options).await,
     }
 }
 

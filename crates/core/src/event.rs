@@ -300,13 +300,15 @@ pub struct LoggedEvent {
 }
 
 impl LoggedEvent {
-    /// The wire object: the event's fields plus `threadId`, `turnId` and `seq`.
+    /// The wire object: the event's fields plus `threadId`, `turnId`, `seq` and `ts` (Unix
+    /// milliseconds when the event was produced).
     pub fn to_wire(&self) -> Value {
         let mut value = serde_json::to_value(&self.event).unwrap_or(Value::Null);
         if let Value::Object(map) = &mut value {
             map.insert("threadId".into(), Value::String(self.thread_id.clone()));
             map.insert("turnId".into(), Value::String(self.turn_id.clone()));
             map.insert("seq".into(), Value::from(self.seq));
+            map.insert("ts".into(), Value::from(self.at.0));
         }
         value
     }
@@ -358,6 +360,6 @@ mod tests {
             at: Timestamp(0),
             event: TurnEvent::Token { text: "x".into() },
         };
-        assert_eq!(logged.to_wire(), json!({"type": "token", "text": "x", "threadId": "thr_1", "turnId": "trn_1", "seq": 7}));
+        assert_eq!(logged.to_wire(), json!({"type": "token", "text": "x", "threadId": "thr_1", "turnId": "trn_1", "seq": 7, "ts": 0}));
     }
 }

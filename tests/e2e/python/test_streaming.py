@@ -624,16 +624,19 @@ def test_sse_cancel_ends_the_stream_with_done_cancelled(server: AgentryServer) -
             "POST", stream_url(thread_id), headers=caller.headers(), json={"message": message}
         ) as resp:
             assert resp.status_code == 200, resp.read()
-            for frame in sse_frames(resp):
-                event = frame.json()
-                if event["type"] == "heartbeat":
-                    continue
-                events.append(event)
-                if cancelled_at is None and types(events).count("token") == 3:
-                    cancelled_at = time.monotonic()
-                    answer = other.post(f"{THREADS}/{thread_id}/cancel", headers=caller.headers())
-                    assert answer.status_code == 200, answer.text
-                    assert answer.json() == {"cancelled": True}
+            try:
+                for frame in sse_frames(resp):
+                    event = frame.json()
+                    if event["type"] == "heartbeat":
+                        continue
+                    events.append(event)
+                    if cancelled_at is None and types(events).count("token") == 3:
+                        cancelled_at = time.monotonic()
+                        answer = other.post(f"{THREADS}/{thread_id}/cancel", headers=caller.headers())
+                        assert answer.status_code == 200, answer.text
+                        assert answer.json() == {"cancelled": True}
+            except httpx.ReadTimeout:
+                pytest.fail(f"SSE read stalled for {SSE_READ_TIMEOUT_S:.0f}s; got {types(events)}")
         assert cancelled_at is not None, types(events)
         elapsed = time.monotonic() - cancelled_at
         assert elapsed < 1.0, f"stream ended {elapsed:.2f}s after the cancel request"
