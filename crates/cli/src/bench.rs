@@ -123,10 +123,8 @@ async fn start_server() -> Result<Server, String> {
     std::fs::create_dir_all(&agents).map_err(|e| e.to_string())?;
     write_agent(&agents, "bench-echo", 0)?;
     write_agent(&agents, "paced-echo", 2)?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
+    let port =
+        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let child = Command::new(exe)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--agents"])
@@ -231,7 +229,12 @@ async fn read_turn(ws: &mut Ws, mut on_token: impl FnMut(&Value)) -> Result<usiz
     Err("connection closed before done".into())
 }
 
-async fn socket_throughput(base: &str, token: &str, clients: usize, message: &str) -> Result<(usize, Duration), String> {
+async fn socket_throughput(
+    base: &str,
+    token: &str,
+    clients: usize,
+    message: &str,
+) -> Result<(usize, Duration), String> {
     let mut sockets = Vec::with_capacity(clients);
     for _ in 0..clients {
         sockets.push(connect(base, token).await?);
@@ -300,7 +303,13 @@ async fn sse_throughput(base: &str, token: &str, clients: usize, message: &str) 
 }
 
 /// Minimal HTTP/1.1 client: one request per connection, `Connection: close`.
-async fn http(base: &str, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> Result<(u16, String), String> {
+async fn http(
+    base: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> Result<(u16, String), String> {
     let mut stream = open_request(base, method, path, token, body).await?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await.map_err(|e| e.to_string())?;

@@ -181,7 +181,12 @@ pub enum AgentSpecError {
 
 impl AgentSpec {
     /// A minimal spec; every optional key at its default.
-    pub fn new(id: impl Into<String>, name: impl Into<String>, model: impl Into<String>, system_prompt: impl Into<String>) -> Self {
+    pub fn new(
+        id: impl Into<String>,
+        name: impl Into<String>,
+        model: impl Into<String>,
+        system_prompt: impl Into<String>,
+    ) -> Self {
         AgentSpec {
             id: id.into(),
             name: name.into(),
@@ -313,7 +318,13 @@ mod tests {
         s.tools = vec!["rm_rf".into()];
         assert!(s.validate().is_err());
         s.tools.clear();
-        let block = DynamicBlock { key: "k".into(), name: "K".into(), default_content: String::new(), description: None, order: 0 };
+        let block = DynamicBlock {
+            key: "k".into(),
+            name: "K".into(),
+            default_content: String::new(),
+            description: None,
+            order: 0,
+        };
         s.dynamic_blocks = vec![block.clone(), block];
         assert!(s.validate().is_err());
     }

@@ -327,7 +327,10 @@ mod tests {
             json!({"type": "meta", "thread_id": "t", "agent_id": "a", "agentVersionId": "v"})
         );
         let call = TurnEvent::ToolCall { name: "n".into(), params: json!({}), call_id: "c".into() };
-        assert_eq!(serde_json::to_value(&call).unwrap(), json!({"type": "tool_call", "name": "n", "params": {}, "callId": "c"}));
+        assert_eq!(
+            serde_json::to_value(&call).unwrap(),
+            json!({"type": "tool_call", "name": "n", "params": {}, "callId": "c"})
+        );
         let done = TurnEvent::Done { usage: TokenUsage::default(), status: TurnStatus::Completed, stopped: false };
         assert_eq!(
             serde_json::to_value(&done).unwrap(),
@@ -343,7 +346,11 @@ mod tests {
             TurnEvent::Token { text: " hi".into() },
             TurnEvent::ToolResult { name: "n".into(), result: json!({"x": 1}), call_id: "c".into(), is_error: true },
             TurnEvent::Error { code: "provider_unavailable".into(), message: "down".into() },
-            TurnEvent::Done { usage: TokenUsage { input_tokens: 3, ..Default::default() }, status: TurnStatus::Cancelled, stopped: true },
+            TurnEvent::Done {
+                usage: TokenUsage { input_tokens: 3, ..Default::default() },
+                status: TurnStatus::Cancelled,
+                stopped: true,
+            },
         ];
         for event in events {
             let text = serde_json::to_string(&event).unwrap();
@@ -360,6 +367,9 @@ mod tests {
             at: Timestamp(0),
             event: TurnEvent::Token { text: "x".into() },
         };
-        assert_eq!(logged.to_wire(), json!({"type": "token", "text": "x", "threadId": "thr_1", "turnId": "trn_1", "seq": 7, "ts": 0}));
+        assert_eq!(
+            logged.to_wire(),
+            json!({"type": "token", "text": "x", "threadId": "thr_1", "turnId": "trn_1", "seq": 7, "ts": 0})
+        );
     }
 }

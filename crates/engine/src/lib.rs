@@ -7,7 +7,8 @@
 //!   ([`Engine::follow`]).
 //! - [`runner`]: one turn — prompt, the model/tool loop, persistence of both messages, the event
 //!   sequence ending in `done`.
-//! - [`log::TurnLog`] writes events (persist first, then publish); [`bus::Bus`] fans them out;
+//! - [`log::TurnLog`] queues a turn's events to the one [`log::LogWriter`] (persist first, then
+//!   publish); [`bus::Bus`] fans them out;
 //!   [`follow::TurnFollower`] replays after a cursor and continues live.
 //! - [`prompt`] assembles prompts; [`tools`] holds the callable tools.
 //!
@@ -27,7 +28,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use agentry_core::id::{new_id, prefix};
-use agentry_core::{BusyPolicy, Principal, Scope, Thread, Timestamp, TokenUsage, Turn, TurnEvent, TurnInput, TurnStatus};
+use agentry_core::{
+    BusyPolicy, Principal, Scope, Thread, Timestamp, TokenUsage, Turn, TurnEvent, TurnInput, TurnStatus,
+};
 use agentry_llm::ProviderRegistry;
 use agentry_store::{Store, StoreError};
 use tokio::sync::watch;
@@ -133,6 +136,7 @@ struct Inner {
     store: Store,
     providers: ProviderRegistry,
     bus: Arc<bus::Bus>,
+    log_writer: log::LogWriter,
     config: EngineConfig,
     /// Threads with a runner, and how many submitted turns it still owes.
     runners: Mutex<HashMap<String, usize>>,
@@ -144,11 +148,14 @@ impl Engine {
     /// Starts the engine: ends turns abandoned by a dead process, resumes queued ones, and runs
     /// housekeeping (lease sweeps, log retention) until the process ends.
     pub async fn start(store: Store, providers: ProviderRegistry, config: EngineConfig) -> Result<Self, StoreError> {
+        let bus = Arc::new(bus::Bus::default());
+        let log_writer = log::LogWriter::spawn(store.clone(), bus.clone());
         let engine = Engine {
             inner: Arc::new(Inner {
                 store,
                 providers,
-                bus: Arc::new(bus::Bus::default()),
+                bus,
+                log_writer,
                 config,
                 runners: Mutex::new(HashMap::new()),
                 running: Mutex::new(HashMap::new()),
@@ -193,7 +200,12 @@ impl Engine {
     /// thread's current turn (policy `enqueue`); with policy `reject` a busy thread gets a turn
     /// that ends at once with `error{code:"turn_in_progress"}`. A repeated idempotency key
     /// returns the turn the key started.
-    pub async fn submit(&self, principal: &Principal, thread: &Thread, message: NewMessage) -> Result<Turn, EngineError> {
+    pub async fn submit(
+        &self,
+        principal: &Principal,
+        thread: &Thread,
+        message: NewMessage,
+    ) -> Result<Turn, EngineError> {
         let store = &self.inner.store;
         let text = message.text;
         if text.trim().is_empty() {
@@ -266,7 +278,11 @@ impl Engine {
                 && self.inner.store.finish_turn(&turn.id, TurnStatus::Cancelled, None).await?
             {
                 let mut log = self.open_log(&turn, 0);
-                log.emit(TurnEvent::Done { usage: TokenUsage::default(), status: TurnStatus::Cancelled, stopped: true });
+                log.emit(TurnEvent::Done {
+                    usage: TokenUsage::default(),
+                    status: TurnStatus::Cancelled,
+                    stopped: true,
+                });
                 log.close().await?;
                 stopped = true;
             }
@@ -301,14 +317,7 @@ impl Engine {
     }
 
     pub(crate) fn open_log(&self, turn: &Turn, last_seq: i64) -> log::TurnLog {
-        log::TurnLog::open(
-            self.inner.store.clone(),
-            self.inner.bus.clone(),
-            turn.scope.clone(),
-            &turn.id,
-            &turn.thread_id,
-            last_seq,
-        )
+        log::TurnLog::open(self.inner.log_writer.clone(), turn.scope.clone(), &turn.id, &turn.thread_id, last_seq)
     }
 
     /// Makes sure a task runs the thread's queued turns; `owed` more turns were just queued.

@@ -83,9 +83,27 @@ mod tests {
     fn dynamic_blocks_use_caller_content_or_defaults_in_order() {
         let mut agent = AgentSpec::new("a", "A", "scripted:echo", "You help {{user.name}}.");
         agent.dynamic_blocks = vec![
-            DynamicBlock { key: "b".into(), name: "Second".into(), default_content: "default b".into(), description: None, order: 2 },
-            DynamicBlock { key: "a".into(), name: "First".into(), default_content: String::new(), description: None, order: 1 },
-            DynamicBlock { key: "c".into(), name: "Empty".into(), default_content: String::new(), description: None, order: 3 },
+            DynamicBlock {
+                key: "b".into(),
+                name: "Second".into(),
+                default_content: "default b".into(),
+                description: None,
+                order: 2,
+            },
+            DynamicBlock {
+                key: "a".into(),
+                name: "First".into(),
+                default_content: String::new(),
+                description: None,
+                order: 1,
+            },
+            DynamicBlock {
+                key: "c".into(),
+                name: "Empty".into(),
+                default_content: String::new(),
+                description: None,
+                order: 3,
+            },
         ];
         let mut input = TurnInput { user_meta: meta(), ..Default::default() };
         input.dynamic_blocks.insert("a".into(), "page {{user.name}}".into());

@@ -226,10 +226,11 @@ async fn execute(
             tool_call_id: None,
         });
         for call in calls {
-            let params: Value = match serde_json::from_str(if call.arguments.trim().is_empty() { "{}" } else { &call.arguments }) {
-                Ok(params) => params,
-                Err(err) => Value::String(format!("unparseable arguments ({err}): {}", call.arguments)),
-            };
+            let params: Value =
+                match serde_json::from_str(if call.arguments.trim().is_empty() { "{}" } else { &call.arguments }) {
+                    Ok(params) => params,
+                    Err(err) => Value::String(format!("unparseable arguments ({err}): {}", call.arguments)),
+                };
             log.emit(TurnEvent::ToolCall { name: call.name.clone(), params: params.clone(), call_id: call.id.clone() });
             let result = if params.is_string() {
                 Err("tool arguments are not valid JSON".to_owned())

@@ -130,10 +130,10 @@ async fn echo_turn_streams_the_message_and_ends_with_done_and_usage() {
     // Prompt: "You help Alice." (3 words) + the message (3 words); output: 3 words.
     assert_eq!((usage.input_tokens, usage.output_tokens), (6, 3));
     let (messages, _) = f.store.list_messages(&thread.scope, &thread.id, 10, 0).await.unwrap();
-    assert_eq!(messages.iter().map(|m| (m.role, m.content.as_str())).collect::<Vec<_>>(), vec![
-        (MessageRole::User, text),
-        (MessageRole::Assistant, text)
-    ]);
+    assert_eq!(
+        messages.iter().map(|m| (m.role, m.content.as_str())).collect::<Vec<_>>(),
+        vec![(MessageRole::User, text), (MessageRole::Assistant, text)]
+    );
     let stored = f.store.get_turn(&thread.scope, &turn.id).await.unwrap().unwrap();
     assert_eq!(stored.status, TurnStatus::Completed);
 }
@@ -162,10 +162,25 @@ async fn tool_steps_run_tools_and_continue_the_same_turn() {
     let thread = f.agent(spec).await;
     let turn = f.send(&thread, "what time is it").await;
     let events = f.events(&turn, 0).await;
-    assert_eq!(kinds(&events), vec![
-        "meta", "status", "token", "status", "tool_call", "tool_result", "tool_call", "tool_result",
-        "message_boundary", "thinking", "token", "message_persisted", "usage", "done"
-    ]);
+    assert_eq!(
+        kinds(&events),
+        vec![
+            "meta",
+            "status",
+            "token",
+            "status",
+            "tool_call",
+            "tool_result",
+            "tool_call",
+            "tool_result",
+            "message_boundary",
+            "thinking",
+            "token",
+            "message_persisted",
+            "usage",
+            "done"
+        ]
+    );
     let results: Vec<(bool, serde_json::Value)> = events
         .iter()
         .filter_map(|e| match &e.event {

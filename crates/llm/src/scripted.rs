@@ -47,14 +47,12 @@ impl ScriptedProvider {
     fn plan(&self, request: &ModelRequest) -> Result<Vec<ModelDelta>, ProviderError> {
         let last_user = request.messages.iter().rposition(|m| m.role == ChatRole::User);
         let step = match self.mode {
-            Mode::Echo => ScriptStep {
-                text: last_user.map(|i| request.messages[i].content.clone()),
-                ..ScriptStep::default()
-            },
+            Mode::Echo => {
+                ScriptStep { text: last_user.map(|i| request.messages[i].content.clone()), ..ScriptStep::default() }
+            }
             Mode::Steps => {
-                let calls_so_far = last_user.map_or(0, |i| {
-                    request.messages[i..].iter().filter(|m| m.role == ChatRole::Assistant).count()
-                });
+                let calls_so_far = last_user
+                    .map_or(0, |i| request.messages[i..].iter().filter(|m| m.role == ChatRole::Assistant).count());
                 self.script.steps.get(calls_so_far).cloned().unwrap_or_default()
             }
         };

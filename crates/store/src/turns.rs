@@ -58,7 +58,12 @@ impl Store {
     }
 
     /// The turn of a thread started with this idempotency key, if any.
-    pub async fn turn_by_idempotency_key(&self, scope: &Scope, thread_id: &str, key: &str) -> StoreResult<Option<Turn>> {
+    pub async fn turn_by_idempotency_key(
+        &self,
+        scope: &Scope,
+        thread_id: &str,
+        key: &str,
+    ) -> StoreResult<Option<Turn>> {
         self.one_turn(scope, "thread_id = $4 AND idempotency_key = $5", thread_id, Some(key)).await
     }
 
@@ -84,7 +89,13 @@ impl Store {
         })
     }
 
-    async fn one_turn(&self, scope: &Scope, condition: &str, arg: &str, arg2: Option<&str>) -> StoreResult<Option<Turn>> {
+    async fn one_turn(
+        &self,
+        scope: &Scope,
+        condition: &str,
+        arg: &str,
+        arg2: Option<&str>,
+    ) -> StoreResult<Option<Turn>> {
         on_pool!(self, |pool| {
             let sql = format!(
                 "SELECT {TURN_COLUMNS} FROM turns
@@ -187,32 +198,61 @@ impl Store {
         })
     }
 
-    /// Appends a batch of events of one turn in one transaction.
-    pub async fn append_events(&self, scope: &Scope, events: &[LoggedEvent]) -> StoreResult<()> {
+    /// Appends a batch of events (of any turns) in one transaction, with multi-row inserts.
+    pub async fn append_events(&self, events: &[(&Scope, &LoggedEvent)]) -> StoreResult<()> {
+        /// Rows per INSERT statement (8 parameters each, well under both backends' limits).
+        const ROWS_PER_STATEMENT: usize = 500;
         if events.is_empty() {
             return Ok(());
         }
         let encoded = events
             .iter()
-            .map(|e| serde_json::to_string(&e.event).map_err(|err| StoreError::Corrupt(err.to_string())))
+            .map(|(_, e)| serde_json::to_string(&e.event).map_err(|err| StoreError::Corrupt(err.to_string())))
             .collect::<StoreResult<Vec<_>>>()?;
+        let rows: Vec<_> = events.iter().zip(&encoded).collect();
+        // SQLite resolves `$N` names by walking a list per parameter, which is quadratic over a
+        // multi-row insert; its anonymous `?` placeholders bind in order at no cost.
+        let anonymous = matches!(self.db, crate::Db::Sqlite(_));
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            for (event, json) in events.iter().zip(&encoded) {
-                sqlx::query(
-                    "INSERT INTO turn_events (turn_id, seq, thread_id, organization_id, project_id, environment_id, event_json, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(&event.turn_id)
-                .bind(event.seq)
-                .bind(&event.thread_id)
-                .bind(&scope.organization_id)
-                .bind(&scope.project_id)
-                .bind(&scope.environment_id)
-                .bind(json)
-                .bind(event.at.0)
-                .execute(&mut *tx)
-                .await?;
+            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                let mut sql = String::from(
+                    "INSERT INTO turn_events (turn_id, seq, thread_id, organization_id, project_id, environment_id, event_json, created_at) VALUES ",
+                );
+                for i in 0..chunk.len() {
+                    let p = i * 8;
+                    if i > 0 {
+                        sql.push(',');
+                    }
+                    if anonymous {
+                        sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?)");
+                    } else {
+                        sql.push_str(&format!(
+                            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                            p + 1,
+                            p + 2,
+                            p + 3,
+                            p + 4,
+                            p + 5,
+                            p + 6,
+                            p + 7,
+                            p + 8
+                        ));
+                    }
+                }
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for ((scope, event), json) in chunk {
+                    query = query
+                        .bind(&event.turn_id)
+                        .bind(event.seq)
+                        .bind(&event.thread_id)
+                        .bind(&scope.organization_id)
+                        .bind(&scope.project_id)
+                        .bind(&scope.environment_id)
+                        .bind(json.as_str())
+                        .bind(event.at.0);
+                }
+                query.execute(&mut *tx).await?;
             }
             tx.commit().await?;
         });
@@ -275,8 +315,8 @@ impl Store {
 
 fn turn_from_row(row: &impl RowExt) -> StoreResult<Turn> {
     let status = row.text("status")?;
-    let input: TurnInput = serde_json::from_str(&row.text("input_json")?)
-        .map_err(|e| StoreError::Corrupt(format!("turn input: {e}")))?;
+    let input: TurnInput =
+        serde_json::from_str(&row.text("input_json")?).map_err(|e| StoreError::Corrupt(format!("turn input: {e}")))?;
     Ok(Turn {
         id: row.text("id")?,
         thread_id: row.text("thread_id")?,

@@ -357,7 +357,10 @@ async fn turns_move_through_their_states_once(store: &Store) {
     let second = turn(&scope_a(), &t.id, None);
     store.insert_turn(&first).await.unwrap();
     store.insert_turn(&second).await.unwrap();
-    assert!(store.insert_turn(&turn(&scope_a(), &t.id, Some("k1"))).await.is_err(), "idempotency key is unique per thread");
+    assert!(
+        store.insert_turn(&turn(&scope_a(), &t.id, Some("k1"))).await.is_err(),
+        "idempotency key is unique per thread"
+    );
     assert_eq!(store.turn_by_idempotency_key(&scope_a(), &t.id, "k1").await.unwrap().unwrap().id, first.id);
     assert_eq!(store.get_turn(&scope_a(), &first.id).await.unwrap().unwrap(), first);
     assert!(store.get_turn(&scope_b(), &first.id).await.unwrap().is_none());
@@ -394,20 +397,22 @@ async fn event_logs_append_and_read_after_a_cursor(store: &Store) {
             event: TurnEvent::Token { text: format!(" w{seq}") },
         })
         .collect();
-    store.append_events(&scope_a(), &events[..2]).await.unwrap();
-    store.append_events(&scope_a(), &events[2..]).await.unwrap();
+    let a = scope_a();
+    let scoped = |slice: &'_ [LoggedEvent]| slice.iter().map(|e| (&a, e)).collect::<Vec<_>>();
+    store.append_events(&scoped(&events[..2])).await.unwrap();
+    store.append_events(&scoped(&events[2..])).await.unwrap();
     assert_eq!(store.events_after(&scope_a(), &tr.id, 0, 100).await.unwrap(), events);
     assert_eq!(store.events_after(&scope_a(), &tr.id, 3, 100).await.unwrap(), events[3..].to_vec());
     assert_eq!(store.events_after(&scope_a(), &tr.id, 1, 2).await.unwrap(), events[1..3].to_vec());
     assert!(store.events_after(&scope_b(), &tr.id, 0, 100).await.unwrap().is_empty());
-    assert!(store.append_events(&scope_a(), &events[..1]).await.is_err(), "a seq is written once");
+    assert!(store.append_events(&scoped(&events[..1])).await.is_err(), "a seq is written once");
     // Retention: only finished turns' logs go.
     assert_eq!(store.purge_event_logs(Timestamp(i64::MAX)).await.unwrap(), 0);
     store.finish_turn(&tr.id, TurnStatus::Completed, None).await.unwrap();
     assert_eq!(store.purge_event_logs(Timestamp(0)).await.unwrap(), 0);
     assert_eq!(store.purge_event_logs(Timestamp(i64::MAX)).await.unwrap(), 5);
     // Deleting a thread takes its turns and logs with it.
-    store.append_events(&scope_a(), &events[..1]).await.unwrap();
+    store.append_events(&scoped(&events[..1])).await.unwrap();
     store.delete_thread(&scope_a(), None, &t.id).await.unwrap();
     assert!(store.get_turn(&scope_a(), &tr.id).await.unwrap().is_none());
     assert!(store.events_after(&scope_a(), &tr.id, 0, 100).await.unwrap().is_empty());

@@ -195,10 +195,14 @@ export class AgentryServer {
   async stop() {
     if (!this.exitInfo) {
       this.proc.kill('SIGTERM');
+      let timer;
       const hung = await Promise.race([
         this.exited.then(() => false),
-        sleep(SHUTDOWN_TIMEOUT_MS).then(() => true),
+        new Promise((resolve) => {
+          timer = setTimeout(() => resolve(true), SHUTDOWN_TIMEOUT_MS);
+        }),
       ]);
+      clearTimeout(timer);
       if (hung) {
         this.kill();
         throw new Error(

@@ -328,7 +328,7 @@ describe('socket.io /agent', () => {
     const started = performance.now();
     const first = await api(srv, 'POST', cancelPath, { headers: caller.headers });
     assert.equal(first.status, 200, first.text);
-    assert.deepEqual(first.json, { cancelled: true });
+    assert.equal(first.json?.cancelled, true, `cancel of a running turn: ${first.text}`);
     const done = await log.waitForDone(meta.turnId, { timeout: 5_000 });
     assert.ok(performance.now() - started < 1000, 'cancel ends the turn within 1 s');
     assert.equal(done.status, 'cancelled');
@@ -336,7 +336,7 @@ describe('socket.io /agent', () => {
 
     const second = await api(srv, 'POST', cancelPath, { headers: caller.headers });
     assert.equal(second.status, 200, second.text);
-    assert.deepEqual(second.json, { cancelled: false });
+    assert.equal(second.json?.cancelled, false, `cancel with nothing running: ${second.text}`);
 
     const stranger = await sessionCaller(srv);
     const foreign = await api(srv, 'POST', cancelPath, { headers: stranger.headers });

@@ -97,7 +97,8 @@ pub async fn send_and_wait(
     let mut follower = start(&state, &principal, &thread, body, &headers).await?;
     let turn_id = follower.turn_id().to_owned();
     let mut events = Vec::new();
-    let (mut text, mut message_id, mut usage, mut status, mut error) = (String::new(), None, TokenUsage::default(), None, None);
+    let (mut text, mut message_id, mut usage, mut status, mut error) =
+        (String::new(), None, TokenUsage::default(), None, None);
     while let Some(event) = follower.next().await? {
         match &event.event {
             TurnEvent::Token { text: delta } => text.push_str(delta),
@@ -147,21 +148,14 @@ async fn start(
         return Err(ApiError::invalid_field("message", "is required"));
     };
     let header_key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let message = NewMessage {
-        text,
-        dynamic_blocks: body.dynamic_blocks,
-        idempotency_key: body.idempotency_key.or(header_key),
-    };
+    let message =
+        NewMessage { text, dynamic_blocks: body.dynamic_blocks, idempotency_key: body.idempotency_key.or(header_key) };
     let turn = state.engine.submit(principal, thread, message).await?;
     Ok(state.engine.follow(&thread.scope, &turn, 0).await?)
 }
 
 async fn resume(state: &AppState, thread: &Thread, after: i64) -> Result<TurnFollower, ApiError> {
-    let turn = state
-        .store
-        .latest_turn(&thread.scope, &thread.id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Turn"))?;
+    let turn = state.store.latest_turn(&thread.scope, &thread.id).await?.ok_or_else(|| ApiError::not_found("Turn"))?;
     Ok(state.engine.follow(&thread.scope, &turn, after).await?)
 }
 
@@ -169,10 +163,9 @@ fn last_event_id(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     match headers.get("last-event-id").map(|v| v.to_str().map(str::trim)) {
         None => Ok(None),
         Some(Ok(value)) if value.is_empty() => Ok(None),
-        Some(Ok(value)) => value
-            .parse::<i64>()
-            .map(Some)
-            .map_err(|_| ApiError::invalid_field("Last-Event-ID", format!("`{value}` is not an event sequence number"))),
+        Some(Ok(value)) => value.parse::<i64>().map(Some).map_err(|_| {
+            ApiError::invalid_field("Last-Event-ID", format!("`{value}` is not an event sequence number"))
+        }),
         Some(Err(_)) => Err(ApiError::invalid_field("Last-Event-ID", "must be ASCII")),
     }
 }
@@ -194,15 +187,17 @@ fn sse(state: &AppState, follower: TurnFollower) -> Response {
                 Ok(None) => None,
                 Err(err) => {
                     tracing::warn!(%err, "lost the turn's event log during SSE");
-                    let error = json!({ "type": "error", "code": "service_unavailable", "message": "event log unavailable" });
+                    let error =
+                        json!({ "type": "error", "code": "service_unavailable", "message": "event log unavailable" });
                     Some((Ok(Event::default().data(error.to_string())), None))
                 }
             }
         }
     });
     let heartbeat = Event::default().data(json!({ "type": "heartbeat" }).to_string());
-    let mut response =
-        Sse::new(stream).keep_alive(KeepAlive::new().interval(state.options.sse_heartbeat).event(heartbeat)).into_response();
+    let mut response = Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(state.options.sse_heartbeat).event(heartbeat))
+        .into_response();
     response.headers_mut().insert("x-accel-buffering", axum::http::HeaderValue::from_static("no"));
     response.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-cache"));
     response

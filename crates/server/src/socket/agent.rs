@@ -276,6 +276,10 @@ fn cursor_key(principal: &Principal, thread_id: &str) -> CursorKey {
 fn parse<T: serde::de::DeserializeOwned>(data: Value) -> Result<T, String> {
     serde_path_to_error::deserialize(data).map_err(|err| {
         let path = err.path().to_string();
-        if path == "." { format!("invalid payload: {}", err.into_inner()) } else { format!("{path}: {}", err.into_inner()) }
+        if path == "." {
+            format!("invalid payload: {}", err.into_inner())
+        } else {
+            format!("{path}: {}", err.into_inner())
+        }
     })
 }

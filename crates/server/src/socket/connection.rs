@@ -136,8 +136,12 @@ impl Connection {
             Ok(EngineFrame::Message(Incoming::Event { namespace, name, data, ack })) => {
                 if namespace != NAMESPACE || self.principal.is_none() {
                     let message = format!("connect to the {NAMESPACE} namespace before sending `{name}`");
-                    self.send(frame::connect_error(&namespace, &message, json!({ "status": 401, "code": "unauthorized" })))
-                        .await;
+                    self.send(frame::connect_error(
+                        &namespace,
+                        &message,
+                        json!({ "status": 401, "code": "unauthorized" }),
+                    ))
+                    .await;
                 } else {
                     self.dispatch(&name, data, ack).await;
                 }

@@ -171,11 +171,11 @@ mod tests {
                 ack: Some(7)
             })
         );
+        assert_eq!(parse("40").unwrap(), EngineFrame::Message(Incoming::Connect { namespace: "/".into(), auth: None }));
         assert_eq!(
-            parse("40").unwrap(),
-            EngineFrame::Message(Incoming::Connect { namespace: "/".into(), auth: None })
+            parse("41/agent,").unwrap(),
+            EngineFrame::Message(Incoming::Disconnect { namespace: "/agent".into() })
         );
-        assert_eq!(parse("41/agent,").unwrap(), EngineFrame::Message(Incoming::Disconnect { namespace: "/agent".into() }));
         assert_eq!(parse("3").unwrap(), EngineFrame::Pong);
         assert_eq!(parse("2").unwrap(), EngineFrame::Ping);
         assert_eq!(parse("1").unwrap(), EngineFrame::Close);
@@ -200,7 +200,10 @@ mod tests {
             connect_error("/agent", "unauthorized", json!({"status": 401, "code": "unauthorized"})),
             r#"44/agent,{"data":{"code":"unauthorized","status":401},"message":"unauthorized"}"#
         );
-        assert_eq!(event("/agent", "agent_event", &json!({"type": "token"})), r#"42/agent,["agent_event",{"type":"token"}]"#);
+        assert_eq!(
+            event("/agent", "agent_event", &json!({"type": "token"})),
+            r#"42/agent,["agent_event",{"type":"token"}]"#
+        );
         assert_eq!(ack("/agent", 3, &json!({"ok": true})), r#"43/agent,3[{"ok":true}]"#);
         assert!(open("s", 25000, 600000, 1000).starts_with(r#"0{"maxPayload":1000,"pingInterval":25000"#));
     }
