@@ -19,6 +19,9 @@ const MAX_BATCH: usize = 2048;
 /// Attempts to write a batch before the writer gives up on it.
 const WRITE_ATTEMPTS: u32 = 5;
 
+// Nearly every command is an `Append` (the rare `Flush` is small); boxing the event would add an
+// allocation per event on the hot path.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     Append(Arc<Scope>, LoggedEvent),
     /// Answered once every event queued before it is written and published.

@@ -398,21 +398,23 @@ async fn event_logs_append_and_read_after_a_cursor(store: &Store) {
         })
         .collect();
     let a = scope_a();
-    let scoped = |slice: &'_ [LoggedEvent]| slice.iter().map(|e| (&a, e)).collect::<Vec<_>>();
-    store.append_events(&scoped(&events[..2])).await.unwrap();
-    store.append_events(&scoped(&events[2..])).await.unwrap();
+    fn scoped<'a>(scope: &'a Scope, events: &'a [LoggedEvent]) -> Vec<(&'a Scope, &'a LoggedEvent)> {
+        events.iter().map(|e| (scope, e)).collect()
+    }
+    store.append_events(&scoped(&a, &events[..2])).await.unwrap();
+    store.append_events(&scoped(&a, &events[2..])).await.unwrap();
     assert_eq!(store.events_after(&scope_a(), &tr.id, 0, 100).await.unwrap(), events);
     assert_eq!(store.events_after(&scope_a(), &tr.id, 3, 100).await.unwrap(), events[3..].to_vec());
     assert_eq!(store.events_after(&scope_a(), &tr.id, 1, 2).await.unwrap(), events[1..3].to_vec());
     assert!(store.events_after(&scope_b(), &tr.id, 0, 100).await.unwrap().is_empty());
-    assert!(store.append_events(&scoped(&events[..1])).await.is_err(), "a seq is written once");
+    assert!(store.append_events(&scoped(&a, &events[..1])).await.is_err(), "a seq is written once");
     // Retention: only finished turns' logs go.
     assert_eq!(store.purge_event_logs(Timestamp(i64::MAX)).await.unwrap(), 0);
     store.finish_turn(&tr.id, TurnStatus::Completed, None).await.unwrap();
     assert_eq!(store.purge_event_logs(Timestamp(0)).await.unwrap(), 0);
     assert_eq!(store.purge_event_logs(Timestamp(i64::MAX)).await.unwrap(), 5);
     // Deleting a thread takes its turns and logs with it.
-    store.append_events(&scoped(&events[..1])).await.unwrap();
+    store.append_events(&scoped(&a, &events[..1])).await.unwrap();
     store.delete_thread(&scope_a(), None, &t.id).await.unwrap();
     assert!(store.get_turn(&scope_a(), &tr.id).await.unwrap().is_none());
     assert!(store.events_after(&scope_a(), &tr.id, 0, 100).await.unwrap().is_empty());

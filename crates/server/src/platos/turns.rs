@@ -70,11 +70,16 @@ pub async fn chat_stream(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     super::agents::check_pin(&principal, &agent_id)?;
+    let resume_from = last_event_id(&headers)?.or(query.last_event_id);
+    if resume_from.is_some() && query.thread_id.is_none() {
+        // Without a thread a reconnecting EventSource would start a second conversation.
+        return Err(ApiError::invalid_field("threadId", "is required to resume with Last-Event-ID"));
+    }
     let thread = match &query.thread_id {
         Some(id) => state.engine.visible_thread(&principal, id).await?,
         None => state.engine.create_thread(&principal, Some(&agent_id), None).await?,
     };
-    let follower = match last_event_id(&headers)?.or(query.last_event_id) {
+    let follower = match resume_from {
         Some(after) => resume(&state, &thread, after).await?,
         None => {
             let body = SendMessage { message: query.message, ..SendMessage::default() };
@@ -162,7 +167,7 @@ async fn resume(state: &AppState, thread: &Thread, after: i64) -> Result<TurnFol
 fn last_event_id(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     match headers.get("last-event-id").map(|v| v.to_str().map(str::trim)) {
         None => Ok(None),
-        Some(Ok(value)) if value.is_empty() => Ok(None),
+        Some(Ok("")) => Ok(None),
         Some(Ok(value)) => value.parse::<i64>().map(Some).map_err(|_| {
             ApiError::invalid_field("Last-Event-ID", format!("`{value}` is not an event sequence number"))
         }),

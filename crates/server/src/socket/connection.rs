@@ -122,10 +122,7 @@ impl Connection {
                 true
             }
             Ok(EngineFrame::Pong | EngineFrame::Ignored | EngineFrame::Message(Incoming::Ack)) => true,
-            Ok(EngineFrame::Message(Incoming::Connect { namespace, auth })) => {
-                self.connect(&namespace, auth).await;
-                true
-            }
+            Ok(EngineFrame::Message(Incoming::Connect { namespace, auth })) => self.connect(&namespace, auth).await,
             Ok(EngineFrame::Message(Incoming::Disconnect { namespace })) => {
                 if namespace == NAMESPACE {
                     self.close();
@@ -155,11 +152,13 @@ impl Connection {
     }
 
     /// Namespace CONNECT: credentials from the payload first, then from the upgrade headers.
-    async fn connect(&mut self, namespace: &str, auth: Option<Value>) {
+    /// Refused credentials end the connection after the CONNECT_ERROR: the Python client would
+    /// otherwise wait on it until the ping timeout.
+    async fn connect(&mut self, namespace: &str, auth: Option<Value>) -> bool {
         if namespace != NAMESPACE {
             let data = json!({ "status": 404, "code": "invalid_namespace" });
             self.send(frame::connect_error(namespace, "Invalid namespace", data)).await;
-            return;
+            return true;
         }
         let from_payload = credentials_from_payload(auth.as_ref());
         let credentials = if from_payload.is_empty() { self.header_credentials.clone() } else { from_payload };
@@ -176,6 +175,7 @@ impl Connection {
                 });
                 self.principal = Some(principal);
                 self.emit("connected", &connected).await;
+                true
             }
             Err(err) => {
                 let status = err.status.as_u16();
@@ -186,6 +186,8 @@ impl Connection {
                 };
                 let message = format!("{label}: {}", err.message);
                 self.send(frame::connect_error(NAMESPACE, &message, json!({ "status": status, "code": code }))).await;
+                // Keep a connection that already serves the namespace (a failed re-connect).
+                self.principal.is_some()
             }
         }
     }
