@@ -186,7 +186,7 @@ type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<t
 /// Opens a Socket.IO connection to `/agent` with a session token.
 async fn connect(base: &str, token: &str) -> Result<Ws, String> {
     let url = format!("ws://{base}/socket.io/?EIO=4&transport=websocket");
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.map_err(|e| e.to_string())?;
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await.map_err(|e| e.to_string())?;
     ws.send(Message::text(format!("40/agent,{}", json!({ "token": token })))).await.map_err(|e| e.to_string())?;
     // Wait for the namespace connect ack.
     while let Some(frame) = ws.next().await {
@@ -202,8 +202,9 @@ async fn connect(base: &str, token: &str) -> Result<Ws, String> {
     Err("connection closed during connect".into())
 }
 
-/// Reads `agent_event`s until `done`; calls `on_token(ts)` per token; returns the token count.
-async fn read_turn(ws: &mut Ws, mut on_token: impl FnMut(&Value)) -> Result<usize, String> {
+/// Reads `agent_event`s until `done` and returns the token count. Frames are only matched, not
+/// parsed (the client shares the machine with the server), unless `on_token` wants the event.
+async fn read_turn(ws: &mut Ws, mut on_token: Option<&mut (dyn FnMut(&Value) + Send)>) -> Result<usize, String> {
     let mut tokens = 0;
     while let Some(frame) = ws.next().await {
         let Message::Text(text) = frame.map_err(|e| e.to_string())? else { continue };
@@ -211,19 +212,16 @@ async fn read_turn(ws: &mut Ws, mut on_token: impl FnMut(&Value)) -> Result<usiz
             ws.send(Message::text("3")).await.map_err(|e| e.to_string())?;
             continue;
         }
-        let Some(payload) = text.strip_prefix("42/agent,") else { continue };
-        let Ok(Value::Array(items)) = serde_json::from_str::<Value>(payload) else { continue };
-        if items.first().and_then(Value::as_str) != Some("agent_event") {
-            continue;
-        }
-        let event = &items[1];
-        match event["type"].as_str() {
-            Some("token") => {
-                tokens += 1;
-                on_token(event);
+        let Some(payload) = text.strip_prefix(r#"42/agent,["agent_event","#) else { continue };
+        if payload.contains(r#""type":"token""#) {
+            tokens += 1;
+            if let Some(on_token) = on_token.as_mut()
+                && let Ok(event) = serde_json::from_str::<Value>(payload.trim_end_matches(']'))
+            {
+                on_token(&event);
             }
-            Some("done") => return Ok(tokens),
-            _ => {}
+        } else if payload.contains(r#""type":"done""#) {
+            return Ok(tokens);
         }
     }
     Err("connection closed before done".into())
@@ -245,7 +243,7 @@ async fn socket_throughput(
         let frame = format!("42/agent,{}", json!(["message", { "message": message, "agentId": "bench-echo" }]));
         tasks.push(tokio::spawn(async move {
             ws.send(Message::text(frame)).await.map_err(|e| e.to_string())?;
-            read_turn(&mut ws, |_| {}).await
+            read_turn(&mut ws, None).await
         }));
     }
     let mut total = 0;
@@ -260,13 +258,13 @@ async fn socket_latency(base: &str, token: &str, message: &str) -> Result<Vec<f6
     let frame = format!("42/agent,{}", json!(["message", { "message": message, "agentId": "paced-echo" }]));
     ws.send(Message::text(frame)).await.map_err(|e| e.to_string())?;
     let mut latencies = Vec::new();
-    read_turn(&mut ws, |event| {
+    let mut record = |event: &Value| {
         if let Some(ts) = event["ts"].as_f64() {
             // `ts` is whole milliseconds (floored); centre it.
             latencies.push(now_ms() - (ts + 0.5));
         }
-    })
-    .await?;
+    };
+    read_turn(&mut ws, Some(&mut record)).await?;
     Ok(latencies)
 }
 

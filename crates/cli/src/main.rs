@@ -229,6 +229,14 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         engine.shutdown(std::time::Duration::from_secs(5)).await;
         let _ = shutdown_tx.send(true);
     };
+    // Streams are many small frames: without TCP_NODELAY, Nagle's algorithm and delayed ACKs
+    // hold them back ~40 ms.
+    use axum::serve::ListenerExt as _;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::warn!(%err, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, agentry_server::router(state))
         .with_graceful_shutdown(stopping)
         .await

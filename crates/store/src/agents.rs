@@ -8,7 +8,7 @@ use agentry_core::id::{new_id, prefix};
 use agentry_core::{AgentSpec, Scope, Timestamp};
 
 use crate::row::RowExt;
-use crate::{Store, StoreError, StoreResult, on_pool};
+use crate::{Store, StoreError, StoreResult, on_pool, on_writer};
 
 /// An agent as stored: its current spec and version.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,7 +70,7 @@ impl Store {
         let spec_json = serde_json::to_string(&spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let now = Timestamp::now().0;
         let version_id = new_id(prefix::AGENT_VERSION);
-        let changed = on_pool!(self, |pool| {
+        let changed = on_writer!(self, |pool| {
             let mut tx = pool.begin().await?;
             let current: Option<(String, i64)> = sqlx::query_as(
                 "SELECT spec_json, version_number FROM agents
@@ -229,7 +229,7 @@ impl Store {
     /// Deletes an agent and its versions. Returns false when it did not exist in the scope.
     /// Threads that used it stay (their history is the user's).
     pub async fn delete_agent(&self, scope: &Scope, agent_id: &str) -> StoreResult<bool> {
-        let deleted = on_pool!(self, |pool| {
+        let deleted = on_writer!(self, |pool| {
             let mut tx = pool.begin().await?;
             let deleted = sqlx::query(
                 "DELETE FROM agents WHERE organization_id = $1 AND project_id = $2 AND environment_id = $3 AND id = $4",

@@ -3,7 +3,7 @@
 use agentry_core::Timestamp;
 use sqlx::Row as _;
 
-use crate::{Store, StoreResult, on_pool};
+use crate::{Store, StoreResult, on_pool, on_writer};
 
 impl Store {
     /// Reads an installation metadata value.
@@ -17,7 +17,7 @@ impl Store {
     /// Sets a metadata value only if the key is absent; returns whether this call set it.
     /// Used as the once-only latch of the first-start bootstrap.
     pub async fn meta_insert_if_absent(&self, key: &str, value: &str) -> StoreResult<bool> {
-        let result = on_pool!(self, |pool| {
+        let result = on_writer!(self, |pool| {
             sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
                 .bind(key)
                 .bind(value)
@@ -37,7 +37,7 @@ impl Store {
         project_id: Option<&str>,
         service_secret: &str,
     ) -> StoreResult<()> {
-        on_pool!(self, |pool| {
+        on_writer!(self, |pool| {
             sqlx::query(
                 "INSERT INTO entities (id, organization_id, project_id, service_secret, created_at)
                  VALUES ($1, $2, $3, $4, $5)",
@@ -79,7 +79,7 @@ impl Store {
 
     /// Records an API key by the SHA-256 hex of its secret.
     pub async fn insert_api_key(&self, id: &str, key_hash: &str, name: &str) -> StoreResult<()> {
-        on_pool!(self, |pool| {
+        on_writer!(self, |pool| {
             sqlx::query("INSERT INTO api_keys (id, key_hash, name, created_at) VALUES ($1, $2, $3, $4)")
                 .bind(id)
                 .bind(key_hash)
@@ -106,7 +106,7 @@ impl Store {
 impl Store {
     /// Replaces an entity's service secret (rotation). Returns false when the entity does not exist.
     pub async fn set_entity_secret(&self, id: &str, service_secret: &str) -> StoreResult<bool> {
-        let updated = on_pool!(self, |pool| {
+        let updated = on_writer!(self, |pool| {
             sqlx::query("UPDATE entities SET service_secret = $2 WHERE id = $1")
                 .bind(id)
                 .bind(service_secret)

@@ -4,7 +4,7 @@
 use agentry_core::{Scope, Timestamp};
 
 use crate::row::RowExt;
-use crate::{Store, StoreResult, on_pool};
+use crate::{Store, StoreResult, on_writer};
 
 /// How long a completed record is replayed.
 pub const RETENTION_MS: i64 = 24 * 3600 * 1000;
@@ -42,7 +42,7 @@ impl Store {
         fingerprint: &str,
     ) -> StoreResult<IdempotencyStart> {
         let now = Timestamp::now().0;
-        on_pool!(self, |pool| {
+        on_writer!(self, |pool| {
             // Forget expired records and abandoned claims so the key can be claimed afresh.
             let sql = format!(
                 "DELETE FROM idempotency_keys WHERE {KEY_MATCH}
@@ -109,7 +109,7 @@ impl Store {
         status: u16,
         body: &str,
     ) -> StoreResult<()> {
-        on_pool!(self, |pool| {
+        on_writer!(self, |pool| {
             let sql = format!("UPDATE idempotency_keys SET status_code = $6, response_body = $7 WHERE {KEY_MATCH}");
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(&scope.organization_id)
@@ -127,7 +127,7 @@ impl Store {
 
     /// Releases a claim whose request failed, so a retry runs it again.
     pub async fn idempotency_abandon(&self, scope: &Scope, principal: &str, key: &str) -> StoreResult<()> {
-        on_pool!(self, |pool| {
+        on_writer!(self, |pool| {
             let sql = format!("DELETE FROM idempotency_keys WHERE {KEY_MATCH} AND status_code IS NULL");
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(&scope.organization_id)

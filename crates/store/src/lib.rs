@@ -86,24 +86,39 @@ impl StoreError {
 /// Result alias of the store.
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// The open connection pool of one backend.
+/// The open connection pools of one backend.
+///
+/// SQLite has one writer at a time, and a connection that finds the write lock taken *sleeps*
+/// in SQLite's busy handler (1, 2, 5, 10 … ms), which stalls streams. So SQLite writes go through
+/// a single-connection pool, where they queue without sleeping, and reads use a pool beside it.
 #[derive(Debug, Clone)]
 pub(crate) enum Db {
-    Sqlite(SqlitePool),
+    Sqlite { read: SqlitePool, write: SqlitePool },
     Postgres(PgPool),
 }
 
-/// Runs the same expression on whichever pool the store has open. The body is compiled once per
-/// backend, so `sqlx` statements inside it are typed for that backend.
+/// Runs the same expression on the store's read pool. The body is compiled once per backend, so
+/// `sqlx` statements inside it are typed for that backend.
 macro_rules! on_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.db {
-            $crate::Db::Sqlite($pool) => $body,
+            $crate::Db::Sqlite { read: $pool, .. } => $body,
             $crate::Db::Postgres($pool) => $body,
         }
     };
 }
 pub(crate) use on_pool;
+
+/// Like [`on_pool!`] for statements that write (SQLite's single writer connection).
+macro_rules! on_writer {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.db {
+            $crate::Db::Sqlite { write: $pool, .. } => $body,
+            $crate::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_writer;
 
 /// Agentry's persistent state. Cheap to clone (the pools are shared).
 #[derive(Debug, Clone)]
@@ -132,7 +147,15 @@ impl Store {
                     .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(10));
-                Db::Sqlite(SqlitePoolOptions::new().max_connections(8).connect_with(options).await?)
+                // Opened up front: opening a connection mid-turn stalls a stream for tens of ms.
+                let write = SqlitePoolOptions::new()
+                    .min_connections(1)
+                    .max_connections(1)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(options.clone())
+                    .await?;
+                let read = SqlitePoolOptions::new().min_connections(2).max_connections(8).connect_with(options).await?;
+                Db::Sqlite { read, write }
             }
             StoreLocation::Postgres(url) => {
                 let options = PgConnectOptions::from_str(url)?;
@@ -153,7 +176,7 @@ impl Store {
     /// `"sqlite"` or `"postgres"`.
     pub fn backend(&self) -> &'static str {
         match self.db {
-            Db::Sqlite(_) => "sqlite",
+            Db::Sqlite { .. } => "sqlite",
             Db::Postgres(_) => "postgres",
         }
     }
@@ -166,6 +189,12 @@ impl Store {
 
     /// Closes every pooled connection (graceful shutdown).
     pub async fn close(&self) {
-        on_pool!(self, |pool| pool.close().await)
+        match &self.db {
+            Db::Sqlite { read, write } => {
+                read.close().await;
+                write.close().await;
+            }
+            Db::Postgres(pool) => pool.close().await,
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! Each migration runs in its own transaction together with its bookkeeping row. On Postgres a
 //! transaction-scoped advisory lock serialises replicas that start at the same time.
 
-use crate::{Db, Store, StoreError, StoreResult, on_pool};
+use crate::{Db, Store, StoreError, StoreResult, on_writer};
 
 /// A migration: its number, its file name and its SQL.
 struct Migration {
@@ -43,12 +43,12 @@ const CREATE_BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS agentry_migrations 
 pub async fn run(store: &Store) -> StoreResult<()> {
     let (migrations, begin) = match store.db {
         // IMMEDIATE takes SQLite's write lock up front, so two processes cannot both apply one.
-        Db::Sqlite(_) => (SQLITE, "BEGIN IMMEDIATE"),
+        Db::Sqlite { .. } => (SQLITE, "BEGIN IMMEDIATE"),
         Db::Postgres(_) => (POSTGRES, "BEGIN"),
     };
     let is_postgres = matches!(store.db, Db::Postgres(_));
     for m in migrations {
-        on_pool!(store, |pool| {
+        on_writer!(store, |pool| {
             let mut tx = pool.begin_with(begin).await?;
             if is_postgres {
                 sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(PG_MIGRATION_LOCK).execute(&mut *tx).await?;

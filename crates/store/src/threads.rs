@@ -6,7 +6,7 @@
 use agentry_core::{Message, MessageRole, Scope, Thread, ThreadStatus, Timestamp};
 
 use crate::row::RowExt;
-use crate::{Store, StoreError, StoreResult, on_pool};
+use crate::{Store, StoreError, StoreResult, on_pool, on_writer};
 
 /// Which threads a listing includes, by archive state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -44,7 +44,7 @@ const THREAD_MATCH: &str = "organization_id = $1 AND project_id = $2 AND environ
 impl Store {
     /// Inserts a new thread.
     pub async fn insert_thread(&self, thread: &Thread) -> StoreResult<()> {
-        on_pool!(self, |pool| {
+        on_writer!(self, |pool| {
             let sql =
                 format!("INSERT INTO threads ({THREAD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)");
             sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -135,7 +135,7 @@ impl Store {
         let now = Timestamp::now().0;
         let (status, archived_at) =
             if archived { (ThreadStatus::Archived, Some(now)) } else { (ThreadStatus::Active, None) };
-        let updated = on_pool!(self, |pool| {
+        let updated = on_writer!(self, |pool| {
             let sql = format!("UPDATE threads SET status = $6, archived_at = $7, updated_at = $8 WHERE {THREAD_MATCH}");
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(&scope.organization_id)
@@ -158,7 +158,7 @@ impl Store {
 
     /// Deletes a thread and its messages. Returns false when it was not visible.
     pub async fn delete_thread(&self, scope: &Scope, owner: Option<&str>, id: &str) -> StoreResult<bool> {
-        let deleted = on_pool!(self, |pool| {
+        let deleted = on_writer!(self, |pool| {
             let mut tx = pool.begin().await?;
             let sql = format!("DELETE FROM threads WHERE {THREAD_MATCH}");
             let deleted = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -189,7 +189,7 @@ impl Store {
     /// Appends a message to a thread (which the caller has already resolved in its scope) and
     /// bumps the thread's `updated_at`.
     pub async fn append_message(&self, scope: &Scope, message: &Message) -> StoreResult<()> {
-        on_pool!(self, |pool| {
+        on_writer!(self, |pool| {
             let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO messages (id, thread_id, organization_id, project_id, environment_id, role, content, created_at)

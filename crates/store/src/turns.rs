@@ -7,7 +7,7 @@
 use agentry_core::{LoggedEvent, Scope, Timestamp, Turn, TurnEvent, TurnInput, TurnStatus};
 
 use crate::row::RowExt;
-use crate::{Store, StoreError, StoreResult, on_pool};
+use crate::{Store, StoreError, StoreResult, on_pool, on_writer};
 
 const TURN_COLUMNS: &str = "id, thread_id, organization_id, project_id, environment_id, user_id, agent_id, status,
     wait_reason, error, input_json, idempotency_key, created_at, started_at, finished_at";
@@ -16,7 +16,7 @@ impl Store {
     /// Records a new turn.
     pub async fn insert_turn(&self, turn: &Turn) -> StoreResult<()> {
         let input = serde_json::to_string(&turn.input).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        on_pool!(self, |pool| {
+        on_writer!(self, |pool| {
             let sql = format!(
                 "INSERT INTO turns ({TURN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
             );
@@ -117,7 +117,7 @@ impl Store {
     /// is no longer queued (another runner took it, or it was cancelled).
     pub async fn start_turn(&self, turn_id: &str, lease_ms: i64) -> StoreResult<bool> {
         let now = Timestamp::now().0;
-        let started = on_pool!(self, |pool| {
+        let started = on_writer!(self, |pool| {
             sqlx::query(
                 "UPDATE turns SET status = 'running', started_at = $2, lease_expires_at = $3
                  WHERE id = $1 AND status = 'queued'",
@@ -134,7 +134,7 @@ impl Store {
 
     /// Extends the lease of a running or waiting turn.
     pub async fn renew_turn_lease(&self, turn_id: &str, lease_ms: i64) -> StoreResult<()> {
-        on_pool!(self, |pool| {
+        on_writer!(self, |pool| {
             sqlx::query("UPDATE turns SET lease_expires_at = $2 WHERE id = $1 AND status IN ('running', 'waiting')")
                 .bind(turn_id)
                 .bind(Timestamp::now().0 + lease_ms)
@@ -147,7 +147,7 @@ impl Store {
     /// Moves a turn to a final state, recording the cause of a failure. Only unfinished turns
     /// change; returns whether this call changed it.
     pub async fn finish_turn(&self, turn_id: &str, status: TurnStatus, error: Option<&str>) -> StoreResult<bool> {
-        let changed = on_pool!(self, |pool| {
+        let changed = on_writer!(self, |pool| {
             sqlx::query(
                 "UPDATE turns SET status = $2, error = $3, finished_at = $4, lease_expires_at = NULL
                  WHERE id = $1 AND status IN ('queued', 'running', 'waiting')",
@@ -212,8 +212,8 @@ impl Store {
         let rows: Vec<_> = events.iter().zip(&encoded).collect();
         // SQLite resolves `$N` names by walking a list per parameter, which is quadratic over a
         // multi-row insert; its anonymous `?` placeholders bind in order at no cost.
-        let anonymous = matches!(self.db, crate::Db::Sqlite(_));
-        on_pool!(self, |pool| {
+        let anonymous = matches!(self.db, crate::Db::Sqlite { .. });
+        on_writer!(self, |pool| {
             let mut tx = pool.begin().await?;
             for chunk in rows.chunks(ROWS_PER_STATEMENT) {
                 let mut sql = String::from(
@@ -299,7 +299,7 @@ impl Store {
 
     /// Deletes the event logs of turns that finished before `before`; returns how many events went.
     pub async fn purge_event_logs(&self, before: Timestamp) -> StoreResult<u64> {
-        let deleted = on_pool!(self, |pool| {
+        let deleted = on_writer!(self, |pool| {
             sqlx::query(
                 "DELETE FROM turn_events WHERE turn_id IN
                    (SELECT id FROM turns WHERE finished_at IS NOT NULL AND finished_at < $1)",

@@ -39,9 +39,18 @@ pub(super) async fn run(state: AppState, socket: WebSocket, header_credentials: 
     state.sockets.open.fetch_add(1, Ordering::Relaxed);
     let (mut sink, mut stream) = socket.split();
     let (out, mut outbox) = mpsc::channel::<Message>(OUTBOX);
+    // Frames queued together go out in one flush (one syscall), not one each.
     let writer = tokio::spawn(async move {
-        while let Some(message) = outbox.recv().await {
-            if sink.send(message).await.is_err() {
+        'write: while let Some(message) = outbox.recv().await {
+            if sink.feed(message).await.is_err() {
+                break;
+            }
+            while let Ok(message) = outbox.try_recv() {
+                if sink.feed(message).await.is_err() {
+                    break 'write;
+                }
+            }
+            if sink.flush().await.is_err() {
                 break;
             }
         }

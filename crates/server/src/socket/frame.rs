@@ -128,9 +128,18 @@ pub fn connect_error(namespace: &str, message: &str, data: Value) -> String {
     format!("44{namespace},{}", serde_json::json!({ "message": message, "data": data }))
 }
 
-/// An event to the client.
+/// An event to the client. Written directly (not through a `json!` array) so the event is not
+/// copied: this is the per-token hot path.
 pub fn event(namespace: &str, name: &str, data: &Value) -> String {
-    format!("42{namespace},{}", serde_json::json!([name, data]))
+    let mut out = String::with_capacity(namespace.len() + name.len() + 128);
+    out.push_str("42");
+    out.push_str(namespace);
+    out.push_str(",[");
+    out.push_str(&Value::from(name).to_string());
+    out.push(',');
+    out.push_str(&data.to_string());
+    out.push(']');
+    out
 }
 
 /// An acknowledgement of a client event that asked for one.
