@@ -4,9 +4,11 @@
 //! - `agentry token mint` prints a session token the server accepts.
 //! - `agentry agents apply FILE…` creates or updates agents from TOML files.
 //! - `agentry bench stream` prints streaming figures against a server it starts.
+//! - `agentry chat` is a terminal chat built on the SDK.
 
 mod agent_files;
 mod bench;
+mod chat;
 mod config;
 
 use std::path::PathBuf;
@@ -38,6 +40,13 @@ enum Command {
     /// Agent definitions.
     #[command(subcommand)]
     Agents(AgentsCommand),
+    /// Chat with an agent in the terminal.
+    Chat {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        chat: chat::ChatArgs,
+    },
     /// Benchmarks that print figures (they start their own server).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -153,6 +162,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Token(TokenCommand::Mint(args)) => mint(args).await,
         Command::Agents(AgentsCommand::Apply { store, files }) => apply(store, files).await,
         Command::Bench(BenchCommand::Stream(options)) => bench::run(options).await,
+        Command::Chat { store, chat } => chat_with_local_secret(store, chat).await,
     }
 }
 
@@ -287,24 +297,47 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
+/// The service secret of `entity` for a scope: `AGENTRY_SERVICE_SECRET`, else the local store's.
+async fn local_secret(store: &StoreArgs, entity: &str, org: &str, project: &str) -> Result<String, String> {
+    if let Some(secret) = std::env::var("AGENTRY_SERVICE_SECRET").ok().filter(|s| !s.is_empty()) {
+        return Ok(secret);
+    }
+    let config = layers(store)?.resolve().map_err(|e| e.to_string())?;
+    let opened = open_store(&config).await?;
+    let secret = opened.entity_secret(entity, org, project).await.map_err(|e| e.to_string());
+    opened.close().await;
+    secret?.ok_or_else(|| {
+        format!(
+            "no service secret for entity `{entity}` in {} (start `agentry serve` once to set it up, or set AGENTRY_SERVICE_SECRET)",
+            config.store.describe()
+        )
+    })
+}
+
+/// `agentry chat`; without a token or API key it mints a session token with the local secret.
+async fn chat_with_local_secret(store: StoreArgs, args: chat::ChatArgs) -> Result<(), String> {
+    chat::run(args, async move |scope, user| {
+        let secret = local_secret(&store, bootstrap::DEFAULT_ENTITY, &scope.organization_id, &scope.project_id).await?;
+        let claims = SessionClaims {
+            organization_id: scope.organization_id.clone(),
+            project_id: scope.project_id.clone(),
+            environment_id: scope.environment_id.clone(),
+            user_id: user.to_owned(),
+            entity_id: Some(bootstrap::DEFAULT_ENTITY.to_owned()),
+            iat: 0,
+            exp: 0,
+            user_meta: None,
+            agent_id: None,
+            user_token: None,
+        };
+        agentry_client::mint_session_token(&secret, claims, std::time::Duration::from_secs(3600))
+            .map_err(|e| e.to_string())
+    })
+    .await
+}
+
 async fn mint(args: MintArgs) -> Result<(), String> {
-    let secret = match std::env::var("AGENTRY_SERVICE_SECRET").ok().filter(|s| !s.is_empty()) {
-        Some(secret) => secret,
-        None => {
-            let config = layers(&args.store)?.resolve().map_err(|e| e.to_string())?;
-            let store = open_store(&config).await?;
-            let secret =
-                store.entity_secret(&args.entity, &args.org, &args.project).await.map_err(|e| e.to_string())?;
-            store.close().await;
-            secret.ok_or_else(|| {
-                format!(
-                    "no service secret for entity `{}` in {} (start `agentry serve` once to set it up, or set AGENTRY_SERVICE_SECRET)",
-                    args.entity,
-                    config.store.describe()
-                )
-            })?
-        }
-    };
+    let secret = local_secret(&args.store, &args.entity, &args.org, &args.project).await?;
     let user_meta =
         (args.name.is_some() || args.email.is_some()).then_some(UserMeta { name: args.name, email: args.email });
     let claims = SessionClaims {
