@@ -29,6 +29,8 @@
 //!   `Idempotency-Key` the client sets, so retrying them is safe.
 //! - [`mint_session_token`]: what a Rust backend uses to mint tokens for its users.
 
+#![warn(missing_docs)]
+
 mod error;
 mod platos;
 mod stream;

@@ -12,6 +12,8 @@
 //!
 //! Architecture invariant: this crate does no IO (no files, no network, no database).
 
+#![warn(missing_docs)]
+
 pub mod agent;
 pub mod event;
 pub mod id;

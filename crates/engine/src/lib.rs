@@ -16,6 +16,8 @@
 //! translate [`TurnEvent`](agentry_core::TurnEvent)s.
 //! Architecture invariant: an event reaches the bus only after it is in the store.
 
+#![warn(missing_docs)]
+
 pub mod bus;
 pub mod follow;
 pub mod log;

@@ -12,6 +12,8 @@
 //!
 //! Architecture invariant: providers know nothing about threads, turns or transports.
 
+#![warn(missing_docs)]
+
 pub mod scripted;
 
 use std::sync::Arc;

@@ -10,6 +10,8 @@
 //! Architecture invariant: handlers are thin. They extract typed input, call the store (or, later,
 //! the engine) with the caller's scope, and map the result; no SQL and no business rules here.
 
+#![warn(missing_docs)]
+
 pub mod auth;
 pub mod bootstrap;
 pub mod error;

@@ -12,6 +12,8 @@
 //! Architecture invariant: every query on tenant data takes a [`Scope`] and filters by it, so a
 //! row of another scope is indistinguishable from a missing one.
 
+#![warn(missing_docs)]
+
 pub mod agents;
 pub mod auth;
 pub mod idempotency;

@@ -14,7 +14,7 @@
 
 mod agent;
 mod connection;
-pub mod frame;
+mod frame;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
