@@ -7,9 +7,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::scope::Scope;
 
-/// The providers an agent's `model` may name. The providers themselves live in the `llm` crate.
-pub const KNOWN_PROVIDERS: &[&str] = &["scripted", "local", "openai", "anthropic"];
-
 /// Longest agent id accepted.
 pub const MAX_AGENT_ID_LEN: usize = 64;
 /// Model calls per turn when the agent does not say.
@@ -93,23 +90,26 @@ pub struct ScriptToolCall {
 /// A model reference of the form `provider:model`, e.g. `openai:gpt-4o-mini`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelRef {
-    /// Provider name, one of [`KNOWN_PROVIDERS`].
+    /// Provider name: `scripted`, `local`, `openai`, `anthropic`, or a configured provider
+    /// (`[providers.<name>]`); whether it exists is checked by the provider registry.
     pub provider: String,
     /// Provider-specific model name (may itself contain `:` or `/`).
     pub model: String,
 }
 
 impl ModelRef {
-    /// Parses `provider:model`, rejecting unknown providers and empty parts.
+    /// Parses `provider:model`, rejecting malformed provider names and empty parts.
     pub fn parse(value: &str) -> Result<Self, AgentSpecError> {
         let (provider, model) = value.split_once(':').ok_or_else(|| AgentSpecError::Invalid {
             field: "model",
             problem: format!("`{value}` must have the form provider:model, e.g. scripted:echo"),
         })?;
-        if !KNOWN_PROVIDERS.contains(&provider) {
+        let valid_name = !provider.is_empty()
+            && provider.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if !valid_name {
             return Err(AgentSpecError::Invalid {
                 field: "model",
-                problem: format!("unknown provider `{provider}` (known: {})", KNOWN_PROVIDERS.join(", ")),
+                problem: format!("provider `{provider}` must be lowercase letters, digits, `-` or `_`"),
             });
         }
         if model.trim().is_empty() {
@@ -294,7 +294,8 @@ mod tests {
         assert_eq!(ModelRef::parse("openai:gpt-4o-mini").map(|m| m.model), Ok("gpt-4o-mini".to_owned()));
         assert_eq!(ModelRef::parse("local:/models/x.gguf").map(|m| m.model), Ok("/models/x.gguf".to_owned()));
         assert!(ModelRef::parse("gpt4").is_err());
-        assert!(ModelRef::parse("nope:x").is_err());
+        assert!(ModelRef::parse("No Pe:x").is_err());
+        assert!(ModelRef::parse("ollama:llama3.2").is_ok());
         assert!(ModelRef::parse("openai:").is_err());
     }
 

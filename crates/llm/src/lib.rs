@@ -4,7 +4,9 @@
 //! - [`ModelProvider`]: takes a [`ModelRequest`] (messages, tools) and returns a [`ModelStream`]
 //!   of [`ModelDelta`]s: text, thinking, tool-call fragments, usage.
 //! - [`scripted`]: the deterministic provider for tests and demos (`scripted:echo`, `scripted:steps`).
-//! - [`ProviderRegistry`]: resolves an agent's `provider:model` to a provider.
+//! - [`openai`]: any OpenAI-compatible Chat Completions endpoint; [`anthropic`]: the Messages API.
+//!   Both parse streams with [`sse`] and are configured by [`config`] (`[providers.<name>]`).
+//! - [`ProviderRegistry`]: resolves an agent's `provider:model` to a provider and prices usage.
 //!
 //! The stream is a channel: a provider spawns its work (an HTTP stream, a CPU-bound local model on
 //! a blocking thread) and sends deltas; the consumer dropping the receiver is the cancellation
@@ -14,7 +16,11 @@
 
 #![warn(missing_docs)]
 
+pub mod anthropic;
+pub mod config;
+pub mod openai;
 pub mod scripted;
+pub mod sse;
 
 use std::sync::Arc;
 
@@ -142,22 +148,52 @@ pub trait ModelProvider: Send + Sync {
     fn stream(&self, request: ModelRequest) -> ModelStream;
 }
 
-/// Resolves an agent's `provider:model` to a provider.
+/// Resolves an agent's `provider:model` to a provider, and prices usage.
 #[derive(Debug, Clone, Default)]
-pub struct ProviderRegistry {}
+pub struct ProviderRegistry {
+    configured: std::collections::BTreeMap<String, config::ProviderConfig>,
+    http: reqwest::Client,
+}
 
 impl ProviderRegistry {
-    /// The provider for an agent, configured from its spec. Fails for providers that are not
-    /// available in this build or configuration.
+    /// A registry with the configured providers (by name). `scripted` is always available.
+    pub fn new(configured: std::collections::BTreeMap<String, config::ProviderConfig>) -> Self {
+        ProviderRegistry { configured, http: reqwest::Client::new() }
+    }
+
+    /// The provider for an agent, configured from its spec. Fails — with what to do about it —
+    /// for providers that are not configured or not available in this build. Called when an
+    /// agent is applied, so a bad model fails there and not mid-turn.
     pub fn resolve(&self, agent: &AgentSpec) -> Result<Arc<dyn ModelProvider>, ProviderError> {
         let model = ModelRef::parse(&agent.model).map_err(|e| ProviderError::NotConfigured(e.to_string()))?;
-        match model.provider.as_str() {
-            "scripted" => scripted::ScriptedProvider::for_agent(&model.model, agent.script.clone().unwrap_or_default())
-                .map(|p| Arc::new(p) as Arc<dyn ModelProvider>),
-            other => Err(ProviderError::NotConfigured(format!(
-                "the `{other}` provider is not available in this build yet (model `{}`)",
-                agent.model
-            ))),
+        if model.provider == "scripted" {
+            let provider =
+                scripted::ScriptedProvider::for_agent(&model.model, agent.script.clone().unwrap_or_default())?;
+            return Ok(Arc::new(provider));
         }
+        match self.configured.get(&model.provider) {
+            Some(config) => Ok(match config.kind {
+                config::ProviderKind::OpenAi => {
+                    Arc::new(openai::OpenAiProvider::new(self.http.clone(), config.clone()))
+                }
+                config::ProviderKind::Anthropic => {
+                    Arc::new(anthropic::AnthropicProvider::new(self.http.clone(), config.clone()))
+                }
+            }),
+            None => Err(ProviderError::NotConfigured(match model.provider.as_str() {
+                "openai" => format!("`{}` needs OPENAI_API_KEY or a [providers.openai] section", agent.model),
+                "anthropic" => format!("`{}` needs ANTHROPIC_API_KEY or a [providers.anthropic] section", agent.model),
+                "local" => format!("`{}`: the embedded local model is not available in this build yet", agent.model),
+                other => {
+                    format!("`{}`: no provider named `{other}` is configured (add [providers.{other}])", agent.model)
+                }
+            })),
+        }
+    }
+
+    /// The cost in cents of `usage` on an agent's model (0 without a price).
+    pub fn cost_cents(&self, model: &str, usage: &ModelUsage) -> f64 {
+        let Ok(model) = ModelRef::parse(model) else { return 0.0 };
+        self.configured.get(&model.provider).map_or(0.0, |config| config.cost_cents(&model.model, usage))
     }
 }
