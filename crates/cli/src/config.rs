@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use agentry_llm::config::{ProviderConfig, ProviderSection};
 use agentry_store::StoreLocation;
 
 /// Where a setting's value came from (for error messages).
@@ -108,12 +109,18 @@ pub struct Config {
     pub event_retention: std::time::Duration,
     /// `tracing` filter directive.
     pub log: String,
+    /// Model providers by name (`[providers.<name>]`, plus `openai`/`anthropic` when their
+    /// standard key variables are set).
+    pub providers: BTreeMap<String, ProviderConfig>,
 }
 
 /// Raw layered values: key → (value, source).
 #[derive(Debug, Default)]
 pub struct Layers {
     values: BTreeMap<&'static str, (String, Source)>,
+    providers: BTreeMap<String, (ProviderSection, Source)>,
+    /// Environment variables read for provider keys.
+    env: BTreeMap<String, String>,
 }
 
 impl Layers {
@@ -122,6 +129,18 @@ impl Layers {
         let mut layers = Layers::default();
         if let Some(path) = config_file {
             layers.read_file(path)?;
+        }
+        for (name, var) in [("openai", "OPENAI_API_KEY"), ("anthropic", "ANTHROPIC_API_KEY")] {
+            if env(var).is_some_and(|k| !k.is_empty()) && !layers.providers.contains_key(name) {
+                layers.providers.insert(name.to_owned(), (ProviderSection::default(), Source::Env(var)));
+            }
+        }
+        let mut wanted: Vec<String> = vec!["OPENAI_API_KEY".into(), "ANTHROPIC_API_KEY".into()];
+        wanted.extend(layers.providers.values().filter_map(|(s, _)| s.api_key_env.clone()));
+        for var in wanted {
+            if let Some(value) = env(&var) {
+                layers.env.insert(var, value);
+            }
         }
         for (key, var) in KEYS {
             if let Some(value) = env(var).filter(|v| !v.is_empty()) {
@@ -136,8 +155,28 @@ impl Layers {
         let table: toml::Table =
             toml::from_str(&text).map_err(|e| ConfigError::Syntax { path: path.into(), message: e.to_string() })?;
         for (key, value) in table {
+            if key == "providers" {
+                let toml::Value::Table(sections) = value else {
+                    return Err(ConfigError::Invalid {
+                        key: "providers",
+                        origin: Source::File(path.into()),
+                        problem: "expected tables [providers.<name>]".into(),
+                    });
+                };
+                for (name, section) in sections {
+                    let section: ProviderSection = section.try_into().map_err(|e: toml::de::Error| {
+                        ConfigError::Invalid {
+                            key: "providers",
+                            origin: Source::File(path.into()),
+                            problem: format!("[providers.{name}]: {}", e.message()),
+                        }
+                    })?;
+                    self.providers.insert(name, (section, Source::File(path.into())));
+                }
+                continue;
+            }
             let Some((known, _)) = KEYS.iter().find(|(k, _)| *k == key) else {
-                let known = KEYS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ");
+                let known = KEYS.iter().map(|(k, _)| *k).chain(["providers"]).collect::<Vec<_>>().join(", ");
                 return Err(ConfigError::UnknownKey { key, path: path.into(), known });
             };
             let text = match value {
@@ -244,7 +283,14 @@ impl Layers {
         };
 
         let (log, _) = self.get("log", Some("info,sqlx=warn")).unwrap_or_default();
-        Ok(Config { listen, store, agents_dir, max_body_bytes, max_message_bytes, event_retention, log })
+
+        let mut providers = BTreeMap::new();
+        for (name, (section, origin)) in &self.providers {
+            let config = ProviderConfig::from_section(name, section, |var| self.env.get(var).cloned())
+                .map_err(|problem| invalid("providers", origin.clone(), problem))?;
+            providers.insert(name.clone(), config);
+        }
+        Ok(Config { listen, store, agents_dir, max_body_bytes, max_message_bytes, event_retention, log, providers })
     }
 }
 
@@ -291,6 +337,31 @@ mod tests {
     fn postgres_url_selects_postgres() {
         let layers = Layers::load(None, env_of(&[("AGENTRY_DATABASE_URL", "postgres://u@h/db")])).unwrap();
         assert_eq!(layers.resolve().unwrap().store, StoreLocation::Postgres("postgres://u@h/db".into()));
+    }
+
+    #[test]
+    fn providers_come_from_the_file_and_the_standard_key_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(
+            &dir,
+            "[providers.ollama]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:11434/v1\"\napi_key_env = \"OLLAMA_KEY\"\n\n[providers.ollama.prices.\"llama3\"]\ninput = 1\noutput = 2\n",
+        );
+        let config = Layers::load(Some(&file), env_of(&[("OLLAMA_KEY", "k"), ("ANTHROPIC_API_KEY", "a")]))
+            .unwrap()
+            .resolve()
+            .unwrap();
+        let ollama = &config.providers["ollama"];
+        assert_eq!((ollama.base_url.as_str(), ollama.api_key.as_deref()), ("http://127.0.0.1:11434/v1", Some("k")));
+        assert_eq!(ollama.prices["llama3"].output, 2.0);
+        assert_eq!(config.providers["anthropic"].api_key.as_deref(), Some("a"));
+        assert!(!config.providers.contains_key("openai"));
+
+        let bad = write(&dir, "[providers.mystery]\nbase_url = \"http://x\"\n");
+        let text = Layers::load(Some(&bad), env_of(&[])).unwrap().resolve().unwrap_err().to_string();
+        assert!(text.contains("providers.mystery") && text.contains("kind"), "{text}");
+        let typo = write(&dir, "[providers.openai]\nbase_ur = \"http://x\"\n");
+        let text = Layers::load(Some(&typo), env_of(&[])).unwrap_err().to_string();
+        assert!(text.contains("base_ur"), "{text}");
     }
 
     #[test]

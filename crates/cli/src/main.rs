@@ -207,9 +207,16 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             announce_bootstrap(generated_service_secret.as_deref(), generated_api_key.as_deref());
         }
     }
+    let providers = agentry_llm::ProviderRegistry::new(config.providers.clone());
+    for (name, provider) in &config.providers {
+        // Names and URLs only: keys are never logged.
+        tracing::info!(provider = %name, kind = ?provider.kind, base_url = %provider.base_url, key = provider.api_key.is_some(), "model provider configured");
+    }
     if let Some(dir) = &config.agents_dir {
         let files = agent_files::files_in(dir).map_err(|e| e.to_string())?;
-        for (file, id, version, changed) in agent_files::apply_all(&store, &files).await.map_err(|e| e.to_string())? {
+        for (file, id, version, changed) in
+            agent_files::apply_all(&store, &providers, &files).await.map_err(|e| e.to_string())?
+        {
             tracing::info!(file = %file.display(), agent = %id, version, changed, "loaded agent file");
         }
     }
@@ -219,7 +226,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         event_retention: config.event_retention,
         ..agentry_engine::EngineConfig::default()
     };
-    let engine = agentry_engine::Engine::start(store.clone(), agentry_llm::ProviderRegistry::default(), engine_config)
+    let engine = agentry_engine::Engine::start(store.clone(), providers, engine_config)
         .await
         .map_err(|e| format!("cannot start the turn engine: {e}"))?;
 
@@ -361,7 +368,8 @@ async fn mint(args: MintArgs) -> Result<(), String> {
 async fn apply(args: StoreArgs, files: Vec<PathBuf>) -> Result<(), String> {
     let config = layers(&args)?.resolve().map_err(|e| e.to_string())?;
     let store = open_store(&config).await?;
-    let result = agent_files::apply_all(&store, &files).await.map_err(|e| e.to_string());
+    let providers = agentry_llm::ProviderRegistry::new(config.providers.clone());
+    let result = agent_files::apply_all(&store, &providers, &files).await.map_err(|e| e.to_string());
     store.close().await;
     for (file, id, version, changed) in result? {
         let what = if changed { "now at version" } else { "unchanged at version" };

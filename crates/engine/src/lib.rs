@@ -193,6 +193,12 @@ impl Engine {
         &self.inner.store
     }
 
+    /// Checks that an agent's model can be served (provider configured, model known), so a bad
+    /// agent is refused when it is applied rather than failing mid-turn.
+    pub fn check_agent(&self, agent: &agentry_core::AgentSpec) -> Result<(), agentry_llm::ProviderError> {
+        self.inner.providers.resolve(agent).map(|_| ())
+    }
+
     /// The engine's limits.
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config

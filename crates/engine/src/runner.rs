@@ -190,6 +190,7 @@ async fn execute(
             work.usage.input_tokens += usage.input_tokens;
             work.usage.output_tokens += usage.output_tokens;
             work.usage.cached_input_tokens += usage.cached_input_tokens;
+            work.usage.cost_cents += engine.inner.providers.cost_cents(&agent.spec.model, &usage);
         }
         if !step_text.is_empty() {
             if !work.answer.is_empty() {
