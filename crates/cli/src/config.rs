@@ -164,13 +164,12 @@ impl Layers {
                     });
                 };
                 for (name, section) in sections {
-                    let section: ProviderSection = section.try_into().map_err(|e: toml::de::Error| {
-                        ConfigError::Invalid {
+                    let section: ProviderSection =
+                        section.try_into().map_err(|e: toml::de::Error| ConfigError::Invalid {
                             key: "providers",
                             origin: Source::File(path.into()),
                             problem: format!("[providers.{name}]: {}", e.message()),
-                        }
-                    })?;
+                        })?;
                     self.providers.insert(name, (section, Source::File(path.into())));
                 }
                 continue;

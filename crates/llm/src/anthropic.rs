@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use crate::config::ProviderConfig;
 use crate::openai::send_with_retries;
-use crate::sse::{SseDecoder, Utf8Chunks};
+use crate::sse::ResponseEvents;
 use crate::{ChatRole, ModelDelta, ModelProvider, ModelRequest, ModelStream, ModelUsage, ProviderError};
 
 /// The API version header sent with every request.
@@ -96,7 +96,7 @@ impl AnthropicProvider {
         tx: mpsc::Sender<Result<ModelDelta, ProviderError>>,
     ) -> Result<(), ProviderError> {
         let body = self.body(&request);
-        let mut response = send_with_retries(&self.http, &self.config, "/v1/messages", &body, |r| {
+        let response = send_with_retries(&self.http, &self.config, "/v1/messages", &body, |r| {
             let r = r.header("anthropic-version", API_VERSION);
             match &self.config.api_key {
                 Some(key) => r.header("x-api-key", key),
@@ -104,33 +104,22 @@ impl AnthropicProvider {
             }
         })
         .await?;
-        let mut decoder = SseDecoder::default();
-        let mut utf8 = Utf8Chunks::default();
+        let mut events = ResponseEvents::new(response, self.config.timeout);
         let mut state = StreamState::default();
-        loop {
-            let chunk = tokio::time::timeout(self.config.timeout, response.chunk())
-                .await
-                .map_err(|_| ProviderError::Unavailable("the stream went silent".into()))?
-                .map_err(|e| ProviderError::Unavailable(format!("the stream broke: {e}")))?;
-            let events = match &chunk {
-                Some(bytes) => decoder.push(&utf8.push(bytes)),
-                None => decoder.finish().into_iter().collect(),
-            };
-            for event in events {
+        while let Some(batch) = events.next_batch().await? {
+            for event in batch {
                 let Ok(value) = serde_json::from_str::<Value>(&event.data) else { continue };
                 for delta in state.apply(&value)? {
                     if tx.send(Ok(delta)).await.is_err() {
-                        return Ok(());
+                        return Ok(()); // cancelled
                     }
                 }
                 if state.stopped {
                     return Ok(());
                 }
             }
-            if chunk.is_none() {
-                return Ok(());
-            }
         }
+        Ok(())
     }
 }
 

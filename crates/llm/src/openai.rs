@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::config::ProviderConfig;
-use crate::sse::{SseDecoder, Utf8Chunks};
+use crate::sse::ResponseEvents;
 use crate::{ChatMessage, ChatRole, ModelDelta, ModelProvider, ModelRequest, ModelStream, ModelUsage, ProviderError};
 
 /// A model behind an OpenAI-compatible endpoint.
@@ -73,19 +73,9 @@ impl OpenAiProvider {
             }
             return Ok(());
         }
-        let mut response = response;
-        let mut decoder = SseDecoder::default();
-        let mut utf8 = Utf8Chunks::default();
-        loop {
-            let chunk = tokio::time::timeout(self.config.timeout, response.chunk())
-                .await
-                .map_err(|_| ProviderError::Unavailable("the stream went silent".into()))?
-                .map_err(|e| ProviderError::Unavailable(format!("the stream broke: {e}")))?;
-            let events = match &chunk {
-                Some(bytes) => decoder.push(&utf8.push(bytes)),
-                None => decoder.finish().into_iter().collect(),
-            };
-            for event in events {
+        let mut events = ResponseEvents::new(response, self.config.timeout);
+        while let Some(batch) = events.next_batch().await? {
+            for event in batch {
                 if event.data.trim() == "[DONE]" {
                     return Ok(());
                 }
@@ -96,10 +86,8 @@ impl OpenAiProvider {
                     }
                 }
             }
-            if chunk.is_none() {
-                return Ok(());
-            }
         }
+        Ok(())
     }
 }
 

@@ -92,6 +92,41 @@ impl Utf8Chunks {
     }
 }
 
+/// The events of a streaming HTTP response, batch by batch as chunks arrive.
+pub(crate) struct ResponseEvents {
+    response: reqwest::Response,
+    decoder: SseDecoder,
+    utf8: Utf8Chunks,
+    timeout: std::time::Duration,
+    ended: bool,
+}
+
+impl ResponseEvents {
+    /// Reads `response`; a gap of `timeout` without data fails the stream.
+    pub(crate) fn new(response: reqwest::Response, timeout: std::time::Duration) -> Self {
+        ResponseEvents { response, decoder: SseDecoder::default(), utf8: Utf8Chunks::default(), timeout, ended: false }
+    }
+
+    /// The events completed by the next chunk; `None` once the body has ended.
+    pub(crate) async fn next_batch(&mut self) -> Result<Option<Vec<SseEvent>>, crate::ProviderError> {
+        use crate::ProviderError::Unavailable;
+        if self.ended {
+            return Ok(None);
+        }
+        let chunk = tokio::time::timeout(self.timeout, self.response.chunk())
+            .await
+            .map_err(|_| Unavailable("the stream went silent".into()))?
+            .map_err(|e| Unavailable(format!("the stream broke: {e}")))?;
+        Ok(Some(match chunk {
+            Some(bytes) => self.decoder.push(&self.utf8.push(&bytes)),
+            None => {
+                self.ended = true;
+                self.decoder.finish().into_iter().collect()
+            }
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -102,8 +102,13 @@ async fn openai_provider_against_llama_cpp_server() {
         },
     )
     .await;
-    let texts: Vec<&str> =
-        deltas.iter().filter_map(|d| match d { Ok(ModelDelta::Text(t)) => Some(t.as_str()), _ => None }).collect();
+    let texts: Vec<&str> = deltas
+        .iter()
+        .filter_map(|d| match d {
+            Ok(ModelDelta::Text(t)) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect();
     assert!(texts.len() > 1, "streamed in several deltas: {deltas:?}");
     assert!(texts.concat().contains("Paris"), "{}", texts.concat());
     assert!(deltas.iter().all(Result::is_ok), "{deltas:?}");
@@ -132,7 +137,13 @@ async fn openai_provider_against_llama_cpp_server() {
     assert_eq!(name.as_deref(), Some("get_weather"), "{first:?}");
     let args: Value = serde_json::from_str(&arguments).unwrap_or_else(|e| panic!("arguments {arguments:?}: {e}"));
     assert!(args["city"].as_str().is_some_and(|c| c.contains("Paris")), "{args}");
-    let usage = first.iter().find_map(|d| match d { Ok(ModelDelta::Usage(u)) => Some(*u), _ => None }).unwrap();
+    let usage = first
+        .iter()
+        .find_map(|d| match d {
+            Ok(ModelDelta::Usage(u)) => Some(*u),
+            _ => None,
+        })
+        .unwrap();
     assert!(usage.input_tokens > 0 && usage.output_tokens > 0, "{usage:?}");
     assert!(registry.cost_cents("llama:smollm2", &usage) > 0.0);
 

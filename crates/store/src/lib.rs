@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //! - [`Store::open`] picks the backend from a [`StoreLocation`] and runs the embedded migrations
-//!   (`migrations/sqlite`, `migrations/postgres`; see [`migrate`]).
+//!   (`migrations/`, portable SQL run on both; see [`migrate`]).
 //! - One file per concept: [`auth`] (installation metadata, entities, API keys), [`agents`]
 //!   (agents and their immutable versions), [`threads`] (threads and messages), [`turns`] (turns
 //!   and their event logs), [`idempotency`].

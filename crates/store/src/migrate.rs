@@ -1,4 +1,4 @@
-//! Embedded schema migrations, one directory per backend, applied in order at open.
+//! Embedded schema migrations, applied in order at open.
 //!
 //! Each migration runs in its own transaction together with its bookkeeping row. On Postgres a
 //! transaction-scoped advisory lock serialises replicas that start at the same time.
@@ -12,26 +12,12 @@ struct Migration {
     sql: &'static str,
 }
 
-/// Declares the migration lists of both backends from the same file names.
-macro_rules! migrations {
-    ($($version:literal => $file:literal),* $(,)?) => {
-        const SQLITE: &[Migration] = &[$(Migration {
-            version: $version,
-            name: $file,
-            sql: include_str!(concat!("../migrations/sqlite/", $file)),
-        }),*];
-        const POSTGRES: &[Migration] = &[$(Migration {
-            version: $version,
-            name: $file,
-            sql: include_str!(concat!("../migrations/postgres/", $file)),
-        }),*];
-    };
-}
-
-migrations! {
-    1 => "0001_foundation.sql",
-    2 => "0002_turns.sql",
-}
+/// The migrations, in order. The SQL is portable (`TEXT`, `BIGINT`, `$n`), so both backends run
+/// the same files; a backend-specific migration would get its own list when one is needed.
+const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "0001_foundation.sql", sql: include_str!("../migrations/0001_foundation.sql") },
+    Migration { version: 2, name: "0002_turns.sql", sql: include_str!("../migrations/0002_turns.sql") },
+];
 
 /// Arbitrary constant identifying Agentry's migration lock.
 const PG_MIGRATION_LOCK: i64 = 0x0061_6765_6e74_7279; // "agentry" in ASCII
@@ -41,13 +27,13 @@ const CREATE_BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS agentry_migrations 
 
 /// Applies every migration not yet recorded.
 pub async fn run(store: &Store) -> StoreResult<()> {
-    let (migrations, begin) = match store.db {
+    let begin = match store.db {
         // IMMEDIATE takes SQLite's write lock up front, so two processes cannot both apply one.
-        Db::Sqlite { .. } => (SQLITE, "BEGIN IMMEDIATE"),
-        Db::Postgres(_) => (POSTGRES, "BEGIN"),
+        Db::Sqlite { .. } => "BEGIN IMMEDIATE",
+        Db::Postgres(_) => "BEGIN",
     };
     let is_postgres = matches!(store.db, Db::Postgres(_));
-    for m in migrations {
+    for m in MIGRATIONS {
         on_writer!(store, |pool| {
             let mut tx = pool.begin_with(begin).await?;
             if is_postgres {
