@@ -133,6 +133,7 @@ async fn start_server() -> Result<Server, String> {
         .arg(dir.path().join("data"))
         .env("AGENTRY_SERVICE_SECRET", SECRET)
         .env("AGENTRY_API_KEY", API_KEY)
+        .env("AGENTRY_DEFAULT_MODEL", "scripted:echo")
         .env("AGENTRY_LOG", "warn")
         .env("AGENTRY_MAX_MESSAGE_BYTES", "10000000")
         .stdout(Stdio::null())

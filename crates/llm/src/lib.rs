@@ -18,6 +18,8 @@
 
 pub mod anthropic;
 pub mod config;
+#[cfg(feature = "local")]
+pub mod local;
 pub mod openai;
 pub mod scripted;
 pub mod sse;
@@ -153,12 +155,21 @@ pub trait ModelProvider: Send + Sync {
 pub struct ProviderRegistry {
     configured: std::collections::BTreeMap<String, config::ProviderConfig>,
     http: reqwest::Client,
+    #[cfg(feature = "local")]
+    local: Option<local::LocalModels>,
 }
 
 impl ProviderRegistry {
     /// A registry with the configured providers (by name). `scripted` is always available.
     pub fn new(configured: std::collections::BTreeMap<String, config::ProviderConfig>) -> Self {
-        ProviderRegistry { configured, http: reqwest::Client::new() }
+        ProviderRegistry { configured, http: reqwest::Client::new(), ..ProviderRegistry::default() }
+    }
+
+    /// Serves `local:` models from this cache.
+    #[cfg(feature = "local")]
+    pub fn with_local_models(mut self, models: local::LocalModels) -> Self {
+        self.local = Some(models);
+        self
     }
 
     /// The provider for an agent, configured from its spec. Fails — with what to do about it —
@@ -166,6 +177,12 @@ impl ProviderRegistry {
     /// agent is applied, so a bad model fails there and not mid-turn.
     pub fn resolve(&self, agent: &AgentSpec) -> Result<Arc<dyn ModelProvider>, ProviderError> {
         let model = ModelRef::parse(&agent.model).map_err(|e| ProviderError::NotConfigured(e.to_string()))?;
+        #[cfg(feature = "local")]
+        if model.provider == "local"
+            && let Some(local) = &self.local
+        {
+            return Ok(Arc::new(local.provider(&model.model)?));
+        }
         if model.provider == "scripted" {
             let provider =
                 scripted::ScriptedProvider::for_agent(&model.model, agent.script.clone().unwrap_or_default())?;
@@ -183,7 +200,10 @@ impl ProviderRegistry {
             None => Err(ProviderError::NotConfigured(match model.provider.as_str() {
                 "openai" => format!("`{}` needs OPENAI_API_KEY or a [providers.openai] section", agent.model),
                 "anthropic" => format!("`{}` needs ANTHROPIC_API_KEY or a [providers.anthropic] section", agent.model),
-                "local" => format!("`{}`: the embedded local model is not available in this build yet", agent.model),
+                "local" if cfg!(feature = "local") => {
+                    format!("`{}`: no local model cache is configured", agent.model)
+                }
+                "local" => format!("`{}`: this build has no embedded local model (cargo feature `local`)", agent.model),
                 other => {
                     format!("`{}`: no provider named `{other}` is configured (add [providers.{other}])", agent.model)
                 }

@@ -11,8 +11,6 @@ use agentry_store::{Store, StoreError};
 
 /// Id of the entity created at bootstrap; `agentry token mint` signs as it.
 pub const DEFAULT_ENTITY: &str = "default";
-/// Model of the built-in default agent.
-pub const DEFAULT_AGENT_MODEL: &str = "scripted:echo";
 
 /// Secrets supplied by the operator (`AGENTRY_SERVICE_SECRET`, `AGENTRY_API_KEY`).
 #[derive(Debug, Clone, Default)]
@@ -48,8 +46,13 @@ pub enum BootstrapError {
     Store(#[from] StoreError),
 }
 
-/// Sets up a new installation, or applies supplied secrets to an existing one.
-pub async fn bootstrap(store: &Store, supplied: &SuppliedSecrets) -> Result<Bootstrap, BootstrapError> {
+/// Sets up a new installation (its built-in default agent on `default_model`), or applies
+/// supplied secrets to an existing one.
+pub async fn bootstrap(
+    store: &Store,
+    supplied: &SuppliedSecrets,
+    default_model: &str,
+) -> Result<Bootstrap, BootstrapError> {
     if let Some(secret) = &supplied.service_secret
         && secret.len() < MIN_SECRET_LEN
     {
@@ -77,7 +80,7 @@ pub async fn bootstrap(store: &Store, supplied: &SuppliedSecrets) -> Result<Boot
     store.insert_api_key(&new_id(prefix::API_KEY), &api_key::hash(&key), "bootstrap operator key").await?;
     let agent = AgentSpec {
         description: Some("Built-in default agent".into()),
-        ..AgentSpec::new("default", "Default agent", DEFAULT_AGENT_MODEL, "You are a helpful assistant.")
+        ..AgentSpec::new("default", "Default agent", default_model, "You are a helpful assistant.")
     };
     store.apply_agent(&Scope::default_scope(), &agent, "bootstrap", None).await?;
     tracing::info!(scope = %Scope::default_scope(), "bootstrapped a new installation");

@@ -26,7 +26,7 @@ async fn app() -> App {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&StoreLocation::Sqlite(dir.path().join("a.db"))).await.unwrap();
     let supplied = SuppliedSecrets { service_secret: Some(SECRET.into()), api_key: Some(KEY.into()) };
-    bootstrap(&store, &supplied).await.unwrap();
+    bootstrap(&store, &supplied, "scripted:echo").await.unwrap();
     let engine = Engine::start(store, ProviderRegistry::default(), EngineConfig::default()).await.unwrap();
     let (_, shutdown) = tokio::sync::watch::channel(false);
     let options = ServerOptions { max_body_bytes: 4096, ..ServerOptions::default() };

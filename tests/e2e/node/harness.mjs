@@ -145,6 +145,7 @@ export class AgentryServer {
     const env = baseEnv();
     env.AGENTRY_SERVICE_SECRET = SERVICE_SECRET;
     env.AGENTRY_API_KEY = API_KEY;
+    env.AGENTRY_DEFAULT_MODEL = 'scripted:echo';
     const logFd = openSync(this.logPath, 'a');
     try {
       this.proc = spawn(

@@ -132,6 +132,10 @@ class AgentryServer:
 
     binary: Path
     root: Path
+    # Environment for this server on top of the defaults; a value of None removes the variable.
+    extra_env: dict[str, str | None] = field(default_factory=dict)
+    # A first start that pulls a model needs longer than the usual 20 s.
+    startup_timeout_s: float = STARTUP_TIMEOUT_S
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     _log_file: object | None = field(default=None, repr=False)
@@ -171,6 +175,13 @@ class AgentryServer:
         env = _base_env()
         env["AGENTRY_SERVICE_SECRET"] = SERVICE_SECRET
         env["AGENTRY_API_KEY"] = API_KEY
+        # The suite's default agent echoes (deterministic); the local-model test opts out.
+        env["AGENTRY_DEFAULT_MODEL"] = "scripted:echo"
+        for key, value in self.extra_env.items():
+            if value is None:
+                env.pop(key, None)
+            else:
+                env[key] = value
         self._log_file = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [
@@ -194,7 +205,7 @@ class AgentryServer:
 
     def _wait_healthy(self) -> None:
         assert self.proc is not None
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        deadline = time.monotonic() + self.startup_timeout_s
         last_problem = "no answer yet"
         while time.monotonic() < deadline:
             code = self.proc.poll()
@@ -214,7 +225,7 @@ class AgentryServer:
             time.sleep(0.1)
         self.kill()
         raise ServerStartError(
-            f"agentry serve did not become healthy within {STARTUP_TIMEOUT_S:.0f}s "
+            f"agentry serve did not become healthy within {self.startup_timeout_s:.0f}s "
             f"({last_problem})\n--- server log ---\n{self.log_tail()}"
         )
 
@@ -345,8 +356,12 @@ class ServerFactory:
         self._tmp = tmp_path_factory
         self.started: list[AgentryServer] = []
 
-    def __call__(self) -> AgentryServer:
-        srv = AgentryServer(agentry_bin(), self._tmp.mktemp("agentry-own"))
+    def __call__(
+        self, extra_env: dict[str, str | None] | None = None, startup_timeout_s: float = STARTUP_TIMEOUT_S
+    ) -> AgentryServer:
+        srv = AgentryServer(
+            agentry_bin(), self._tmp.mktemp("agentry-own"), extra_env=extra_env or {}, startup_timeout_s=startup_timeout_s
+        )
         self.started.append(srv)
         try:
             return srv.start()
