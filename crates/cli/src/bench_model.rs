@@ -41,7 +41,10 @@ const PROMPT: &str = "Write a short story about a robot who learns to paint.";
 pub async fn run(options: ModelBench, default_gguf: PathBuf) -> Result<(), String> {
     let gguf = options.gguf.unwrap_or(default_gguf);
     if !gguf.exists() {
-        return Err(format!("{} does not exist (run `agentry models pull smollm2-135m` or pass --gguf)", gguf.display()));
+        return Err(format!(
+            "{} does not exist (run `agentry models pull smollm2-135m` or pass --gguf)",
+            gguf.display()
+        ));
     }
     println!("agentry bench model — {} , greedy, {} tokens, 1 thread", gguf.display(), options.tokens);
     let started = Instant::now();
@@ -50,9 +53,8 @@ pub async fn run(options: ModelBench, default_gguf: PathBuf) -> Result<(), Strin
     let prompt = model.prompt(&[ChatMessage::text(ChatRole::User, PROMPT)]).map_err(|e| e.to_string())?;
     let ids = model.encode(&prompt).map_err(|e| e.to_string())?;
     let tokens = options.tokens;
-    let ours = tokio::task::spawn_blocking(move || measure_local(&model, &ids, tokens))
-        .await
-        .map_err(|e| e.to_string())??;
+    let ours =
+        tokio::task::spawn_blocking(move || measure_local(&model, &ids, tokens)).await.map_err(|e| e.to_string())??;
     print_figures("agentry (candle, Q4_1→Q8_0)", &ours);
 
     let Some(python) = options.llama_python else {
@@ -107,7 +109,8 @@ fn measure_local(model: &LocalModel, ids: &[u32], tokens: usize) -> Result<Figur
 }
 
 async fn measure_llama_cpp(python: &PathBuf, gguf: &PathBuf, prompt: &str, tokens: usize) -> Result<Figures, String> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
+    let port =
+        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
     let mut child = Command::new(python)
         .args(["-m", "llama_cpp.server", "--model"])
         .arg(gguf)
@@ -130,10 +133,16 @@ async fn measure_llama_cpp(python: &PathBuf, gguf: &PathBuf, prompt: &str, token
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         // Warm-up, then the measured run: the same rendered prompt, raw completion, greedy.
-        let body = |max: usize| {
-            serde_json::json!({"prompt": prompt, "max_tokens": max, "temperature": 0.0, "stream": true})
-        };
-        let _ = http.post(format!("{base}/completions")).json(&body(1)).send().await.map_err(|e| e.to_string())?.bytes().await;
+        let body =
+            |max: usize| serde_json::json!({"prompt": prompt, "max_tokens": max, "temperature": 0.0, "stream": true});
+        let _ = http
+            .post(format!("{base}/completions"))
+            .json(&body(1))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .bytes()
+            .await;
         let started = Instant::now();
         let mut response =
             http.post(format!("{base}/completions")).json(&body(tokens)).send().await.map_err(|e| e.to_string())?;

@@ -223,7 +223,8 @@ impl Layers {
 
         let (data_dir, _) = self.get("data_dir", Some(DEFAULT_DATA_DIR)).unwrap_or_default();
         let data_dir = PathBuf::from(data_dir);
-        let models_dir = self.get("models_dir", None).map_or_else(|| data_dir.join("models"), |(dir, _)| PathBuf::from(dir));
+        let models_dir =
+            self.get("models_dir", None).map_or_else(|| data_dir.join("models"), |(dir, _)| PathBuf::from(dir));
         let default_model = match self.get("default_model", None) {
             None => None,
             Some((model, source)) => {

@@ -63,6 +63,9 @@ pub struct ProviderSection {
     pub stream_tools: Option<bool>,
     /// Completion token limit sent with each request (Anthropic requires one).
     pub max_tokens: Option<u32>,
+    /// OpenAI `tool_choice` sent when tools are offered (`auto`, `required`, `none`); some
+    /// servers ignore tools unless it is given (llama-cpp-python).
+    pub tool_choice: Option<String>,
     /// Anthropic extended thinking budget (enables thinking).
     pub thinking_budget_tokens: Option<u32>,
     /// Prices per model name.
@@ -87,6 +90,8 @@ pub struct ProviderConfig {
     pub stream_tools: bool,
     /// Completion token limit.
     pub max_tokens: u32,
+    /// `tool_choice` sent with tools.
+    pub tool_choice: Option<String>,
     /// Anthropic thinking budget.
     pub thinking_budget_tokens: Option<u32>,
     /// Prices per model.
@@ -128,6 +133,7 @@ impl ProviderConfig {
             max_retries: section.max_retries.unwrap_or(2),
             stream_tools: section.stream_tools.unwrap_or(true),
             max_tokens: section.max_tokens.unwrap_or(1024),
+            tool_choice: section.tool_choice.clone(),
             thinking_budget_tokens: section.thinking_budget_tokens,
             prices: section.prices.clone(),
         })

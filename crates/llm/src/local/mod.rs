@@ -93,9 +93,13 @@ impl ModelProvider for LocalProvider {
             let result = (|| {
                 let prompt = model.prompt(&request.messages)?;
                 let ids = model.encode(&prompt)?;
-                let generated = model.generate(&ids, max_tokens, |text| tx.blocking_send(Ok(ModelDelta::Text(text))).is_ok())?;
-                let usage =
-                    ModelUsage { input_tokens: ids.len() as u64, output_tokens: generated as u64, cached_input_tokens: 0 };
+                let generated =
+                    model.generate(&ids, max_tokens, |text| tx.blocking_send(Ok(ModelDelta::Text(text))).is_ok())?;
+                let usage = ModelUsage {
+                    input_tokens: ids.len() as u64,
+                    output_tokens: generated as u64,
+                    cached_input_tokens: 0,
+                };
                 let _ = tx.blocking_send(Ok(ModelDelta::Usage(usage)));
                 Ok::<(), ProviderError>(())
             })();

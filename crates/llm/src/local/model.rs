@@ -47,7 +47,8 @@ impl LocalModel {
     pub fn load(path: &Path) -> Result<Self, ProviderError> {
         let bytes = std::fs::read(path).map_err(|e| load_error(path, e))?;
         let mut reader = Cursor::new(&bytes);
-        let content = gguf_file::Content::read(&mut reader).map_err(|e| load_error(path, format!("not a GGUF file ({e})")))?;
+        let content =
+            gguf_file::Content::read(&mut reader).map_err(|e| load_error(path, format!("not a GGUF file ({e})")))?;
         let meta = |key: &str| content.metadata.get(key);
         let architecture = meta("general.architecture").and_then(|v| v.to_string().ok()).cloned().unwrap_or_default();
         if architecture != "llama" {
@@ -165,7 +166,8 @@ impl LocalModel {
                 break;
             }
             let input = Tensor::new(&[next], &Device::Cpu).and_then(|t| t.unsqueeze(0)).map_err(failed)?;
-            let logits = weights.forward(&input, prompt_ids.len() + generated - 1).and_then(|l| l.squeeze(0)).map_err(failed)?;
+            let logits =
+                weights.forward(&input, prompt_ids.len() + generated - 1).and_then(|l| l.squeeze(0)).map_err(failed)?;
             next = sampler.sample(&logits).map_err(failed)?;
         }
         Ok(generated)
@@ -181,19 +183,30 @@ fn tokenizer_from_gguf(content: &gguf_file::Content) -> Result<Tokenizer, String
     use tokenizers::{AddedToken, decoders};
 
     let list = |key: &str| -> Result<&Vec<gguf_file::Value>, String> {
-        content.metadata.get(key).ok_or_else(|| format!("no {key} in the metadata"))?.to_vec().map_err(|e| e.to_string())
+        content
+            .metadata
+            .get(key)
+            .ok_or_else(|| format!("no {key} in the metadata"))?
+            .to_vec()
+            .map_err(|e| e.to_string())
     };
-    let model = content.metadata.get("tokenizer.ggml.model").and_then(|v| v.to_string().ok()).cloned().unwrap_or_default();
+    let model =
+        content.metadata.get("tokenizer.ggml.model").and_then(|v| v.to_string().ok()).cloned().unwrap_or_default();
     if model != "gpt2" {
         return Err(format!("tokenizer model `{model}` is not supported (BPE/gpt2 only)"));
     }
-    let tokens: Vec<String> =
-        list("tokenizer.ggml.tokens")?.iter().map(|v| v.to_string().cloned().map_err(|e| e.to_string())).collect::<Result<_, _>>()?;
+    let tokens: Vec<String> = list("tokenizer.ggml.tokens")?
+        .iter()
+        .map(|v| v.to_string().cloned().map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
     let merges = list("tokenizer.ggml.merges")?
         .iter()
         .map(|v| {
             let merge = v.to_string().map_err(|e| e.to_string())?;
-            merge.split_once(' ').map(|(a, b)| (a.to_owned(), b.to_owned())).ok_or_else(|| format!("bad merge `{merge}`"))
+            merge
+                .split_once(' ')
+                .map(|(a, b)| (a.to_owned(), b.to_owned()))
+                .ok_or_else(|| format!("bad merge `{merge}`"))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let types: Vec<i32> = match content.metadata.get("tokenizer.ggml.token_type") {
@@ -203,7 +216,10 @@ fn tokenizer_from_gguf(content: &gguf_file::Content) -> Result<Tokenizer, String
     let vocab: Vocab = tokens.iter().enumerate().map(|(id, token)| (token.clone(), id as u32)).collect();
     let bpe = BPE::builder().vocab_and_merges(vocab, merges).build().map_err(|e| e.to_string())?;
     let mut tokenizer = Tokenizer::new(bpe);
-    tokenizer.with_pre_tokenizer(Some(Sequence::new(vec![Digits::new(true).into(), ByteLevel::new(false, true, true).into()])));
+    tokenizer.with_pre_tokenizer(Some(Sequence::new(vec![
+        Digits::new(true).into(),
+        ByteLevel::new(false, true, true).into(),
+    ])));
     tokenizer.with_decoder(Some(decoders::byte_level::ByteLevel::default()));
     // Control tokens (type 3), e.g. <|im_start|>, are matched whole.
     let specials: Vec<AddedToken> = tokens
