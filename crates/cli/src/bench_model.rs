@@ -61,7 +61,7 @@ pub async fn run(options: ModelBench, default_gguf: PathBuf) -> Result<(), Strin
         println!("llama.cpp: not measured (pass --llama-python or set AGENTRY_TEST_LLAMA_PYTHON)");
         return Ok(());
     };
-    let theirs = measure_llama_cpp(&python, &gguf, &prompt, options.tokens).await?;
+    let theirs = measure_llama_cpp(&python, &gguf, &prompt, ours.prompt_tokens, options.tokens).await?;
     print_figures("llama.cpp (llama-cpp-python)", &theirs);
     println!(
         "ratio agentry/llama.cpp: decode {:.2}x (aim ≥ 0.70x), prefill {:.2}x, peak RSS {:.2}x",
@@ -108,7 +108,15 @@ fn measure_local(model: &LocalModel, ids: &[u32], tokens: usize) -> Result<Figur
     })
 }
 
-async fn measure_llama_cpp(python: &PathBuf, gguf: &PathBuf, prompt: &str, tokens: usize) -> Result<Figures, String> {
+/// `prompt_tokens` comes from our tokenizer, which tokenises this GGUF exactly as llama.cpp does
+/// (the server's stream carries no usage).
+async fn measure_llama_cpp(
+    python: &PathBuf,
+    gguf: &PathBuf,
+    prompt: &str,
+    prompt_tokens: usize,
+    tokens: usize,
+) -> Result<Figures, String> {
     let port =
         std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
     let mut child = Command::new(python)
@@ -132,38 +140,23 @@ async fn measure_llama_cpp(python: &PathBuf, gguf: &PathBuf, prompt: &str, token
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        // Warm-up, then the measured run: the same rendered prompt, raw completion, greedy.
-        let body =
-            |max: usize| serde_json::json!({"prompt": prompt, "max_tokens": max, "temperature": 0.0, "stream": true});
-        let _ = http
-            .post(format!("{base}/completions"))
-            .json(&body(1))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .bytes()
-            .await;
+        // Warm-up on another prompt (the server reuses a cached prefix of the previous prompt,
+        // which would hide the prefill), then the measured run: our rendered prompt, greedy.
+        let body = |text: &str, max: usize| {
+            serde_json::json!({"prompt": text, "max_tokens": max, "temperature": 0.0, "stream": true})
+        };
+        let warm_up = http.post(format!("{base}/completions")).json(&body("Hello there.", 1)).send().await;
+        let _ = warm_up.map_err(|e| e.to_string())?.bytes().await;
         let started = Instant::now();
         let mut response =
-            http.post(format!("{base}/completions")).json(&body(tokens)).send().await.map_err(|e| e.to_string())?;
+            http.post(format!("{base}/completions")).json(&body(prompt, tokens)).send().await.map_err(|e| e.to_string())?;
         let mut stamps = Vec::new();
-        let mut usage_prompt = 0usize;
         while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
             let text = String::from_utf8_lossy(&chunk);
-            for line in text.lines().filter_map(|l| l.strip_prefix("data: ")) {
-                if line.contains("\"text\"") {
-                    stamps.push(Instant::now());
-                }
-                if let Ok(value) = serde_json::from_str::<serde_json::Value>(line)
-                    && let Some(n) = value.pointer("/usage/prompt_tokens").and_then(serde_json::Value::as_u64)
-                {
-                    usage_prompt = n as usize;
-                }
-            }
+            stamps.extend(text.lines().filter(|l| l.starts_with("data: ") && l.contains("\"text\"")).map(|_| Instant::now()));
         }
         let first = *stamps.first().ok_or("llama.cpp generated nothing")?;
         let last = *stamps.last().unwrap_or(&first);
-        let prompt_tokens = if usage_prompt > 0 { usage_prompt } else { prompt.split_whitespace().count() };
         Ok(Figures {
             prompt_tokens,
             prefill_tps: prompt_tokens as f64 / first.duration_since(started).as_secs_f64(),
