@@ -94,17 +94,14 @@ fn measure_local(model: &LocalModel, ids: &[u32], tokens: usize) -> Result<Figur
     let last = stamps.last().copied().unwrap_or(first);
     let prefill = first.duration_since(started).as_secs_f64();
     let decode = last.duration_since(first).as_secs_f64();
+    if generated < 2 {
+        eprintln!("warning: only {generated} tokens generated; decode speed is not meaningful");
+    }
     Ok(Figures {
         prompt_tokens: ids.len(),
         prefill_tps: ids.len() as f64 / prefill,
         decode_tps: (stamps.len().max(2) - 1) as f64 / decode.max(f64::EPSILON),
         peak_rss_mib: peak_rss_kib(std::process::id()) as f64 / 1024.0,
-    })
-    .map(|f| {
-        if generated < 2 {
-            eprintln!("warning: only {generated} tokens generated; decode speed is not meaningful");
-        }
-        f
     })
 }
 

