@@ -179,6 +179,18 @@ async fn send_streams_tokens_and_done_then_the_messages_are_stored() {
     let messages = c.threads().messages(&thread.id).await.unwrap();
     assert_eq!(messages.iter().map(|m| m.role.as_str()).collect::<Vec<_>>(), vec!["user", "assistant"]);
 
+    // The stream's socket is closed after `done`, and the server counts it gone.
+    let mut open = String::new();
+    for _ in 0..50 {
+        let metrics = reqwest::get(format!("{}/metrics", server.base)).await.unwrap().text().await.unwrap();
+        open = metrics.lines().find(|l| l.starts_with("agentry_socket_connections ")).unwrap_or_default().to_owned();
+        if open == "agentry_socket_connections 0" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(open, "agentry_socket_connections 0");
+
     // A missing thread still ends the stream: error then done.
     let (events, _) = collect(c.threads().send("thr_missing", "hi")).await;
     assert!(

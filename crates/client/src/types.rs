@@ -120,7 +120,7 @@ pub struct ThreadFilter {
     pub limit: Option<u32>,
     /// Rows to skip.
     pub offset: Option<u32>,
-    /// Include archived threads (`Some(true)`), or only them (`None` with `archived_only`).
+    /// Include archived threads with the active ones.
     pub include_archived: bool,
     /// Only archived threads.
     pub archived_only: bool,

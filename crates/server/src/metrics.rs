@@ -35,7 +35,7 @@ impl Metrics {
     }
 
     /// The metrics in Prometheus text exposition format.
-    pub fn to_prometheus(&self, uptime_seconds: f64) -> String {
+    pub fn to_prometheus(&self, uptime_seconds: f64, open_sockets: usize) -> String {
         let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = String::new();
         out.push_str("# HELP agentry_http_requests_total HTTP requests answered.\n");
@@ -56,6 +56,9 @@ impl Metrics {
                 stats.seconds_sum
             );
         }
+        out.push_str("# HELP agentry_socket_connections Open Socket.IO connections.\n");
+        out.push_str("# TYPE agentry_socket_connections gauge\n");
+        let _ = writeln!(out, "agentry_socket_connections {open_sockets}");
         out.push_str("# HELP agentry_uptime_seconds Seconds since the server started.\n");
         out.push_str("# TYPE agentry_uptime_seconds gauge\n");
         let _ = writeln!(out, "agentry_uptime_seconds {uptime_seconds:.3}");
@@ -84,6 +87,6 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
 pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.metrics.to_prometheus(state.started.elapsed().as_secs_f64()),
+        state.metrics.to_prometheus(state.started.elapsed().as_secs_f64(), state.sockets.open_connections()),
     )
 }

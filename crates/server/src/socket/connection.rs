@@ -37,6 +37,7 @@ pub(super) struct Connection {
 /// Serves a connection until the client leaves, stops answering, or the server shuts down.
 pub(super) async fn run(state: AppState, socket: WebSocket, header_credentials: Credentials) {
     state.sockets.open.fetch_add(1, Ordering::Relaxed);
+    let state_sockets = state.sockets.clone();
     let (mut sink, mut stream) = socket.split();
     let (out, mut outbox) = mpsc::channel::<Message>(OUTBOX);
     // Frames queued together go out in one flush (one syscall), not one each.
@@ -104,6 +105,7 @@ pub(super) async fn run(state: AppState, socket: WebSocket, header_credentials: 
     conn.close();
     drop(conn);
     let _ = writer.await;
+    state_sockets.open.fetch_sub(1, Ordering::Relaxed);
 }
 
 impl Connection {
