@@ -3,8 +3,9 @@
 //! A background task owns the socket. It sends `message` (with an idempotency key, so a message
 //! re-sent after an early disconnect never starts a second turn), forwards every `agent_event`,
 //! and when the connection drops it reconnects with exponential backoff and sends
-//! `resume_stream {threadId, lastSeq}`, skipping anything at or below the last `seq` it passed
-//! on. The caller sees one gap-free, duplicate-free sequence ending in `done`.
+//! `resume_stream {threadId, turnId, lastSeq}`, skipping anything of another turn or at or below
+//! the last `seq` it passed on. The caller sees one gap-free, duplicate-free sequence ending in
+//! `done`. The reconnection budget counts reconnections in a row without progress.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -100,26 +101,29 @@ enum Ended {
 
 async fn drive(client: Client, thread_id: String, text: String, tx: mpsc::Sender<Result<StreamEvent>>) {
     let idempotency_key = agentry_core::id::new_secret("msg", 16);
-    let mut last_seq: Option<i64> = None;
+    let mut position = Position::default();
     let mut refreshed = false;
+    // Reconnections in a row without a new event; progress resets it.
     let mut attempt = 0;
     loop {
+        let seen_before = position.last_seq;
         let ended = match connect(&client).await {
             Ok(mut socket) => {
-                attempt = 0;
                 if tx.send(Ok(StreamEvent::Connected)).await.is_err() {
                     return;
                 }
                 // Until an event arrived the turn may not exist yet: (re)send the message; the
                 // idempotency key makes a repeat return the same turn.
-                let request = match last_seq {
-                    None => json!(["message", {
+                let request = match (&position.turn_id, position.last_seq) {
+                    (Some(turn_id), Some(seq)) => {
+                        json!(["resume_stream", { "threadId": thread_id, "turnId": turn_id, "lastSeq": seq }])
+                    }
+                    _ => json!(["message", {
                         "message": text, "threadId": thread_id, "idempotencyKey": idempotency_key,
                     }]),
-                    Some(seq) => json!(["resume_stream", { "threadId": thread_id, "lastSeq": seq }]),
                 };
                 match socket.send(Frame::text(format!("42/agent,{request}"))).await {
-                    Ok(()) => pump(&mut socket, &tx, &mut last_seq).await,
+                    Ok(()) => pump(&mut socket, &tx, &mut position).await,
                     Err(err) => Ended::Dropped(err.to_string()),
                 }
             }
@@ -137,6 +141,9 @@ async fn drive(client: Client, thread_id: String, text: String, tx: mpsc::Sender
                 return;
             }
             Ended::Dropped(reason) => {
+                if position.last_seq != seen_before {
+                    attempt = 0;
+                }
                 attempt += 1;
                 if tx.send(Ok(StreamEvent::Disconnected { reason: reason.clone() })).await.is_err() {
                     return;
@@ -199,8 +206,17 @@ async fn connect(client: &Client) -> Result<Socket> {
     Err(Error::Network("the server closed the stream socket during connect".into()))
 }
 
+/// How far the caller has been given the turn.
+#[derive(Debug, Default)]
+struct Position {
+    /// The turn, once its first event arrived.
+    turn_id: Option<String>,
+    /// The last `seq` passed on.
+    last_seq: Option<i64>,
+}
+
 /// Forwards events until `done` or until the connection ends.
-async fn pump(socket: &mut Socket, tx: &mpsc::Sender<Result<StreamEvent>>, last_seq: &mut Option<i64>) -> Ended {
+async fn pump(socket: &mut Socket, tx: &mpsc::Sender<Result<StreamEvent>>, position: &mut Position) -> Ended {
     while let Some(frame) = socket.next().await {
         let text = match frame {
             Ok(Frame::Text(text)) => text,
@@ -220,11 +236,20 @@ async fn pump(socket: &mut Socket, tx: &mpsc::Sender<Result<StreamEvent>>, last_
             continue;
         }
         let event = items.swap_remove(1);
+        let turn_id = event.get("turnId").and_then(Value::as_str);
+        if let (Some(ours), Some(theirs)) = (&position.turn_id, turn_id)
+            && ours != theirs
+        {
+            continue; // another turn of the thread
+        }
         if let Some(seq) = event.get("seq").and_then(Value::as_i64) {
-            if last_seq.is_some_and(|last| seq <= last) {
+            if position.last_seq.is_some_and(|last| seq <= last) {
                 continue;
             }
-            *last_seq = Some(seq);
+            position.last_seq = Some(seq);
+            if position.turn_id.is_none() {
+                position.turn_id = turn_id.map(str::to_owned);
+            }
         }
         let done = event.get("type").and_then(Value::as_str) == Some("done");
         let item = match serde_json::from_value::<TurnEvent>(event.clone()) {

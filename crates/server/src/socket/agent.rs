@@ -40,6 +40,9 @@ struct ThreadPayload {
     /// send none and the server resumes after what it last sent them).
     #[serde(default)]
     last_seq: Option<i64>,
+    /// `resume_stream` only: the turn to resume (an extension; default: the thread's latest).
+    #[serde(default)]
+    turn_id: Option<String>,
 }
 
 impl Connection {
@@ -137,7 +140,15 @@ impl Connection {
             Ok(thread) => thread,
             Err(err) => return self.refuse_engine(Some(&payload.thread_id), err).await,
         };
-        let turn = match engine.store().latest_turn(&thread.scope, &thread.id).await {
+        let turn = match &payload.turn_id {
+            Some(turn_id) => engine
+                .store()
+                .get_turn(&thread.scope, turn_id)
+                .await
+                .map(|turn| turn.filter(|t| t.thread_id == thread.id)),
+            None => engine.store().latest_turn(&thread.scope, &thread.id).await,
+        };
+        let turn = match turn {
             Ok(Some(turn)) => turn,
             Ok(None) => {
                 self.refuse_turn(Some(&thread.id), "no_turn", "this thread has no turn to resume").await;
