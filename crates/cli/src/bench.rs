@@ -159,18 +159,7 @@ fn write_agent(dir: &Path, id: &str, delay_ms: u64) -> Result<(), String> {
 }
 
 fn mint(user: &str) -> Result<String, String> {
-    let claims = SessionClaims {
-        organization_id: "default".into(),
-        project_id: "default".into(),
-        environment_id: "default".into(),
-        user_id: user.into(),
-        entity_id: Some("default".into()),
-        iat: 0,
-        exp: 0,
-        user_meta: None,
-        agent_id: None,
-        user_token: None,
-    };
+    let claims = SessionClaims::new(&agentry_core::Scope::default_scope(), user, "default");
     session_token::mint(SECRET, claims, 3600, Timestamp::now().unix_seconds()).map_err(|e| e.to_string())
 }
 

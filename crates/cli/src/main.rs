@@ -374,18 +374,7 @@ async fn local_secret(store: &StoreArgs, entity: &str, org: &str, project: &str)
 async fn chat_with_local_secret(store: StoreArgs, args: chat::ChatArgs) -> Result<(), String> {
     chat::run(args, async move |scope, user| {
         let secret = local_secret(&store, bootstrap::DEFAULT_ENTITY, &scope.organization_id, &scope.project_id).await?;
-        let claims = SessionClaims {
-            organization_id: scope.organization_id.clone(),
-            project_id: scope.project_id.clone(),
-            environment_id: scope.environment_id.clone(),
-            user_id: user.to_owned(),
-            entity_id: Some(bootstrap::DEFAULT_ENTITY.to_owned()),
-            iat: 0,
-            exp: 0,
-            user_meta: None,
-            agent_id: None,
-            user_token: None,
-        };
+        let claims = SessionClaims::new(scope, user, bootstrap::DEFAULT_ENTITY);
         agentry_client::mint_session_token(&secret, claims, std::time::Duration::from_secs(3600))
             .map_err(|e| e.to_string())
     })
@@ -396,18 +385,9 @@ async fn mint(args: MintArgs) -> Result<(), String> {
     let secret = local_secret(&args.store, &args.entity, &args.org, &args.project).await?;
     let user_meta =
         (args.name.is_some() || args.email.is_some()).then_some(UserMeta { name: args.name, email: args.email });
-    let claims = SessionClaims {
-        organization_id: args.org,
-        project_id: args.project,
-        environment_id: args.env,
-        user_id: args.user,
-        entity_id: Some(args.entity),
-        iat: 0,
-        exp: 0,
-        user_meta,
-        agent_id: args.agent,
-        user_token: None,
-    };
+    let scope = agentry_core::Scope::new(args.org, args.project, args.env);
+    let claims =
+        SessionClaims { user_meta, agent_id: args.agent, ..SessionClaims::new(&scope, args.user, args.entity) };
     let token =
         session_token::mint(&secret, claims, args.ttl, Timestamp::now().unix_seconds()).map_err(|e| e.to_string())?;
     println!("{token}");

@@ -62,18 +62,7 @@ async fn server() -> Server {
 }
 
 fn claims(user: &str) -> SessionClaims {
-    SessionClaims {
-        organization_id: "default".into(),
-        project_id: "default".into(),
-        environment_id: "default".into(),
-        user_id: user.into(),
-        entity_id: Some("default".into()),
-        iat: 0,
-        exp: 0,
-        user_meta: None,
-        agent_id: None,
-        user_token: None,
-    }
+    SessionClaims::new(&Scope::default_scope(), user, "default")
 }
 
 fn token(user: &str) -> String {

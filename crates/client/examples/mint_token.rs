@@ -8,23 +8,17 @@
 
 use std::time::Duration;
 
-use agentry_client::{SessionClaims, UserMeta, mint_session_token};
+use agentry_client::{Scope, SessionClaims, UserMeta, mint_session_token};
 
 fn main() -> agentry_client::Result<()> {
     let secret = std::env::var("AGENTRY_SERVICE_SECRET")
         .map_err(|_| agentry_client::Error::Config("set AGENTRY_SERVICE_SECRET".into()))?;
     let user = std::env::args().nth(1).unwrap_or_else(|| "alice".into());
+    // Scope, user and signing entity; `iat`/`exp` are set by mint_session_token. The optional
+    // `userMeta` feeds `{{user.name}}` in prompts.
     let claims = SessionClaims {
-        organization_id: "default".into(),
-        project_id: "default".into(),
-        environment_id: "default".into(),
-        user_id: user.clone(),
-        entity_id: Some("default".into()),
-        iat: 0, // set by mint_session_token
-        exp: 0, // set by mint_session_token
-        user_meta: Some(UserMeta { name: Some(user), email: None }),
-        agent_id: None,
-        user_token: None,
+        user_meta: Some(UserMeta { name: Some(user.clone()), email: None }),
+        ..SessionClaims::new(&Scope::default_scope(), user, "default")
     };
     println!("{}", mint_session_token(&secret, claims, Duration::from_secs(15 * 60))?);
     Ok(())

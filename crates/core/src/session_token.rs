@@ -59,6 +59,25 @@ pub struct SessionClaims {
     pub user_token: Option<String>,
 }
 
+impl SessionClaims {
+    /// Claims for `user_id` in `scope`, signed by `entity_id`, with no optional claims; `iat` and
+    /// `exp` are set by [`mint`].
+    pub fn new(scope: &crate::Scope, user_id: impl Into<String>, entity_id: impl Into<String>) -> Self {
+        SessionClaims {
+            organization_id: scope.organization_id.clone(),
+            project_id: scope.project_id.clone(),
+            environment_id: scope.environment_id.clone(),
+            user_id: user_id.into(),
+            entity_id: Some(entity_id.into()),
+            iat: 0,
+            exp: 0,
+            user_meta: None,
+            agent_id: None,
+            user_token: None,
+        }
+    }
+}
+
 /// Why a token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {

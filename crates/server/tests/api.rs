@@ -35,16 +35,9 @@ async fn app() -> App {
 
 fn token(user: &str, agent: Option<&str>) -> String {
     let claims = SessionClaims {
-        organization_id: "default".into(),
-        project_id: "default".into(),
-        environment_id: "default".into(),
-        user_id: user.into(),
-        entity_id: Some("default".into()),
-        iat: 0,
-        exp: 0,
         user_meta: Some(UserMeta::default()),
         agent_id: agent.map(str::to_owned),
-        user_token: None,
+        ..SessionClaims::new(&agentry_core::Scope::default_scope(), user, "default")
     };
     session_token::mint(SECRET, claims, 600, Timestamp::now().unix_seconds()).unwrap()
 }
