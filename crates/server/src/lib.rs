@@ -38,8 +38,8 @@ pub struct ServerOptions {
     pub max_body_bytes: usize,
     /// Engine.IO ping interval of the Socket.IO transport.
     pub ping_interval: std::time::Duration,
-    /// How long a socket may stay silent after a ping before it is closed. Longer than the
-    /// longest turn, because the Python client never answers pings.
+    /// How long a socket may stay silent after a ping before it is closed, unless a turn is
+    /// streaming to it (the Python client never answers pings).
     pub ping_timeout: std::time::Duration,
     /// Interval of SSE heartbeats.
     pub sse_heartbeat: std::time::Duration,

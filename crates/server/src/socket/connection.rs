@@ -92,9 +92,9 @@ pub(super) async fn run(state: AppState, socket: WebSocket, header_credentials: 
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
             },
             _ = ping.tick() => {
-                // Clients that never answer pings (the Python client) are kept for the whole
-                // ping timeout, which is longer than any turn.
-                if last_heard.elapsed() > options.ping_interval + options.ping_timeout {
+                // Clients that never answer pings (the Python client) are kept for the whole ping
+                // timeout, and for as long as a turn streams to them, however long it runs.
+                if last_heard.elapsed() > options.ping_interval + options.ping_timeout && !conn.is_streaming() {
                     break;
                 }
                 conn.send("2".to_owned()).await;
@@ -201,6 +201,11 @@ impl Connection {
                 self.principal.is_some()
             }
         }
+    }
+
+    /// Whether a turn is being streamed to this connection right now.
+    fn is_streaming(&self) -> bool {
+        self.streams.values().any(|handle| !handle.is_finished())
     }
 
     /// Stops every stream and room of this connection.
