@@ -74,11 +74,6 @@ async fn a_client_that_never_pongs_keeps_its_socket_while_a_turn_streams_then_lo
 
     // Idle now: the unanswered pings close the socket within the interval plus the timeout.
     let idle = Instant::now();
-    loop {
-        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap() {
-            Some(Ok(Message::Text(_))) => continue,
-            _ => break,
-        }
-    }
+    while let Some(Ok(Message::Text(_))) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap() {}
     assert!(idle.elapsed() < Duration::from_secs(2), "closed after {:?}", idle.elapsed());
 }
