@@ -53,12 +53,7 @@ impl Drop for Server {
 
 impl Server {
     fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
+        proc_status_kib(self.child.id(), "VmRSS")
     }
 }
 
@@ -357,4 +352,14 @@ fn dechunk(body: &str) -> String {
         out.push_str(&after[..size]);
         rest = after[size..].trim_start_matches("\r\n");
     }
+}
+
+/// A memory field of `/proc/<pid>/status` (`VmRSS`, `VmHWM`, …) in KiB; 0 when unreadable.
+pub(crate) fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }

@@ -10,6 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use agentry_llm::local::LocalModel;
+
+use crate::bench::proc_status_kib;
 use agentry_llm::{ChatMessage, ChatRole};
 
 /// Options of `agentry bench model`.
@@ -101,7 +103,7 @@ fn measure_local(model: &LocalModel, ids: &[u32], tokens: usize) -> Result<Figur
         prompt_tokens: ids.len(),
         prefill_tps: ids.len() as f64 / prefill,
         decode_tps: (stamps.len().max(2) - 1) as f64 / decode.max(f64::EPSILON),
-        peak_rss_mib: peak_rss_kib(std::process::id()) as f64 / 1024.0,
+        peak_rss_mib: proc_status_kib(std::process::id(), "VmHWM") as f64 / 1024.0,
     })
 }
 
@@ -158,21 +160,11 @@ async fn measure_llama_cpp(
             prompt_tokens,
             prefill_tps: prompt_tokens as f64 / first.duration_since(started).as_secs_f64(),
             decode_tps: (stamps.len().max(2) - 1) as f64 / last.duration_since(first).as_secs_f64().max(f64::EPSILON),
-            peak_rss_mib: peak_rss_kib(child.id()) as f64 / 1024.0,
+            peak_rss_mib: proc_status_kib(child.id(), "VmHWM") as f64 / 1024.0,
         })
     }
     .await;
     let _ = child.kill();
     let _ = child.wait();
     result
-}
-
-/// Peak resident set size of a process (`VmHWM`), in KiB.
-fn peak_rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
