@@ -62,18 +62,16 @@ pub fn files_in(dir: &Path) -> Result<Vec<PathBuf>, AgentFileError> {
 }
 
 /// Reads and checks every file first (so one bad file applies nothing), then applies each to its
-/// scope. `providers` checks that each agent's model can be served. Returns `(file, agent id,
-/// version number, changed)` per file.
+/// scope. `check` says whether an agent can run here (its model can be served, what its tools
+/// need is configured). Returns `(file, agent id, version number, changed)` per file.
 pub async fn apply_all(
     store: &Store,
-    providers: &agentry_llm::ProviderRegistry,
+    check: impl Fn(&agentry_core::AgentSpec) -> Result<(), String>,
     files: &[PathBuf],
 ) -> Result<Vec<(PathBuf, String, i64, bool)>, AgentFileError> {
     let specs = files.iter().map(|f| read(f).map(|s| (f, s))).collect::<Result<Vec<_>, _>>()?;
     for (file, spec) in &specs {
-        providers
-            .resolve(spec)
-            .map_err(|err| AgentFileError::Invalid { path: file.to_path_buf(), message: format!("model: {err}") })?;
+        check(spec).map_err(|message| AgentFileError::Invalid { path: file.to_path_buf(), message })?;
     }
     let mut applied = Vec::new();
     for (file, spec) in specs {

@@ -179,7 +179,7 @@ async fn stream_turn(client: &Client, thread_id: &str, message: &str, style: &St
                 TurnEvent::ApprovalNeeded { action, approval_id, .. } => {
                     println!("\n{}", style.cyan(&format!("[approval needed: {action} ({approval_id})]")));
                 }
-                TurnEvent::Error { code, message } => {
+                TurnEvent::Error { code, message, .. } => {
                     eprintln!("\n{}", style.red(&format!("error ({code}): {message}")))
                 }
                 TurnEvent::Done { status, usage, .. } => {

@@ -86,6 +86,9 @@ const KEYS: &[(&str, &str)] = &[
     ("event_retention_days", "AGENTRY_EVENT_RETENTION_DAYS"),
     ("models_dir", "AGENTRY_MODELS_DIR"),
     ("default_model", "AGENTRY_DEFAULT_MODEL"),
+    ("tool_timeout_secs", "AGENTRY_TOOL_TIMEOUT_SECS"),
+    ("max_tool_argument_bytes", "AGENTRY_MAX_TOOL_ARGUMENT_BYTES"),
+    ("max_tool_result_bytes", "AGENTRY_MAX_TOOL_RESULT_BYTES"),
     ("log", "AGENTRY_LOG"),
 ];
 
@@ -119,6 +122,16 @@ pub struct Config {
     /// Model providers by name (`[providers.<name>]`, plus `openai`/`anthropic` when their
     /// standard key variables are set).
     pub providers: BTreeMap<String, ProviderConfig>,
+    /// How long a tool call may take.
+    pub tool_timeout: std::time::Duration,
+    /// Largest tool-call arguments accepted from a model.
+    pub max_tool_argument_bytes: usize,
+    /// Largest tool result passed back to a model.
+    pub max_tool_result_bytes: usize,
+    /// Secret values for HTTP tool headers, by name (`[secrets] NAME = "ENV_VAR"`).
+    pub secrets: BTreeMap<String, String>,
+    /// MCP servers agents may take tools from (`[mcp_servers.<name>]`).
+    pub mcp_servers: BTreeMap<String, agentry_mcp::McpServerConfig>,
 }
 
 /// Raw layered values: key → (value, source).
@@ -126,7 +139,10 @@ pub struct Config {
 pub struct Layers {
     values: BTreeMap<&'static str, (String, Source)>,
     providers: BTreeMap<String, (ProviderSection, Source)>,
-    /// Environment variables read for provider keys.
+    /// `[secrets]`: secret name → the environment variable holding it.
+    secrets: BTreeMap<String, (String, Source)>,
+    mcp_servers: BTreeMap<String, (agentry_mcp::McpServerConfig, Source)>,
+    /// Environment variables read for provider keys and secrets.
     env: BTreeMap<String, String>,
 }
 
@@ -144,6 +160,7 @@ impl Layers {
         }
         let mut wanted: Vec<String> = vec!["OPENAI_API_KEY".into(), "ANTHROPIC_API_KEY".into()];
         wanted.extend(layers.providers.values().filter_map(|(s, _)| s.api_key_env.clone()));
+        wanted.extend(layers.secrets.values().map(|(var, _)| var.clone()));
         for var in wanted {
             if let Some(value) = env(&var) {
                 layers.env.insert(var, value);
@@ -181,8 +198,37 @@ impl Layers {
                 }
                 continue;
             }
+            if key == "secrets" {
+                let table: BTreeMap<String, String> =
+                    value.try_into().map_err(|e: toml::de::Error| ConfigError::Invalid {
+                        key: "secrets",
+                        origin: Source::File(path.into()),
+                        problem: format!("expected NAME = \"ENV_VAR\" pairs: {}", e.message()),
+                    })?;
+                for (name, var) in table {
+                    self.secrets.insert(name, (var, Source::File(path.into())));
+                }
+                continue;
+            }
+            if key == "mcp_servers" {
+                let servers: BTreeMap<String, agentry_mcp::McpServerConfig> =
+                    value.try_into().map_err(|e: toml::de::Error| ConfigError::Invalid {
+                        key: "mcp_servers",
+                        origin: Source::File(path.into()),
+                        problem: e.message().to_owned(),
+                    })?;
+                for (name, server) in servers {
+                    self.mcp_servers.insert(name, (server, Source::File(path.into())));
+                }
+                continue;
+            }
             let Some((known, _)) = KEYS.iter().find(|(k, _)| *k == key) else {
-                let known = KEYS.iter().map(|(k, _)| *k).chain(["providers"]).collect::<Vec<_>>().join(", ");
+                let known = KEYS
+                    .iter()
+                    .map(|(k, _)| *k)
+                    .chain(["providers", "secrets", "mcp_servers"])
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 return Err(ConfigError::UnknownKey { key, path: path.into(), known });
             };
             let text = match value {
@@ -297,6 +343,28 @@ impl Layers {
             }
         };
 
+        let tool_timeout = std::time::Duration::from_secs(self.number("tool_timeout_secs", 30, 1, 3600)?);
+        let max_tool_argument_bytes = self.number("max_tool_argument_bytes", 64 * 1024, 64, 16 << 20)?;
+        let max_tool_result_bytes = self.number("max_tool_result_bytes", 64 * 1024, 256, 16 << 20)?;
+        let mut secrets = BTreeMap::new();
+        for (name, (var, origin)) in &self.secrets {
+            let value = self.env.get(var).filter(|v| !v.is_empty()).ok_or_else(|| {
+                invalid(
+                    "secrets",
+                    origin.clone(),
+                    format!("secret `{name}` reads environment variable {var}, which is not set"),
+                )
+            })?;
+            secrets.insert(name.clone(), value.clone());
+        }
+        let mut mcp_servers = BTreeMap::new();
+        for (name, (server, origin)) in &self.mcp_servers {
+            server
+                .validate()
+                .map_err(|e| invalid("mcp_servers", origin.clone(), format!("[mcp_servers.{name}]: {e}")))?;
+            mcp_servers.insert(name.clone(), server.clone());
+        }
+
         let (log, _) = self.get("log", Some("info,sqlx=warn")).unwrap_or_default();
 
         let mut providers = BTreeMap::new();
@@ -316,7 +384,25 @@ impl Layers {
             models_dir,
             default_model,
             providers,
+            tool_timeout,
+            max_tool_argument_bytes: usize::try_from(max_tool_argument_bytes).unwrap_or(usize::MAX),
+            max_tool_result_bytes: usize::try_from(max_tool_result_bytes).unwrap_or(usize::MAX),
+            secrets,
+            mcp_servers,
         })
+    }
+
+    /// A whole number in `min..=max`, or the default.
+    fn number(&self, key: &'static str, default: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
+        let Some((text, origin)) = self.get(key, None) else { return Ok(default) };
+        match text.parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(n),
+            _ => Err(ConfigError::Invalid {
+                key,
+                origin,
+                problem: format!("`{text}` is not a whole number in {min}..={max}"),
+            }),
+        }
     }
 }
 

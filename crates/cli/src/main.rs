@@ -264,7 +264,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     if let Some(dir) = &config.agents_dir {
         let files = agent_files::files_in(dir).map_err(|e| e.to_string())?;
         for (file, id, version, changed) in
-            agent_files::apply_all(&store, &providers, &files).await.map_err(|e| e.to_string())?
+            agent_files::apply_all(&store, |spec| check_agent(&config, &providers, spec), &files)
+                .await
+                .map_err(|e| e.to_string())?
         {
             tracing::info!(file = %file.display(), agent = %id, version, changed, "loaded agent file");
         }
@@ -273,6 +275,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let engine_config = agentry_engine::EngineConfig {
         max_message_bytes: config.max_message_bytes,
         event_retention: config.event_retention,
+        tool_timeout: config.tool_timeout,
+        max_tool_argument_bytes: config.max_tool_argument_bytes,
+        max_tool_result_bytes: config.max_tool_result_bytes,
+        secrets: config.secrets.clone(),
+        mcp_servers: config.mcp_servers.clone(),
         ..agentry_engine::EngineConfig::default()
     };
     let engine = agentry_engine::Engine::start(store.clone(), providers, engine_config)
@@ -398,7 +405,9 @@ async fn apply(args: StoreArgs, files: Vec<PathBuf>) -> Result<(), String> {
     let config = layers(&args)?.resolve().map_err(|e| e.to_string())?;
     let store = open_store(&config).await?;
     let providers = registry(&config);
-    let result = agent_files::apply_all(&store, &providers, &files).await.map_err(|e| e.to_string());
+    let result = agent_files::apply_all(&store, |spec| check_agent(&config, &providers, spec), &files)
+        .await
+        .map_err(|e| e.to_string());
     store.close().await;
     for (file, id, version, changed) in result? {
         let what = if changed { "now at version" } else { "unchanged at version" };
@@ -422,6 +431,16 @@ fn choose_default_model(config: &Config) -> &'static str {
 }
 
 /// The provider registry of a configuration (with the local model cache when built in).
+/// Whether an agent can run on this configuration: its model and what its tools refer to.
+fn check_agent(
+    config: &Config,
+    providers: &agentry_llm::ProviderRegistry,
+    spec: &agentry_core::AgentSpec,
+) -> Result<(), String> {
+    providers.resolve(spec).map_err(|err| format!("model: {err}"))?;
+    agentry_engine::tools::check_declared(spec, &config.secrets, |name| config.mcp_servers.contains_key(name))
+}
+
 fn registry(config: &Config) -> agentry_llm::ProviderRegistry {
     let registry = agentry_llm::ProviderRegistry::new(config.providers.clone());
     #[cfg(feature = "local")]

@@ -5,7 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::safety::SafetyPolicy;
 use crate::scope::Scope;
+use crate::tool::{BUILTIN_TOOLS, HttpToolSpec, McpToolsSpec, validate_approval_timeout};
 
 /// Longest agent id accepted.
 pub const MAX_AGENT_ID_LEN: usize = 64;
@@ -13,8 +15,6 @@ pub const MAX_AGENT_ID_LEN: usize = 64;
 pub const DEFAULT_MAX_STEPS: u32 = 8;
 /// Upper bound of `max_steps`.
 pub const MAX_MAX_STEPS: u32 = 100;
-/// Built-in tools an agent may list in `tools`.
-pub const BUILTIN_TOOLS: &[&str] = &["current_time"];
 
 /// What happens to a message that arrives while the thread's previous turn still runs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +87,24 @@ pub struct ScriptToolCall {
     pub arguments: serde_json::Value,
 }
 
+/// An agent's safety policy per direction (`[safety] input = "block", output = "redact"`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SafetySpec {
+    /// Applied to the user's message before the model sees it (default `flag`).
+    #[serde(default)]
+    pub input: SafetyPolicy,
+    /// Applied to the answer before it is stored (default `flag`).
+    #[serde(default)]
+    pub output: SafetyPolicy,
+}
+
+impl SafetySpec {
+    fn is_default(&self) -> bool {
+        *self == SafetySpec::default()
+    }
+}
+
 /// A model reference of the form `provider:model`, e.g. `openai:gpt-4o-mini`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelRef {
@@ -149,9 +167,22 @@ pub struct AgentSpec {
     /// Prompt sections filled per message.
     #[serde(default, alias = "dynamicBlocks", skip_serializing_if = "Vec::is_empty")]
     pub dynamic_blocks: Vec<DynamicBlock>,
-    /// Tools the agent may call (built-in names for now: `current_time`).
+    /// Built-in tools the agent may call: `current_time`, `request_approval`,
+    /// `generate_artifact`, `revise_artifact`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<String>,
+    /// HTTP endpoints the agent may call as tools.
+    #[serde(default, alias = "httpTools", skip_serializing_if = "Vec::is_empty")]
+    pub http_tools: Vec<HttpToolSpec>,
+    /// Tools from configured MCP servers.
+    #[serde(default, alias = "mcpTools", skip_serializing_if = "Vec::is_empty")]
+    pub mcp_tools: Vec<McpToolsSpec>,
+    /// How long a call needing approval waits, in seconds (default 300, at most 7 days).
+    #[serde(default, alias = "approvalTimeoutSecs", skip_serializing_if = "Option::is_none")]
+    pub approval_timeout_secs: Option<u64>,
+    /// Safety policy for the user's messages and the agent's answers.
+    #[serde(default, skip_serializing_if = "SafetySpec::is_default")]
+    pub safety: SafetySpec,
     /// Canned behaviour for `scripted:` models.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script: Option<Script>,
@@ -197,6 +228,10 @@ impl AgentSpec {
             on_busy: None,
             dynamic_blocks: Vec::new(),
             tools: Vec::new(),
+            http_tools: Vec::new(),
+            mcp_tools: Vec::new(),
+            approval_timeout_secs: None,
+            safety: SafetySpec::default(),
             script: None,
             organization: None,
             project: None,
@@ -227,6 +262,26 @@ impl AgentSpec {
                 });
             }
         }
+        let mut names: std::collections::HashSet<&str> = self.tools.iter().map(String::as_str).collect();
+        for tool in &self.http_tools {
+            tool.validate()?;
+            if BUILTIN_TOOLS.contains(&tool.name.as_str()) || !names.insert(&tool.name) {
+                return Err(AgentSpecError::Invalid {
+                    field: "http_tools",
+                    problem: format!("tool name `{}` is used twice (or is a built-in)", tool.name),
+                });
+            }
+        }
+        for source in &self.mcp_tools {
+            if source.server.trim().is_empty() {
+                return Err(AgentSpecError::Invalid { field: "mcp_tools", problem: "server must not be empty".into() });
+            }
+            for name in &source.tools {
+                crate::tool::validate_tool_name(name)?;
+            }
+            validate_approval_timeout("mcp_tools", source.approval_timeout_secs)?;
+        }
+        validate_approval_timeout("approval_timeout_secs", self.approval_timeout_secs)?;
         let mut keys = std::collections::HashSet::new();
         for block in &self.dynamic_blocks {
             if block.key.trim().is_empty() || !keys.insert(block.key.as_str()) {
@@ -252,6 +307,11 @@ impl AgentSpec {
     pub fn declared_scope(&self) -> Scope {
         let part = |v: &Option<String>| v.clone().unwrap_or_else(|| "default".to_owned());
         Scope::new(part(&self.organization), part(&self.project), part(&self.environment))
+    }
+
+    /// Seconds a call needing approval waits by default.
+    pub fn approval_timeout_secs(&self) -> u64 {
+        self.approval_timeout_secs.unwrap_or(crate::approval::DEFAULT_APPROVAL_TIMEOUT_SECS)
     }
 
     /// Model calls allowed per turn.

@@ -96,9 +96,15 @@ pub struct SafetyFlag {
     pub severity: String,
     /// Human explanation.
     pub detail: String,
-    /// The matched text, when it is safe to show.
+    /// The matched text, when it is safe to show (PII is masked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matched_text: Option<String>,
+    /// For `pii`: `email`, `phone`, `credit_card`, `iban`, `national_id`, `api_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pii_type: Option<String>,
+    /// For `injection`: the pattern name, e.g. `ignore_previous_instructions`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub injection_pattern: Option<String>,
 }
 
 /// Everything a turn tells its listeners.
@@ -162,6 +168,14 @@ pub enum TurnEvent {
         action: String,
         /// Details shown to the approver.
         details: Value,
+        /// The tool whose call waits.
+        tool_name: String,
+        /// The waiting tool call.
+        call_id: String,
+        /// The agent that asked.
+        agent_id: String,
+        /// When the approval times out.
+        timeout_at: Timestamp,
     },
     /// An approval was decided.
     ApprovalResolved {
@@ -172,6 +186,9 @@ pub enum TurnEvent {
         /// Who decided.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         responded_by: Option<String>,
+        /// The approver's comment.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        comment: Option<String>,
     },
     /// An artifact starts streaming.
     ArtifactStart {
@@ -256,10 +273,13 @@ pub enum TurnEvent {
     },
     /// Something went wrong; a `done` follows.
     Error {
-        /// Machine code, e.g. `provider_unavailable`, `turn_in_progress`.
+        /// Machine code, e.g. `provider_unavailable`, `turn_in_progress`, `safety_blocked`.
         code: String,
         /// Explanation.
         message: String,
+        /// The safety findings that blocked the message (`safety_blocked` only).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        flags: Vec<SafetyFlag>,
     },
     /// The last event of every turn.
     Done {
@@ -278,6 +298,11 @@ fn is_false(value: &bool) -> bool {
 }
 
 impl TurnEvent {
+    /// An `error` event without safety flags.
+    pub fn error(code: impl Into<String>, message: impl Into<String>) -> Self {
+        TurnEvent::Error { code: code.into(), message: message.into(), flags: Vec::new() }
+    }
+
     /// True for the event that ends a turn.
     pub fn is_done(&self) -> bool {
         matches!(self, TurnEvent::Done { .. })
@@ -345,7 +370,7 @@ mod tests {
         let events = vec![
             TurnEvent::Token { text: " hi".into() },
             TurnEvent::ToolResult { name: "n".into(), result: json!({"x": 1}), call_id: "c".into(), is_error: true },
-            TurnEvent::Error { code: "provider_unavailable".into(), message: "down".into() },
+            TurnEvent::error("provider_unavailable", "down"),
             TurnEvent::Done {
                 usage: TokenUsage { input_tokens: 3, ..Default::default() },
                 status: TurnStatus::Cancelled,

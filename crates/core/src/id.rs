@@ -22,6 +22,10 @@ pub mod prefix {
     pub const TURN: &str = "trn";
     /// Tool calls.
     pub const TOOL_CALL: &str = "call";
+    /// Approvals.
+    pub const APPROVAL: &str = "apr";
+    /// Artifacts.
+    pub const ARTIFACT: &str = "art";
     /// API keys (the public id part, not the secret).
     pub const API_KEY: &str = "key";
 }
@@ -70,7 +74,8 @@ pub fn new_secret(prefix: &str, bytes: usize) -> String {
     out
 }
 
-fn fill_random(buf: &mut [u8]) {
+/// Fills `buf` from the operating system's random number generator.
+pub(crate) fn fill_random(buf: &mut [u8]) {
     // The OS RNG failing is not recoverable in any meaningful way; ids must stay unique.
     if let Err(err) = getrandom::fill(buf) {
         panic!("operating system random number generator failed: {err}");

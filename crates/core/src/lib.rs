@@ -4,6 +4,8 @@
 //! - [`id`]: prefixed, time-sortable identifiers (`thr_…`, `msg_…`).
 //! - [`scope`]: the tenancy tuple [`Scope`] and the acting [`Principal`].
 //! - [`agent`]: agent specifications as written in agent files and stored as versions.
+//! - [`tool`]: tool declarations (built-in names, HTTP tools, MCP server tools).
+//! - [`approval`]: human approvals, the durable waitpoints of a turn.
 //! - [`thread`]: threads and messages.
 //! - [`event`]: [`TurnEvent`], the one event enum every transport translates, and turn states.
 //! - [`session_token`]: HS256 session tokens as `@platosdev/token-mint` produces them.
@@ -15,15 +17,20 @@
 #![warn(missing_docs)]
 
 pub mod agent;
+pub mod approval;
+pub mod artifact;
 pub mod event;
 pub mod id;
+pub mod safety;
 pub mod scope;
 pub mod session_token;
 pub mod thread;
 pub mod time;
+pub mod tool;
 pub mod turn;
 
 pub use agent::{AgentSpec, AgentSpecError, BusyPolicy, DynamicBlock, ModelRef, Script, ScriptStep, ScriptToolCall};
+pub use approval::{Approval, ApprovalDecision, ApprovalStatus};
 pub use event::{LoggedEvent, SafetyFlag, TokenUsage, TurnEvent, TurnStatus};
 pub use scope::{Principal, PrincipalKind, Scope, UserMeta};
 pub use thread::{Message, MessageRole, Thread, ThreadStatus};

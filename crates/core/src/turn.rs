@@ -50,4 +50,6 @@ pub struct Turn {
     pub started_at: Option<Timestamp>,
     /// When it reached a final state.
     pub finished_at: Option<Timestamp>,
+    /// Where a turn that waited (on an approval) resumes: the engine's saved state, opaque here.
+    pub checkpoint: Option<String>,
 }

@@ -10,7 +10,9 @@
 //! - [`log::TurnLog`] queues a turn's events to the one [`log::LogWriter`] (persist first, then
 //!   publish); [`bus::Bus`] fans them out;
 //!   [`follow::TurnFollower`] replays after a cursor and continues live.
-//! - [`prompt`] assembles prompts; [`tools`] holds the callable tools.
+//! - [`prompt`] assembles prompts; [`tools`] holds the callable tools (built-in, HTTP, MCP via
+//!   [`mcp`]); [`artifacts`] the artifact tools; [`safety`] applies an agent's safety policy.
+//! - [`approvals`]: resolving, timing out and cancelling the approvals a parked turn waits on.
 //!
 //! Architecture invariant: the engine knows nothing about HTTP or wire formats; transports only
 //! translate [`TurnEvent`](agentry_core::TurnEvent)s.
@@ -18,11 +20,15 @@
 
 #![warn(missing_docs)]
 
+pub mod approvals;
+pub mod artifacts;
 pub mod bus;
 pub mod follow;
 pub mod log;
+pub mod mcp;
 pub mod prompt;
 pub mod runner;
+pub mod safety;
 pub mod tools;
 
 use std::collections::{BTreeMap, HashMap};
@@ -52,6 +58,14 @@ pub struct EngineConfig {
     pub lease: Duration,
     /// How long the event logs of finished turns are kept.
     pub event_retention: Duration,
+    /// Largest tool-call arguments accepted from the model, in bytes.
+    pub max_tool_argument_bytes: usize,
+    /// Largest tool result passed back to the model, in bytes (larger ones are truncated).
+    pub max_tool_result_bytes: usize,
+    /// Secret values HTTP tools may reference as `{{secrets.NAME}}`.
+    pub secrets: BTreeMap<String, String>,
+    /// MCP servers agents may take tools from, by name.
+    pub mcp_servers: BTreeMap<String, agentry_mcp::McpServerConfig>,
 }
 
 impl Default for EngineConfig {
@@ -62,6 +76,10 @@ impl Default for EngineConfig {
             tool_timeout: Duration::from_secs(30),
             lease: Duration::from_secs(30),
             event_retention: Duration::from_secs(7 * 24 * 3600),
+            max_tool_argument_bytes: 64 * 1024,
+            max_tool_result_bytes: 64 * 1024,
+            secrets: BTreeMap::new(),
+            mcp_servers: BTreeMap::new(),
         }
     }
 }
@@ -144,6 +162,10 @@ struct Inner {
     runners: Mutex<HashMap<String, usize>>,
     /// Stop switches of the turns running in this process.
     running: Mutex<HashMap<String, watch::Sender<Option<StopReason>>>>,
+    /// What tools need: HTTP client, secrets, limits.
+    tool_env: tools::ToolEnv,
+    /// Connections to MCP servers.
+    mcp: mcp::Mcp,
 }
 
 impl Engine {
@@ -152,6 +174,13 @@ impl Engine {
     pub async fn start(store: Store, providers: ProviderRegistry, config: EngineConfig) -> Result<Self, StoreError> {
         let bus = Arc::new(bus::Bus::default());
         let log_writer = log::LogWriter::spawn(store.clone(), bus.clone());
+        let tool_env = tools::ToolEnv {
+            http: reqwest::Client::new(),
+            secrets: config.secrets.clone(),
+            timeout: config.tool_timeout,
+            max_result_bytes: config.max_tool_result_bytes,
+        };
+        let mcp = mcp::Mcp::new(config.mcp_servers.clone());
         let engine = Engine {
             inner: Arc::new(Inner {
                 store,
@@ -161,6 +190,8 @@ impl Engine {
                 config,
                 runners: Mutex::new(HashMap::new()),
                 running: Mutex::new(HashMap::new()),
+                tool_env,
+                mcp,
             }),
         };
         engine.sweep_abandoned().await?;
@@ -178,6 +209,9 @@ impl Engine {
                 if let Err(err) = engine.sweep_abandoned().await {
                     tracing::warn!(%err, "sweeping abandoned turns failed");
                 }
+                if let Err(err) = engine.expire_overdue_approvals().await {
+                    tracing::warn!(%err, "expiring overdue approvals failed");
+                }
                 engine.inner.bus.prune();
                 ticks += 1;
                 if ticks % 360 == 1 {
@@ -193,10 +227,74 @@ impl Engine {
         &self.inner.store
     }
 
-    /// Checks that an agent's model can be served (provider configured, model known), so a bad
-    /// agent is refused when it is applied rather than failing mid-turn.
-    pub fn check_agent(&self, agent: &agentry_core::AgentSpec) -> Result<(), agentry_llm::ProviderError> {
-        self.inner.providers.resolve(agent).map(|_| ())
+    /// Checks that an agent can run here: its model can be served (provider configured, model
+    /// known) and its tools' secrets and MCP servers are configured. A bad agent is refused when
+    /// it is applied rather than failing mid-turn.
+    /// The error names the offending field (`model` or `tools`).
+    pub fn check_agent(&self, agent: &agentry_core::AgentSpec) -> Result<(), (&'static str, String)> {
+        self.inner.providers.resolve(agent).map_err(|e| ("model", e.to_string()))?;
+        tools::check_declared(agent, &self.inner.config.secrets, |name| {
+            self.inner.config.mcp_servers.contains_key(name)
+        })
+        .map_err(|e| ("tools", e))
+    }
+
+    /// The tools an agent has in this scope now: its declaration, minus what operators switched
+    /// off, with the tools its MCP servers list.
+    pub async fn toolbox(&self, scope: &Scope, agent: &agentry_core::AgentSpec) -> Result<tools::ToolBox, StoreError> {
+        let disabled: std::collections::HashSet<_> =
+            self.inner.store.disabled_tools(scope).await?.into_iter().collect();
+        let mut toolbox = tools::ToolBox::for_agent(agent, &disabled);
+        toolbox.extend(self.inner.mcp.agent_tools(agent, &disabled).await);
+        Ok(toolbox)
+    }
+
+    /// Runs a tool outside a turn (an operator's test call) and records it in the ledger.
+    pub async fn test_tool(
+        &self,
+        scope: &Scope,
+        tool: &tools::AgentTool,
+        params: &serde_json::Value,
+    ) -> (Result<serde_json::Value, tools::ToolFailure>, Duration) {
+        let started = std::time::Instant::now();
+        let result = tools::call(&self.inner.tool_env, &self.inner.mcp, tool, params).await;
+        let elapsed = started.elapsed();
+        self.record_tool_call(scope, tool, None, elapsed, &result).await;
+        (result, elapsed)
+    }
+
+    /// Every tool the scope's agents can use: built-ins, their HTTP tools, the configured MCP
+    /// servers' tools.
+    pub async fn tool_catalog(&self, scope: &Scope) -> Result<Vec<tools::AgentTool>, StoreError> {
+        let default_timeout = agentry_core::approval::DEFAULT_APPROVAL_TIMEOUT_SECS;
+        let mut catalog: Vec<tools::AgentTool> =
+            tools::ALL_BUILTINS.iter().map(|b| tools::builtin_tool(*b, default_timeout)).collect();
+        for agent in self.inner.store.list_agents(scope).await? {
+            catalog.extend(tools::http_tools(&agent.spec));
+        }
+        catalog.extend(self.inner.mcp.all_tools().await);
+        Ok(catalog)
+    }
+
+    pub(crate) async fn record_tool_call<T>(
+        &self,
+        scope: &Scope,
+        tool: &tools::AgentTool,
+        turn_id: Option<&str>,
+        elapsed: Duration,
+        result: &Result<T, tools::ToolFailure>,
+    ) {
+        let record = agentry_store::ToolCallRecord {
+            entity_id: &tool.entity_id,
+            tool_name: &tool.spec.name,
+            turn_id,
+            ok: result.is_ok(),
+            latency_ms: i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX),
+            error: result.as_ref().err().map(|f| f.message.as_str()),
+        };
+        if let Err(err) = self.inner.store.record_tool_call(scope, &record).await {
+            tracing::warn!(%err, tool = %tool.spec.name, "cannot record a tool call");
+        }
     }
 
     /// The engine's limits.
@@ -248,14 +346,12 @@ impl Engine {
             created_at: Timestamp::now(),
             started_at: None,
             finished_at: reject.then(Timestamp::now),
+            checkpoint: None,
         };
         store.insert_turn(&turn).await?;
         if reject {
             let mut log = self.open_log(&turn, 0);
-            log.emit(TurnEvent::Error {
-                code: "turn_in_progress".into(),
-                message: "a turn is already running on this thread".into(),
-            });
+            log.emit(TurnEvent::error("turn_in_progress", "a turn is already running on this thread"));
             log.emit(TurnEvent::Done { usage: TokenUsage::default(), status: TurnStatus::Failed, stopped: false });
             log.close().await?;
         } else {
@@ -282,10 +378,13 @@ impl Engine {
         for turn in self.inner.store.unfinished_turns(scope, thread_id).await? {
             if self.stop_running(&turn.id, StopReason::Requested) {
                 stopped = true;
-            } else if turn.status == TurnStatus::Queued
+            } else if matches!(turn.status, TurnStatus::Queued | TurnStatus::Waiting)
                 && self.inner.store.finish_turn(&turn.id, TurnStatus::Cancelled, None).await?
             {
-                let mut log = self.open_log(&turn, 0);
+                // A turn that waited (or was queued again after waiting) already has events.
+                let last = self.last_logged_seq(&turn).await?;
+                let mut log = self.open_log(&turn, last);
+                self.cancel_approvals(&turn, &mut log).await?;
                 log.emit(TurnEvent::Done {
                     usage: TokenUsage::default(),
                     status: TurnStatus::Cancelled,
@@ -294,6 +393,10 @@ impl Engine {
                 log.close().await?;
                 stopped = true;
             }
+        }
+        // Turns queued behind a cancelled waiting turn may run now.
+        if stopped {
+            self.ensure_runner(scope, thread_id, 0);
         }
         Ok(stopped)
     }
@@ -305,6 +408,7 @@ impl Engine {
         for id in &ids {
             self.stop_running(id, StopReason::Shutdown);
         }
+        self.inner.mcp.shutdown().await;
         let deadline = tokio::time::Instant::now() + grace;
         while tokio::time::Instant::now() < deadline
             && !self.inner.running.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
@@ -329,7 +433,7 @@ impl Engine {
     }
 
     /// Makes sure a task runs the thread's queued turns; `owed` more turns were just queued.
-    fn ensure_runner(&self, scope: &Scope, thread_id: &str, owed: usize) {
+    pub(crate) fn ensure_runner(&self, scope: &Scope, thread_id: &str, owed: usize) {
         let mut runners = self.inner.runners.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(count) = runners.get_mut(thread_id) {
             *count += owed;
@@ -374,7 +478,7 @@ impl Engine {
             if self.inner.store.finish_turn(&turn.id, TurnStatus::Failed, Some(cause)).await? {
                 let last = self.last_logged_seq(&turn).await?;
                 let mut log = self.open_log(&turn, last);
-                log.emit(TurnEvent::Error { code: "interrupted".into(), message: cause.into() });
+                log.emit(TurnEvent::error("interrupted", cause));
                 log.emit(TurnEvent::Done { usage: TokenUsage::default(), status: TurnStatus::Failed, stopped: false });
                 log.close().await?;
                 tracing::warn!(turn = %turn.id, "ended an abandoned turn");
@@ -383,7 +487,7 @@ impl Engine {
         Ok(())
     }
 
-    async fn last_logged_seq(&self, turn: &Turn) -> Result<i64, StoreError> {
+    pub(crate) async fn last_logged_seq(&self, turn: &Turn) -> Result<i64, StoreError> {
         let mut last = 0;
         loop {
             let page = self.inner.store.events_after(&turn.scope, &turn.id, last, 1000).await?;

@@ -1,117 +1,20 @@
 //! The engine end to end on a real SQLite store with the scripted provider.
 
+mod common;
+
+use common::*;
+
 use std::time::{Duration, Instant};
 
 use agentry_core::id::{new_id, prefix};
 use agentry_core::{
-    AgentSpec, BusyPolicy, LoggedEvent, MessageRole, Principal, PrincipalKind, Scope, Script, ScriptStep,
-    ScriptToolCall, Thread, ThreadStatus, Timestamp, TurnEvent, TurnStatus, UserMeta,
+    AgentSpec, BusyPolicy, MessageRole, Scope, Script, ScriptStep, ScriptToolCall, Thread, ThreadStatus, Timestamp,
+    TurnEvent, TurnStatus,
 };
 use agentry_engine::{Engine, EngineConfig, EngineError, NewMessage};
 use agentry_llm::ProviderRegistry;
 use agentry_store::{Store, StoreLocation};
 use serde_json::json;
-
-struct Fixture {
-    engine: Engine,
-    store: Store,
-    _dir: tempfile::TempDir,
-}
-
-async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&StoreLocation::Sqlite(dir.path().join("e.db"))).await.unwrap();
-    let engine = Engine::start(store.clone(), ProviderRegistry::default(), EngineConfig::default()).await.unwrap();
-    Fixture { engine, store, _dir: dir }
-}
-
-fn principal() -> Principal {
-    Principal {
-        scope: Scope::default_scope(),
-        user_id: Some("alice".into()),
-        kind: PrincipalKind::EndUser,
-        user_meta: UserMeta { name: Some("Alice".into()), email: None },
-        pinned_agent_id: None,
-    }
-}
-
-impl Fixture {
-    async fn agent(&self, spec: AgentSpec) -> Thread {
-        self.store.apply_agent(&Scope::default_scope(), &spec, "test", None).await.unwrap();
-        let now = Timestamp::now();
-        let thread = Thread {
-            id: new_id(prefix::THREAD),
-            agent_id: spec.id.clone(),
-            user_id: "alice".into(),
-            scope: Scope::default_scope(),
-            title: None,
-            status: ThreadStatus::Active,
-            archived_at: None,
-            created_at: now,
-            updated_at: now,
-        };
-        self.store.insert_thread(&thread).await.unwrap();
-        thread
-    }
-
-    async fn send(&self, thread: &Thread, text: &str) -> agentry_core::Turn {
-        self.engine.submit(&principal(), thread, NewMessage { text: text.into(), ..Default::default() }).await.unwrap()
-    }
-
-    async fn events(&self, turn: &agentry_core::Turn, after: i64) -> Vec<LoggedEvent> {
-        let mut follower = self.engine.follow(&turn.scope, turn, after).await.unwrap();
-        let mut out = Vec::new();
-        while let Some(event) = tokio::time::timeout(Duration::from_secs(10), follower.next()).await.unwrap().unwrap() {
-            out.push(event);
-        }
-        out
-    }
-}
-
-fn echo(id: &str) -> AgentSpec {
-    AgentSpec::new(id, "Echo", "scripted:echo", "You help {{user.name}}.")
-}
-
-fn slow_echo(id: &str, delay_ms: u64) -> AgentSpec {
-    AgentSpec { script: Some(Script { token_delay_ms: delay_ms, steps: Vec::new() }), ..echo(id) }
-}
-
-fn kinds(events: &[LoggedEvent]) -> Vec<&'static str> {
-    events
-        .iter()
-        .map(|e| match &e.event {
-            TurnEvent::Meta { .. } => "meta",
-            TurnEvent::Status { .. } => "status",
-            TurnEvent::Token { .. } => "token",
-            TurnEvent::Thinking { .. } => "thinking",
-            TurnEvent::MessageBoundary {} => "message_boundary",
-            TurnEvent::ToolCall { .. } => "tool_call",
-            TurnEvent::ToolResult { .. } => "tool_result",
-            TurnEvent::MessagePersisted { .. } => "message_persisted",
-            TurnEvent::Usage { .. } => "usage",
-            TurnEvent::Error { .. } => "error",
-            TurnEvent::Done { .. } => "done",
-            _ => "other",
-        })
-        .collect()
-}
-
-fn tokens(events: &[LoggedEvent]) -> String {
-    events
-        .iter()
-        .filter_map(|e| match &e.event {
-            TurnEvent::Token { text } => Some(text.as_str()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn done_of(events: &[LoggedEvent]) -> (TurnStatus, agentry_core::TokenUsage, bool) {
-    match &events.last().unwrap().event {
-        TurnEvent::Done { status, usage, stopped } => (*status, *usage, *stopped),
-        other => panic!("last event is {other:?}"),
-    }
-}
 
 #[tokio::test]
 async fn echo_turn_streams_the_message_and_ends_with_done_and_usage() {
@@ -170,8 +73,8 @@ async fn tool_steps_run_tools_and_continue_the_same_turn() {
             "token",
             "status",
             "tool_call",
-            "tool_result",
             "tool_call",
+            "tool_result",
             "tool_result",
             "message_boundary",
             "thinking",
@@ -208,7 +111,7 @@ async fn provider_failure_is_an_error_event_and_a_failed_turn_with_its_cause() {
     let turn = f.send(&thread, "hi").await;
     let events = f.events(&turn, 0).await;
     let error = events.iter().find_map(|e| match &e.event {
-        TurnEvent::Error { code, message } => Some((code.clone(), message.clone())),
+        TurnEvent::Error { code, message, .. } => Some((code.clone(), message.clone())),
         _ => None,
     });
     let (code, message) = error.unwrap();
@@ -364,6 +267,7 @@ async fn abandoned_turns_are_failed_with_a_terminal_event_at_start() {
         created_at: now,
         started_at: None,
         finished_at: None,
+        checkpoint: None,
     };
     store.insert_turn(&turn).await.unwrap();
     store.start_turn(&turn.id, -1).await.unwrap();

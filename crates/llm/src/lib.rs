@@ -31,7 +31,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 /// Who wrote a prompt message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ChatRole {
     /// Instructions.
     System,
@@ -44,7 +44,7 @@ pub enum ChatRole {
 }
 
 /// A complete tool call, as the model made it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ToolCallRequest {
     /// Provider-assigned id pairing the call with its result.
     pub id: String,
@@ -55,7 +55,7 @@ pub struct ToolCallRequest {
 }
 
 /// One prompt message.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ChatMessage {
     /// Author.
     pub role: ChatRole,

@@ -115,6 +115,19 @@ impl From<agentry_engine::EngineError> for ApiError {
     }
 }
 
+impl From<agentry_engine::approvals::ApprovalError> for ApiError {
+    fn from(err: agentry_engine::approvals::ApprovalError) -> Self {
+        use agentry_engine::approvals::ApprovalError as E;
+        match err {
+            E::NotFound => ApiError::not_found("Approval"),
+            E::Forbidden => ApiError::forbidden("NOT_REQUESTER", err.to_string()),
+            E::AlreadySettled(_) => ApiError::conflict("APPROVAL_SETTLED", err.to_string()),
+            E::Invalid(message) => ApiError::invalid_field("editedArgs", message),
+            E::Store(err) => err.into(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = json!({

@@ -5,7 +5,9 @@
 //!   (`migrations/`, portable SQL run on both; see [`migrate`]).
 //! - One file per concept: [`auth`] (installation metadata, entities, API keys), [`agents`]
 //!   (agents and their immutable versions), [`threads`] (threads and messages), [`turns`] (turns
-//!   and their event logs), [`idempotency`].
+//!   and their event logs), [`approvals`] (the durable waitpoints of turns), [`artifacts`]
+//!   (immutable revisions), [`tools`] (tool switches, the tool-call and safety ledgers),
+//!   [`idempotency`].
 //! - SQL is written once with `$n` placeholders, which both drivers accept; the `on_pool!` macro
 //!   runs the same statement on whichever pool is open.
 //!
@@ -15,11 +17,14 @@
 #![warn(missing_docs)]
 
 pub mod agents;
+pub mod approvals;
+pub mod artifacts;
 pub mod auth;
 pub mod idempotency;
 pub mod migrate;
 mod row;
 pub mod threads;
+pub mod tools;
 pub mod turns;
 
 use std::path::PathBuf;
@@ -31,8 +36,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 pub use agentry_core::Scope;
 pub use agents::{AgentVersion, AppliedAgent, StoredAgent};
+pub use approvals::{ApprovalFilter, Settlement};
+pub use artifacts::ArtifactRevision;
 pub use idempotency::IdempotencyStart;
 pub use threads::{ArchivedFilter, ThreadQuery};
+pub use tools::{SafetyEvent, ToolCallRecord, ToolHealth, ToolKey};
 
 /// Where the store lives.
 #[derive(Debug, Clone, PartialEq, Eq)]

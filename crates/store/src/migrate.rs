@@ -17,6 +17,7 @@ struct Migration {
 const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "0001_foundation.sql", sql: include_str!("../migrations/0001_foundation.sql") },
     Migration { version: 2, name: "0002_turns.sql", sql: include_str!("../migrations/0002_turns.sql") },
+    Migration { version: 3, name: "0003_tools.sql", sql: include_str!("../migrations/0003_tools.sql") },
 ];
 
 /// Arbitrary constant identifying Agentry's migration lock.

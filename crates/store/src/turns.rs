@@ -10,7 +10,7 @@ use crate::row::RowExt;
 use crate::{Store, StoreError, StoreResult, on_pool, on_writer};
 
 const TURN_COLUMNS: &str = "id, thread_id, organization_id, project_id, environment_id, user_id, agent_id, status,
-    wait_reason, error, input_json, idempotency_key, created_at, started_at, finished_at";
+    wait_reason, error, input_json, idempotency_key, created_at, started_at, finished_at, checkpoint_json";
 
 impl Store {
     /// Records a new turn.
@@ -18,7 +18,7 @@ impl Store {
         let input = serde_json::to_string(&turn.input).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         on_writer!(self, |pool| {
             let sql = format!(
-                "INSERT INTO turns ({TURN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+                "INSERT INTO turns ({TURN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
             );
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(&turn.id)
@@ -36,6 +36,7 @@ impl Store {
                 .bind(turn.created_at.0)
                 .bind(turn.started_at.map(|t| t.0))
                 .bind(turn.finished_at.map(|t| t.0))
+                .bind(&turn.checkpoint)
                 .execute(pool)
                 .await?;
         });
@@ -52,9 +53,13 @@ impl Store {
         self.one_turn(scope, "thread_id = $4 ORDER BY created_at DESC, id DESC", thread_id, None).await
     }
 
-    /// The oldest queued turn of a thread: the next one to run.
+    /// The oldest queued turn of a thread: the next one to run. None while a turn of the thread
+    /// waits (on an approval): the turns after it wait too.
     pub async fn next_queued_turn(&self, scope: &Scope, thread_id: &str) -> StoreResult<Option<Turn>> {
-        self.one_turn(scope, "thread_id = $4 AND status = 'queued' ORDER BY created_at, id", thread_id, None).await
+        let condition = "thread_id = $4 AND status = 'queued'
+            AND NOT EXISTS (SELECT 1 FROM turns w WHERE w.thread_id = $4 AND w.status = 'waiting')
+            ORDER BY created_at, id";
+        self.one_turn(scope, condition, thread_id, None).await
     }
 
     /// The turn of a thread started with this idempotency key, if any.
@@ -130,6 +135,41 @@ impl Store {
             .rows_affected()
         });
         Ok(started == 1)
+    }
+
+    /// Parks a running turn: `waiting` with the reason and the state to resume from, no lease
+    /// (nothing runs it until it is queued again). Returns false if the turn was not running.
+    pub async fn park_turn(&self, turn_id: &str, reason: &str, checkpoint: &str) -> StoreResult<bool> {
+        let parked = on_writer!(self, |pool| {
+            sqlx::query(
+                "UPDATE turns SET status = 'waiting', wait_reason = $2, checkpoint_json = $3, lease_expires_at = NULL
+                 WHERE id = $1 AND status = 'running'",
+            )
+            .bind(turn_id)
+            .bind(reason)
+            .bind(checkpoint)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(parked == 1)
+    }
+
+    /// Queues a waiting turn again once none of its approvals is pending. Returns whether this
+    /// call queued it (exactly one of several concurrent callers does).
+    pub async fn requeue_waiting_turn(&self, turn_id: &str) -> StoreResult<bool> {
+        let queued = on_writer!(self, |pool| {
+            sqlx::query(
+                "UPDATE turns SET status = 'queued', wait_reason = NULL
+                 WHERE id = $1 AND status = 'waiting'
+                   AND NOT EXISTS (SELECT 1 FROM approvals a WHERE a.turn_id = $1 AND a.status = 'pending')",
+            )
+            .bind(turn_id)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(queued == 1)
     }
 
     /// Extends the lease of a running or waiting turn.
@@ -331,5 +371,6 @@ fn turn_from_row(row: &impl RowExt) -> StoreResult<Turn> {
         created_at: Timestamp(row.int("created_at")?),
         started_at: row.opt_int("started_at")?.map(Timestamp),
         finished_at: row.opt_int("finished_at")?.map(Timestamp),
+        checkpoint: row.opt_text("checkpoint_json")?,
     })
 }

@@ -347,6 +347,7 @@ fn turn(scope: &Scope, thread_id: &str, key: Option<&str>) -> Turn {
         created_at: Timestamp::now(),
         started_at: None,
         finished_at: None,
+        checkpoint: None,
     }
 }
 

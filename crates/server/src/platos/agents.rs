@@ -122,7 +122,7 @@ async fn apply(
         ApiError::invalid_field(if path == "." { "body" } else { &path }, err.into_inner())
     })?;
     spec.validate().map_err(spec_error)?;
-    state.engine.check_agent(&spec).map_err(|err| ApiError::invalid_field("model", err))?;
+    state.engine.check_agent(&spec).map_err(|(field, err)| ApiError::invalid_field(field, err))?;
     // The scope comes from the credentials; a body naming another one is a mistake, not a request.
     if (spec.organization.is_some() || spec.project.is_some() || spec.environment.is_some())
         && spec.declared_scope() != principal.scope

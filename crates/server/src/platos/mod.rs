@@ -1,15 +1,17 @@
 //! The Platos REST surface under `/api/v1/agent`, in the shapes the official clients read
 //! (`platos-wire.md` §3): list wrapper keys `agents`, `versions`, `threads`, `messages`,
-//! `artifacts`; real 404s; camelCase fields. Turns over HTTP (SSE lanes, non-streaming send,
-//! cancel) are in `turns`.
+//! `artifacts`, `approvals`, `tools`; real 404s; camelCase fields. Turns over HTTP (SSE lanes,
+//! non-streaming send, cancel) are in `turns`; approvals in `approvals`; the tool catalog in `tools`.
 
 mod agents;
+pub mod approvals;
 mod threads;
+mod tools;
 mod turns;
 mod views;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 
 use crate::AppState;
 
@@ -28,4 +30,14 @@ pub fn routes() -> Router<AppState> {
         .route("/threads/{thread_id}/artifacts", get(threads::artifacts))
         .route("/threads/{thread_id}/archive", post(threads::archive))
         .route("/threads/{thread_id}/unarchive", post(threads::unarchive))
+        .route("/monitoring/approvals", get(approvals::list))
+        .route("/monitoring/approvals/{approval_id}", get(approvals::get))
+        .route("/monitoring/approvals/{approval_id}/resolve", post(approvals::resolve))
+        .route("/approvals/{approval_id}/resolve", post(approvals::resolve))
+        .route("/tools", get(tools::list))
+        .route("/tools/search", get(tools::search))
+        .route("/tools/stats", get(tools::stats))
+        .route("/tools/matrix", get(tools::matrix))
+        .route("/tools/{entity_id}/{tool_name}/enabled", patch(tools::set_enabled))
+        .route("/tools/{tool_id}/test", post(tools::test))
 }

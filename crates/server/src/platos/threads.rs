@@ -111,15 +111,44 @@ pub async fn messages(
     Ok(Json(json!({ "messages": messages, "total": total, "limit": limit, "offset": offset })))
 }
 
-/// `GET /threads/:id/artifacts` → `{artifacts}` (latest revision per key). Artifacts are produced
-/// by the tools capability; until an agent generates one the list is empty.
+/// Query of `GET /threads/:id/artifacts`.
+#[derive(Debug, Deserialize)]
+pub struct ListArtifacts {
+    limit: Option<i64>,
+}
+
+/// `GET /threads/:id/artifacts` → `{artifacts}`: the latest revision of each artifact the
+/// thread's turns made, newest first, with `revisionCount`.
 pub async fn artifacts(
     State(state): State<AppState>,
     Auth(principal): Auth,
     Path(thread_id): Path<String>,
+    QueryParams(query): QueryParams<ListArtifacts>,
 ) -> Result<Json<Value>, ApiError> {
-    visible_thread(&state, &principal, &thread_id).await?;
-    Ok(Json(json!({ "artifacts": [] })))
+    let thread = visible_thread(&state, &principal, &thread_id).await?;
+    let limit = page_limit(query.limit, 100, 500)?;
+    let artifacts: Vec<Value> = state
+        .store
+        .list_artifacts(&thread.scope, &thread.id, limit)
+        .await?
+        .into_iter()
+        .map(|(a, revisions)| {
+            json!({
+                "id": a.id,
+                "threadId": a.thread_id,
+                "turnId": a.turn_id,
+                "artifactKey": a.artifact_key,
+                "kind": a.kind,
+                "revision": a.revision,
+                "revisionCount": revisions,
+                "title": a.title,
+                "language": a.language,
+                "content": a.content,
+                "createdAt": a.created_at,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "artifacts": artifacts })))
 }
 
 /// `POST /threads/:id/archive` → the archived thread.

@@ -109,7 +109,7 @@ pub async fn send_and_wait(
             TurnEvent::Token { text: delta } => text.push_str(delta),
             TurnEvent::MessageBoundary {} => text.push_str("\n\n"),
             TurnEvent::MessagePersisted { message_id: id, .. } => message_id = Some(id.clone()),
-            TurnEvent::Error { code, message } => error = Some(json!({ "code": code, "message": message })),
+            TurnEvent::Error { code, message, .. } => error = Some(json!({ "code": code, "message": message })),
             TurnEvent::Done { usage: total, status: end, .. } => {
                 usage = *total;
                 status = Some(*end);

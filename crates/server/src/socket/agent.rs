@@ -54,12 +54,7 @@ impl Connection {
             "resume_stream" => self.on_resume(data).await,
             "join_thread" => self.on_join(data).await,
             "leave_thread" => self.on_leave(data).await,
-            "approval_response" => {
-                let approval_id = data.get("approvalId").cloned().unwrap_or(Value::Null);
-                let error = "approvals are not available on this server yet";
-                self.emit("approval_response_error", &json!({ "approvalId": approval_id, "error": error })).await;
-                json!({ "ok": false, "error": error })
-            }
+            "approval_response" => self.on_approval_response(data).await,
             other => {
                 self.top_level_error(&format!("unknown event `{other}`")).await;
                 json!({ "ok": false, "error": "unknown event" })
@@ -163,6 +158,37 @@ impl Connection {
         let reply = json!({ "ok": true, "threadId": thread.id, "turnId": turn.id, "after": after });
         self.stream_turn(&principal, turn, after);
         reply
+    }
+
+    /// `approval_response {approvalId, approved, comment?, editedArgs?}` (or the REST body's
+    /// `{response, reason}`): the same as the REST resolve. Answers `approval_ack` or
+    /// `approval_response_error`.
+    async fn on_approval_response(&mut self, data: Value) -> Value {
+        let Some(principal) = self.principal() else { return json!({ "ok": false }) };
+        let approval_id = data.get("approvalId").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let outcome = match parse::<crate::platos::approvals::Resolve>(data) {
+            Err(message) => Err(message),
+            Ok(body) => match crate::platos::approvals::decision(body) {
+                Err(err) => Err(err.message),
+                Ok(decision) => self
+                    .state
+                    .engine
+                    .resolve_approval(&principal, &approval_id, decision)
+                    .await
+                    .map_err(|err| crate::error::ApiError::from(err).message),
+            },
+        };
+        match outcome {
+            Ok(approval) => {
+                let ack = json!({ "approvalId": approval_id, "received": true, "status": approval.status.as_str() });
+                self.emit("approval_ack", &ack).await;
+                json!({ "ok": true })
+            }
+            Err(error) => {
+                self.emit("approval_response_error", &json!({ "approvalId": approval_id, "error": error })).await;
+                json!({ "ok": false, "error": error })
+            }
+        }
     }
 
     async fn on_join(&mut self, data: Value) -> Value {

@@ -1,0 +1,223 @@
+//! Tools: the scope's catalog (`GET /tools`, `search`, `stats`, `matrix` with health counters),
+//! operator switches (`PATCH /tools/:entityId/:toolName/enabled`) and test calls
+//! (`POST /tools/:toolId/test`), in the shapes the TS 1.x client reads (`platos-wire.md` §3.6).
+//!
+//! A tool id is `<entity>::<name>`: entity `builtin`, `agent.<agent id>` for an agent's HTTP
+//! tools, `mcp.<server>` for an MCP server's.
+
+use std::collections::BTreeSet;
+
+use agentry_core::Timestamp;
+use agentry_engine::tools::{AgentTool, ToolKind};
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::auth::Auth;
+use crate::error::ApiError;
+use crate::extract::{JsonBody, QueryParams, page_limit};
+
+/// The catalog entry of a tool. Endpoint URLs are shown to operators only.
+fn view(tool: &AgentTool, enabled: bool, operator: bool) -> Value {
+    let (category, callback_url) = match &tool.kind {
+        ToolKind::Builtin(_) => ("builtin", None),
+        ToolKind::Http(spec) => ("http", Some(spec.url.clone())),
+        ToolKind::Mcp { .. } => ("mcp", None),
+    };
+    json!({
+        "toolId": tool.tool_id(),
+        "toolName": tool.spec.name,
+        "description": tool.spec.description,
+        "category": category,
+        "paramSchema": tool.spec.parameters,
+        "entityId": tool.entity_id,
+        "entityPk": Value::Null,
+        "callbackUrl": if operator { callback_url } else { None },
+        "enabled": enabled,
+        "requiresApproval": tool.requires_approval,
+    })
+}
+
+/// The catalog with each tool's switch.
+async fn catalog(state: &AppState, scope: &agentry_core::Scope) -> Result<Vec<(AgentTool, bool)>, ApiError> {
+    let disabled: BTreeSet<_> = state.store.disabled_tools(scope).await?.into_iter().collect();
+    let tools = state.engine.tool_catalog(scope).await?;
+    Ok(tools
+        .into_iter()
+        .map(|t| {
+            let enabled = !disabled.contains(&(t.entity_id.clone(), t.spec.name.clone()));
+            (t, enabled)
+        })
+        .collect())
+}
+
+/// Query of `GET /tools`.
+#[derive(Debug, Deserialize)]
+pub struct ListTools {
+    category: Option<String>,
+}
+
+/// `GET /tools[?category=builtin|http|mcp]` → `{tools, total}`.
+pub async fn list(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    QueryParams(query): QueryParams<ListTools>,
+) -> Result<Json<Value>, ApiError> {
+    let tools: Vec<Value> = catalog(&state, &principal.scope)
+        .await?
+        .iter()
+        .map(|(tool, enabled)| view(tool, *enabled, principal.is_operator()))
+        .filter(|v| query.category.as_deref().is_none_or(|c| v["category"] == c))
+        .collect();
+    Ok(Json(json!({ "total": tools.len(), "tools": tools })))
+}
+
+/// Query of `GET /tools/search`.
+#[derive(Debug, Deserialize)]
+pub struct SearchTools {
+    q: Option<String>,
+    limit: Option<i64>,
+    entity: Option<String>,
+}
+
+/// `GET /tools/search?q=&limit=&entity=` → `{tools, results, query, total}`: tools whose name or
+/// description contain the query's words, best first (name hits count more).
+pub async fn search(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    QueryParams(query): QueryParams<SearchTools>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = usize::try_from(page_limit(query.limit, 15, 100)?).unwrap_or(15);
+    let text = query.q.clone().unwrap_or_default();
+    let words: Vec<String> = text.split_whitespace().map(str::to_lowercase).collect();
+    let mut scored: Vec<(usize, Value)> = catalog(&state, &principal.scope)
+        .await?
+        .iter()
+        .filter(|(tool, _)| query.entity.as_deref().is_none_or(|e| tool.entity_id == e))
+        .filter_map(|(tool, enabled)| {
+            let name = tool.spec.name.to_lowercase();
+            let description = tool.spec.description.to_lowercase();
+            let score: usize = words
+                .iter()
+                .map(|w| 3 * usize::from(name.contains(w.as_str())) + usize::from(description.contains(w.as_str())))
+                .sum();
+            (words.is_empty() || score > 0).then(|| (score, view(tool, *enabled, principal.is_operator())))
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.cmp(&a.0));
+    let total = scored.len();
+    let tools: Vec<Value> = scored.into_iter().take(limit).map(|(_, v)| v).collect();
+    Ok(Json(json!({ "query": text, "total": total, "tools": tools, "results": tools })))
+}
+
+/// `GET /tools/stats` → `{toolCount, entityCount, lastIndexedAt}`.
+pub async fn stats(State(state): State<AppState>, Auth(principal): Auth) -> Result<Json<Value>, ApiError> {
+    let tools = catalog(&state, &principal.scope).await?;
+    let entities: BTreeSet<&str> = tools.iter().map(|(t, _)| t.entity_id.as_str()).collect();
+    Ok(Json(json!({
+        "toolCount": tools.len(),
+        "entityCount": entities.len(),
+        "bm25IndexSize": Value::Null,
+        "lastIndexedAt": Timestamp::now(),
+    })))
+}
+
+/// `GET /tools/matrix` → `{tools, rows, environmentId, fetchedAt}`, each tool with `health`.
+pub async fn matrix(State(state): State<AppState>, Auth(principal): Auth) -> Result<Json<Value>, ApiError> {
+    let health = state.store.tool_health(&principal.scope).await?;
+    let tools: Vec<Value> = catalog(&state, &principal.scope)
+        .await?
+        .iter()
+        .map(|(tool, enabled)| {
+            let mut entry = view(tool, *enabled, principal.is_operator());
+            let h = health.get(&(tool.entity_id.clone(), tool.spec.name.clone())).cloned().unwrap_or_default();
+            entry["health"] = json!({
+                "totalCalls": h.total_calls,
+                "failCount": h.fail_count,
+                "totalFailures": h.fail_count,
+                "avgLatencyMs": h.avg_latency_ms,
+                "p95LatencyMs": h.p95_latency_ms,
+                "lastCalledAt": h.last_called_at,
+                "lastStatus": h.last_status,
+            });
+            entry
+        })
+        .collect();
+    Ok(Json(json!({
+        "environmentId": principal.scope.environment_id,
+        "fetchedAt": Timestamp::now(),
+        "tools": tools,
+        "rows": tools,
+    })))
+}
+
+/// Body of `PATCH …/enabled`.
+#[derive(Debug, Deserialize)]
+pub struct SetEnabled {
+    enabled: bool,
+}
+
+/// `PATCH /tools/:entityId/:toolName/enabled {enabled}` (operators) → `{ok, entityId, toolName,
+/// enabled}`. A switched-off tool is not offered to any agent of the scope.
+pub async fn set_enabled(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    Path((entity_id, tool_name)): Path<(String, String)>,
+    JsonBody(body): JsonBody<SetEnabled>,
+) -> Result<Json<Value>, ApiError> {
+    if !principal.is_operator() {
+        return Err(ApiError::operator_only());
+    }
+    let known = catalog(&state, &principal.scope)
+        .await?
+        .iter()
+        .any(|(t, _)| t.entity_id == entity_id && t.spec.name == tool_name);
+    if !known {
+        return Err(ApiError::not_found("Tool"));
+    }
+    state.store.set_tool_enabled(&principal.scope, &entity_id, &tool_name, body.enabled).await?;
+    Ok(Json(json!({ "ok": true, "entityId": entity_id, "toolName": tool_name, "enabled": body.enabled })))
+}
+
+/// Body of a test call.
+#[derive(Debug, Deserialize)]
+pub struct TestCall {
+    #[serde(default)]
+    params: Option<Value>,
+}
+
+/// `POST /tools/:toolId/test {params}` (operators) → `{status: "ok"|"error", elapsedMs, result?,
+/// error?}`. Runs the tool now, without approval; tools that act inside a turn are refused.
+pub async fn test(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    Path(tool_id): Path<String>,
+    JsonBody(body): JsonBody<TestCall>,
+) -> Result<Json<Value>, ApiError> {
+    if !principal.is_operator() {
+        return Err(ApiError::operator_only());
+    }
+    let tool = catalog(&state, &principal.scope)
+        .await?
+        .into_iter()
+        .map(|(t, _)| t)
+        .find(|t| t.tool_id() == tool_id)
+        .ok_or_else(|| ApiError::not_found("Tool"))?;
+    if let ToolKind::Builtin(builtin) = tool.kind
+        && builtin != agentry_engine::tools::BuiltinTool::CurrentTime
+    {
+        return Err(ApiError::invalid_field("toolId", format!("`{}` only works inside a turn", tool.spec.name)));
+    }
+    let params = body.params.unwrap_or_else(|| json!({}));
+    if !params.is_object() {
+        return Err(ApiError::invalid_field("params", "must be a JSON object"));
+    }
+    let (result, elapsed) = state.engine.test_tool(&principal.scope, &tool, &params).await;
+    let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+    Ok(Json(match result {
+        Ok(result) => json!({ "status": "ok", "elapsedMs": elapsed_ms, "result": result }),
+        Err(failure) => json!({ "status": "error", "elapsedMs": elapsed_ms, "error": failure.message }),
+    }))
+}
