@@ -4,10 +4,16 @@
 //! cyan on a terminal, tagged lines when piped), survives dropped connections (the SDK resumes),
 //! and Ctrl-C stops the running turn. `--once "question"` answers one message and exits: 0 when
 //! the turn completed, 1 otherwise.
+//!
+//! When a turn needs a human approval, the chat shows the action and its details and asks
+//! `approve? [y/N]` (or `e` to approve with edited arguments), then resolves it through the SDK
+//! and the same turn goes on. Without a terminal to ask on (`--once`, piped input) approvals
+//! follow `--approve` / `--reject`; with neither they are rejected (reason `non-interactive`), so
+//! a script never hangs. Resolved approvals, committed artifacts and safety flags are shown too.
 
 use std::io::{IsTerminal as _, Write as _};
 
-use agentry_client::{Client, Scope, StreamEvent, TurnEvent, TurnStatus};
+use agentry_client::{Client, SafetyFlag, Scope, StreamEvent, TurnEvent, TurnStatus};
 use futures_util::StreamExt as _;
 use tokio::io::AsyncBufReadExt as _;
 
@@ -44,6 +50,46 @@ pub struct ChatArgs {
     /// Send one message, print the answer, exit.
     #[arg(long, value_name = "MESSAGE")]
     once: Option<String>,
+    /// Approve every approval the agent asks for, without asking.
+    #[arg(long, conflicts_with = "reject")]
+    approve: bool,
+    /// Reject every approval without asking (what happens anyway without a terminal to ask on).
+    #[arg(long)]
+    reject: bool,
+}
+
+/// What the chat does when a turn needs an approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ApprovalPolicy {
+    /// Ask on the terminal.
+    Ask,
+    /// Approve without asking (`--approve`).
+    Approve,
+    /// Reject without asking, with this reason (`--reject`, or nobody to ask).
+    Reject(&'static str),
+}
+
+impl ApprovalPolicy {
+    fn new(args: &ChatArgs, interactive: bool) -> Self {
+        match (args.approve, args.reject, interactive) {
+            (true, _, _) => ApprovalPolicy::Approve,
+            (false, true, _) => ApprovalPolicy::Reject("rejected with --reject"),
+            (false, false, true) => ApprovalPolicy::Ask,
+            (false, false, false) => ApprovalPolicy::Reject(NON_INTERACTIVE),
+        }
+    }
+}
+
+/// Reason of the approvals rejected because nobody could be asked.
+const NON_INTERACTIVE: &str = "non-interactive";
+
+/// A decision on one approval.
+#[derive(Debug, Clone, PartialEq)]
+enum Decision {
+    /// Approve, with replacement arguments when given.
+    Approve(Option<serde_json::Value>),
+    /// Reject with this reason.
+    Reject(String),
 }
 
 /// Lines typed by the user.
@@ -64,6 +110,9 @@ impl Style {
     fn red(&self, text: &str) -> String {
         if self.color { format!("\x1b[31m{text}\x1b[0m") } else { text.to_owned() }
     }
+    fn yellow(&self, text: &str) -> String {
+        if self.color { format!("\x1b[33m{text}\x1b[0m") } else { text.to_owned() }
+    }
 }
 
 /// Runs the chat. `mint` produces a session token when neither a token nor an API key is given.
@@ -78,6 +127,7 @@ pub async fn run(args: ChatArgs, mint: impl AsyncFnOnce(&Scope, &str) -> Result<
     let client = builder.build().map_err(|e| e.to_string())?;
     let style = Style { color: std::io::stdout().is_terminal() };
     let interactive = args.once.is_none() && std::io::stdin().is_terminal();
+    let policy = ApprovalPolicy::new(&args, interactive);
 
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let agent = match (&args.agent, interactive) {
@@ -91,7 +141,7 @@ pub async fn run(args: ChatArgs, mint: impl AsyncFnOnce(&Scope, &str) -> Result<
     };
 
     if let Some(message) = args.once {
-        return match stream_turn(&client, &thread_id, &message, &style).await? {
+        return match stream_turn(&client, &thread_id, &message, &style, policy, &mut lines).await? {
             TurnStatus::Completed => Ok(()),
             other => Err(format!("the turn ended {}", other.as_str())),
         };
@@ -108,7 +158,7 @@ pub async fn run(args: ChatArgs, mint: impl AsyncFnOnce(&Scope, &str) -> Result<
             "" => continue,
             "/quit" | "/exit" => return Ok(()),
             message => {
-                stream_turn(&client, &thread_id, message, &style).await?;
+                stream_turn(&client, &thread_id, message, &style, policy, &mut lines).await?;
             }
         }
     }
@@ -129,8 +179,16 @@ async fn pick_agent(client: &Client, server: &str, lines: &mut Lines) -> Result<
     Ok(answer.trim().parse::<usize>().ok().and_then(|n| agents.get(n.wrapping_sub(1))).map(|a| a.id.clone()))
 }
 
-/// Streams one turn to the terminal; Ctrl-C cancels it. Returns how the turn ended.
-async fn stream_turn(client: &Client, thread_id: &str, message: &str, style: &Style) -> Result<TurnStatus, String> {
+/// Streams one turn to the terminal; Ctrl-C cancels it; approvals it needs are decided by
+/// `policy` (asking on `lines` with [`ApprovalPolicy::Ask`]). Returns how the turn ended.
+async fn stream_turn(
+    client: &Client,
+    thread_id: &str,
+    message: &str,
+    style: &Style,
+    policy: ApprovalPolicy,
+    lines: &mut Lines,
+) -> Result<TurnStatus, String> {
     let mut turn = client.threads().send(thread_id, message);
     let mut out = std::io::stdout();
     let mut cancelling = false;
@@ -176,11 +234,89 @@ async fn stream_turn(client: &Client, thread_id: &str, message: &str, style: &St
                     let line = format!("← {name}: {result}");
                     println!("{}", if is_error { style.red(&line) } else { style.cyan(&line) });
                 }
-                TurnEvent::ApprovalNeeded { action, approval_id, .. } => {
-                    println!("\n{}", style.cyan(&format!("[approval needed: {action} ({approval_id})]")));
+                TurnEvent::ApprovalNeeded { approval_id, action, details, tool_name, timeout_at, .. } => {
+                    // The waiting `tool_call` line came just before.
+                    println!("{}", style.yellow(&format!("[approval needed] {action}")));
+                    let left = (timeout_at.0 - agentry_client::Timestamp::now().0).max(0) / 1000;
+                    let when = format!("expires in {left} s ({})", timeout_at.to_rfc3339());
+                    println!("  {}", style.dim(&format!("tool {tool_name} · id {approval_id} · {when}")));
+                    if !details.is_null() {
+                        println!("{}", indent(&pretty(&details), "  "));
+                    }
+                    let decision = match policy {
+                        ApprovalPolicy::Approve => {
+                            println!("{}", style.dim("  approving (--approve)"));
+                            Decision::Approve(None)
+                        }
+                        ApprovalPolicy::Reject(reason) => {
+                            let hint = if reason == NON_INTERACTIVE { "; pass --approve to approve" } else { "" };
+                            println!("{}", style.dim(&format!("  rejecting ({reason}{hint})")));
+                            Decision::Reject(reason.to_owned())
+                        }
+                        ApprovalPolicy::Ask => {
+                            let asked = tokio::select! {
+                                decision = ask(lines, &details, style) => Some(decision?),
+                                _ = tokio::signal::ctrl_c(), if !cancelling => None,
+                            };
+                            match asked {
+                                Some(decision) => decision,
+                                None => {
+                                    // Ctrl-C while asking: stop the turn (its approval is
+                                    // settled as cancelled).
+                                    cancelling = true;
+                                    eprintln!("{}", style.dim("\n[stopping…]"));
+                                    if let Err(err) = turn.cancel().await {
+                                        eprintln!("{}", style.red(&format!("could not stop the turn: {err}")));
+                                    }
+                                    continue;
+                                }
+                            }
+                        }
+                    };
+                    let resolved = match decision {
+                        Decision::Approve(edited) => client.approvals().approve(&approval_id, None, edited).await,
+                        Decision::Reject(reason) => client.approvals().reject(&approval_id, Some(&reason)).await,
+                    };
+                    if let Err(err) = resolved {
+                        eprintln!("{}", style.red(&format!("could not resolve approval {approval_id}: {err}")));
+                    }
                 }
-                TurnEvent::Error { code, message, .. } => {
-                    eprintln!("\n{}", style.red(&format!("error ({code}): {message}")))
+                TurnEvent::ApprovalResolved { approval_id, status, responded_by, comment } => {
+                    let mut line = format!("[approval {approval_id} {status}");
+                    if let Some(by) = responded_by {
+                        line.push_str(&format!(" by {by}"));
+                    }
+                    if let Some(comment) = comment.filter(|c| !c.is_empty()) {
+                        line.push_str(&format!(": {comment}"));
+                    }
+                    line.push(']');
+                    println!("{}", if status == "approved" { style.cyan(&line) } else { style.yellow(&line) });
+                }
+                TurnEvent::ArtifactCommitted { artifact_key, kind, revision, title, language, .. } => {
+                    let name = title.unwrap_or(artifact_key);
+                    let kind = match language {
+                        Some(language) => format!("{kind}, {language}"),
+                        None => kind,
+                    };
+                    println!(
+                        "\n{}",
+                        style.cyan(&format!("[artifact \"{name}\" committed ({kind}, revision {revision})]"))
+                    );
+                }
+                TurnEvent::ArtifactError { artifact_key, code, message, .. } => {
+                    let key = artifact_key.map(|k| format!(" {k}")).unwrap_or_default();
+                    eprintln!("\n{}", style.red(&format!("[artifact{key} failed ({code}): {message}]")));
+                }
+                TurnEvent::SafetyFlags { flags } => {
+                    for flag in &flags {
+                        eprintln!("{}", style.yellow(&safety_line(flag)));
+                    }
+                }
+                TurnEvent::Error { code, message, flags } => {
+                    eprintln!("\n{}", style.red(&format!("error ({code}): {message}")));
+                    for flag in &flags {
+                        eprintln!("{}", style.yellow(&safety_line(flag)));
+                    }
                 }
                 TurnEvent::Done { status, usage, .. } => {
                     println!();
@@ -197,6 +333,57 @@ async fn stream_turn(client: &Client, thread_id: &str, message: &str, style: &St
             },
         }
     }
+}
+
+/// Asks whether to approve; `e` approves with arguments typed as a JSON object, `n <reason>`
+/// rejects with a reason. The end of the input rejects.
+async fn ask(lines: &mut Lines, args: &serde_json::Value, style: &Style) -> Result<Decision, String> {
+    print!("{} ", style.yellow("approve? [y/N] (or e to edit args as JSON)"));
+    let _ = std::io::stdout().flush();
+    let Some(answer) = lines.next_line().await.map_err(|e| e.to_string())? else {
+        return Ok(Decision::Reject("no answer (input ended)".into()));
+    };
+    Ok(match answer.trim() {
+        "y" | "Y" | "yes" => Decision::Approve(None),
+        "e" | "E" | "edit" => loop {
+            print!("{} ", style.yellow(&format!("args as a JSON object [Enter keeps {args}]:")));
+            let _ = std::io::stdout().flush();
+            let Some(text) = lines.next_line().await.map_err(|e| e.to_string())? else {
+                break Decision::Reject("no answer (input ended)".into());
+            };
+            if text.trim().is_empty() {
+                break Decision::Approve(None);
+            }
+            match serde_json::from_str::<serde_json::Value>(&text) {
+                Ok(edited @ serde_json::Value::Object(_)) => break Decision::Approve(Some(edited)),
+                Ok(_) => eprintln!("{}", style.red("the arguments must be a JSON object")),
+                Err(err) => eprintln!("{}", style.red(&format!("not JSON: {err}"))),
+            }
+        },
+        other => {
+            // `n because …` gives a reason.
+            let reason = other.split_once(' ').map(|(_, r)| r.trim()).filter(|r| !r.is_empty());
+            Decision::Reject(reason.unwrap_or("rejected in agentry chat").to_owned())
+        }
+    })
+}
+
+/// One safety flag on one line.
+fn safety_line(flag: &SafetyFlag) -> String {
+    let mut line = format!("[safety {} {}: {}", flag.severity, flag.kind, flag.detail);
+    if let Some(text) = &flag.matched_text {
+        line.push_str(&format!(" — {text}"));
+    }
+    line.push(']');
+    line
+}
+
+fn pretty(value: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+}
+
+fn indent(text: &str, prefix: &str) -> String {
+    text.lines().map(|line| format!("{prefix}{line}")).collect::<Vec<_>>().join("\n")
 }
 
 fn client_url(client: &Client) -> String {

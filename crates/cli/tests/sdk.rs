@@ -7,9 +7,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use agentry_client::{
-    Client, Error, RetryPolicy, Scope, SessionClaims, StreamEvent, ThreadFilter, TurnEvent, TurnStatus,
+    ApprovalFilter, ApprovalStatus, Client, Error, RetryPolicy, Scope, SessionClaims, StreamEvent, ThreadFilter,
+    TurnEvent, TurnStatus,
 };
 use futures_util::StreamExt as _;
+use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 const SECRET: &str = "sdk-test-secret-0123456789abcdef";
@@ -29,6 +31,11 @@ impl Drop for Server {
 }
 
 async fn server() -> Server {
+    server_with(&[]).await
+}
+
+/// A server with the `slow` agent and these extra agent files (`(file name, TOML)`).
+async fn server_with(agent_files: &[(&str, String)]) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let agents = dir.path().join("agents");
     std::fs::create_dir_all(&agents).unwrap();
@@ -37,6 +44,9 @@ async fn server() -> Server {
         "id = \"slow\"\nname = \"Slow\"\nmodel = \"scripted:echo\"\n[script]\ntoken_delay_ms = 40\n",
     )
     .unwrap();
+    for (name, text) in agent_files {
+        std::fs::write(agents.join(name), text).unwrap();
+    }
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = Command::new(env!("CARGO_BIN_EXE_agentry"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--agents"])
@@ -401,4 +411,270 @@ async fn chat_once_prints_the_answer_and_fails_clearly_without_a_server() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("cannot reach the Agentry server"), "{stderr}");
+}
+
+/// A loopback HTTP endpoint standing in for a real back office: `POST /orders/{id}/refund`
+/// answers `{"refunded": id, "amount": body.amount}` and records what it was sent.
+struct Backend {
+    url: String,
+    calls: Arc<std::sync::Mutex<Vec<Value>>>,
+}
+
+impl Backend {
+    fn calls(&self) -> Vec<Value> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+async fn backend() -> Backend {
+    let calls = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = calls.clone();
+    let app = axum::Router::new().route(
+        "/orders/{id}/refund",
+        axum::routing::post(
+            move |axum::extract::Path(id): axum::extract::Path<String>, axum::Json(body): axum::Json<Value>| {
+                let seen = seen.clone();
+                async move {
+                    seen.lock().unwrap().push(json!({"id": id, "body": body}));
+                    axum::Json(json!({"refunded": id, "amount": body["amount"]}))
+                }
+            },
+        ),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Backend { url, calls }
+}
+
+/// A `scripted:steps` agent whose first step calls the `refund` HTTP tool, which needs approval,
+/// and whose second step answers.
+fn refund_agent(backend: &str) -> String {
+    format!(
+        r#"id = "refunds"
+name = "Refunds"
+model = "scripted:steps"
+
+[[http_tools]]
+name = "refund"
+description = "Refund an order"
+method = "POST"
+url = "{backend}/orders/{{id}}/refund"
+requires_approval = true
+parameters = {{ type = "object", properties = {{ id = {{ type = "string" }}, amount = {{ type = "number" }} }} }}
+
+[[script.steps]]
+text = "Let me check."
+tool_calls = [{{ name = "refund", arguments = {{ id = "A1", amount = 30 }} }}]
+
+[[script.steps]]
+text = "Refund handled."
+"#
+    )
+}
+
+/// Streams a turn, calling `decide` on each typed `approval_needed` (with its id); fails on any
+/// event the SDK could not type. Returns the events and the text.
+async fn stream_with_approvals<F, Fut>(
+    mut turn: agentry_client::TurnStream,
+    mut decide: F,
+) -> (Vec<StreamEvent>, String)
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut events = Vec::new();
+    let mut text = String::new();
+    while let Some(event) = tokio::time::timeout(Duration::from_secs(30), turn.next()).await.unwrap() {
+        let event = event.unwrap();
+        match &event {
+            StreamEvent::Unknown(raw) => panic!("the SDK could not type a server event: {raw}"),
+            StreamEvent::Event(TurnEvent::Token { text: delta }) => text.push_str(delta),
+            StreamEvent::Event(TurnEvent::ApprovalNeeded { approval_id, .. }) => decide(approval_id.clone()).await,
+            _ => {}
+        }
+        events.push(event);
+    }
+    (events, text)
+}
+
+/// Position of the first event matching `pred`.
+fn position(events: &[StreamEvent], pred: impl Fn(&TurnEvent) -> bool) -> usize {
+    events
+        .iter()
+        .position(|e| matches!(e, StreamEvent::Event(event) if pred(event)))
+        .unwrap_or_else(|| panic!("no such event in {events:#?}"))
+}
+
+#[tokio::test]
+async fn approvals_park_the_turn_until_the_sdk_resolves_them() {
+    let backend = backend().await;
+    let server = server_with(&[("refunds.toml", refund_agent(&backend.url))]).await;
+    let alice = client(&server.base, "alice");
+    let bob = client(&server.base, "bob");
+    let thread = alice.threads().create(Some("refunds"), None).await.unwrap();
+
+    // Approve, with edited arguments.
+    let approval_id = Arc::new(std::sync::Mutex::new(None::<String>));
+    let (events, text) = stream_with_approvals(alice.threads().send(&thread.id, "Refund order A1"), |id| {
+        let (alice, bob, backend_calls, approval_id) = (&alice, &bob, backend.calls(), approval_id.clone());
+        let thread_id = thread.id.clone();
+        async move {
+            let pending = alice.approvals().get(&id).await.unwrap().expect("visible to its requester");
+            assert_eq!(pending.status, ApprovalStatus::Pending);
+            assert_eq!(
+                (pending.thread_id.as_str(), pending.agent_id.as_str(), pending.requested_by.as_str()),
+                (thread_id.as_str(), "refunds", "alice")
+            );
+            assert_eq!((pending.tool_name.as_str(), &pending.args), ("refund", &json!({"id": "A1", "amount": 30})));
+            assert!(backend_calls.is_empty(), "nothing runs before the approval");
+            // Another user neither sees nor resolves it (403 is the SDK's Auth error).
+            assert!(bob.approvals().get(&id).await.unwrap().is_none());
+            assert!(matches!(bob.approvals().approve(&id, None, None).await, Err(Error::Auth { status: 403, .. })));
+
+            let approved = alice
+                .approvals()
+                .approve(&id, Some("go ahead"), Some(json!({"id": "A1", "amount": 10})))
+                .await
+                .unwrap();
+            assert_eq!(approved.status, ApprovalStatus::Approved);
+            assert_eq!(
+                (approved.responded_by.as_deref(), approved.comment.as_deref()),
+                (Some("alice"), Some("go ahead"))
+            );
+            assert_eq!(approved.edited_args, Some(json!({"id": "A1", "amount": 10})));
+            assert_eq!(approved.extra.get("editedArgsApplied"), Some(&json!(true)));
+            assert!(approved.resolved_at.is_some());
+            *approval_id.lock().unwrap() = Some(id);
+        }
+    })
+    .await;
+    let id = approval_id.lock().unwrap().clone().expect("the turn asked for an approval");
+
+    let needed = position(&events, |e| {
+        matches!(e, TurnEvent::ApprovalNeeded { approval_id, action, details, tool_name, agent_id, timeout_at, .. }
+            if *approval_id == id && action.contains("refund") && *details == json!({"id": "A1", "amount": 30})
+                && tool_name == "refund" && agent_id == "refunds" && timeout_at.0 > agentry_core::Timestamp::now().0)
+    });
+    let resolved = position(&events, |e| {
+        matches!(e, TurnEvent::ApprovalResolved { approval_id, status, responded_by, comment }
+            if *approval_id == id && status == "approved" && responded_by.as_deref() == Some("alice")
+                && comment.as_deref() == Some("go ahead"))
+    });
+    let result = position(&events, |e| {
+        matches!(e, TurnEvent::ToolResult { name, result, is_error: false, .. }
+            if name == "refund" && *result == json!({"refunded": "A1", "amount": 10}))
+    });
+    assert!(needed < resolved && resolved < result, "{events:#?}");
+    assert_eq!(backend.calls(), vec![json!({"id": "A1", "body": {"amount": 10}})], "ran once, with the edited args");
+    assert!(text.starts_with("Let me check.") && text.ends_with("Refund handled."), "{text}");
+    assert_eq!(done(&events).0, TurnStatus::Completed);
+
+    // Settled once: a second decision is a typed conflict, and not retryable.
+    match alice.approvals().approve(&id, None, None).await {
+        Err(err @ Error::Conflict { .. }) => assert!(!err.is_retryable()),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(alice.approvals().reject(&id, Some("too late")).await, Err(Error::Conflict { .. })));
+    assert!(alice.approvals().get("apr_does_not_exist").await.unwrap().is_none());
+    assert!(matches!(alice.approvals().approve("apr_does_not_exist", None, None).await, Err(Error::NotFound { .. })));
+
+    // Reject: the tool does not run, the model is told why, the same turn completes.
+    let second = alice.threads().create(Some("refunds"), None).await.unwrap();
+    let rejected_id = Arc::new(std::sync::Mutex::new(None::<String>));
+    let (events, text) = stream_with_approvals(alice.threads().send(&second.id, "Refund it again"), |id| {
+        let (alice, rejected_id) = (&alice, rejected_id.clone());
+        async move {
+            let rejected = alice.approvals().reject(&id, Some("not today")).await.unwrap();
+            assert_eq!((rejected.status, rejected.comment.as_deref()), (ApprovalStatus::Rejected, Some("not today")));
+            assert_eq!(rejected.edited_args, None);
+            *rejected_id.lock().unwrap() = Some(id);
+        }
+    })
+    .await;
+    let rejected = rejected_id.lock().unwrap().clone().unwrap();
+    position(&events, |e| {
+        matches!(e, TurnEvent::ApprovalResolved { approval_id, status, comment, .. }
+            if *approval_id == rejected && status == "rejected" && comment.as_deref() == Some("not today"))
+    });
+    position(&events, |e| {
+        matches!(e, TurnEvent::ToolResult { name, result, is_error: true, .. }
+            if name == "refund" && result.to_string().contains("rejected") && result.to_string().contains("not today"))
+    });
+    assert_eq!(backend.calls().len(), 1, "a rejected call never reaches the endpoint");
+    assert!(text.ends_with("Refund handled."), "{text}");
+    assert_eq!(done(&events).0, TurnStatus::Completed);
+
+    // Listing: filters, totals, the pending count; each user sees their own, an operator all.
+    let approved_only = ApprovalFilter { status: Some(ApprovalStatus::Approved), ..Default::default() };
+    let page = alice.approvals().list(&approved_only).await.unwrap();
+    assert_eq!(page.approvals.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), vec![id.as_str()]);
+    assert_eq!((page.total, page.pending_count), (1, 0));
+    let all = alice.approvals().list(&ApprovalFilter::default()).await.unwrap();
+    assert_eq!(all.approvals.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), vec![rejected.as_str(), id.as_str()]);
+    let of_second = ApprovalFilter { thread_id: Some(second.id.clone()), ..Default::default() };
+    let page = alice.approvals().list(&of_second).await.unwrap();
+    assert_eq!((page.total, page.approvals[0].status), (1, ApprovalStatus::Rejected));
+    let paged = alice
+        .approvals()
+        .list(&ApprovalFilter { limit: Some(1), offset: Some(1), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!((paged.total, paged.limit, paged.offset, paged.approvals[0].id.as_str()), (2, 1, 1, id.as_str()));
+    let other_agent = ApprovalFilter { agent_id: Some("slow".into()), ..Default::default() };
+    assert_eq!(alice.approvals().list(&other_agent).await.unwrap().total, 0);
+    assert_eq!(bob.approvals().list(&ApprovalFilter::default()).await.unwrap().total, 0);
+    let operator = Client::builder(&server.base).api_key(API_KEY, Scope::default_scope()).build().unwrap();
+    assert_eq!(operator.approvals().list(&ApprovalFilter::default()).await.unwrap().total, 2);
+    assert_eq!(operator.approvals().get(&id).await.unwrap().unwrap().status, ApprovalStatus::Approved);
+}
+
+#[tokio::test]
+async fn chat_once_resolves_approvals_by_policy_and_never_hangs() {
+    let backend = backend().await;
+    let server = server_with(&[("refunds.toml", refund_agent(&backend.url))]).await;
+    let chat = |policy: Option<&'static str>| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_agentry"));
+        command
+            .args(["chat", "--server", &server.base, "--agent", "refunds", "--token", &token("carol")])
+            .args(["--once", "Refund order A1"])
+            .args(policy)
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        async move { tokio::time::timeout(Duration::from_secs(60), command.output()).await.expect("chat hung").unwrap() }
+    };
+
+    let approved = chat(Some("--approve")).await;
+    let stdout = String::from_utf8_lossy(&approved.stdout);
+    assert!(approved.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&approved.stderr));
+    assert!(stdout.contains("[approval needed] call tool `refund`") && stdout.contains("\"amount\": 30"), "{stdout}");
+    assert!(stdout.contains("approved by carol]"), "{stdout}");
+    assert!(stdout.contains("← refund: {") && stdout.contains("\"refunded\":\"A1\""), "{stdout}");
+    assert!(stdout.trim_end().ends_with("Refund handled."), "{stdout}");
+    assert_eq!(backend.calls().len(), 1);
+
+    // No policy and no terminal: rejected with reason `non-interactive`, the turn still completes.
+    let rejected = chat(None).await;
+    let stdout = String::from_utf8_lossy(&rejected.stdout);
+    assert!(rejected.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&rejected.stderr));
+    assert!(stdout.contains("rejecting (non-interactive; pass --approve to approve)"), "{stdout}");
+    assert!(stdout.contains("rejected by carol: non-interactive]"), "{stdout}");
+    assert!(stdout.trim_end().ends_with("Refund handled."), "{stdout}");
+    assert_eq!(backend.calls().len(), 1, "the rejected call did not run");
+
+    let explicit = chat(Some("--reject")).await;
+    assert!(explicit.status.success());
+    assert!(String::from_utf8_lossy(&explicit.stdout).contains("rejected by carol: rejected with --reject]"));
+
+    let carol = client(&server.base, "carol");
+    let page = carol.approvals().list(&ApprovalFilter::default()).await.unwrap();
+    let statuses: Vec<_> = page.approvals.iter().map(|a| (a.status, a.comment.clone())).collect();
+    assert_eq!(
+        statuses,
+        vec![
+            (ApprovalStatus::Rejected, Some("rejected with --reject".into())),
+            (ApprovalStatus::Rejected, Some("non-interactive".into())),
+            (ApprovalStatus::Approved, None),
+        ]
+    );
 }

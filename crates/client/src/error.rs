@@ -1,12 +1,14 @@
-//! The SDK's one error type, in the categories of the seeds (auth, not found, validation, rate
-//! limit, server, network).
+//! The SDK's one error type, in the categories of the seeds (auth, not found, validation,
+//! conflict, rate limit, server, network).
 
 use std::time::Duration;
 
 /// Everything a call can fail with.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Error {
-    /// 401/403: missing, expired or refused credentials (refresh the token).
+    /// 401/403: missing, expired or refused credentials (refresh the token), or credentials that
+    /// may not do this (403, e.g. resolving an approval of another user's turn without being an
+    /// operator). Like the official clients, the SDK asks the refresh callback once on either.
     #[error("authentication failed ({status}): {message}")]
     Auth {
         /// 401 or 403 (0 for a refused socket connect without a status).
@@ -36,7 +38,15 @@ pub enum Error {
         /// From `Retry-After`.
         retry_after: Option<Duration>,
     },
-    /// Another 4xx (e.g. 409 conflict, 413 too large).
+    /// 409: the request conflicts with the resource's state, e.g. an approval that was already
+    /// settled (by someone else, a timeout or a cancelled turn), or a write whose
+    /// `Idempotency-Key` is still being processed. Not retryable: read the resource again.
+    #[error("conflict: {message}")]
+    Conflict {
+        /// The server's message.
+        message: String,
+    },
+    /// Another 4xx (e.g. 413 too large).
     #[error("request refused ({status}): {message}")]
     Refused {
         /// The status.
@@ -89,6 +99,7 @@ impl Error {
                     .unwrap_or_default();
                 Error::Validation { message, errors }
             }
+            409 => Error::Conflict { message },
             429 => Error::RateLimit { message, retry_after },
             500.. => Error::Server { status, message },
             _ => Error::Refused { status, message },
@@ -117,7 +128,11 @@ mod tests {
         let limited = Error::from_response(429, Some(Duration::from_secs(2)), "slow");
         assert!(limited.is_retryable());
         assert!(Error::from_response(503, None, "").is_retryable());
-        assert!(!Error::from_response(409, None, "").is_retryable());
+        let conflict =
+            Error::from_response(409, None, r#"{"error":"APPROVAL_SETTLED","message":"approval is already approved"}"#);
+        assert_eq!(conflict, Error::Conflict { message: "approval is already approved".into() });
+        assert!(!conflict.is_retryable());
+        assert!(matches!(Error::from_response(413, None, ""), Error::Refused { status: 413, .. }));
         assert!(!Error::from_response(401, None, "").is_retryable());
     }
 }

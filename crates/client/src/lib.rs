@@ -22,11 +22,17 @@
 //! - [`Client`] / [`ClientBuilder`]: base URL and credentials — a session token (with an optional
 //!   [`on_token_refresh`](ClientBuilder::on_token_refresh) callback, called once on 401/403), or an
 //!   API key plus a default [`Scope`] for server-to-server use.
-//! - Namespaces: [`Client::agents`] ([`Agents`]) and [`Client::threads`] ([`Threads`]), whose
-//!   [`Threads::send`] returns a [`TurnStream`] of [`StreamEvent`]s that reconnects and resumes.
+//! - Namespaces: [`Client::agents`] ([`Agents`]), [`Client::threads`] ([`Threads`]), whose
+//!   [`Threads::send`] returns a [`TurnStream`] of [`StreamEvent`]s that reconnects and resumes,
+//!   and [`Client::approvals`] ([`Approvals`]): list, get, approve or reject what a turn waits on.
+//! - Types: [`Agent`], [`AgentVersion`], [`Thread`], [`ThreadFilter`], [`Message`], [`Artifact`],
+//!   [`Approval`], [`ApprovalFilter`], [`ApprovalPage`]; the turn events are the server's own
+//!   [`TurnEvent`] (tokens, tool calls, [`TurnEvent::ApprovalNeeded`] /
+//!   [`TurnEvent::ApprovalResolved`], artifacts, [`SafetyFlag`]s, errors, `done`).
 //! - [`Error`]: one error type with [`Error::is_retryable`]. Requests are retried with exponential
 //!   backoff and jitter on network errors, 5xx and 429 (honouring `Retry-After`); writes carry an
-//!   `Idempotency-Key` the client sets, so retrying them is safe.
+//!   `Idempotency-Key` the client sets, so retrying them is safe. 409 is [`Error::Conflict`]
+//!   (e.g. an approval settled already).
 //! - [`mint_session_token`]: what a Rust backend uses to mint tokens for its users.
 
 #![warn(missing_docs)]
@@ -42,11 +48,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use agentry_core::session_token::SessionClaims;
-pub use agentry_core::{Scope, TokenUsage, TurnEvent, TurnStatus, UserMeta};
+pub use agentry_core::{ApprovalStatus, SafetyFlag, Scope, Timestamp, TokenUsage, TurnEvent, TurnStatus, UserMeta};
 pub use error::{Error, Result};
-pub use platos::{Agents, Threads};
+pub use platos::{Agents, Approvals, Threads};
 pub use stream::{StreamEvent, TurnStream};
-pub use types::{Agent, AgentVersion, Artifact, Message, Thread, ThreadFilter};
+pub use types::{Agent, AgentVersion, Approval, ApprovalFilter, ApprovalPage, Artifact, Message, Thread, ThreadFilter};
 
 use reqwest::Method;
 use serde::de::DeserializeOwned;
@@ -238,6 +244,11 @@ impl Client {
     /// Threads: create, list, get, messages, artifacts, archive, delete, and streaming `send`.
     pub fn threads(&self) -> Threads<'_> {
         Threads { client: self }
+    }
+
+    /// Approvals: list, get, approve (optionally with edited arguments), reject.
+    pub fn approvals(&self) -> Approvals<'_> {
+        Approvals { client: self }
     }
 
     /// Replaces the session token (e.g. after your own refresh).

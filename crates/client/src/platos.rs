@@ -1,10 +1,12 @@
-//! The Platos surface: `agents()` and `threads()`.
+//! The Platos surface: `agents()`, `threads()` and `approvals()`.
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::stream::TurnStream;
-use crate::types::{Agent, AgentVersion, Artifact, Message, Thread, ThreadFilter};
+use crate::types::{
+    Agent, AgentVersion, Approval, ApprovalFilter, ApprovalPage, Artifact, Message, Thread, ThreadFilter,
+};
 use crate::{Client, Error, Result};
 
 /// `client.agents()`.
@@ -107,6 +109,78 @@ impl Threads<'_> {
     /// on); [`TurnStream::cancel`] stops the turn.
     pub fn send(&self, thread_id: &str, text: &str) -> TurnStream {
         TurnStream::start(self.client.clone(), thread_id.to_owned(), text.to_owned())
+    }
+}
+
+/// `client.approvals()`: the human approvals turns wait on. A turn that needs one emits
+/// [`TurnEvent::ApprovalNeeded`](crate::TurnEvent::ApprovalNeeded) and parks; resolving it here
+/// resumes the same turn, whose stream then delivers
+/// [`TurnEvent::ApprovalResolved`](crate::TurnEvent::ApprovalResolved) and goes on.
+///
+/// Only the user whose turn asked, or an operator, may resolve an approval: anyone else gets
+/// [`Error::Auth`] with status 403. Resolving one that is already settled is
+/// [`Error::Conflict`].
+pub struct Approvals<'c> {
+    pub(crate) client: &'c Client,
+}
+
+impl Approvals<'_> {
+    /// A page of approvals, newest first, with the total and the pending count.
+    pub async fn list(&self, filter: &ApprovalFilter) -> Result<ApprovalPage> {
+        let mut query = Vec::new();
+        if let Some(status) = filter.status {
+            query.push(format!("status={}", status.as_str()));
+        }
+        if let Some(thread) = &filter.thread_id {
+            query.push(format!("threadId={}", encode(thread)));
+        }
+        if let Some(agent) = &filter.agent_id {
+            query.push(format!("agentId={}", encode(agent)));
+        }
+        if let Some(limit) = filter.limit {
+            query.push(format!("limit={limit}"));
+        }
+        if let Some(offset) = filter.offset {
+            query.push(format!("offset={offset}"));
+        }
+        let path = if query.is_empty() {
+            "/api/v1/agent/monitoring/approvals".to_owned()
+        } else {
+            format!("/api/v1/agent/monitoring/approvals?{}", query.join("&"))
+        };
+        required(self.client.call(Method::GET, &path, None).await)
+    }
+
+    /// One approval; `None` when it does not exist for the caller.
+    pub async fn get(&self, approval_id: &str) -> Result<Option<Approval>> {
+        let path = format!("/api/v1/agent/monitoring/approvals/{}", encode(approval_id));
+        optional(self.client.call(Method::GET, &path, None).await)
+    }
+
+    /// Approves: the waiting tool runs — with `edited_args` instead of the model's arguments
+    /// when given (a JSON object) — and the turn continues. Returns the settled approval.
+    pub async fn approve(
+        &self,
+        approval_id: &str,
+        comment: Option<&str>,
+        edited_args: Option<Value>,
+    ) -> Result<Approval> {
+        let mut body = json!({ "approved": true, "comment": comment });
+        if let Some(args) = edited_args {
+            body["editedArgs"] = args;
+        }
+        self.resolve(approval_id, &body).await
+    }
+
+    /// Rejects: the tool does not run, the model is told (with `reason`) and the turn continues.
+    /// Returns the settled approval.
+    pub async fn reject(&self, approval_id: &str, reason: Option<&str>) -> Result<Approval> {
+        self.resolve(approval_id, &json!({ "approved": false, "comment": reason })).await
+    }
+
+    async fn resolve(&self, approval_id: &str, body: &Value) -> Result<Approval> {
+        let path = format!("/api/v1/agent/approvals/{}/resolve", encode(approval_id));
+        required(self.client.call(Method::POST, &path, Some(body)).await)
     }
 }
 

@@ -252,11 +252,7 @@ async fn pump(socket: &mut Socket, tx: &mpsc::Sender<Result<StreamEvent>>, posit
             }
         }
         let done = event.get("type").and_then(Value::as_str) == Some("done");
-        let item = match serde_json::from_value::<TurnEvent>(event.clone()) {
-            Ok(turn_event) => StreamEvent::Event(turn_event),
-            Err(_) => StreamEvent::Unknown(event),
-        };
-        if tx.send(Ok(item)).await.is_err() {
+        if tx.send(Ok(decode(event))).await.is_err() {
             let _ = socket.close(None).await;
             return Ended::Abandoned;
         }
@@ -268,10 +264,119 @@ async fn pump(socket: &mut Socket, tx: &mpsc::Sender<Result<StreamEvent>>, posit
     Ended::Dropped("the connection ended".into())
 }
 
+/// Reads one `agent_event` payload: a typed [`TurnEvent`] (the wire's extra `threadId`, `turnId`,
+/// `seq` and `ts` are ignored), or [`StreamEvent::Unknown`] for a type or shape this SDK does not
+/// know.
+fn decode(event: Value) -> StreamEvent {
+    match serde_json::from_value::<TurnEvent>(event.clone()) {
+        Ok(turn_event) => StreamEvent::Event(turn_event),
+        Err(_) => StreamEvent::Unknown(event),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::reconnect_delay;
+    use super::{StreamEvent, decode, reconnect_delay};
+    use agentry_core::{LoggedEvent, SafetyFlag, Timestamp, TokenUsage, TurnEvent, TurnStatus};
+    use serde_json::json;
     use std::time::Duration;
+
+    #[test]
+    fn every_event_of_the_server_decodes_to_its_typed_variant() {
+        let flag = SafetyFlag {
+            kind: "pii".into(),
+            severity: "medium".into(),
+            detail: "an email address".into(),
+            matched_text: Some("a***@example.com".into()),
+            pii_type: Some("email".into()),
+            injection_pattern: None,
+        };
+        let at = Timestamp(1_767_225_600_000);
+        let events = vec![
+            TurnEvent::Meta { thread_id: "thr_1".into(), agent_id: "a".into(), agent_version_id: "v".into() },
+            TurnEvent::Status { status: "waiting".into() },
+            TurnEvent::Token { text: " hi".into() },
+            TurnEvent::Thinking { text: "hmm".into() },
+            TurnEvent::MessageBoundary {},
+            TurnEvent::ToolCall { name: "refund".into(), params: json!({"id": "A1"}), call_id: "call_1".into() },
+            TurnEvent::ToolResult {
+                name: "refund".into(),
+                result: json!({"ok": 1}),
+                call_id: "call_1".into(),
+                is_error: true,
+            },
+            TurnEvent::ApprovalNeeded {
+                approval_id: "apr_1".into(),
+                action: "call tool `refund`".into(),
+                details: json!({"id": "A1", "amount": 30}),
+                tool_name: "refund".into(),
+                call_id: "call_1".into(),
+                agent_id: "refunds".into(),
+                timeout_at: at,
+            },
+            TurnEvent::ApprovalResolved {
+                approval_id: "apr_1".into(),
+                status: "approved".into(),
+                responded_by: Some("alice".into()),
+                comment: Some("ok".into()),
+            },
+            TurnEvent::ApprovalResolved {
+                approval_id: "apr_2".into(),
+                status: "timed_out".into(),
+                responded_by: None,
+                comment: None,
+            },
+            TurnEvent::ArtifactStart {
+                artifact_id: "art_1".into(),
+                artifact_key: "plan".into(),
+                kind: "markdown".into(),
+                revision: 1,
+                title: Some("Plan".into()),
+                language: None,
+                op: "generate".into(),
+            },
+            TurnEvent::ArtifactDelta {
+                artifact_id: "art_1".into(),
+                artifact_key: "plan".into(),
+                chunk: "# Plan".into(),
+            },
+            TurnEvent::ArtifactCommitted {
+                artifact_id: "art_1".into(),
+                artifact_key: "plan".into(),
+                kind: "code".into(),
+                revision: 2,
+                title: None,
+                language: Some("rust".into()),
+                final_content: "fn main() {}".into(),
+                created_at: at,
+            },
+            TurnEvent::ArtifactError {
+                artifact_id: None,
+                artifact_key: Some("plan".into()),
+                code: "not_found".into(),
+                message: "no".into(),
+            },
+            TurnEvent::SafetyFlags { flags: vec![flag.clone()] },
+            TurnEvent::Usage { usage: TokenUsage { input_tokens: 3, output_tokens: 4, ..Default::default() } },
+            TurnEvent::MessagePersisted { message_id: "msg_1".into(), thread_id: "thr_1".into(), cost_cents: 0.5 },
+            TurnEvent::error("provider_unavailable", "down"),
+            TurnEvent::Error { code: "safety_blocked".into(), message: "blocked".into(), flags: vec![flag] },
+            TurnEvent::Done { usage: TokenUsage::default(), status: TurnStatus::Completed, stopped: false },
+        ];
+        for (seq, event) in events.into_iter().enumerate() {
+            let logged =
+                LoggedEvent { turn_id: "trn_1".into(), thread_id: "thr_1".into(), seq: seq as i64 + 1, at, event };
+            assert_eq!(decode(logged.to_wire()), StreamEvent::Event(logged.event.clone()), "{}", logged.to_wire());
+        }
+    }
+
+    #[test]
+    fn unknown_types_and_shapes_are_kept_raw() {
+        let future = json!({"type": "job_update", "jobId": "j", "seq": 3});
+        assert_eq!(decode(future.clone()), StreamEvent::Unknown(future));
+        let malformed = json!({"type": "approval_needed", "approvalId": 7});
+        assert_eq!(decode(malformed.clone()), StreamEvent::Unknown(malformed));
+    }
 
     #[test]
     fn reconnect_backoff_doubles_to_ten_seconds() {

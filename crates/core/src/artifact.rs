@@ -137,7 +137,9 @@ impl ArtifactError {
 ///   attribute whose value (character references decoded, control characters dropped) holds a
 ///   `javascript:`, `vbscript:` or `data:` HTML/XML/SVG URL (an SVG data URL is allowed on image
 ///   sources), comments and CDATA sections containing `<`, processing instructions other than
-///   the XML declaration, unterminated tags and comments, and ESC characters. Iframes are kept;
+///   the XML declaration, other `<!…>` declarations, unterminated tags and comments, and ESC
+///   characters. Iframes are kept. A `<` that does not start markup the sanitiser re-emits (stray
+///   `<`, a tag with a malformed name, one inside an attribute value) is written as `&lt;`;
 /// - `svg`: must start (after whitespace, an XML declaration, comments or a DOCTYPE) with `<svg`;
 ///   sanitised like `html`, plus `foreignObject` elements removed with their content and any
 ///   DOCTYPE dropped.
@@ -558,14 +560,14 @@ impl<'a> Sanitizer<'a> {
     }
 
     fn start_tag(&mut self, at: usize) -> usize {
+        if let Some(resume) = self.malformed_name(at, at + 1) {
+            return resume;
+        }
         let Some(tag) = parse_tag(self.b, at + 1) else {
             self.note("unterminated tag");
             return self.b.len();
         };
         let name = self.text(tag.name.clone());
-        if !is_valid_tag_name(name) {
-            return self.escape_lt(at);
-        }
         let local = local_name(name).to_ascii_lowercase();
         if local == "meta"
             && let Some(reason) = self.unsafe_meta(&tag)
@@ -592,6 +594,24 @@ impl<'a> Sanitizer<'a> {
                 tag.end
             }
         }
+    }
+
+    /// A tag at `at` whose name (from `name_start`) is not safe to re-emit is text to us: it is
+    /// written escaped, name included, and scanning resumes after the name (so that nothing is
+    /// scanned twice). `None` when the name is fine.
+    fn malformed_name(&mut self, at: usize, name_start: usize) -> Option<usize> {
+        let b = self.b;
+        let mut end = name_start;
+        while end < b.len() && !is_ws(b[end]) && b[end] != b'/' && b[end] != b'>' {
+            end += 1;
+        }
+        let name = self.text(name_start..end);
+        if is_valid_tag_name(name) {
+            return None;
+        }
+        self.out.push_str("&lt;");
+        self.out.push_str(&self.text(at + 1..end).replace('<', "&lt;"));
+        Some(end)
     }
 
     fn unsafe_meta(&self, tag: &Tag) -> Option<&'static str> {
@@ -690,14 +710,14 @@ impl<'a> Sanitizer<'a> {
             // `</>` is ignored by browsers.
             Some(b'>') => at + 3,
             Some(c) if c.is_ascii_alphabetic() => {
+                if let Some(resume) = self.malformed_name(at, at + 2) {
+                    return resume;
+                }
                 let Some(tag) = parse_tag(self.b, at + 2) else {
                     self.note("unterminated tag");
                     return n;
                 };
                 let name = self.text(tag.name.clone());
-                if !is_valid_tag_name(name) {
-                    return self.escape_lt(at);
-                }
                 let local = local_name(name).to_ascii_lowercase();
                 match local.as_str() {
                     "script" | "object" | "embed" | "applet" | "base" => self.note(format!("{local} element")),
@@ -890,14 +910,14 @@ const DOCUMENT_DATA_TYPES: [(&str, &str); 5] = [
 
 /// The dangerous URL scheme in an attribute value (character references already decoded), if
 /// any. Control characters are dropped (URL parsers drop tabs and newlines anywhere and other
-/// controls at the start) and case is ignored; a scheme is looked for at the start and after
-/// any character that cannot be part of a scheme, so lists (`srcset`, SVG `values`) are covered.
-/// An SVG data URL is allowed where it can only be shown as an image (`image_source`).
+/// controls at the start) and case is ignored; a scheme is looked for at the start and after a
+/// space, `,`, `;`, `(` or quote, so lists (`srcset`, SVG `values`) and CSS-like `url(…)` values
+/// are covered. An SVG data URL is allowed where it can only be shown as an image.
 fn dangerous_url(decoded: &str, image_source: bool) -> Option<&'static str> {
     let normalized = strip_controls(decoded).to_ascii_lowercase();
     let b = normalized.as_bytes();
     for i in 0..b.len() {
-        if i > 0 && (b[i - 1].is_ascii_alphanumeric() || matches!(b[i - 1], b'+' | b'-' | b'.')) {
+        if i > 0 && !matches!(b[i - 1], b' ' | b',' | b';' | b'(' | b'"' | b'\'') {
             continue;
         }
         let rest = &b[i..];
@@ -1055,4 +1075,554 @@ fn starts_at(b: &[u8], at: usize, prefix: &[u8]) -> bool {
 
 fn starts_at_ci(b: &[u8], at: usize, prefix: &[u8]) -> bool {
     b.get(at..at + prefix.len()).is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn html(content: &str) -> Prepared {
+        prepare(ArtifactKind::Html, content).unwrap()
+    }
+
+    fn svg(content: &str) -> Prepared {
+        prepare(ArtifactKind::Svg, content).unwrap()
+    }
+
+    fn refused(kind: ArtifactKind, content: &str) -> ArtifactError {
+        let err = prepare(kind, content).unwrap_err();
+        assert_eq!(err.code, "invalid_content");
+        err
+    }
+
+    /// Sanitising `input` gives `expected` and removes exactly `removed`.
+    fn sanitises_to(input: &str, expected: &str, removed: &[&str]) {
+        let prepared = html(input);
+        assert_eq!(prepared.content, expected, "input: {input:?}");
+        assert_eq!(prepared.removed, removed, "input: {input:?}");
+    }
+
+    fn kept_verbatim(input: &str) {
+        sanitises_to(input, input, &[]);
+    }
+
+    // --- kinds, limits, keys ------------------------------------------------------------------
+
+    #[test]
+    fn kinds_parse_and_serialise_lowercase() {
+        for kind in ArtifactKind::ALL {
+            assert_eq!(ArtifactKind::parse(kind.as_str()), Some(kind));
+            assert_eq!(serde_json::to_string(&kind).unwrap(), format!("\"{}\"", kind.as_str()));
+            assert_eq!(serde_json::from_str::<ArtifactKind>(&format!("\"{kind}\"")).unwrap(), kind);
+        }
+        assert_eq!(ArtifactKind::parse("HTML"), Some(ArtifactKind::Html));
+        assert_eq!(ArtifactKind::parse("pdf"), None);
+        assert_eq!(ArtifactKind::parse(""), None);
+        assert!(serde_json::from_str::<ArtifactKind>("\"Markdown\"").is_err());
+    }
+
+    #[test]
+    fn empty_content_is_refused_for_every_kind() {
+        for kind in ArtifactKind::ALL {
+            assert!(refused(kind, "").message.contains("empty"));
+            assert!(refused(kind, " \n\t").message.contains("empty"));
+        }
+    }
+
+    #[test]
+    fn content_over_the_limit_is_refused_as_invalid_content() {
+        let at_limit = "a".repeat(MAX_ARTIFACT_BYTES);
+        assert_eq!(prepare(ArtifactKind::Markdown, &at_limit).unwrap().content.len(), MAX_ARTIFACT_BYTES);
+        let err = refused(ArtifactKind::Markdown, &"a".repeat(MAX_ARTIFACT_BYTES + 1));
+        assert!(err.message.contains("too large"), "{}", err.message);
+        assert!(err.message.contains("1048576"), "{}", err.message);
+        assert_eq!(err.to_string(), err.message);
+    }
+
+    #[test]
+    fn markdown_and_code_are_kept_as_written() {
+        let text = "# Title\n\n<script>alert(1)</script> is kept: clients sanitise rendered markdown.\n";
+        for kind in [ArtifactKind::Markdown, ArtifactKind::Code] {
+            let prepared = prepare(kind, text).unwrap();
+            assert_eq!(prepared, Prepared { content: text.to_owned(), removed: vec![] });
+        }
+    }
+
+    #[test]
+    fn artifact_keys_are_time_then_random() {
+        let key = new_artifact_key();
+        let parts: Vec<&str> = key.split('_').collect();
+        assert_eq!(parts.len(), 3, "{key}");
+        assert_eq!(parts[0], "a");
+        let millis = u64::from_str_radix(parts[1], 36).unwrap();
+        let now = Timestamp::now().0 as u64;
+        assert!(now >= millis && now - millis < 60_000, "{key}");
+        assert_eq!(parts[2].len(), 8);
+        assert!(parts[2].bytes().all(|c| c.is_ascii_digit() || c.is_ascii_lowercase()), "{key}");
+        assert_ne!(new_artifact_key(), key);
+        assert_eq!(base36(0), "0");
+        assert_eq!(base36(35), "z");
+        assert_eq!(base36(36), "10");
+    }
+
+    // --- json, csv, image ---------------------------------------------------------------------
+
+    #[test]
+    fn json_must_parse_and_is_kept_as_given() {
+        let text = "{ \"a\": [1, 2.5, null],\n  \"b\": {\"c\": \"d\"} }";
+        assert_eq!(prepare(ArtifactKind::Json, text).unwrap().content, text);
+        assert!(refused(ArtifactKind::Json, "{\"a\": ").message.contains("does not parse"));
+        refused(ArtifactKind::Json, "{\"a\": 1} trailing");
+        refused(ArtifactKind::Json, "{'a': 1}");
+    }
+
+    #[test]
+    fn csv_accepts_quoted_commas_quotes_and_newlines() {
+        let text = "name,comment,n\r\nAda,\"likes commas, a lot\",1\r\nBob,\"said \"\"hi, there\"\"\",2\r\nCy,\"two\nlines, too\",3\r\n";
+        assert_eq!(prepare(ArtifactKind::Csv, text).unwrap().content, text);
+        prepare(ArtifactKind::Csv, "a,b\n\"1,2\",3").unwrap();
+        prepare(ArtifactKind::Csv, "a,b\n\n1,2\n\n").unwrap();
+        prepare(ArtifactKind::Csv, "only,a,header\n").unwrap();
+        prepare(ArtifactKind::Csv, "single\n\"\"\nx\n").unwrap();
+        prepare(ArtifactKind::Csv, "a,b\n,\n").unwrap();
+    }
+
+    #[test]
+    fn csv_refuses_ragged_rows_with_their_line_number() {
+        let err = refused(ArtifactKind::Csv, "a,b,c\n1,2,3\n4,5\n");
+        assert_eq!(err.message, "csv line 3 has 2 fields but the header has 3");
+        // The same commas unquoted make a row too wide.
+        let err = refused(ArtifactKind::Csv, "a,b\n1,2,3\n");
+        assert_eq!(err.message, "csv line 2 has 3 fields but the header has 2");
+        // A quoted field spanning lines moves the count on.
+        let err = refused(ArtifactKind::Csv, "a,b\n\"x\ny\",1\n2\n");
+        assert_eq!(err.message, "csv line 4 has 1 field but the header has 2");
+        let err = refused(ArtifactKind::Csv, "a,b\n\"never closed,1\n2,3\n");
+        assert!(err.message.contains("line 2"), "{}", err.message);
+        refused(ArtifactKind::Csv, "a,b\n1,\0\n");
+    }
+
+    #[test]
+    fn images_are_attachments_or_base64_data_urls_of_known_types() {
+        use base64::engine::general_purpose::STANDARD;
+        let png = format!("data:image/png;base64,{}", STANDARD.encode(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"));
+        assert_eq!(prepare(ArtifactKind::Image, &format!("{png}\n")).unwrap().content, png);
+        let jpeg = format!("data:image/jpeg;base64,{}", STANDARD.encode(b"\xff\xd8\xff\xe0\0\x10JFIF"));
+        prepare(ArtifactKind::Image, &jpeg).unwrap();
+        let gif = format!("data:image/gif;base64,{}", STANDARD.encode(b"GIF89a\x01\0\x01\0"));
+        prepare(ArtifactKind::Image, &gif).unwrap();
+        let webp = format!("data:image/webp;base64,{}", STANDARD.encode(b"RIFF\x24\0\0\0WEBPVP8 "));
+        prepare(ArtifactKind::Image, &webp).unwrap();
+        let svg_image =
+            format!("data:image/svg+xml;base64,{}", STANDARD.encode("<svg xmlns=\"x\"><circle r=\"1\"/></svg>"));
+        prepare(ArtifactKind::Image, &svg_image).unwrap();
+        // Padding is optional.
+        prepare(ArtifactKind::Image, png.trim_end_matches('=')).unwrap();
+        assert_eq!(
+            prepare(ArtifactKind::Image, "platos-attachment://att_01jd4x").unwrap().content,
+            "platos-attachment://att_01jd4x"
+        );
+
+        assert!(refused(ArtifactKind::Image, "data:image/png;base64,@@not base64@@").message.contains("base64"));
+        assert!(refused(ArtifactKind::Image, "data:image/bmp;base64,Qk0=").message.contains("image/bmp"));
+        refused(ArtifactKind::Image, "data:text/html;base64,PHNjcmlwdD4=");
+        refused(ArtifactKind::Image, "data:image/png,rawbytes");
+        refused(ArtifactKind::Image, "data:image/png;base64,");
+        refused(ArtifactKind::Image, "data:image/png;base64");
+        refused(ArtifactKind::Image, "https://example.com/cat.png");
+        refused(ArtifactKind::Image, "platos-attachment://");
+        refused(ArtifactKind::Image, "platos-attachment://a b");
+        // The declared type must match the bytes.
+        let lying = format!("data:image/png;base64,{}", STANDARD.encode(b"GIF89a\x01\0\x01\0"));
+        assert!(refused(ArtifactKind::Image, &lying).message.contains("not a image/png"));
+        let not_svg = format!("data:image/svg+xml;base64,{}", STANDARD.encode("<html></html>"));
+        refused(ArtifactKind::Image, &not_svg);
+    }
+
+    // --- svg ----------------------------------------------------------------------------------
+
+    #[test]
+    fn svg_must_start_with_an_svg_element() {
+        let doc = "\u{feff}<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- drawn by hand -->\n<!DOCTYPE svg PUBLIC \"-//W3C//DTD SVG 1.1//EN\" \"http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd\">\n<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 10 10\"><circle r=\"1\"/></svg>";
+        let prepared = svg(doc);
+        assert_eq!(
+            prepared.content,
+            "\u{feff}<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- drawn by hand -->\n\n<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 10 10\"><circle r=\"1\"/></svg>"
+        );
+        assert_eq!(prepared.removed, ["DOCTYPE declaration"]);
+        kept_svg("  <svg><rect width=\"1\" height=\"1\"/></svg>\n");
+        kept_svg("<svg\n  xmlns=\"http://www.w3.org/2000/svg\"/>");
+
+        for bad in [
+            "<html><svg></svg></html>",
+            "hello <svg></svg>",
+            "<svgfoo></svgfoo>",
+            "<SVG></SVG>",
+            "<!-- never closed <svg></svg>",
+            "<!DOCTYPE svg [<!ENTITY x \"javascript:alert(1)\">]><svg><a href=\"&x;\">x</a></svg>",
+            "<!DOCTYPE svg SYSTEM \"a>b\" [<!ENTITY x \"javascript:alert(1)\">]><svg><a href=\"&x;\">x</a></svg>",
+        ] {
+            assert!(refused(ArtifactKind::Svg, bad).message.contains("<svg>"), "{bad}");
+        }
+    }
+
+    fn kept_svg(input: &str) {
+        let prepared = svg(input);
+        assert_eq!(prepared.content, input);
+        assert!(prepared.removed.is_empty(), "{:?}", prepared.removed);
+    }
+
+    #[test]
+    fn svg_foreign_objects_are_removed_with_their_content() {
+        let prepared = svg("<svg><foreignObject><body onload=x></foreignObject><circle r=\"1\"/></svg>");
+        assert_eq!(prepared.content, "<svg><circle r=\"1\"/></svg>");
+        assert_eq!(prepared.removed, ["foreignObject element"]);
+        // Nested, prefixed, mixed case, and never closed.
+        let prepared = svg(
+            "<svg><foreignobject><foreignObject>a</foreignObject><p>b</p></FOREIGNOBJECT><g/><svg:foreignObject>x</svg:foreignObject><text>t</text><foreignObject><iframe>",
+        );
+        assert_eq!(prepared.content, "<svg><g/><text>t</text>");
+        // In HTML its content is just more HTML, sanitised as usual.
+        sanitises_to(
+            "<svg><foreignObject><p onclick=x>a</p></foreignObject></svg>",
+            "<svg><foreignObject><p>a</p></foreignObject></svg>",
+            &["onclick attribute"],
+        );
+    }
+
+    #[test]
+    fn svg_scripts_handlers_and_links_are_removed() {
+        let prepared = svg(
+            "<?xml version=\"1.0\"?><?xml-stylesheet type=\"text/xsl\" href=\"x.xsl\"?><svg xmlns=\"http://www.w3.org/2000/svg\" onload=\"alert(1)\">\
+             <script href=\"x.js\"/><svg:script xmlns:svg=\"http://www.w3.org/2000/svg\">alert(1)</svg:script>\
+             <a xlink:href=\"javascript:alert(1)\"><text>x</text></a>\
+             <animate attributeName=\"href\" values=\"https://a.example/;javascript:alert(1)\"/>\
+             <set attributeName=\"onmouseover\" to=\"alert(1)\"/>\
+             <image href=\"data:image/svg+xml;base64,PHN2Zz4=\"/>\
+             <use href=\"data:image/svg+xml;base64,PHN2Zz4=#a\"/>\
+             <style><![CDATA[circle { fill: red }]]></style><![CDATA[ <img src=x onerror=alert(1)> ]]></svg>",
+        );
+        assert_eq!(
+            prepared.content,
+            "<?xml version=\"1.0\"?><svg xmlns=\"http://www.w3.org/2000/svg\">\
+             <a><text>x</text></a>\
+             <animate attributeName=\"href\" />\
+             <set to=\"alert(1)\" />\
+             <image href=\"data:image/svg+xml;base64,PHN2Zz4=\"/>\
+             <use />\
+             <style><![CDATA[circle { fill: red }]]></style></svg>"
+        );
+        assert_eq!(
+            prepared.removed,
+            [
+                "processing instruction",
+                "onload attribute",
+                "script element",
+                "javascript: URL in xlink:href",
+                "javascript: URL in values",
+                "attributeName naming an event handler",
+                "data:image/svg+xml URL in href",
+                "CDATA section containing markup",
+            ]
+        );
+    }
+
+    // --- html: what survives ------------------------------------------------------------------
+
+    #[test]
+    fn safe_markup_survives_byte_for_byte() {
+        kept_verbatim("<p class=\"a\">Hello <b>world</b></p>");
+        kept_verbatim("<a href=\"https://example.com/?q=1&amp;r=2\">link</a>");
+        kept_verbatim(
+            "<!DOCTYPE html>\n<html lang=en><head><meta charset=\"utf-8\"><title>T</title>\
+             <style>p > b { color: red }</style></head>\n<body>\n<!-- a note -->\
+             <h1 id='top' data-x=1>Hi &amp; bye</h1><br/><img src=\"cat.png\" alt=\"a > b\" />\
+             <input disabled value=''><a href=\"#top\" title=\"x>y\">up</a>\
+             <a href=\"/docs/javascript:notes\">docs</a><a href=\"mailto:a@b.c\">m</a>\
+             <iframe src=\"https://example.com/embed\" width=\"100\"></iframe>\
+             <img src=\"data:image/png;base64,iVBORw0KGgo=\"><img srcset=\"a.png 1x, b.png 2x\">\
+             <svg viewBox=\"0 0 1 1\"><circle r=\"1\"/></svg></body></html>\n",
+        );
+        // `/` inside an unquoted value is part of it: this `src` is `x/onerror=alert(1)`.
+        kept_verbatim("<img/src=x/onerror=alert(1)>");
+    }
+
+    #[test]
+    fn stray_less_than_signs_become_entities() {
+        sanitises_to("a < b, 1<2, <3 and <", "a &lt; b, 1&lt;2, &lt;3 and &lt;", &[]);
+        sanitises_to("x </", "x &lt;/", &[]);
+    }
+
+    // --- html: what is removed ----------------------------------------------------------------
+
+    #[test]
+    fn script_elements_are_removed_whatever_their_spelling() {
+        sanitises_to("<p>a</p><ScRiPt>alert(1)</sCrIpT><p>b</p>", "<p>a</p><p>b</p>", &["script element"]);
+        sanitises_to("<script src=x></script>ok", "ok", &["script element"]);
+        sanitises_to("<script type=\"module\" >\nimport x from 'y'\n</script >ok", "ok", &["script element"]);
+        sanitises_to("<p>a</p><script>alert(1)", "<p>a</p>", &["script element"]);
+        sanitises_to("<p>a</p><script>alert(1)</scriptx>more", "<p>a</p>", &["script element"]);
+        sanitises_to("ok<script>if (a</script) {}</script>", "ok", &["script element"]);
+        // HTML ignores `/>` on a script: what follows is its content.
+        sanitises_to("<script src=x />alert(1)</script>ok", "ok", &["script element"]);
+        // Stray end tags go too.
+        sanitises_to("a</script>b", "ab", &["script element"]);
+        assert!(refused(ArtifactKind::Html, "<script>alert(1)</script>").message.contains("script element"));
+    }
+
+    #[test]
+    fn event_handler_attributes_are_removed() {
+        sanitises_to("<img src=x onerror=alert(1)>", "<img src=x>", &["onerror attribute"]);
+        sanitises_to("<div onclick = \"x\">y</div>", "<div>y</div>", &["onclick attribute"]);
+        sanitises_to("<BODY ONLOAD='x'>", "<BODY>", &["onload attribute"]);
+        sanitises_to("<img src=\"x\"/onerror=alert(1)>", "<img src=\"x\">", &["onerror attribute"]);
+        sanitises_to("<a href=\"x\"onclick=\"y\">z</a>", "<a href=\"x\">z</a>", &["onclick attribute"]);
+        sanitises_to("<svg><circle x:onclick=\"y\"/></svg>", "<svg><circle /></svg>", &["x:onclick attribute"]);
+        sanitises_to(
+            "<details open ontoggle=alert(1)><input autofocus onfocus=alert(1)>",
+            "<details open><input autofocus>",
+            &["ontoggle attribute", "onfocus attribute"],
+        );
+    }
+
+    #[test]
+    fn quoted_values_may_hold_the_tag_end() {
+        sanitises_to("<a title=\"a>b\" onclick=\"c\">x</a>", "<a title=\"a>b\">x</a>", &["onclick attribute"]);
+        sanitises_to(
+            "<a title='x\"y>' onmouseover=alert(1)>z</a>",
+            "<a title='x\"y>'>z</a>",
+            &["onmouseover attribute"],
+        );
+        sanitises_to(
+            "<p title=\"><img src=x onerror=alert(1)>\">t</p>",
+            "<p title=\">&lt;img src=x onerror=alert(1)>\">t</p>",
+            &[],
+        );
+    }
+
+    #[test]
+    fn script_urls_are_removed_however_they_are_spelled() {
+        for href in [
+            "javascript:alert(1)",
+            "  JaVaScRiPt:alert(1)",
+            "java\tscript:alert(1)",
+            "java\nscript:alert(1)",
+            "\u{1}javascript:alert(1)",
+            "jav&#x61;script:alert(1)",
+            "jav&#X61script:alert(1)",
+            "&#106;avascript:alert(1)",
+            "&#0000106&#0000097vascript:alert(1)",
+            "javascript&colon;alert(1)",
+            "javascript&#58;alert(1)",
+            "jav&Tab;ascript:alert(1)",
+            "jav&NewLine;ascript:alert(1)",
+            "&#x20;javascript:alert(1)",
+            "vbscript:msgbox(1)",
+        ] {
+            for quoted in [format!("\"{href}\""), format!("'{href}'")] {
+                let input = format!("<a href={quoted}>x</a>");
+                let prepared = html(&input);
+                assert_eq!(prepared.content, "<a>x</a>", "{input:?}");
+                assert_eq!(prepared.removed.len(), 1, "{input:?}");
+                assert!(prepared.removed[0].ends_with(" URL in href"), "{input:?}: {:?}", prepared.removed);
+            }
+        }
+        sanitises_to("<IMG SRC=\"jav&#x61;script:alert(1)\">", "<IMG>", &["javascript: URL in src"]);
+        sanitises_to("<a href=javascript:alert(1)>x</a>", "<a>x</a>", &["javascript: URL in href"]);
+        sanitises_to(
+            "<form action=\"javascript:alert(1)\"><button formaction=JAVASCRIPT:x>b</button></form>",
+            "<form><button>b</button></form>",
+            &["javascript: URL in action", "javascript: URL in formaction"],
+        );
+        sanitises_to(
+            "<iframe src=\"javascript:alert(1)\"></iframe><video poster=\"javascript:x\"></video>",
+            "<iframe></iframe><video></video>",
+            &["javascript: URL in src", "javascript: URL in poster"],
+        );
+        sanitises_to(
+            "<img srcset=\"a.png 1x, javascript:alert(1) 2x\"><table background=\"javascript:x\">",
+            "<img><table>",
+            &["javascript: URL in srcset", "javascript: URL in background"],
+        );
+        sanitises_to("<math href=\"javascript:alert(1)\">x</math>", "<math>x</math>", &["javascript: URL in href"]);
+        sanitises_to("<p data-x=\"javascript:1\">t</p>", "<p>t</p>", &["javascript: URL in data-x"]);
+    }
+
+    #[test]
+    fn html_data_urls_are_removed_but_image_data_urls_kept() {
+        sanitises_to(
+            "<a href=\"data:text/html;base64,PHNjcmlwdD4=\">x</a>",
+            "<a>x</a>",
+            &["data:text/html URL in href"],
+        );
+        sanitises_to(
+            "<iframe src=\" DATA: Text/HTML,<p>x\"></iframe>",
+            "<iframe></iframe>",
+            &["data:text/html URL in src"],
+        );
+        sanitises_to(
+            "<a href=\"data:image/svg+xml,<svg onload=alert(1)>\">x</a>",
+            "<a>x</a>",
+            &["data:image/svg+xml URL in href"],
+        );
+        kept_verbatim("<img src=\"data:image/svg+xml;base64,PHN2Zz4=\"><a href=\"data:text/plain,hi\">t</a>");
+    }
+
+    #[test]
+    fn iframes_stay_but_lose_srcdoc() {
+        sanitises_to(
+            "<iframe srcdoc=\"<script>alert(1)</script>\" src=\"https://example.com\"></iframe>",
+            "<iframe src=\"https://example.com\"></iframe>",
+            &["srcdoc attribute"],
+        );
+        sanitises_to(
+            "<iframe SRCDOC=\"&lt;script&gt;alert(1)&lt;/script&gt;\"></iframe>",
+            "<iframe></iframe>",
+            &["srcdoc attribute"],
+        );
+    }
+
+    #[test]
+    fn plugin_base_and_refresh_elements_are_removed() {
+        sanitises_to(
+            "<object data=\"x.swf\"><param name=a value=b><p>fallback</p></object><embed src=x.swf><applet code=x></applet><base href=\"https://evil.example/\"><p>ok</p>",
+            "<param name=a value=b><p>fallback</p><p>ok</p>",
+            &["object element", "embed element", "applet element", "base element"],
+        );
+        sanitises_to(
+            "<meta http-equiv=\"refresh\" content=\"0;url=javascript:alert(1)\"><meta charset=\"iso-2022-jp\"><meta name=\"viewport\" content=\"width=device-width\"><p>ok</p>",
+            "<meta name=\"viewport\" content=\"width=device-width\"><p>ok</p>",
+            &["meta http-equiv element", "meta charset other than UTF-8"],
+        );
+    }
+
+    #[test]
+    fn comments_hiding_markup_are_dropped() {
+        sanitises_to("<!-- <script>alert(1)</script> -->ok", "ok", &["comment containing markup"]);
+        sanitises_to("<!--[if IE]><script>alert(1)</script><![endif]-->ok", "ok", &["comment containing markup"]);
+        kept_verbatim("<!-- plain note --><!----><!-- a -- b --->");
+        // `<!-->` is a whole comment in HTML: what follows is markup, sanitised as such.
+        sanitises_to("<!--><img src=x onerror=alert(1)>-->", "<!--><img src=x>-->", &["onerror attribute"]);
+        // `--!>` also ends a comment.
+        sanitises_to("<!-- a --!><img src=x onerror=alert(1)>", "<!-- a --!><img src=x>", &["onerror attribute"]);
+        sanitises_to("ok<!-- never closed", "ok", &["unterminated comment"]);
+    }
+
+    #[test]
+    fn declarations_and_instructions_are_dropped() {
+        sanitises_to(
+            "<!DOCTYPE html SYSTEM \"x>y\" [ <!ENTITY x \"javascript:alert(1)\"> ]><a href=\"&x;\">x</a>",
+            "y\" [  ]><a href=\"&x;\">x</a>",
+            &["DOCTYPE declaration", "markup declaration"],
+        );
+        sanitises_to("<?php echo 1 ?>ok<![if x]>", "ok", &["processing instruction", "markup declaration"]);
+        sanitises_to("a</ x>b</>c", "abc", &["malformed end tag"]);
+    }
+
+    // --- html: parser-confusion attacks -------------------------------------------------------
+
+    #[test]
+    fn joins_after_removal_never_form_new_tags() {
+        sanitises_to(
+            "<<script>x</script>img src=x onerror=alert(1)>",
+            "&lt;img src=x onerror=alert(1)>",
+            &["script element"],
+        );
+        sanitises_to(
+            "<scr<script>x</script>ipt>alert(1)</script>",
+            "&lt;scr&lt;script>xipt>alert(1)",
+            &["script element"],
+        );
+    }
+
+    #[test]
+    fn raw_text_elements_cannot_be_escaped_through_attributes() {
+        // A browser reads `<noscript>`'s content as text up to `</noscript`: a `<` inside an
+        // attribute value must not survive as `<`.
+        let prepared = html("<noscript><p title=\"</noscript><img src=x onerror=alert(1)>\"></noscript>");
+        assert_eq!(
+            prepared.content,
+            "<noscript><p title=\"&lt;/noscript>&lt;img src=x onerror=alert(1)>\"></noscript>"
+        );
+        // Nor inside attribute names, which a browser may see as the start of a tag.
+        let prepared = html("<noscript><a </noscript =\">\" <img =\" src=x onerror=alert(1) \">");
+        assert_eq!(prepared.content, "<noscript><a noscript =\">\">");
+        assert_eq!(prepared.removed, ["malformed attribute name"]);
+        let prepared = html("<style><a title=x</style><img src=1 onerror=alert(1)>>");
+        assert_eq!(prepared.content, "<style><a title=\"x&lt;/style\"><img src=1>>");
+        // Malformed names are not markup.
+        sanitises_to("<a\"b onclick=x>t", "&lt;a\"b onclick=x>t", &[]);
+        sanitises_to("<a<b onclick=x>t</a<b>", "&lt;a&lt;b onclick=x>t&lt;/a&lt;b>", &[]);
+        sanitises_to("<p @click=\"x\" \"onclick=\"y\">t</p>", "<p>t</p>", &["malformed attribute name"]);
+    }
+
+    #[test]
+    fn unterminated_tags_are_dropped() {
+        sanitises_to("<p>ok</p><img src=x onerror=\"alert(1)", "<p>ok</p>", &["unterminated tag"]);
+        sanitises_to("<p>ok</p><a href=\"x\"", "<p>ok</p>", &["unterminated tag"]);
+        sanitises_to("<p>ok</p></p", "<p>ok</p>", &["unterminated tag"]);
+    }
+
+    #[test]
+    fn empty_attribute_values_stay_empty_when_a_tag_is_rebuilt() {
+        sanitises_to("<a onclick=x href=>t</a>", "<a href=\"\">t</a>", &["onclick attribute"]);
+        sanitises_to("<a title='<b>' href=>t</a>", "<a title=\"&lt;b>\" href=\"\">t</a>", &[]);
+    }
+
+    #[test]
+    fn esc_characters_are_stripped() {
+        sanitises_to("<p title=\"\u{1b}$B\">x\u{1b}(B</p>", "<p title=\"$B\">x(B</p>", &["ESC control characters"]);
+    }
+
+    #[test]
+    fn character_references_decode_like_a_browser() {
+        assert_eq!(decode_char_refs("a&amp;b&lt;c&#x41;&#66&colon;&Tab;"), "a&b<cAB:\t");
+        assert_eq!(
+            decode_char_refs("&ampx &amp= &unknown; &#; &#x; &#0; &#99999999;"),
+            "&ampx &amp= &unknown; &#; &#x; \u{fffd} \u{fffd}"
+        );
+        assert_eq!(decode_char_refs("&fjlig;&quot"), "fj\"");
+    }
+
+    #[test]
+    fn pathological_input_takes_linear_time() {
+        let started = std::time::Instant::now();
+        for input in [
+            format!("{}>", "<a<".repeat(300_000)),
+            format!("{}>", "</a<".repeat(200_000)),
+            format!("{}\">", "<p t=\"".repeat(150_000)),
+            "<svg><foreignObject>".repeat(40_000),
+            format!("<a href=\"{}\">", ";".repeat(1_000_000)),
+        ] {
+            let _ = prepare(ArtifactKind::Html, &input);
+            let _ = prepare(ArtifactKind::Svg, &input);
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn sanitising_is_idempotent() {
+        let nasty = [
+            "<p>a</p><ScRiPt>alert(1)</sCrIpT>",
+            "<img src=x onerror=alert(1)><a href=\" javascript:x\">t</a>",
+            "<!--><img src=x onerror=alert(1)>-->",
+            "<<script>x</script>img src=x onerror=alert(1)>",
+            "<noscript><a </noscript =\">\" <img =\" src=x onerror=alert(1) \">",
+            "<noscript><p title=\"</noscript><img src=x onerror=alert(1)>\"></noscript>",
+            "a < b <= c <3 </ x> </> <? x ?> <!x> <![CDATA[ y ]]>",
+            "<a title='\"<' href=>t</a><img/src=x/onerror=alert(1)>",
+            "<svg><foreignObject><p>x</p></foreignObject><set attributeName=\" onclick\" to=x></svg>",
+            "<!DOCTYPE html><meta charset=utf8><p id=a class='b c'>x</p>",
+        ];
+        for input in nasty {
+            let once = html(input).content;
+            let twice = html(&once);
+            assert_eq!(twice.content, once, "{input:?}");
+            assert!(twice.removed.is_empty(), "{input:?}: {:?}", twice.removed);
+            let lower = once.to_ascii_lowercase();
+            for bad in ["<script", "javascript:", "<img src=x onerror", "<img =\""] {
+                assert!(!lower.contains(bad), "{input:?} -> {once:?}");
+            }
+        }
+    }
 }

@@ -6,16 +6,17 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use agentry_core::LoggedEvent;
+use agentry_core::{LoggedEvent, Scope};
 use tokio::sync::broadcast;
 
 /// Events buffered per thread for slow listeners before they must reload from the log.
 const CAPACITY: usize = 1024;
 
-/// Per-thread broadcast channels.
+/// Per-thread broadcast channels, and per-scope channels of approval events (for operators).
 #[derive(Debug, Default)]
 pub struct Bus {
     channels: Mutex<HashMap<String, broadcast::Sender<Arc<LoggedEvent>>>>,
+    approvals: Mutex<HashMap<Scope, broadcast::Sender<Arc<LoggedEvent>>>>,
 }
 
 impl Bus {
@@ -36,9 +37,28 @@ impl Bus {
         }
     }
 
+    /// Listens to the approval events (`approval_needed`, `approval_resolved`) of every thread
+    /// of a scope.
+    pub fn subscribe_approvals(&self, scope: &Scope) -> broadcast::Receiver<Arc<LoggedEvent>> {
+        let mut channels = self.approvals.lock().unwrap_or_else(|p| p.into_inner());
+        channels.entry(scope.clone()).or_insert_with(|| broadcast::channel(CAPACITY).0).subscribe()
+    }
+
+    /// Publishes an approval event to the listeners of its scope.
+    pub fn publish_approval(&self, scope: &Scope, event: Arc<LoggedEvent>) {
+        let mut channels = self.approvals.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(sender) = channels.get(scope)
+            && sender.send(event).is_err()
+        {
+            channels.remove(scope);
+        }
+    }
+
     /// Drops channels without listeners (periodic housekeeping).
     pub fn prune(&self) {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         channels.retain(|_, sender| sender.receiver_count() > 0);
+        let mut approvals = self.approvals.lock().unwrap_or_else(|p| p.into_inner());
+        approvals.retain(|_, sender| sender.receiver_count() > 0);
     }
 }

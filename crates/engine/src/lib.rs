@@ -366,6 +366,11 @@ impl Engine {
         TurnFollower::start(self.inner.store.clone(), scope.clone(), turn.id.clone(), live, after_seq).await
     }
 
+    /// The approval events of every thread of a scope from now on (for operators' sockets).
+    pub fn watch_approvals(&self, scope: &Scope) -> tokio::sync::broadcast::Receiver<Arc<agentry_core::LoggedEvent>> {
+        self.inner.bus.subscribe_approvals(scope)
+    }
+
     /// Every event published for a thread from now on (for listeners joined to a thread).
     pub fn watch_thread(&self, thread_id: &str) -> tokio::sync::broadcast::Receiver<Arc<agentry_core::LoggedEvent>> {
         self.inner.bus.subscribe(thread_id)
@@ -384,12 +389,16 @@ impl Engine {
                 // A turn that waited (or was queued again after waiting) already has events.
                 let last = self.last_logged_seq(&turn).await?;
                 let mut log = self.open_log(&turn, last);
-                self.cancel_approvals(&turn, &mut log).await?;
-                log.emit(TurnEvent::Done {
-                    usage: TokenUsage::default(),
-                    status: TurnStatus::Cancelled,
-                    stopped: true,
-                });
+                if turn.checkpoint.is_some() {
+                    self.cancel_approvals(&turn, &mut log).await?;
+                    runner::finish_parked(self, &turn, &mut log).await;
+                } else {
+                    log.emit(TurnEvent::Done {
+                        usage: TokenUsage::default(),
+                        status: TurnStatus::Cancelled,
+                        stopped: true,
+                    });
+                }
                 log.close().await?;
                 stopped = true;
             }

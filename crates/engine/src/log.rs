@@ -107,8 +107,12 @@ async fn write_batches(store: Store, bus: Arc<Bus>, mut rx: mpsc::UnboundedRecei
         }
         let result = write(&store, &events).await;
         if result.is_ok() {
-            for (_, event) in events.drain(..) {
-                bus.publish(Arc::new(event));
+            for (scope, event) in events.drain(..) {
+                let event = Arc::new(event);
+                if matches!(event.event, TurnEvent::ApprovalNeeded { .. } | TurnEvent::ApprovalResolved { .. }) {
+                    bus.publish_approval(&scope, event.clone());
+                }
+                bus.publish(event);
             }
         } else {
             events.clear();

@@ -56,6 +56,19 @@ pub(crate) struct TurnState {
     calls: Vec<PendingCall>,
 }
 
+impl TurnState {
+    /// Appends a step's text to the answer, a blank line after the previous step's.
+    fn add_answer(&mut self, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        if !self.answer.is_empty() {
+            self.answer.push_str("\n\n");
+        }
+        self.answer.push_str(text);
+    }
+}
+
 /// A tool call waiting to run (after its approval, if it needs one).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct PendingCall {
@@ -79,6 +92,7 @@ pub async fn run(engine: &Engine, turn: Turn) {
         }
     }
     let (stop_tx, stop_rx) = watch::channel(None);
+    let stop_after_park = stop_rx.clone();
     engine.inner.running.lock().unwrap_or_else(|p| p.into_inner()).insert(turn.id.clone(), stop_tx);
     let lease = {
         let store = store.clone();
@@ -118,7 +132,8 @@ pub async fn run(engine: &Engine, turn: Turn) {
             }
         }
     };
-    if matches!(outcome, Outcome::Waiting) {
+    let parked = matches!(outcome, Outcome::Waiting);
+    if parked {
         park(engine, &turn, log, &state).await;
     } else {
         finish(engine, &turn, &mut log, &mut state, outcome).await;
@@ -128,6 +143,23 @@ pub async fn run(engine: &Engine, turn: Turn) {
     }
     lease.abort();
     engine.inner.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&turn.id);
+    // A cancel that came while the turn was parking found it running and only flipped its
+    // switch; now that the turn is waiting (and no longer listed as running), carry it out.
+    if parked
+        && *stop_after_park.borrow() == Some(StopReason::Requested)
+        && let Err(err) = engine.cancel_thread(&turn.scope, &turn.thread_id).await
+    {
+        tracing::error!(%err, turn = %turn.id, "cannot cancel the parked turn");
+    }
+}
+
+/// Ends a turn that was waiting (or queued again after waiting) as cancelled: what the user saw
+/// is stored and `usage`/`done` carry what it cost, as for a turn stopped while running. The
+/// caller has already recorded the cancellation.
+pub(crate) async fn finish_parked(engine: &Engine, turn: &Turn, log: &mut TurnLog) {
+    let mut state =
+        turn.checkpoint.as_deref().and_then(|saved| serde_json::from_str::<TurnState>(saved).ok()).unwrap_or_default();
+    finish(engine, turn, log, &mut state, Outcome::Stopped(StopReason::Requested)).await;
 }
 
 /// Saves the turn's state and lets go of it until its approvals are settled.
@@ -273,7 +305,11 @@ async fn execute(
         let mut step_usage = None;
         loop {
             let item = tokio::select! {
-                reason = stopped(&mut stop) => return Outcome::Stopped(reason),
+                reason = stopped(&mut stop) => {
+                    // What the user saw of this step is kept with the answer.
+                    state.add_answer(&step_text);
+                    return Outcome::Stopped(reason);
+                }
                 item = stream.recv() => item,
             };
             match item {
@@ -305,12 +341,7 @@ async fn execute(
             state.usage.cached_input_tokens += usage.cached_input_tokens;
             state.usage.cost_cents += engine.inner.providers.cost_cents(&agent.spec.model, &usage);
         }
-        if !step_text.is_empty() {
-            if !state.answer.is_empty() {
-                state.answer.push_str("\n\n");
-            }
-            state.answer.push_str(&step_text);
-        }
+        state.add_answer(&step_text);
         let calls: Vec<ToolCallRequest> = calls
             .into_iter()
             .filter_map(|c| {
@@ -393,15 +424,16 @@ async fn run_calls(
             });
         }
         let tool = tools.get(&call.name);
-        let result = match (&call.params, tool, approval) {
-            (Err(problem), _, _) => Err(ToolFailure::new(problem.clone())),
-            (Ok(_), None, _) => Err(ToolFailure::new(format!("unknown tool `{}`", call.name))),
+        let failure = |message: String| (json!({ "error": message }), true);
+        let (result, is_error) = match (&call.params, tool, approval) {
+            (Err(problem), _, _) => failure(problem.clone()),
+            (Ok(_), None, _) => failure(format!("unknown tool `{}`", call.name)),
             (Ok(_), Some(_), Some(approval)) if approval.status != ApprovalStatus::Approved => {
                 match approval.refusal() {
                     // `request_approval` worked: the human's answer is its result.
-                    Some((answer, _)) if call.name == "request_approval" => Ok(answer),
-                    Some((refusal, _)) => Err(ToolFailure { message: refusal.to_string() }),
-                    None => Err(ToolFailure::new("the approval is still pending")),
+                    Some((answer, _)) if call.name == "request_approval" => (answer, false),
+                    Some(refusal) => refusal,
+                    None => failure("the approval is still pending".into()),
                 }
             }
             (Ok(params), Some(tool), approval) => {
@@ -417,12 +449,11 @@ async fn run_calls(
                     }),
                 };
                 engine.record_tool_call(&turn.scope, tool, Some(&turn.id), started.elapsed(), &outcome).await;
-                outcome
+                match outcome {
+                    Ok(value) => (crate::tools::cap_result(value, max_result), false),
+                    Err(err) => failure(err.message),
+                }
             }
-        };
-        let (result, is_error) = match result {
-            Ok(value) => (crate::tools::cap_result(value, max_result), false),
-            Err(failure) => (json!({ "error": failure.message }), true),
         };
         state.messages.push(ChatMessage {
             role: ChatRole::Tool,

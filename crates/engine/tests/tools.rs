@@ -502,3 +502,59 @@ async fn agents_declaring_unconfigured_tools_are_refused() {
     }];
     assert!(f.engine.check_agent(&agent).unwrap_err().1.contains("nowhere"));
 }
+
+/// The interpreter with the official MCP SDK (`scripts/setup-mcp`); the MCP tests fail without it.
+fn mcp_python() -> String {
+    std::env::var("AGENTRY_TEST_MCP_PYTHON")
+        .unwrap_or_else(|_| panic!("AGENTRY_TEST_MCP_PYTHON is not set: run scripts/setup-mcp and export MCP_PYTHON"))
+}
+
+#[tokio::test]
+async fn mcp_server_tools_are_offered_by_name_and_can_require_approval() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        agentry_store::Store::open(&agentry_store::StoreLocation::Sqlite(dir.path().join("e.db"))).await.unwrap();
+    let server = agentry_mcp::McpServerConfig {
+        command: Some(mcp_python()),
+        args: vec![concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/mcp/server.py").into(), "stdio".into()],
+        env: Default::default(),
+        url: None,
+        headers: Default::default(),
+        timeout_secs: Some(20),
+    };
+    let config = EngineConfig { mcp_servers: [("testsrv".to_owned(), server)].into(), ..EngineConfig::default() };
+    let engine = Engine::start(store.clone(), ProviderRegistry::default(), config).await.unwrap();
+    let f = Fixture { engine, store, dir };
+    let mut agent = tool_agent(
+        "mcp-user",
+        vec![("echo", json!({"text": "hello over MCP"})), ("add", json!({"a": 2, "b": 3})), ("fail", json!({}))],
+        "Done.",
+    );
+    agent.mcp_tools = vec![agentry_core::tool::McpToolsSpec {
+        server: "testsrv".into(),
+        tools: vec!["echo".into(), "add".into(), "fail".into()],
+        requires_approval: vec!["add".into()],
+        approval_timeout_secs: None,
+    }];
+    f.engine.check_agent(&agent).unwrap();
+    let toolbox = f.engine.toolbox(&agentry_core::Scope::default_scope(), &agent).await.unwrap();
+    let mut names: Vec<_> = toolbox.specs().into_iter().map(|s| s.name).collect();
+    names.sort();
+    assert_eq!(names, ["add", "echo", "fail"], "only the declared tools, by their MCP names");
+    assert!(toolbox.get("echo").unwrap().spec.parameters["properties"]["text"].is_object());
+
+    let thread = f.agent(agent).await;
+    let turn = f.send(&thread, "use the tools").await;
+    let (_, approval_id) = until_approval(&f, &turn).await;
+    let approval = f.store.get_approval(&thread.scope, &approval_id).await.unwrap().unwrap();
+    assert_eq!(approval.tool_name, "add");
+    f.engine.resolve_approval(&principal(), &approval_id, approve("fine")).await.unwrap();
+    let events = f.events(&turn, 0).await;
+    assert_eq!(tool_result(&events, "echo"), (json!("hello over MCP"), false));
+    assert_eq!(tool_result(&events, "add").1, false);
+    assert!(tool_result(&events, "add").0.to_string().contains('5'), "{:?}", tool_result(&events, "add"));
+    let (failed, is_error) = tool_result(&events, "fail");
+    assert!(is_error && failed.to_string().contains("always fails"), "{failed}");
+    assert_eq!(done_of(&events).0, TurnStatus::Completed);
+    f.engine.shutdown(Duration::from_secs(1)).await;
+}

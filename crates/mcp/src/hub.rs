@@ -25,6 +25,9 @@ const STDERR_TAIL_LINES: usize = 8;
 /// How long [`McpHub::shutdown`] waits for one connection to close before leaving it to
 /// kill-on-drop (rmcp's own stdio shutdown takes at most ~6 s: EOF, then SIGTERM, then SIGKILL).
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The least time a server gets to start and answer the handshake. Longer than a call's timeout:
+/// starting is slower than answering (an interpreter's imports, `npx` fetching a package).
+const MIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a failed connect waits for the dying child's stderr to reach end of file.
 const STDERR_DRAIN: Duration = Duration::from_secs(1);
 
@@ -162,9 +165,9 @@ impl McpHub {
         }
         let mut conn = slot.connection().await?;
         let called = match slot.call(&conn, params.clone()).await {
-            // Only a request that never left is repeated: one that reached a server which then
-            // died may have had its side effects, and a tool must not run twice unasked.
-            Err(ref e @ ServiceError::TransportSend(_)) => {
+            // Only a request that never reached the server is repeated: one that did may have had
+            // its side effects before the server died, and a tool must not run twice unasked.
+            Err(ref e) if slot.never_delivered(e) => {
                 tracing::info!(server, tool, error = %e, "MCP request not sent; reconnecting once");
                 slot.discard(&conn).await;
                 conn = slot.connection().await?;
@@ -201,8 +204,8 @@ fn cached_tools(conn: &Connection) -> Option<Vec<McpToolInfo>> {
     conn.tools.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
-/// Errors after which the connection is unusable, as opposed to a server's JSON-RPC error
-/// answer or our own timeout, which leave it working.
+/// Errors that say the connection may be broken, as opposed to a server's JSON-RPC error answer
+/// or our own timeout, which leave it working.
 fn is_transport_failure(e: &ServiceError) -> bool {
     matches!(e, ServiceError::TransportSend(_) | ServiceError::TransportClosed)
 }
@@ -219,24 +222,39 @@ impl Slot {
                 return Ok(conn.clone());
             }
             tracing::info!(server = %self.name, "MCP connection closed; reconnecting");
-            if let Some(dead) = state.conn.take() {
-                tokio::spawn(async move { dead.close().await });
-            }
+            state.conn = None;
         }
         let conn = Arc::new(self.connect().await?);
         state.conn = Some(conn.clone());
         Ok(conn)
     }
 
-    /// Drops `conn` if it is still the current connection, so the next use reconnects.
+    /// Forgets `conn` if it is still the current connection, so the next use reconnects. It is
+    /// not closed here: calls of other tasks may still be in flight on it (an HTTP session can
+    /// outlive one failed POST), and dropping the last handle closes it and stops its process.
     async fn discard(&self, conn: &Arc<Connection>) {
         let mut state = self.state.lock().await;
         if state.conn.as_ref().is_some_and(|current| Arc::ptr_eq(current, conn)) {
             state.conn = None;
         }
-        drop(state);
-        let conn = conn.clone();
-        tokio::spawn(async move { conn.close().await });
+    }
+
+    /// Whether a failed request certainly never reached the server: a stdio write to a dead
+    /// child, or an HTTP connection that could not be opened. An HTTP error status does not
+    /// count: the server got the request and may have acted on it.
+    fn never_delivered(&self, e: &ServiceError) -> bool {
+        let ServiceError::TransportSend(error) = e else { return false };
+        if self.config.command.is_some() {
+            return true;
+        }
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error.error.as_ref());
+        while let Some(inner) = source {
+            if inner.downcast_ref::<reqwest::Error>().is_some_and(reqwest::Error::is_connect) {
+                return true;
+            }
+            source = next_source(inner);
+        }
+        false
     }
 
     async fn connect(&self) -> Result<Connection, McpError> {
@@ -247,7 +265,7 @@ impl Slot {
         let client =
             ClientConfig::new(ClientCapabilities::default(), Implementation::new("agentry", env!("CARGO_PKG_VERSION")));
         let stderr = StderrTail::default();
-        let timeout = self.config.timeout();
+        let timeout = self.config.timeout().max(MIN_CONNECT_TIMEOUT);
         let (handshake, stderr_reader) = if let Some(program) = &self.config.command {
             let (transport, reader) = self.spawn(program, &stderr)?;
             (tokio::time::timeout(timeout, client.serve(transport)).await, reader)

@@ -102,7 +102,8 @@ impl Store {
         })
     }
 
-    /// Approvals of the scope, newest first, with the total matching and the number pending.
+    /// Approvals of the scope, newest first, with the total matching and the number pending
+    /// (under the same filter but whatever the status asked for: a badge count).
     pub async fn list_approvals(
         &self,
         scope: &Scope,
@@ -131,10 +132,11 @@ impl Store {
                 .iter()
                 .map(approval_from_row)
                 .collect::<StoreResult<Vec<_>>>()?;
-            let sql = format!(
-                "SELECT COUNT(*) AS total, COALESCE(SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), 0) AS pending
-                 FROM approvals WHERE {condition}"
-            );
+            let sql = "SELECT COALESCE(SUM(CASE WHEN $4 IS NULL OR status = $4 THEN 1 ELSE 0 END), 0) AS total,
+                       COALESCE(SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), 0) AS pending
+                FROM approvals
+                WHERE organization_id = $1 AND project_id = $2 AND environment_id = $3
+                  AND ($5 IS NULL OR agent_id = $5) AND ($6 IS NULL OR thread_id = $6) AND ($7 IS NULL OR requested_by = $7)";
             let counts = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(&scope.organization_id)
                 .bind(&scope.project_id)

@@ -6,9 +6,11 @@
 // (which must exit 0 within 10 s).
 //
 // Also: the Socket.IO helpers (connect, collect `agent_event`s, wait for
-// one) and small REST helpers shared by the tests.
+// one) and small REST helpers shared by the tests, and a real HTTP endpoint
+// for agents' HTTP tools (ToolEndpoint, approvalAgentFiles).
 
 import { spawn, execFile } from 'node:child_process';
+import http from 'node:http';
 import { createHmac, randomUUID } from 'node:crypto';
 import { accessSync, closeSync, constants as fsConstants, openSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -83,6 +85,84 @@ error = "upstream exploded"
 `,
 };
 
+// Agents whose HTTP tools call the test's own endpoint (ToolEndpoint), so
+// their files depend on its port; `{base}` is its base URL. Keep in step
+// with APPROVAL_AGENT_TEMPLATES in tests/e2e/python/conftest.py.
+export const APPROVAL_AGENT_TEMPLATES = {
+  // A refund that needs a human's approval; its own approval timeout (120 s)
+  // overrides the agent's default.
+  'refund-approval.toml': `\
+id = "refund-approval"
+name = "Refund with approval"
+model = "scripted:steps"
+system_prompt = "Refunds."
+approval_timeout_secs = 300
+
+[[http_tools]]
+name = "refund"
+description = "Refund an order"
+method = "POST"
+url = "{base}/refund-approval/orders/{order_id}/refund"
+parameters = { type = "object", properties = { order_id = { type = "string" }, amount = { type = "number" } }, required = ["order_id"] }
+requires_approval = true
+approval_timeout_secs = 120
+timeout_secs = 10
+
+[[script.steps]]
+text = "I will refund order A1."
+tool_calls = [{ name = "refund", arguments = { order_id = "A1", amount = 30 } }]
+
+[[script.steps]]
+text = "The refund request is settled."
+`,
+  // The same tool without its own approval timeout: the agent's 1 s applies.
+  'refund-timeout.toml': `\
+id = "refund-timeout"
+name = "Refund that times out"
+model = "scripted:steps"
+system_prompt = "Refunds."
+approval_timeout_secs = 1
+
+[[http_tools]]
+name = "refund"
+description = "Refund an order"
+method = "POST"
+url = "{base}/refund-timeout/orders/{order_id}/refund"
+parameters = { type = "object", properties = { order_id = { type = "string" }, amount = { type = "number" } } }
+requires_approval = true
+
+[[script.steps]]
+text = "I will refund order T9."
+tool_calls = [{ name = "refund", arguments = { order_id = "T9", amount = 5 } }]
+
+[[script.steps]]
+text = "Nobody answered in time."
+`,
+  // The built-in request_approval: the human's answer is the tool result.
+  'ask-approval.toml': `\
+id = "ask-approval"
+name = "Ask first"
+model = "scripted:steps"
+system_prompt = "Ask."
+tools = ["request_approval"]
+approval_timeout_secs = 120
+
+[[script.steps]]
+text = "I need a human to confirm."
+tool_calls = [{ name = "request_approval", arguments = { action = "Delete the staging database", details = { database = "staging", rows = 1200 } } }]
+
+[[script.steps]]
+text = "Thanks for answering."
+`,
+};
+
+/** APPROVAL_AGENT_TEMPLATES with the tool endpoint's base URL filled in. */
+export function approvalAgentFiles(baseUrl) {
+  return Object.fromEntries(
+    Object.entries(APPROVAL_AGENT_TEMPLATES).map(([name, text]) => [name, text.replaceAll('{base}', baseUrl)]),
+  );
+}
+
 export function agentryBin() {
   const raw = process.env.AGENTRY_BIN || path.join(REPO, 'target', 'debug', 'agentry');
   try {
@@ -120,8 +200,15 @@ async function freePort() {
 
 /** One running `agentry serve` process. */
 export class AgentryServer {
-  constructor(binary = agentryBin()) {
+  /**
+   * `new AgentryServer()`, `new AgentryServer(binary)` or
+   * `new AgentryServer({binary, agentFiles})`; `agentFiles` (name -> TOML)
+   * are written next to AGENT_FILES.
+   */
+  constructor(options = {}) {
+    const { binary = agentryBin(), agentFiles = {} } = typeof options === 'string' ? { binary: options } : options;
     this.binary = binary;
+    this.agentFiles = agentFiles;
     this.root = null;
     this.port = 0;
     this.proc = null;
@@ -138,10 +225,26 @@ export class AgentryServer {
     this.root = await mkdtemp(path.join(tmpdir(), 'agentry-node-e2e-'));
     await mkdir(this.dataDir, { recursive: true });
     await mkdir(this.agentsDir, { recursive: true });
-    for (const [name, text] of Object.entries(AGENT_FILES)) {
+    for (const [name, text] of Object.entries({ ...AGENT_FILES, ...this.agentFiles })) {
       await writeFile(path.join(this.agentsDir, name), text);
     }
     this.port = await freePort();
+    await this.#spawn();
+    return this;
+  }
+
+  /**
+   * SIGTERM (must exit 0), then `agentry serve` again on the same port and
+   * data dir, so clients that reconnect to the old address find the new process.
+   */
+  async restart() {
+    await this.stopGracefully();
+    await this.#spawn();
+    return this;
+  }
+
+  async #spawn() {
+    this.exitInfo = null;
     const env = baseEnv();
     env.AGENTRY_SERVICE_SECRET = SERVICE_SECRET;
     env.AGENTRY_API_KEY = API_KEY;
@@ -161,7 +264,6 @@ export class AgentryServer {
       this.proc.once('error', (err) => resolve((this.exitInfo = { code: null, signal: null, error: err })));
     });
     await this.waitHealthy();
-    return this;
   }
 
   async waitHealthy() {
@@ -261,6 +363,71 @@ export class AgentryServer {
     const token = lines[0].trim();
     if (token.split('.').length !== 3) throw new Error(`token mint printed something that is not a JWT: ${stdout}`);
     return token;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// a real endpoint for HTTP tools
+// ---------------------------------------------------------------------------
+
+/**
+ * A local HTTP server the agents' HTTP tools call. Records every request
+ * ({method, path, query, headers, body}; `path` as sent, percent-encoding
+ * kept) and answers 200 with JSON describing what it received:
+ * {ok: true, method, path, query, body}.
+ */
+export class ToolEndpoint {
+  constructor() {
+    this.requests = [];
+    this.server = http.createServer((req, res) => {
+      const chunks = [];
+      req.on('data', (chunk) => chunks.push(chunk));
+      req.on('end', () => {
+        const raw = Buffer.concat(chunks).toString('utf8');
+        let body = null;
+        if (raw) {
+          try {
+            body = JSON.parse(raw);
+          } catch {
+            body = raw;
+          }
+        }
+        const url = new URL(req.url, 'http://endpoint');
+        const query = {};
+        for (const [key, value] of url.searchParams) (query[key] ??= []).push(value);
+        const recorded = { method: req.method, path: url.pathname, query, headers: req.headers, body };
+        this.requests.push(recorded);
+        const answer = JSON.stringify({ ok: true, method: req.method, path: url.pathname, query, body });
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(answer) });
+        res.end(answer);
+      });
+    });
+  }
+
+  async start() {
+    await new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(0, '127.0.0.1', resolve);
+    });
+    return this;
+  }
+
+  get baseUrl() {
+    return `http://127.0.0.1:${this.server.address().port}`;
+  }
+
+  /** Requests whose path starts with `prefix`. */
+  received(prefix = '') {
+    return this.requests.filter((r) => r.path.startsWith(prefix));
+  }
+
+  clear() {
+    this.requests.length = 0;
+  }
+
+  async close() {
+    this.server.closeAllConnections?.();
+    await new Promise((resolve) => this.server.close(() => resolve()));
   }
 }
 

@@ -6,18 +6,27 @@ and agents dir, a free port on 127.0.0.1, and a deterministic bootstrap
 through AGENTRY_SERVICE_SECRET / AGENTRY_API_KEY.  Its stdout and stderr go
 to `server.log` in that temporary dir; the tail of the log is attached to
 the report of every failing test that used a server.
+
+Tests of agents with HTTP tools get a real endpoint to call: `tool_endpoint`
+is a local HTTP server that records every request, and
+`approval_agent_files(base_url)` renders agent files whose tool URLs point at
+it; pass them as `agent_files=` to a server (see `approvals_server`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -93,6 +102,84 @@ error = "upstream exploded"
 }
 
 
+# Agents whose HTTP tools call the test's own endpoint (`tool_endpoint`), so
+# their files depend on its port; `{base}` is its base URL.  Used by
+# test_approvals.py; keep in step with approvalAgentFiles() in
+# tests/e2e/node/harness.mjs.
+APPROVAL_AGENT_TEMPLATES = {
+    # A refund that needs a human's approval; its own approval timeout (120 s)
+    # overrides the agent's default.
+    "refund-approval.toml": """\
+id = "refund-approval"
+name = "Refund with approval"
+model = "scripted:steps"
+system_prompt = "Refunds."
+approval_timeout_secs = 300
+
+[[http_tools]]
+name = "refund"
+description = "Refund an order"
+method = "POST"
+url = "{base}/refund-approval/orders/{order_id}/refund"
+parameters = { type = "object", properties = { order_id = { type = "string" }, amount = { type = "number" } }, required = ["order_id"] }
+requires_approval = true
+approval_timeout_secs = 120
+timeout_secs = 10
+
+[[script.steps]]
+text = "I will refund order A1."
+tool_calls = [{ name = "refund", arguments = { order_id = "A1", amount = 30 } }]
+
+[[script.steps]]
+text = "The refund request is settled."
+""",
+    # The same tool without its own approval timeout: the agent's 1 s applies.
+    "refund-timeout.toml": """\
+id = "refund-timeout"
+name = "Refund that times out"
+model = "scripted:steps"
+system_prompt = "Refunds."
+approval_timeout_secs = 1
+
+[[http_tools]]
+name = "refund"
+description = "Refund an order"
+method = "POST"
+url = "{base}/refund-timeout/orders/{order_id}/refund"
+parameters = { type = "object", properties = { order_id = { type = "string" }, amount = { type = "number" } } }
+requires_approval = true
+
+[[script.steps]]
+text = "I will refund order T9."
+tool_calls = [{ name = "refund", arguments = { order_id = "T9", amount = 5 } }]
+
+[[script.steps]]
+text = "Nobody answered in time."
+""",
+    # The built-in `request_approval`: the human's answer is the tool result.
+    "ask-approval.toml": """\
+id = "ask-approval"
+name = "Ask first"
+model = "scripted:steps"
+system_prompt = "Ask."
+tools = ["request_approval"]
+approval_timeout_secs = 120
+
+[[script.steps]]
+text = "I need a human to confirm."
+tool_calls = [{ name = "request_approval", arguments = { action = "Delete the staging database", details = { database = "staging", rows = 1200 } } }]
+
+[[script.steps]]
+text = "Thanks for answering."
+""",
+}
+
+
+def approval_agent_files(base_url: str) -> dict[str, str]:
+    """APPROVAL_AGENT_TEMPLATES with the tool endpoint's base URL filled in."""
+    return {name: text.replace("{base}", base_url) for name, text in APPROVAL_AGENT_TEMPLATES.items()}
+
+
 def agentry_bin() -> Path:
     raw = os.environ.get("AGENTRY_BIN") or str(REPO / "target" / "debug" / "agentry")
     path = Path(raw)
@@ -136,6 +223,8 @@ class AgentryServer:
     extra_env: dict[str, str | None] = field(default_factory=dict)
     # A first start that pulls a model needs longer than the usual 20 s.
     startup_timeout_s: float = STARTUP_TIMEOUT_S
+    # Agent files written next to AGENT_FILES (name -> TOML text).
+    agent_files: dict[str, str] = field(default_factory=dict)
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     _log_file: object | None = field(default=None, repr=False)
@@ -166,12 +255,13 @@ class AgentryServer:
 
     # ----- lifecycle -----
 
-    def start(self) -> "AgentryServer":
+    def start(self, *, port: int | None = None) -> "AgentryServer":
+        """Starts `agentry serve` on `port` (default: a free one)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.agents_dir.mkdir(parents=True, exist_ok=True)
-        for name, text in AGENT_FILES.items():
+        for name, text in {**AGENT_FILES, **self.agent_files}.items():
             (self.agents_dir / name).write_text(text)
-        self.port = _free_port()
+        self.port = port or _free_port()
         env = _base_env()
         env["AGENTRY_SERVICE_SECRET"] = SERVICE_SECRET
         env["AGENTRY_API_KEY"] = API_KEY
@@ -258,6 +348,15 @@ class AgentryServer:
                 f"--- server log ---\n{self.log_tail()}",
                 pytrace=False,
             )
+
+    def restart(self) -> "AgentryServer":
+        """SIGTERM (must exit 0), then serve again on the same port and data dir,
+        so clients that reconnect to the old address find the new process."""
+        self.stop_gracefully()
+        try:
+            return self.start(port=self.port)
+        except ServerStartError as exc:
+            pytest.fail(f"restart on port {self.port}: {exc}", pytrace=False)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -357,10 +456,17 @@ class ServerFactory:
         self.started: list[AgentryServer] = []
 
     def __call__(
-        self, extra_env: dict[str, str | None] | None = None, startup_timeout_s: float = STARTUP_TIMEOUT_S
+        self,
+        extra_env: dict[str, str | None] | None = None,
+        startup_timeout_s: float = STARTUP_TIMEOUT_S,
+        agent_files: dict[str, str] | None = None,
     ) -> AgentryServer:
         srv = AgentryServer(
-            agentry_bin(), self._tmp.mktemp("agentry-own"), extra_env=extra_env or {}, startup_timeout_s=startup_timeout_s
+            agentry_bin(),
+            self._tmp.mktemp("agentry-own"),
+            extra_env=extra_env or {},
+            startup_timeout_s=startup_timeout_s,
+            agent_files=agent_files or {},
         )
         self.started.append(srv)
         try:
@@ -398,6 +504,125 @@ def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFac
         srv.kill()
 
 
+# ---------------------------------------------------------------------------
+# a real endpoint for HTTP tools
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str  # as sent, percent-encoding kept, without the query
+    query: dict[str, list[str]]
+    headers: dict[str, str]  # lower-case names
+    body: Any  # parsed JSON, the raw text when not JSON, None when empty
+
+
+class ToolEndpoint:
+    """A local HTTP server the agents' HTTP tools call.  Records every request
+    and answers 200 with JSON describing what it received:
+    `{"ok": true, "method", "path", "query", "body"}`."""
+
+    def __init__(self) -> None:
+        self.requests: list[RecordedRequest] = []
+        self._cond = threading.Condition()
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length).decode("utf-8", errors="replace") if length else ""
+                try:
+                    body: Any = json.loads(raw) if raw else None
+                except json.JSONDecodeError:
+                    body = raw
+                parts = urlsplit(self.path)
+                recorded = RecordedRequest(
+                    method=self.command,
+                    path=parts.path,
+                    query=parse_qs(parts.query),
+                    headers={k.lower(): v for k, v in self.headers.items()},
+                    body=body,
+                )
+                answer = json.dumps(
+                    {
+                        "ok": True,
+                        "method": recorded.method,
+                        "path": recorded.path,
+                        "query": recorded.query,
+                        "body": recorded.body,
+                    }
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+                with endpoint._cond:
+                    endpoint.requests.append(recorded)
+                    endpoint._cond.notify_all()
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="tool-endpoint", daemon=True)
+        self._thread.start()
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def received(self, path_prefix: str = "") -> list[RecordedRequest]:
+        with self._cond:
+            return [r for r in self.requests if r.path.startswith(path_prefix)]
+
+    def clear(self) -> None:
+        with self._cond:
+            self.requests.clear()
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def tool_endpoint() -> Iterator[ToolEndpoint]:
+    endpoint = ToolEndpoint()
+    try:
+        yield endpoint
+    finally:
+        endpoint.close()
+
+
+@pytest.fixture(scope="module")
+def approvals_server(
+    tmp_path_factory: pytest.TempPathFactory, tool_endpoint: ToolEndpoint
+) -> Iterator[AgentryServer]:
+    """A server with the approval agents (APPROVAL_AGENT_TEMPLATES) whose HTTP
+    tools call `tool_endpoint`; shared by a module, tests isolate by user id."""
+    srv = AgentryServer(
+        agentry_bin(),
+        tmp_path_factory.mktemp("agentry-approvals"),
+        agent_files=approval_agent_files(tool_endpoint.base_url),
+    )
+    try:
+        srv.start()
+    except ServerStartError as exc:
+        pytest.fail(f"cannot start the approvals server: {exc}", pytrace=False)
+    try:
+        yield srv
+    finally:
+        srv.stop_gracefully()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
     outcome = yield
@@ -406,11 +631,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         return
     funcargs = getattr(item, "funcargs", {}) or {}
     servers: list[AgentryServer] = []
-    if isinstance(funcargs.get("server"), AgentryServer):
-        servers.append(funcargs["server"])
-    factory = funcargs.get("start_server")
-    if isinstance(factory, ServerFactory):
-        servers.extend(factory.started)
+    # Every server the test used, whatever the fixture is called.
+    for value in funcargs.values():
+        if isinstance(value, AgentryServer):
+            servers.append(value)
+        elif isinstance(value, ServerFactory):
+            servers.extend(value.started)
+    servers = list({id(srv): srv for srv in servers}.values())
     for srv in servers:
         report.sections.append(
             (f"agentry server log ({srv.log_path})", srv.log_tail())

@@ -106,7 +106,7 @@ pub async fn search(
             (words.is_empty() || score > 0).then(|| (score, view(tool, *enabled, principal.is_operator())))
         })
         .collect();
-    scored.sort_by(|a, b| b.0.cmp(&a.0));
+    scored.sort_by_key(|(score, _)| std::cmp::Reverse(*score));
     let total = scored.len();
     let tools: Vec<Value> = scored.into_iter().take(limit).map(|(_, v)| v).collect();
     Ok(Json(json!({ "query": text, "total": total, "tools": tools, "results": tools })))

@@ -1,15 +1,16 @@
 //! One Socket.IO connection: open packet, pings, namespace connect, and in-order dispatch.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use agentry_core::Principal;
 use agentry_core::id::new_secret;
+use agentry_core::{LoggedEvent, Principal};
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::AbortHandle;
 
 use super::frame::{self, EngineFrame, Incoming};
@@ -32,6 +33,8 @@ pub(super) struct Connection {
     pub(super) streams: HashMap<String, AbortHandle>,
     /// Threads joined with `join_thread`.
     pub(super) rooms: HashMap<String, AbortHandle>,
+    /// For an operator watching the whole scope: its approval events.
+    approvals: Option<broadcast::Receiver<Arc<LoggedEvent>>>,
 }
 
 /// Serves a connection until the client leaves, stops answering, or the server shuts down.
@@ -68,6 +71,7 @@ pub(super) async fn run(state: AppState, socket: WebSocket, header_credentials: 
         header_credentials,
         streams: HashMap::new(),
         rooms: HashMap::new(),
+        approvals: None,
     };
     let open = frame::open(&conn.sid, options.ping_interval.as_millis(), options.ping_timeout.as_millis(), MAX_PAYLOAD);
     conn.send(open).await;
@@ -99,6 +103,7 @@ pub(super) async fn run(state: AppState, socket: WebSocket, header_credentials: 
                 }
                 conn.send("2".to_owned()).await;
             }
+            event = next_approval(&mut conn.approvals) => conn.forward_approval(&event).await,
             _ = shutdown.changed() => break,
         }
     }
@@ -184,6 +189,10 @@ impl Connection {
                     "userId": principal.user_id,
                     "socketId": self.sid,
                 });
+                // Operators acting for the whole scope hear about every approval in it.
+                if principal.is_operator() && principal.user_id.is_none() {
+                    self.approvals = Some(self.state.engine.watch_approvals(&principal.scope));
+                }
                 self.principal = Some(principal);
                 self.emit("connected", &connected).await;
                 true
@@ -203,6 +212,15 @@ impl Connection {
         }
     }
 
+    /// Sends a scope approval event, unless this socket gets it anyway (it streams that turn or
+    /// joined that thread).
+    async fn forward_approval(&self, event: &LoggedEvent) {
+        let streamed = self.streams.get(&event.turn_id).is_some_and(|h| !h.is_finished());
+        if !streamed && !self.rooms.contains_key(&event.thread_id) {
+            self.emit("agent_event", &event.to_wire()).await;
+        }
+    }
+
     /// Whether a turn is being streamed to this connection right now.
     fn is_streaming(&self) -> bool {
         self.streams.values().any(|handle| !handle.is_finished())
@@ -212,6 +230,18 @@ impl Connection {
     pub(super) fn close(&mut self) {
         for (_, handle) in self.streams.drain().chain(self.rooms.drain()) {
             handle.abort();
+        }
+    }
+}
+
+/// The next approval event of the scope feed; pending forever without one.
+async fn next_approval(feed: &mut Option<broadcast::Receiver<Arc<LoggedEvent>>>) -> Arc<LoggedEvent> {
+    loop {
+        let Some(receiver) = feed else { return std::future::pending().await };
+        match receiver.recv().await {
+            Ok(event) => return event,
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => *feed = None,
         }
     }
 }
