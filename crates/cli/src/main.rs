@@ -296,6 +296,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         ..agentry_server::ServerOptions::default()
     };
     let state = agentry_server::AppState::new(engine.clone(), options, shutdown_rx);
+    if let Err(err) = state.sockets.restore(&store).await {
+        tracing::warn!(%err, "cannot load the stream positions saved at the last shutdown");
+    }
+    let sockets = state.sockets.clone();
     let stopping = async move {
         shutdown_signal().await;
         // Running turns end first (recorded as interrupted, with `done`), then streams close.
@@ -314,6 +318,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .with_graceful_shutdown(stopping)
         .await
         .map_err(|e| format!("server error: {e}"))?;
+    // Turns waiting on approvals outlive the process; so do their readers' stream positions.
+    if let Err(err) = sockets.save(&store).await {
+        tracing::warn!(%err, "cannot save stream positions");
+    }
     store.close().await;
     tracing::info!("agentry stopped");
     Ok(())

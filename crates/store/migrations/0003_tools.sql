@@ -94,3 +94,18 @@ CREATE TABLE safety_events (
     created_at      BIGINT NOT NULL
 );
 CREATE INDEX safety_events_by_scope ON safety_events (organization_id, project_id, environment_id, created_at);
+
+-- Where each user's socket stream of a thread stood when a server stopped gracefully, so a
+-- client that resumes without a cursor (the official clients) on the next start continues
+-- after what it already has.
+CREATE TABLE stream_cursors (
+    organization_id TEXT NOT NULL,
+    project_id      TEXT NOT NULL,
+    environment_id  TEXT NOT NULL,
+    user_id         TEXT NOT NULL,
+    thread_id       TEXT NOT NULL,
+    turn_id         TEXT NOT NULL,
+    seq             BIGINT NOT NULL,
+    saved_at        BIGINT NOT NULL,
+    PRIMARY KEY (organization_id, project_id, environment_id, user_id, thread_id)
+);

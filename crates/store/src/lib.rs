@@ -41,6 +41,7 @@ pub use artifacts::ArtifactRevision;
 pub use idempotency::IdempotencyStart;
 pub use threads::{ArchivedFilter, ThreadQuery};
 pub use tools::{SafetyEvent, ToolCallRecord, ToolHealth, ToolKey};
+pub use turns::StreamCursor;
 
 /// Where the store lives.
 #[derive(Debug, Clone, PartialEq, Eq)]

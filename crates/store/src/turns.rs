@@ -374,3 +374,79 @@ fn turn_from_row(row: &impl RowExt) -> StoreResult<Turn> {
         checkpoint: row.opt_text("checkpoint_json")?,
     })
 }
+
+/// Where a user's socket stream of a thread stood: the last event sent of a turn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamCursor {
+    /// Scope of the thread.
+    pub scope: Scope,
+    /// The user the events went to.
+    pub user_id: String,
+    /// The thread.
+    pub thread_id: String,
+    /// The turn being streamed.
+    pub turn_id: String,
+    /// The last `seq` sent.
+    pub seq: i64,
+}
+
+impl Store {
+    /// Saves stream positions (a graceful shutdown), replacing older ones of the same user and
+    /// thread, and forgets positions older than `keep_after`.
+    pub async fn save_stream_cursors(&self, cursors: &[StreamCursor], keep_after: Timestamp) -> StoreResult<()> {
+        let now = Timestamp::now().0;
+        on_writer!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query("DELETE FROM stream_cursors WHERE saved_at < $1").bind(keep_after.0).execute(&mut *tx).await?;
+            for cursor in cursors {
+                sqlx::query(
+                    "INSERT INTO stream_cursors
+                       (organization_id, project_id, environment_id, user_id, thread_id, turn_id, seq, saved_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     ON CONFLICT (organization_id, project_id, environment_id, user_id, thread_id)
+                     DO UPDATE SET turn_id = excluded.turn_id, seq = excluded.seq, saved_at = excluded.saved_at",
+                )
+                .bind(&cursor.scope.organization_id)
+                .bind(&cursor.scope.project_id)
+                .bind(&cursor.scope.environment_id)
+                .bind(&cursor.user_id)
+                .bind(&cursor.thread_id)
+                .bind(&cursor.turn_id)
+                .bind(cursor.seq)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Stream positions saved after `after`.
+    pub async fn stream_cursors(&self, after: Timestamp) -> StoreResult<Vec<StreamCursor>> {
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "SELECT organization_id, project_id, environment_id, user_id, thread_id, turn_id, seq
+                 FROM stream_cursors WHERE saved_at >= $1",
+            )
+            .bind(after.0)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(StreamCursor {
+                    scope: Scope::new(
+                        row.text("organization_id")?,
+                        row.text("project_id")?,
+                        row.text("environment_id")?,
+                    ),
+                    user_id: row.text("user_id")?,
+                    thread_id: row.text("thread_id")?,
+                    turn_id: row.text("turn_id")?,
+                    seq: row.int("seq")?,
+                })
+            })
+            .collect()
+        })
+    }
+}

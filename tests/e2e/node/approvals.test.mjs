@@ -19,7 +19,6 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 
 import {
   AgentryServer,
-  sleep,
   API_KEY,
   ToolEndpoint,
   api,
@@ -51,11 +50,6 @@ const OPERATOR_HEADERS = {
   'X-Platos-Environment-Id': 'default',
 };
 
-// `status waiting` goes out before the runner has finished parking the turn,
-// and no event marks the end of parking. A stop in that window is lost (a
-// server bug, see the todo test below), so tests of stopping a parked turn
-// give the runner this long first.
-const PARK_SETTLE_MS = 500;
 
 const resolvePath = (id) => `/api/v1/agent/approvals/${encodeURIComponent(id)}/resolve`;
 const approvalPath = (id) => `/api/v1/agent/monitoring/approvals/${encodeURIComponent(id)}`;
@@ -387,7 +381,6 @@ describe('approvals', () => {
     const caller = await sessionCaller(srv);
     const { socket, log } = await connectSocket(srv, { auth: caller.auth, track: sockets });
     const { meta, needed } = await startParkedTurn(log, socket, { message: 'refund A1, or not', agentId: 'refund-approval' });
-    await sleep(PARK_SETTLE_MS);
     socket.emit('stop', { threadId: meta.thread_id });
     const done = await log.waitForDone(meta.turnId, { timeout: 5_000 });
     assert.equal(done.status, 'cancelled');
@@ -411,15 +404,11 @@ describe('approvals', () => {
     assertApprovalTurn(log.ofTurn(next.meta.turnId), { first: REFUND_FIRST, second: REFUND_SECOND, status: 'approved' });
   });
 
-  // Server bug (a race): `stop` (or POST /threads/{id}/cancel) that arrives
-  // after `status waiting` but before the runner let go of the turn is
-  // acknowledged {ok: true, stopped: true} and lost: Engine::cancel_thread
-  // finds the turn still in `running` and signals a runner that no longer
-  // listens; the turn stays waiting, its approval pending. Lost in ~4 of 10
-  // tries here. Remove `todo` once fixed.
+  // A `stop` that arrives after `status waiting` but before the runner has let
+  // go of the turn finds it still running; it must not be lost.
   test(
     'stop right after status waiting is not lost',
-    { todo: 'server bug: a stop in the parking window is acknowledged and lost', timeout: 60_000 },
+    { timeout: 60_000 },
     async () => {
       const lost = [];
       const sockets = new Set();
@@ -542,8 +531,7 @@ describe('approvals across a restart', () => {
       assert.ok(!result.isError, JSON.stringify(result));
       assert.equal(endpoint.received('/refund-approval/').length, 1, 'the tool ran exactly once');
 
-      // Without lastSeq: what a user needs (the end of the turn, no gap),
-      // and whether already-seen events come again (reported, not failed).
+      // Without lastSeq: the end of the turn, no gap, nothing twice.
       const resumed = two.log.ofTurn(meta.turnId);
       assert.equal(resumed.at(-1).type, 'done');
       assert.equal(resumed.at(-1).status, 'completed');
@@ -555,13 +543,9 @@ describe('approvals across a restart', () => {
       const seqs = [...bySeq.keys()].sort((a, b) => a - b);
       assert.deepEqual(seqs, seqs.map((_, i) => i + 1), `no gap over both connections: ${seqs}`);
       assert.deepEqual([...bySeq.values()].sort((a, b) => a.seq - b.seq), combined, 'the same turn on both resumes');
+      // The server saved where this client's stream stood at the graceful stop: nothing twice.
       const replayed = resumed.filter((ev) => ev.seq <= lastSeq);
-      if (replayed.length > 0) {
-        t.diagnostic(
-          `resume_stream without lastSeq after a restart replayed seqs ${replayed[0].seq}..${replayed.at(-1).seq} ` +
-            `(already delivered before the restart): ${describeEvents(replayed)}`,
-        );
-      }
+      assert.deepEqual(replayed, [], `resume_stream without lastSeq after a restart replayed: ${describeEvents(replayed)}`);
 
       const messages = await listMessages(srv, caller, threadId);
       assert.deepEqual(messages.map((m) => m.role), ['user', 'assistant']);

@@ -81,11 +81,48 @@ impl Sockets {
         cursors.insert(key.clone(), Cursor { turn_id: turn_id.to_owned(), seq, at: Instant::now() });
     }
 
+    /// Saves the positions of streams cut by a shutdown, so clients that resume without a cursor
+    /// on the next start (the official clients) continue after what they already have.
+    pub async fn save(&self, store: &agentry_store::Store) -> agentry_store::StoreResult<()> {
+        let saved: Vec<agentry_store::StreamCursor> = {
+            let cursors = self.cursors.lock().unwrap_or_else(|p| p.into_inner());
+            cursors
+                .iter()
+                .filter(|(_, c)| c.at.elapsed() < CURSOR_TTL)
+                .map(|(key, c)| agentry_store::StreamCursor {
+                    scope: key.scope.clone(),
+                    user_id: key.user.clone(),
+                    thread_id: key.thread_id.clone(),
+                    turn_id: c.turn_id.clone(),
+                    seq: c.seq,
+                })
+                .collect()
+        };
+        store.save_stream_cursors(&saved, ttl_ago()).await
+    }
+
+    /// Loads the positions a previous process saved.
+    pub async fn restore(&self, store: &agentry_store::Store) -> agentry_store::StoreResult<()> {
+        let saved = store.stream_cursors(ttl_ago()).await?;
+        let mut cursors = self.cursors.lock().unwrap_or_else(|p| p.into_inner());
+        for cursor in saved {
+            let key = CursorKey { scope: cursor.scope, user: cursor.user_id, thread_id: cursor.thread_id };
+            cursors.entry(key).or_insert(Cursor { turn_id: cursor.turn_id, seq: cursor.seq, at: Instant::now() });
+        }
+        Ok(())
+    }
+
     /// Where to resume `turn_id` for this user, if we sent them part of it.
     fn position(&self, key: &CursorKey, turn_id: &str) -> Option<i64> {
         let cursors = self.cursors.lock().unwrap_or_else(|p| p.into_inner());
         cursors.get(key).filter(|c| c.turn_id == turn_id && c.at.elapsed() < CURSOR_TTL).map(|c| c.seq)
     }
+}
+
+/// The wall-clock time one cursor lifetime ago.
+fn ttl_ago() -> agentry_core::Timestamp {
+    let ttl = i64::try_from(CURSOR_TTL.as_millis()).unwrap_or(i64::MAX);
+    agentry_core::Timestamp(agentry_core::Timestamp::now().0.saturating_sub(ttl))
 }
 
 /// Query of the Engine.IO handshake.
