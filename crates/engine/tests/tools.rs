@@ -551,7 +551,7 @@ async fn mcp_server_tools_are_offered_by_name_and_can_require_approval() {
     f.engine.resolve_approval(&principal(), &approval_id, approve("fine")).await.unwrap();
     let events = f.events(&turn, 0).await;
     assert_eq!(tool_result(&events, "echo"), (json!("hello over MCP"), false));
-    assert_eq!(tool_result(&events, "add").1, false);
+    assert!(!tool_result(&events, "add").1);
     assert!(tool_result(&events, "add").0.to_string().contains('5'), "{:?}", tool_result(&events, "add"));
     let (failed, is_error) = tool_result(&events, "fail");
     assert!(is_error && failed.to_string().contains("always fails"), "{failed}");

@@ -6,10 +6,14 @@
 
 use agentry_core::id::{new_id, prefix};
 use agentry_core::{
-    AgentSpec, LoggedEvent, Message, MessageRole, Scope, Thread, ThreadStatus, Timestamp, Turn, TurnEvent, TurnInput,
-    TurnStatus,
+    AgentSpec, Approval, ApprovalStatus, LoggedEvent, Message, MessageRole, Scope, Thread, ThreadStatus, Timestamp,
+    Turn, TurnEvent, TurnInput, TurnStatus,
 };
-use agentry_store::{ArchivedFilter, IdempotencyStart, Store, StoreLocation, ThreadQuery};
+use agentry_store::{
+    ApprovalFilter, ArchivedFilter, ArtifactRevision, IdempotencyStart, SafetyEvent, Settlement, Store, StoreLocation,
+    StreamCursor, ThreadQuery, ToolCallRecord,
+};
+use serde_json::json;
 use sqlx::Connection as _;
 
 const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -92,6 +96,12 @@ suite!(
     turns_move_through_their_states_once,
     event_logs_append_and_read_after_a_cursor,
     expired_leases_mark_turns_abandoned,
+    approvals_settle_once_and_wake_their_parked_turn,
+    approvals_list_by_filter_and_scope,
+    artifacts_keep_immutable_revisions,
+    tool_switches_and_health_counters,
+    safety_events_are_recorded_per_scope,
+    stream_cursors_survive_a_restart,
 );
 
 fn scope_a() -> Scope {
@@ -434,4 +444,187 @@ async fn expired_leases_mark_turns_abandoned(store: &Store) {
     assert_eq!(abandoned, vec![dead.id.clone()]);
     store.renew_turn_lease(&dead.id, 60_000).await.unwrap();
     assert!(store.abandoned_turns().await.unwrap().is_empty());
+}
+
+fn approval(turn: &Turn, user: &str, deadline: Timestamp) -> Approval {
+    Approval {
+        id: new_id(prefix::APPROVAL),
+        scope: turn.scope.clone(),
+        turn_id: turn.id.clone(),
+        thread_id: turn.thread_id.clone(),
+        agent_id: "support".into(),
+        requested_by: user.into(),
+        tool_name: "refund".into(),
+        call_id: "call_1".into(),
+        action: "call tool `refund`".into(),
+        details: json!({"order": "A1"}),
+        args: json!({"order": "A1"}),
+        status: ApprovalStatus::Pending,
+        timeout_secs: 300,
+        created_at: Timestamp::now(),
+        deadline_at: deadline,
+        resolved_at: None,
+        responded_by: None,
+        comment: None,
+        edited_args: None,
+    }
+}
+
+fn settle(status: ApprovalStatus) -> Settlement<'static> {
+    Settlement { status, responded_by: "alice", comment: Some("ok"), edited_args: None }
+}
+
+async fn approvals_settle_once_and_wake_their_parked_turn(store: &Store) {
+    let t = thread(&scope_a(), "alice", "support");
+    store.insert_thread(&t).await.unwrap();
+    let parked = turn(&scope_a(), &t.id, None);
+    let behind = turn(&scope_a(), &t.id, None);
+    store.insert_turn(&parked).await.unwrap();
+    store.insert_turn(&behind).await.unwrap();
+    assert!(store.start_turn(&parked.id, 30_000).await.unwrap());
+    let first = approval(&parked, "alice", Timestamp(Timestamp::now().0 + 60_000));
+    let second = approval(&parked, "alice", Timestamp(Timestamp::now().0 - 1));
+    store.insert_approval(&first).await.unwrap();
+    store.insert_approval(&second).await.unwrap();
+    assert!(store.park_turn(&parked.id, "approval", "{\"step\":1}").await.unwrap());
+    let stored = store.get_turn(&scope_a(), &parked.id).await.unwrap().unwrap();
+    assert_eq!((stored.status, stored.checkpoint.as_deref()), (TurnStatus::Waiting, Some("{\"step\":1}")));
+    assert!(store.next_queued_turn(&scope_a(), &t.id).await.unwrap().is_none(), "nothing overtakes a waiting turn");
+
+    let overdue = store.overdue_approvals(Timestamp::now()).await.unwrap();
+    assert_eq!(overdue.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), [second.id.as_str()]);
+    assert!(store.settle_approval(&scope_a(), &second.id, &settle(ApprovalStatus::TimedOut)).await.unwrap());
+    assert!(!store.settle_approval(&scope_a(), &second.id, &settle(ApprovalStatus::Approved)).await.unwrap());
+    assert!(!store.requeue_waiting_turn(&parked.id).await.unwrap(), "one approval is still pending");
+    assert!(!store.settle_approval(&scope_b(), &first.id, &settle(ApprovalStatus::Approved)).await.unwrap());
+    let edited = json!({"order": "A2"});
+    let with_edit = Settlement { edited_args: Some(&edited), ..settle(ApprovalStatus::Approved) };
+    assert!(store.settle_approval(&scope_a(), &first.id, &with_edit).await.unwrap());
+    assert!(store.requeue_waiting_turn(&parked.id).await.unwrap());
+    assert!(!store.requeue_waiting_turn(&parked.id).await.unwrap(), "queued once");
+    let next = store.next_queued_turn(&scope_a(), &t.id).await.unwrap().unwrap();
+    assert_eq!(next.id, parked.id, "the resumed turn goes before the one queued behind it");
+
+    let settled = store.approvals_of_turn(&scope_a(), &parked.id).await.unwrap();
+    assert_eq!(settled.len(), 2);
+    let first = settled.iter().find(|a| a.id == first.id).unwrap();
+    assert_eq!(first.status, ApprovalStatus::Approved);
+    assert_eq!(first.edited_args, Some(edited));
+    assert_eq!(first.responded_by.as_deref(), Some("alice"));
+    assert!(first.resolved_at.is_some());
+    assert!(store.get_approval(&scope_b(), &first.id).await.unwrap().is_none());
+}
+
+async fn approvals_list_by_filter_and_scope(store: &Store) {
+    let t = thread(&scope_a(), "alice", "support");
+    store.insert_thread(&t).await.unwrap();
+    let tr = turn(&scope_a(), &t.id, None);
+    store.insert_turn(&tr).await.unwrap();
+    let later = Timestamp(Timestamp::now().0 + 60_000);
+    let mine = approval(&tr, "alice", later);
+    let bobs = approval(&tr, "bob", later);
+    let done = approval(&tr, "alice", later);
+    for a in [&mine, &bobs, &done] {
+        store.insert_approval(a).await.unwrap();
+    }
+    store.settle_approval(&scope_a(), &done.id, &settle(ApprovalStatus::Rejected)).await.unwrap();
+    let all = ApprovalFilter { limit: 10, ..Default::default() };
+    let (rows, total, pending) = store.list_approvals(&scope_a(), &all).await.unwrap();
+    assert_eq!((rows.len(), total, pending), (3, 3, 2));
+    let alices = ApprovalFilter { requested_by: Some("alice"), ..all.clone() };
+    assert_eq!(store.list_approvals(&scope_a(), &alices).await.unwrap().1, 2);
+    let rejected = ApprovalFilter { status: Some(ApprovalStatus::Rejected), ..all.clone() };
+    let (rows, total, pending) = store.list_approvals(&scope_a(), &rejected).await.unwrap();
+    assert_eq!((rows.len(), total, pending), (1, 1, 2), "the pending count is a badge over every status");
+    let by_thread = ApprovalFilter { thread_id: Some(&t.id), limit: 1, offset: 1, ..Default::default() };
+    let (rows, total, _) = store.list_approvals(&scope_a(), &by_thread).await.unwrap();
+    assert_eq!((rows.len(), total), (1, 3));
+    assert_eq!(store.list_approvals(&scope_b(), &all).await.unwrap().1, 0);
+}
+
+async fn artifacts_keep_immutable_revisions(store: &Store) {
+    let t = thread(&scope_a(), "alice", "support");
+    store.insert_thread(&t).await.unwrap();
+    let revision = |key: &str, n: i64, content: &str| ArtifactRevision {
+        id: new_id(prefix::ARTIFACT),
+        thread_id: t.id.clone(),
+        turn_id: "trn_x".into(),
+        artifact_key: key.into(),
+        revision: n,
+        kind: "markdown".into(),
+        title: Some("Notes".into()),
+        language: None,
+        content: content.into(),
+        created_at: Timestamp::now(),
+    };
+    store.insert_artifact(&scope_a(), &revision("a_1", 1, "one")).await.unwrap();
+    store.insert_artifact(&scope_a(), &revision("a_1", 2, "two")).await.unwrap();
+    store.insert_artifact(&scope_a(), &revision("a_2", 1, "other")).await.unwrap();
+    assert!(store.insert_artifact(&scope_a(), &revision("a_1", 2, "again")).await.is_err(), "revisions are immutable");
+    let latest = store.latest_artifact(&scope_a(), &t.id, "a_1").await.unwrap().unwrap();
+    assert_eq!((latest.revision, latest.content.as_str()), (2, "two"));
+    let listed = store.list_artifacts(&scope_a(), &t.id, 10).await.unwrap();
+    let summary: Vec<_> = listed.iter().map(|(a, n)| (a.artifact_key.as_str(), a.revision, *n)).collect();
+    assert_eq!(summary, [("a_2", 1, 1), ("a_1", 2, 2)]);
+    assert!(store.latest_artifact(&scope_b(), &t.id, "a_1").await.unwrap().is_none());
+    assert!(store.list_artifacts(&scope_b(), &t.id, 10).await.unwrap().is_empty());
+}
+
+async fn tool_switches_and_health_counters(store: &Store) {
+    store.set_tool_enabled(&scope_a(), "builtin", "current_time", false).await.unwrap();
+    store.set_tool_enabled(&scope_a(), "agent.x", "refund", false).await.unwrap();
+    store.set_tool_enabled(&scope_a(), "agent.x", "refund", true).await.unwrap();
+    assert_eq!(store.disabled_tools(&scope_a()).await.unwrap(), [("builtin".to_owned(), "current_time".to_owned())]);
+    assert!(store.disabled_tools(&scope_b()).await.unwrap().is_empty());
+    for (ok, latency) in [(true, 10), (false, 30), (true, 20)] {
+        let call = ToolCallRecord {
+            entity_id: "agent.x",
+            tool_name: "refund",
+            turn_id: None,
+            ok,
+            latency_ms: latency,
+            error: (!ok).then_some("boom"),
+        };
+        store.record_tool_call(&scope_a(), &call).await.unwrap();
+    }
+    let health = store.tool_health(&scope_a()).await.unwrap();
+    let refund = &health[&("agent.x".to_owned(), "refund".to_owned())];
+    assert_eq!((refund.total_calls, refund.fail_count, refund.p95_latency_ms), (3, 1, 30));
+    assert_eq!(refund.avg_latency_ms, 20.0);
+    assert!(refund.last_called_at.is_some());
+    assert!(store.tool_health(&scope_b()).await.unwrap().is_empty());
+}
+
+async fn safety_events_are_recorded_per_scope(store: &Store) {
+    let event = SafetyEvent {
+        thread_id: "thr_1".into(),
+        turn_id: "trn_1".into(),
+        agent_id: "support".into(),
+        direction: "input".into(),
+        action: "block".into(),
+        flag_type: "pii".into(),
+        severity: "high".into(),
+        detail: "credit card number".into(),
+        created_at: Timestamp::now(),
+    };
+    store.record_safety_event(&scope_a(), &event).await.unwrap();
+    assert_eq!(store.safety_events(&scope_a(), 10).await.unwrap(), [event]);
+    assert!(store.safety_events(&scope_b(), 10).await.unwrap().is_empty());
+}
+
+async fn stream_cursors_survive_a_restart(store: &Store) {
+    let cursor = |seq| StreamCursor {
+        scope: scope_a(),
+        user_id: "alice".into(),
+        thread_id: "thr_1".into(),
+        turn_id: "trn_1".into(),
+        seq,
+    };
+    let long_ago = Timestamp(Timestamp::now().0 - 3_600_000);
+    store.save_stream_cursors(&[cursor(3)], long_ago).await.unwrap();
+    store.save_stream_cursors(&[cursor(7)], long_ago).await.unwrap();
+    assert_eq!(store.stream_cursors(long_ago).await.unwrap(), [cursor(7)], "the newer position replaces the older");
+    let future = Timestamp(Timestamp::now().0 + 60_000);
+    store.save_stream_cursors(&[], future).await.unwrap();
+    assert!(store.stream_cursors(long_ago).await.unwrap().is_empty(), "positions older than the window go");
 }
