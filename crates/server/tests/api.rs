@@ -242,3 +242,151 @@ async fn unknown_routes_are_json_404() {
     let (status, err) = app.call(&Caller::Operator, "GET", "/api/v1/agent/nothing-here", None, &[]).await;
     assert_eq!((status, err["error"].as_str()), (StatusCode::NOT_FOUND, Some("NOT_FOUND")));
 }
+
+/// A loopback endpoint for HTTP tools: `GET /stock/{sku}` answers `{sku, count}`.
+async fn stock_backend() -> String {
+    let app = Router::new().route(
+        "/stock/{sku}",
+        axum::routing::get(|axum::extract::Path(sku): axum::extract::Path<String>| async move {
+            axum::Json(json!({"sku": sku, "count": 7}))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+#[tokio::test]
+async fn tool_catalog_switches_tests_and_health() {
+    let app = app().await;
+    let backend = stock_backend().await;
+    let spec = json!({
+        "id": "clerk", "name": "Clerk", "model": "scripted:echo",
+        "httpTools": [{
+            "name": "stock_lookup", "description": "How many items of a SKU are in stock",
+            "url": format!("{backend}/stock/{{sku}}"),
+            "parameters": {"type": "object", "properties": {"sku": {"type": "string"}}, "required": ["sku"]}
+        }]
+    });
+    let (status, body) = app.call(&Caller::Operator, "POST", "/api/v1/agent/agents", Some(spec), &[]).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    let (status, list) = app.call(&Caller::Operator, "GET", "/api/v1/agent/tools", None, &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    let tools = list["tools"].as_array().unwrap();
+    let ids: Vec<&str> = tools.iter().map(|t| t["toolId"].as_str().unwrap()).collect();
+    for id in [
+        "builtin::current_time",
+        "builtin::request_approval",
+        "builtin::generate_artifact",
+        "agent.clerk::stock_lookup",
+    ] {
+        assert!(ids.contains(&id), "{id} missing from {ids:?}");
+    }
+    let lookup = tools.iter().find(|t| t["toolName"] == "stock_lookup").unwrap();
+    assert_eq!((lookup["category"].clone(), lookup["enabled"].clone()), (json!("http"), json!(true)));
+    assert!(lookup["callbackUrl"].as_str().unwrap().starts_with(&backend));
+    assert_eq!(lookup["paramSchema"]["required"], json!(["sku"]));
+    let user = Caller::Token(token("alice", None));
+    let (_, seen_by_user) = app.call(&user, "GET", "/api/v1/agent/tools?category=http", None, &[]).await;
+    assert_eq!(seen_by_user["tools"].as_array().unwrap().len(), 1);
+    assert_eq!(seen_by_user["tools"][0]["callbackUrl"], Value::Null, "endpoints are for operators only");
+
+    let (_, found) = app.call(&user, "GET", "/api/v1/agent/tools/search?q=stock%20sku&limit=2", None, &[]).await;
+    assert_eq!(found["tools"][0]["toolName"], "stock_lookup");
+    let (_, stats) = app.call(&user, "GET", "/api/v1/agent/tools/stats", None, &[]).await;
+    assert_eq!((stats["toolCount"].clone(), stats["entityCount"].clone()), (json!(ids.len()), json!(2)));
+
+    let test_path = "/api/v1/agent/tools/agent.clerk::stock_lookup/test";
+    let (status, _) = app.call(&user, "POST", test_path, Some(json!({"params": {"sku": "X1"}})), &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, ran) =
+        app.call(&Caller::Operator, "POST", test_path, Some(json!({"params": {"sku": "X1"}})), &[]).await;
+    assert_eq!(status, StatusCode::OK, "{ran}");
+    assert_eq!((ran["status"].clone(), ran["result"].clone()), (json!("ok"), json!({"sku": "X1", "count": 7})));
+    let (_, failed) = app.call(&Caller::Operator, "POST", test_path, Some(json!({"params": {}})), &[]).await;
+    assert_eq!(failed["status"], "error");
+    assert!(failed["error"].as_str().unwrap().contains("sku"), "{failed}");
+    let (status, _) =
+        app.call(&Caller::Operator, "POST", "/api/v1/agent/tools/builtin::generate_artifact/test", None, &[]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "turn-bound tools cannot be tested alone");
+    let (status, _) = app.call(&Caller::Operator, "POST", "/api/v1/agent/tools/nope::x/test", None, &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let switch = "/api/v1/agent/tools/agent.clerk/stock_lookup/enabled";
+    let (status, _) = app.call(&user, "PATCH", switch, Some(json!({"enabled": false})), &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = app.call(&Caller::Operator, "PATCH", switch, Some(json!({"enabled": false})), &[]).await;
+    assert_eq!((status, body["enabled"].clone()), (StatusCode::OK, json!(false)));
+    let (status, _) = app
+        .call(
+            &Caller::Operator,
+            "PATCH",
+            "/api/v1/agent/tools/agent.clerk/nope/enabled",
+            Some(json!({"enabled": false})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (_, matrix) = app.call(&Caller::Operator, "GET", "/api/v1/agent/tools/matrix", None, &[]).await;
+    let row = matrix["tools"].as_array().unwrap().iter().find(|t| t["toolName"] == "stock_lookup").unwrap().clone();
+    assert_eq!(row["enabled"], false);
+    assert_eq!((row["health"]["totalCalls"].clone(), row["health"]["failCount"].clone()), (json!(2), json!(1)));
+    assert_eq!(row["health"]["lastStatus"], "error");
+}
+
+#[tokio::test]
+async fn agents_with_credentials_in_files_or_unknown_secrets_are_refused() {
+    let app = app().await;
+    let tool = |header: &str| {
+        json!({"id": "leaky", "name": "Leaky", "model": "scripted:echo", "httpTools": [{
+            "name": "call", "url": "https://api.example.com/x", "headers": {"Authorization": header}
+        }]})
+    };
+    let (status, body) =
+        app.call(&Caller::Operator, "POST", "/api/v1/agent/agents", Some(tool("Bearer sk-live-123")), &[]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["message"].as_str().unwrap().contains("secrets"), "{body}");
+    let (status, body) =
+        app.call(&Caller::Operator, "POST", "/api/v1/agent/agents", Some(tool("Bearer {{secrets.api}}")), &[]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["validationErrors"][0].as_str().unwrap().starts_with("tools:"), "{body}");
+}
+
+#[tokio::test]
+async fn artifacts_made_in_a_turn_are_listed_for_their_thread_only() {
+    let app = app().await;
+    let spec = json!({
+        "id": "writer", "name": "Writer", "model": "scripted:steps", "tools": ["generate_artifact"],
+        "script": {"steps": [
+            {"text": "Writing.", "tool_calls": [{"name": "generate_artifact",
+                "arguments": {"kind": "csv", "title": "Stock", "content": "sku,count\nX1,7\n"}}]},
+            {"text": "Here it is."}
+        ]}
+    });
+    let (status, body) = app.call(&Caller::Operator, "POST", "/api/v1/agent/agents", Some(spec), &[]).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let alice = Caller::Token(token("alice", None));
+    let (_, thread) = app.call(&alice, "POST", "/api/v1/agent/threads", Some(json!({"agentId": "writer"})), &[]).await;
+    let thread_id = thread["id"].as_str().unwrap();
+    let path = format!("/api/v1/agent/threads/{thread_id}/messages");
+    let (status, turn) = app.call(&alice, "POST", &path, Some(json!({"message": "a stock sheet"})), &[]).await;
+    assert_eq!(status, StatusCode::OK, "{turn}");
+    let kinds: Vec<&str> = turn["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"artifact_committed"), "{kinds:?}");
+
+    let path = format!("/api/v1/agent/threads/{thread_id}/artifacts");
+    let (status, listed) = app.call(&alice, "GET", &path, None, &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    let artifact = &listed["artifacts"][0];
+    assert_eq!(
+        (artifact["threadId"].as_str(), artifact["kind"].as_str(), artifact["revision"].clone()),
+        (Some(thread_id), Some("csv"), json!(1))
+    );
+    assert_eq!(artifact["content"], "sku,count\nX1,7\n");
+    assert!(artifact["artifactKey"].as_str().unwrap().starts_with("a_"));
+    let (status, _) = app.call(&Caller::Token(token("bob", None)), "GET", &path, None, &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
