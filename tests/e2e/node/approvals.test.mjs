@@ -204,6 +204,32 @@ describe('approvals', () => {
     await endpoint?.close();
   });
 
+  it('an operator socket for the whole scope hears every approval and can settle it', async ({ sockets }) => {
+    const ops = { apiKey: API_KEY, organizationId: 'default', projectId: 'default', environmentId: 'default' };
+    const operator = await connectSocket(srv, { auth: ops, track: sockets });
+    const caller = await sessionCaller(srv);
+    const { socket, log } = await connectSocket(srv, { auth: caller.auth, track: sockets });
+    const { meta, needed } = await startParkedTurn(log, socket, { message: 'refund A1', agentId: 'refund-approval' });
+    const heard = await operator.log.waitFor((ev) => ev.type === 'approval_needed' && ev.approvalId === needed.approvalId, {
+      what: "the user's approval_needed on the operator's socket",
+    });
+    assert.equal(heard.threadId, meta.thread_id);
+    assert.equal(heard.turnId, meta.turnId);
+    assert.ok(
+      operator.log.events.every((ev) => ev.type === 'approval_needed' || ev.type === 'approval_resolved'),
+      `the operator feed carries approvals only: ${describeEvents(operator.log.events)}`,
+    );
+    const ok = await approvalResponse(operator.socket, { approvalId: needed.approvalId, approved: true, comment: 'ops ok' });
+    assert.equal(ok.ack?.status, 'approved', JSON.stringify(ok));
+    const resolved = await operator.log.waitFor(
+      (ev) => ev.type === 'approval_resolved' && ev.approvalId === needed.approvalId,
+      { what: 'approval_resolved on the operator socket' },
+    );
+    assert.equal(resolved.respondedBy, 'operator');
+    await log.waitForDone(meta.turnId, { timeout: 15_000 });
+    assertApprovalTurn(log.ofTurn(meta.turnId), { first: REFUND_FIRST, second: REFUND_SECOND, status: 'approved' });
+  });
+
   it('approve over REST: the same turn continues with approval_resolved, tool_result, tokens, done', async ({ sockets }) => {
     const caller = await sessionCaller(srv);
     const { socket, log } = await connectSocket(srv, { auth: caller.auth, track: sockets });
