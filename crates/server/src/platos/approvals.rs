@@ -1,5 +1,5 @@
 //! Approvals: `GET /monitoring/approvals[/:id]`, `POST /approvals/:id/resolve` (and the 0.1.x
-//! path `/monitoring/approvals/:id/resolve`).
+//! path `/monitoring/approvals/:id/resolve`); and the safety ledger, `GET /monitoring/safety-events`.
 //!
 //! The resolve body is accepted in both shapes the wire knows: the clients'
 //! `{response: "approve"|"reject", reason}` and upstream's `{approved, comment, editedArgs}`.
@@ -167,4 +167,44 @@ pub fn view(approval: &Approval) -> Value {
         "comment": approval.comment,
         "resolution": resolution,
     })
+}
+
+/// Query of `GET /monitoring/safety-events`.
+#[derive(Debug, Deserialize)]
+pub struct ListSafetyEvents {
+    limit: Option<i64>,
+}
+
+/// `GET /monitoring/safety-events` (operators) → `{events, rows}`: the scope's safety detector
+/// hits, newest first, with what the policy did (`flag`, `redact`, `block`).
+pub async fn safety_events(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    QueryParams(query): QueryParams<ListSafetyEvents>,
+) -> Result<Json<Value>, ApiError> {
+    if !principal.is_operator() {
+        return Err(ApiError::operator_only());
+    }
+    let limit = page_limit(query.limit, 100, 1000)?;
+    let events: Vec<Value> = state
+        .store
+        .safety_events(&principal.scope, limit)
+        .await?
+        .into_iter()
+        .map(|e| {
+            json!({
+                "threadId": e.thread_id,
+                "turnId": e.turn_id,
+                "agentId": e.agent_id,
+                "direction": e.direction,
+                "action": e.action,
+                "detector": e.flag_type,
+                "type": e.flag_type,
+                "severity": e.severity,
+                "detail": e.detail,
+                "createdAt": e.created_at,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "events": events, "rows": events })))
 }

@@ -34,6 +34,7 @@ pub fn routes() -> Router<AppState> {
         .route("/monitoring/approvals/{approval_id}", get(approvals::get))
         .route("/monitoring/approvals/{approval_id}/resolve", post(approvals::resolve))
         .route("/approvals/{approval_id}/resolve", post(approvals::resolve))
+        .route("/monitoring/safety-events", get(approvals::safety_events))
         .route("/tools", get(tools::list))
         .route("/tools/search", get(tools::search))
         .route("/tools/stats", get(tools::stats))
