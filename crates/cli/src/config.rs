@@ -116,6 +116,8 @@ pub struct Config {
     pub log: String,
     /// Cache of local GGUF models.
     pub models_dir: PathBuf,
+    /// Where uploaded datasets are kept (`<data_dir>/datasets`).
+    pub datasets_dir: PathBuf,
     /// Model of the built-in default agent created on first start (`None`: choose from what is
     /// configured — see `main.rs`).
     pub default_model: Option<String>,
@@ -382,6 +384,7 @@ impl Layers {
             event_retention,
             log,
             models_dir,
+            datasets_dir: data_dir.join("datasets"),
             default_model,
             providers,
             tool_timeout,

@@ -280,6 +280,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         max_tool_result_bytes: config.max_tool_result_bytes,
         secrets: config.secrets.clone(),
         mcp_servers: config.mcp_servers.clone(),
+        datasets_dir: Some(config.datasets_dir.clone()),
         ..agentry_engine::EngineConfig::default()
     };
     let engine = agentry_engine::Engine::start(store.clone(), providers, engine_config)

@@ -18,10 +18,31 @@
 //! # Ok(()) }
 //! ```
 //!
+//! The Erdo surface (`ErdoClient`'s methods) with an API key, or a scoped token it minted:
+//!
+//! ```no_run
+//! # async fn run() -> agentry_client::Result<()> {
+//! use agentry_client::{Client, InvokeParams, TokenParams};
+//!
+//! let server = Client::builder("http://127.0.0.1:3100").erdo_api_key("<api key>").build()?;
+//! let answer = server.erdo().invoke("analyst", InvokeParams::user("Top products by revenue?")).await?;
+//! println!("{}", answer.text());
+//!
+//! let grant = TokenParams { bot_keys: vec!["analyst".into()], external_user_id: Some("user_123".into()), ..Default::default() };
+//! let scoped = server.erdo().create_token(&grant).await?;
+//! let user = Client::builder("http://127.0.0.1:3100").erdo_token(scoped.token).build()?;
+//! let thread = user.erdo().create_thread(Some("Analysis"), Some("analyst")).await?;
+//! let events = user.erdo().send_message_and_wait(&thread.id, "And last quarter?", None).await?;
+//! # let _ = events; Ok(()) }
+//! ```
+//!
 //! # Layout
 //! - [`Client`] / [`ClientBuilder`]: base URL and credentials — a session token (with an optional
 //!   [`on_token_refresh`](ClientBuilder::on_token_refresh) callback, called once on 401/403), or an
-//!   API key plus a default [`Scope`] for server-to-server use.
+//!   API key plus a default [`Scope`] for server-to-server use; for the Erdo surface also an API
+//!   key alone ([`erdo_api_key`](ClientBuilder::erdo_api_key), with an optional
+//!   [`organization`](ClientBuilder::organization)) or a scoped token
+//!   ([`erdo_token`](ClientBuilder::erdo_token)).
 //! - Namespaces: [`Client::agents`] ([`Agents`]), [`Client::threads`] ([`Threads`]), whose
 //!   [`Threads::send`] returns a [`TurnStream`] of [`StreamEvent`]s that reconnects and resumes,
 //!   and [`Client::approvals`] ([`Approvals`]): list, get, approve or reject what a turn waits on.
@@ -33,12 +54,24 @@
 //!   backoff and jitter on network errors, 5xx and 429 (honouring `Retry-After`); writes carry an
 //!   `Idempotency-Key` the client sets, so retrying them is safe. 409 is [`Error::Conflict`]
 //!   (e.g. an approval settled already).
+//! - [`Client::erdo`] ([`Erdo`]): the Erdo wire protocol at the root of the base URL — bots
+//!   ([`Erdo::invoke`] collects an [`InvokeResult`], [`Erdo::invoke_stream`] yields
+//!   [`ErdoEvent`]s from an [`EventStream`]), scoped tokens ([`Erdo::create_token`] →
+//!   [`ScopedToken`], [`Erdo::revoke_token`]), and threads ([`ErdoThread`], [`ThreadMessage`]
+//!   with [`MessageContent`] items, [`Erdo::send_message`] / [`Erdo::send_message_and_wait`]).
+//!   Event streams are parsed by a standard SSE reader (`event:`/`data:`, comments, CRLF, one
+//!   JSON event per `data:` line). Reads, revocations and token minting (with an
+//!   `Idempotency-Key`) are retried; invocations and other `POST`s only when the server
+//!   certainly did not run them, and never once their stream has begun.
 //! - [`mint_session_token`]: what a Rust backend uses to mint tokens for its users.
 
 #![warn(missing_docs)]
 
+mod erdo;
+mod erdo_types;
 mod error;
 mod platos;
+mod sse;
 mod stream;
 mod types;
 
@@ -49,6 +82,11 @@ use std::time::Duration;
 
 pub use agentry_core::session_token::SessionClaims;
 pub use agentry_core::{ApprovalStatus, SafetyFlag, Scope, Timestamp, TokenUsage, TurnEvent, TurnStatus, UserMeta};
+pub use erdo::{Erdo, EventStream};
+pub use erdo_types::{
+    BotResult, ChatMessage, ErdoEvent, ErdoThread, InvokeParams, InvokeResult, MessageContent, ScopedToken, StepInfo,
+    ThreadMessage, TokenParams,
+};
 pub use error::{Error, Result};
 pub use platos::{Agents, Approvals, Threads};
 pub use stream::{StreamEvent, TurnStream};
@@ -113,7 +151,15 @@ impl RetryPolicy {
 #[derive(Debug, Clone)]
 pub(crate) enum Credentials {
     Session(String),
-    ApiKey { key: String, scope: Scope, user_id: Option<String> },
+    ApiKey {
+        key: String,
+        scope: Scope,
+        user_id: Option<String>,
+    },
+    /// An API key without a Platos scope: the Erdo surface only.
+    ErdoApiKey(String),
+    /// A scoped Erdo token: the Erdo surface only.
+    ErdoToken(String),
 }
 
 /// Builds a [`Client`].
@@ -123,7 +169,9 @@ pub struct ClientBuilder {
     refresh: Option<RefreshFn>,
     retry: RetryPolicy,
     timeout: Duration,
+    stream_idle_timeout: Duration,
     max_reconnects: u32,
+    organization: Option<String>,
 }
 
 impl ClientBuilder {
@@ -137,6 +185,32 @@ impl ClientBuilder {
     /// [`user_id`](Self::user_id) the client acts as an operator over every user of the scope.
     pub fn api_key(mut self, key: impl Into<String>, scope: Scope) -> Self {
         self.credentials = Some(Credentials::ApiKey { key: key.into(), scope, user_id: None });
+        self
+    }
+
+    /// Authenticates a trusted server to the Erdo surface ([`Client::erdo`]) with an API key and
+    /// no Platos scope: `Authorization: Bearer <key>`, in the key's organization or the one set
+    /// with [`organization`](Self::organization). Such a client cannot call the Platos
+    /// namespaces ([`Error::Config`]).
+    pub fn erdo_api_key(mut self, key: impl Into<String>) -> Self {
+        self.credentials = Some(Credentials::ErdoApiKey(key.into()));
+        self
+    }
+
+    /// Authenticates to the Erdo surface ([`Client::erdo`]) with a scoped token minted by
+    /// [`Erdo::create_token`]: it acts as the token's user, may invoke the bots it grants and
+    /// sees that user's threads. Such a client cannot call the Platos namespaces.
+    pub fn erdo_token(mut self, token: impl Into<String>) -> Self {
+        self.credentials = Some(Credentials::ErdoToken(token.into()));
+        self
+    }
+
+    /// With an API key: the organization (id or slug) of Erdo calls, sent as
+    /// `X-Organization-ID`. Default: the scope's organization with [`api_key`](Self::api_key),
+    /// none (the server's default) with [`erdo_api_key`](Self::erdo_api_key). Scoped tokens carry
+    /// their organization, so it is not sent with them.
+    pub fn organization(mut self, organization: impl Into<String>) -> Self {
+        self.organization = Some(organization.into());
         self
     }
 
@@ -165,9 +239,17 @@ impl ClientBuilder {
         self
     }
 
-    /// Timeout of each HTTP attempt (default 30 s).
+    /// Timeout of each HTTP attempt (default 30 s). An Erdo event stream must begin within it,
+    /// then lasts as long as its invocation.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// How long an Erdo event stream may stay silent before the client gives up on it with
+    /// [`Error::Network`] (default 5 minutes).
+    pub fn stream_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.stream_idle_timeout = timeout;
         self
     }
 
@@ -186,8 +268,9 @@ impl ClientBuilder {
         let credentials = self
             .credentials
             .ok_or_else(|| Error::Config("credentials are required: a session token or an API key".into()))?;
+        // The timeout is set per request: streams have none once they have begun.
         let http = reqwest::Client::builder()
-            .timeout(self.timeout)
+            .connect_timeout(self.timeout)
             .build()
             .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
         Ok(Client {
@@ -197,7 +280,10 @@ impl ClientBuilder {
                 credentials: Mutex::new(credentials),
                 refresh: self.refresh,
                 retry: self.retry,
+                timeout: self.timeout,
+                stream_idle_timeout: self.stream_idle_timeout,
                 max_reconnects: self.max_reconnects,
+                organization: self.organization,
             }),
         })
     }
@@ -210,12 +296,18 @@ pub struct Client {
 }
 
 pub(crate) struct Inner {
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
     pub(crate) base_url: String,
     credentials: Mutex<Credentials>,
     refresh: Option<RefreshFn>,
-    retry: RetryPolicy,
+    pub(crate) retry: RetryPolicy,
+    /// Per HTTP attempt.
+    pub(crate) timeout: Duration,
+    /// Longest silence of an Erdo event stream.
+    pub(crate) stream_idle_timeout: Duration,
     pub(crate) max_reconnects: u32,
+    /// `X-Organization-ID` of Erdo calls with an API key.
+    pub(crate) organization: Option<String>,
 }
 
 impl Client {
@@ -227,7 +319,9 @@ impl Client {
             refresh: None,
             retry: RetryPolicy::default(),
             timeout: Duration::from_secs(30),
+            stream_idle_timeout: Duration::from_secs(300),
             max_reconnects: 5,
+            organization: None,
         }
     }
 
@@ -249,6 +343,17 @@ impl Client {
     /// Approvals: list, get, approve (optionally with edited arguments), reject.
     pub fn approvals(&self) -> Approvals<'_> {
         Approvals { client: self }
+    }
+
+    /// The Erdo surface: invoke bots (whole or streamed), mint and revoke scoped tokens, and
+    /// threads with their messages — the methods of Erdo's `ErdoClient`.
+    pub fn erdo(&self) -> Erdo<'_> {
+        Erdo { client: self }
+    }
+
+    /// Replaces the scoped Erdo token (e.g. with a fresh one your backend minted).
+    pub fn set_erdo_token(&self, token: impl Into<String>) {
+        *self.inner.credentials.lock().unwrap_or_else(|p| p.into_inner()) = Credentials::ErdoToken(token.into());
     }
 
     /// Replaces the session token (e.g. after your own refresh).
@@ -326,6 +431,7 @@ impl Client {
             .inner
             .http
             .request(method.clone(), format!("{}{path}", self.inner.base_url))
+            .timeout(self.inner.timeout)
             .header("content-type", "application/json");
         request = match self.credentials() {
             Credentials::Session(token) => request.header("x-platos-session-token", token),
@@ -340,6 +446,7 @@ impl Client {
                     None => request,
                 }
             }
+            Credentials::ErdoApiKey(_) | Credentials::ErdoToken(_) => return Err(platos_needs_platos_credentials()),
         };
         if let Some(key) = idempotency_key {
             request = request.header("idempotency-key", key);
@@ -364,6 +471,15 @@ impl Client {
         }
         serde_json::from_str(&text).map(Some).map_err(|e| Error::Protocol(format!("{path}: {e}")))
     }
+}
+
+/// The error of a Platos call on a client built with Erdo-only credentials.
+pub(crate) fn platos_needs_platos_credentials() -> Error {
+    Error::Config(
+        "agents(), threads() and approvals() need a session token or an API key with a scope; \
+         this client has Erdo credentials (use erdo())"
+            .into(),
+    )
 }
 
 /// Mints a session token for a user, exactly as the server (and `@platosdev/token-mint`)

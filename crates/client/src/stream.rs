@@ -185,6 +185,7 @@ async fn connect(client: &Client) -> Result<Socket> {
             "environmentId": scope.environment_id,
             "userId": user_id,
         }),
+        Credentials::ErdoApiKey(_) | Credentials::ErdoToken(_) => return Err(crate::platos_needs_platos_credentials()),
     };
     socket.send(Frame::text(format!("40/agent,{auth}"))).await.map_err(|e| Error::Network(e.to_string()))?;
     while let Some(frame) = socket.next().await {
@@ -293,7 +294,12 @@ mod tests {
         };
         let at = Timestamp(1_767_225_600_000);
         let events = vec![
-            TurnEvent::Meta { thread_id: "thr_1".into(), agent_id: "a".into(), agent_version_id: "v".into() },
+            TurnEvent::Meta {
+                thread_id: "thr_1".into(),
+                agent_id: "a".into(),
+                agent_version_id: "v".into(),
+                message_id: "msg_1".into(),
+            },
             TurnEvent::Status { status: "waiting".into() },
             TurnEvent::Token { text: " hi".into() },
             TurnEvent::Thinking { text: "hmm".into() },

@@ -121,6 +121,9 @@ pub enum TurnEvent {
         agent_id: String,
         /// Version of the agent used for this turn.
         agent_version_id: String,
+        /// Id the turn's answer will be stored under (known up front so streams can name it).
+        #[serde(default)]
+        message_id: String,
     },
     /// Phase hint: `thinking`, `generating`, `executing`, `waiting`.
     Status {
@@ -257,6 +260,11 @@ pub enum TurnEvent {
         /// The findings.
         flags: Vec<SafetyFlag>,
     },
+    /// A typed content item of the answer (a table, a chart) produced by a tool.
+    Content {
+        /// The item, as it is stored with the answer.
+        item: crate::content::ContentItem,
+    },
     /// Cumulative usage so far.
     Usage {
         /// The usage.
@@ -346,10 +354,15 @@ mod tests {
 
     #[test]
     fn events_use_the_platos_wire_names() {
-        let meta = TurnEvent::Meta { thread_id: "t".into(), agent_id: "a".into(), agent_version_id: "v".into() };
+        let meta = TurnEvent::Meta {
+            thread_id: "t".into(),
+            agent_id: "a".into(),
+            agent_version_id: "v".into(),
+            message_id: "m".into(),
+        };
         assert_eq!(
             serde_json::to_value(&meta).unwrap(),
-            json!({"type": "meta", "thread_id": "t", "agent_id": "a", "agentVersionId": "v"})
+            json!({"type": "meta", "thread_id": "t", "agent_id": "a", "agentVersionId": "v", "messageId": "m"})
         );
         let call = TurnEvent::ToolCall { name: "n".into(), params: json!({}), call_id: "c".into() };
         assert_eq!(

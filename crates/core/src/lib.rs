@@ -6,6 +6,7 @@
 //! - [`agent`]: agent specifications as written in agent files and stored as versions.
 //! - [`tool`]: tool declarations (built-in names, HTTP tools, MCP server tools).
 //! - [`approval`]: human approvals, the durable waitpoints of a turn.
+//! - [`content`]: the typed content items a message is made of.
 //! - [`thread`]: threads and messages.
 //! - [`event`]: [`TurnEvent`], the one event enum every transport translates, and turn states.
 //! - [`session_token`]: HS256 session tokens as `@platosdev/token-mint` produces them.
@@ -19,6 +20,7 @@
 pub mod agent;
 pub mod approval;
 pub mod artifact;
+pub mod content;
 pub mod event;
 pub mod id;
 pub mod safety;
@@ -31,6 +33,7 @@ pub mod turn;
 
 pub use agent::{AgentSpec, AgentSpecError, BusyPolicy, DynamicBlock, ModelRef, Script, ScriptStep, ScriptToolCall};
 pub use approval::{Approval, ApprovalDecision, ApprovalStatus};
+pub use content::ContentItem;
 pub use event::{LoggedEvent, SafetyFlag, TokenUsage, TurnEvent, TurnStatus};
 pub use scope::{Principal, PrincipalKind, Scope, UserMeta};
 pub use thread::{Message, MessageRole, Thread, ThreadStatus};

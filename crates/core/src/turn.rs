@@ -19,6 +19,10 @@ pub struct TurnInput {
     /// The user's identity details from the session token (for `{{user.name}}`).
     #[serde(default)]
     pub user_meta: UserMeta,
+    /// The datasets (ids) the caller may use through the agent's tools; `None`: every dataset of
+    /// the scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_datasets: Option<Vec<String>>,
 }
 
 /// A turn as stored.

@@ -23,6 +23,7 @@
 pub mod approvals;
 pub mod artifacts;
 pub mod bus;
+pub mod data_tools;
 pub mod follow;
 pub mod log;
 pub mod mcp;
@@ -66,6 +67,8 @@ pub struct EngineConfig {
     pub secrets: BTreeMap<String, String>,
     /// MCP servers agents may take tools from, by name.
     pub mcp_servers: BTreeMap<String, agentry_mcp::McpServerConfig>,
+    /// Where uploaded datasets live (`None`: the dataset tools answer that datasets are off).
+    pub datasets_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for EngineConfig {
@@ -80,6 +83,7 @@ impl Default for EngineConfig {
             max_tool_result_bytes: 64 * 1024,
             secrets: BTreeMap::new(),
             mcp_servers: BTreeMap::new(),
+            datasets_dir: None,
         }
     }
 }
@@ -135,6 +139,8 @@ pub struct NewMessage {
     pub dynamic_blocks: BTreeMap<String, String>,
     /// Client dedupe key: a repeated key returns the turn it started.
     pub idempotency_key: Option<String>,
+    /// The datasets (ids) the caller may use through tools; `None`: all of the scope's.
+    pub allowed_datasets: Option<Vec<String>>,
 }
 
 /// Why a running turn is being stopped.
@@ -166,6 +172,8 @@ struct Inner {
     tool_env: tools::ToolEnv,
     /// Connections to MCP servers.
     mcp: mcp::Mcp,
+    /// Uploaded datasets, when enabled.
+    datasets: Option<agentry_datasets::Datasets>,
 }
 
 impl Engine {
@@ -181,6 +189,7 @@ impl Engine {
             max_result_bytes: config.max_tool_result_bytes,
         };
         let mcp = mcp::Mcp::new(config.mcp_servers.clone());
+        let datasets = config.datasets_dir.clone().map(agentry_datasets::Datasets::new);
         let engine = Engine {
             inner: Arc::new(Inner {
                 store,
@@ -192,6 +201,7 @@ impl Engine {
                 running: Mutex::new(HashMap::new()),
                 tool_env,
                 mcp,
+                datasets,
             }),
         };
         engine.sweep_abandoned().await?;
@@ -220,6 +230,11 @@ impl Engine {
             }
         });
         Ok(engine)
+    }
+
+    /// The dataset files, when datasets are enabled.
+    pub fn datasets(&self) -> Option<&agentry_datasets::Datasets> {
+        self.inner.datasets.as_ref()
     }
 
     /// The store the engine works on.
@@ -341,7 +356,12 @@ impl Engine {
             status: if reject { TurnStatus::Failed } else { TurnStatus::Queued },
             wait_reason: None,
             error: reject.then(|| "turn_in_progress".to_owned()),
-            input: TurnInput { text, dynamic_blocks: message.dynamic_blocks, user_meta: principal.user_meta.clone() },
+            input: TurnInput {
+                text,
+                dynamic_blocks: message.dynamic_blocks,
+                user_meta: principal.user_meta.clone(),
+                allowed_datasets: message.allowed_datasets,
+            },
             idempotency_key: message.idempotency_key,
             created_at: Timestamp::now(),
             started_at: None,

@@ -14,7 +14,7 @@
 
 use agentry_core::id::{new_id, prefix};
 use agentry_core::{
-    Approval, ApprovalStatus, Message, MessageRole, Timestamp, TokenUsage, Turn, TurnEvent, TurnStatus,
+    Approval, ApprovalStatus, ContentItem, Message, MessageRole, Timestamp, TokenUsage, Turn, TurnEvent, TurnStatus,
 };
 use agentry_llm::{ChatMessage, ChatRole, ModelDelta, ModelRequest, ToolCallRequest};
 use serde::{Deserialize, Serialize};
@@ -23,7 +23,7 @@ use tokio::sync::watch;
 
 use crate::log::TurnLog;
 use crate::tools::{AgentTool, BuiltinTool, ToolBox, ToolFailure, ToolKind};
-use crate::{Engine, StopReason, artifacts, prompt, safety};
+use crate::{Engine, StopReason, artifacts, data_tools, prompt, safety};
 
 /// How a turn's run ended.
 enum Outcome {
@@ -44,6 +44,9 @@ enum Outcome {
 /// What a turn has done so far: everything needed to resume it after a wait.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct TurnState {
+    /// Id of the answer's message (named in `meta`, used when it is stored).
+    #[serde(default)]
+    message_id: String,
     /// Model calls made.
     step: u32,
     /// The prompt as it grows over the tool steps.
@@ -54,6 +57,9 @@ pub(crate) struct TurnState {
     answer: String,
     /// Tool calls of the current step not yet answered.
     calls: Vec<PendingCall>,
+    /// Content items tools added to the answer (tables, charts).
+    #[serde(default)]
+    contents: Vec<ContentItem>,
 }
 
 impl TurnState {
@@ -201,20 +207,26 @@ async fn finish(engine: &Engine, turn: &Turn, log: &mut TurnLog, state: &mut Tur
         }
     };
     // What the user saw is kept, also when the turn was stopped part-way.
-    if !state.answer.trim().is_empty() {
+    if !state.answer.trim().is_empty() || !state.contents.is_empty() {
         let content = match store.get_agent(&turn.scope, &turn.agent_id).await {
             Ok(Some(agent)) => safety::check_output(engine, turn, &agent.spec, log, &state.answer).await,
             _ => state.answer.clone(),
         };
+        let id = if state.message_id.is_empty() { new_id(prefix::MESSAGE) } else { state.message_id.clone() };
         let message = Message {
-            id: new_id(prefix::MESSAGE),
+            id,
             thread_id: turn.thread_id.clone(),
             role: MessageRole::Assistant,
             content,
             created_at: Timestamp::now(),
         };
+        let text = ContentItem::text(&message, &turn.id);
         match store.append_message(&turn.scope, &message).await {
             Ok(()) => {
+                let items: Vec<ContentItem> = std::iter::once(text).chain(state.contents.drain(..)).collect();
+                if let Err(err) = store.insert_contents(&turn.scope, &turn.thread_id, &items).await {
+                    tracing::error!(%err, turn = %turn.id, "cannot store the answer's content items");
+                }
                 log.emit(TurnEvent::MessagePersisted {
                     message_id: message.id,
                     thread_id: turn.thread_id.clone(),
@@ -249,10 +261,12 @@ async fn execute(
         Err(err) => return failed("service_unavailable", err.to_string()),
     };
     if !resumed {
+        state.message_id = new_id(prefix::MESSAGE);
         log.emit(TurnEvent::Meta {
             thread_id: turn.thread_id.clone(),
             agent_id: turn.agent_id.clone(),
             agent_version_id: agent.current_version_id.clone(),
+            message_id: state.message_id.clone(),
         });
     }
     let provider = match engine.inner.providers.resolve(&agent.spec) {
@@ -443,7 +457,7 @@ async fn run_calls(
                     reason = stopped(stop) => return Some(Outcome::Stopped(reason)),
                     result = tokio::time::timeout(
                         engine.config().tool_timeout,
-                        run_tool(engine, turn, log, tool, &params, approval),
+                        run_tool(engine, turn, log, tool, &params, approval, &mut state.contents, &state.message_id),
                     ) => result.unwrap_or_else(|_| {
                         Err(ToolFailure::new(format!("tool timed out after {:?}", engine.config().tool_timeout)))
                     }),
@@ -474,7 +488,21 @@ async fn run_tool(
     tool: &AgentTool,
     params: &Value,
     approval: Option<&Approval>,
+    contents: &mut Vec<ContentItem>,
+    message_id: &str,
 ) -> Result<Value, ToolFailure> {
+    let data_tool = match &tool.kind {
+        ToolKind::Builtin(BuiltinTool::QueryDataset) => Some(data_tools::query_dataset(engine, turn, params).await),
+        ToolKind::Builtin(BuiltinTool::CreateChart) => Some(data_tools::create_chart(engine, turn, params).await),
+        _ => None,
+    };
+    if let Some(outcome) = data_tool {
+        let (answer, content) = outcome?;
+        let item = content.into_item(message_id, contents.len() + 1, &turn.id);
+        log.emit(TurnEvent::Content { item: item.clone() });
+        contents.push(item);
+        return Ok(answer);
+    }
     match &tool.kind {
         ToolKind::Builtin(BuiltinTool::RequestApproval) => Ok(json!({
             "approved": approval.is_some_and(|a| a.status == ApprovalStatus::Approved),

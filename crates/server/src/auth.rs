@@ -99,10 +99,7 @@ pub async fn authenticate_credentials(state: &AppState, credentials: &Credential
     let key = match (&credentials.api_key, &credentials.authorization) {
         (Some(key), _) => Some(key.trim()),
         (None, Some(authorization)) => Some(
-            authorization
-                .strip_prefix("Bearer ")
-                .or_else(|| authorization.strip_prefix("bearer "))
-                .map(str::trim)
+            bearer_value(authorization)
                 .ok_or_else(|| ApiError::unauthenticated("Authorization header must be `Bearer <api key>`"))?,
         ),
         (None, None) => None,
@@ -145,9 +142,18 @@ pub async fn authenticate_session_token(state: &AppState, token: &str) -> Result
     })
 }
 
+/// The credential of an `Authorization: Bearer <value>` header value (trimmed), if it is one.
+pub fn bearer_value(authorization: &str) -> Option<&str> {
+    authorization.strip_prefix("Bearer ").or_else(|| authorization.strip_prefix("bearer ")).map(str::trim)
+}
+
+/// Whether `key` is an unrevoked operator API key (looked up by its SHA-256).
+pub async fn is_api_key(state: &AppState, key: &str) -> Result<bool, ApiError> {
+    Ok(state.store.api_key_by_hash(&agentry_core::api_key::hash(key)).await?.is_some())
+}
+
 async fn authenticate_api_key(state: &AppState, key: &str, credentials: &Credentials) -> Result<Principal, ApiError> {
-    let hash = agentry_core::api_key::hash(key);
-    if state.store.api_key_by_hash(&hash).await?.is_none() {
+    if !is_api_key(state, key).await? {
         return Err(ApiError::unauthenticated("invalid API key"));
     }
     let mut missing = Vec::new();
@@ -187,7 +193,7 @@ fn token_error(err: TokenError) -> ApiError {
     ApiError::unauthenticated(err.to_string())
 }
 
-fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, ApiError> {
+pub(crate) fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, ApiError> {
     match headers.get(name) {
         None => Ok(None),
         Some(value) => value
@@ -197,7 +203,7 @@ fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>,
     }
 }
 
-fn check_id(name: &str, value: &str) -> Result<(), String> {
+pub(crate) fn check_id(name: &str, value: &str) -> Result<(), String> {
     if value.is_empty() || value.len() > MAX_ID_LEN || value.chars().any(char::is_control) {
         return Err(format!("`{name}` must be 1..={MAX_ID_LEN} characters without control characters"));
     }

@@ -3,7 +3,8 @@
 //! # Layout
 //! - [`router`] assembles the app: [`platos`] routes under `/api/v1/agent` (REST and the SSE
 //!   lanes), [`socket`] (Socket.IO `/agent` at `/socket.io/`), [`health`] and [`metrics`] at the
-//!   root, wrapped by the [`idempotency`] and metrics layers.
+//!   root, wrapped by the [`idempotency`] and metrics layers; the [`erdo`] wire protocol at the
+//!   root (`/tokens`, …) with its own authentication (API key or scoped token).
 //! - [`auth`] turns headers into a [`Principal`](agentry_core::Principal); [`error::ApiError`] is
 //!   the single failure → HTTP mapping; [`extract`] holds the input extractors.
 //!
@@ -14,6 +15,7 @@
 
 pub mod auth;
 pub mod bootstrap;
+pub mod erdo;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -95,6 +97,7 @@ pub fn router(state: AppState) -> Router {
     let limit = state.options.max_body_bytes;
     Router::new()
         .nest("/api/v1/agent", platos::routes())
+        .merge(erdo::routes())
         .route("/api/health", axum::routing::get(health::health))
         .route("/metrics", axum::routing::get(metrics::render))
         .route("/socket.io/", axum::routing::get(socket::upgrade))

@@ -6,8 +6,8 @@
 //! - One file per concept: [`auth`] (installation metadata, entities, API keys), [`agents`]
 //!   (agents and their immutable versions), [`threads`] (threads and messages), [`turns`] (turns
 //!   and their event logs), [`approvals`] (the durable waitpoints of turns), [`artifacts`]
-//!   (immutable revisions), [`tools`] (tool switches, the tool-call and safety ledgers),
-//!   [`idempotency`].
+//!   (immutable revisions), [`contents`] (typed content items of messages), [`datasets`] (dataset metadata), [`tools`] (tool switches, the tool-call and safety ledgers),
+//!   [`scoped_tokens`] (Erdo scoped tokens, kept by the hash of their secret), [`idempotency`].
 //! - SQL is written once with `$n` placeholders, which both drivers accept; the `on_pool!` macro
 //!   runs the same statement on whichever pool is open.
 //!
@@ -20,9 +20,12 @@ pub mod agents;
 pub mod approvals;
 pub mod artifacts;
 pub mod auth;
+pub mod contents;
+pub mod datasets;
 pub mod idempotency;
 pub mod migrate;
 mod row;
+pub mod scoped_tokens;
 pub mod threads;
 pub mod tools;
 pub mod turns;
@@ -38,7 +41,9 @@ pub use agentry_core::Scope;
 pub use agents::{AgentVersion, AppliedAgent, StoredAgent};
 pub use approvals::{ApprovalFilter, Settlement};
 pub use artifacts::ArtifactRevision;
+pub use datasets::DatasetRecord;
 pub use idempotency::IdempotencyStart;
+pub use scoped_tokens::ScopedToken;
 pub use threads::{ArchivedFilter, ThreadQuery};
 pub use tools::{SafetyEvent, ToolCallRecord, ToolHealth, ToolKey};
 pub use turns::StreamCursor;

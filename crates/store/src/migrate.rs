@@ -18,6 +18,9 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "0001_foundation.sql", sql: include_str!("../migrations/0001_foundation.sql") },
     Migration { version: 2, name: "0002_turns.sql", sql: include_str!("../migrations/0002_turns.sql") },
     Migration { version: 3, name: "0003_tools.sql", sql: include_str!("../migrations/0003_tools.sql") },
+    Migration { version: 4, name: "0004_scoped_tokens.sql", sql: include_str!("../migrations/0004_scoped_tokens.sql") },
+    Migration { version: 5, name: "0005_contents.sql", sql: include_str!("../migrations/0005_contents.sql") },
+    Migration { version: 6, name: "0006_datasets.sql", sql: include_str!("../migrations/0006_datasets.sql") },
 ];
 
 /// Arbitrary constant identifying Agentry's migration lock.

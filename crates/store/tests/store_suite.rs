@@ -10,8 +10,8 @@ use agentry_core::{
     Turn, TurnEvent, TurnInput, TurnStatus,
 };
 use agentry_store::{
-    ApprovalFilter, ArchivedFilter, ArtifactRevision, IdempotencyStart, SafetyEvent, Settlement, Store, StoreLocation,
-    StreamCursor, ThreadQuery, ToolCallRecord,
+    ApprovalFilter, ArchivedFilter, ArtifactRevision, IdempotencyStart, SafetyEvent, ScopedToken, Settlement, Store,
+    StoreLocation, StreamCursor, ThreadQuery, ToolCallRecord,
 };
 use serde_json::json;
 use sqlx::Connection as _;
@@ -102,6 +102,7 @@ suite!(
     tool_switches_and_health_counters,
     safety_events_are_recorded_per_scope,
     stream_cursors_survive_a_restart,
+    scoped_tokens_are_found_by_hash_and_revoked_per_scope,
 );
 
 fn scope_a() -> Scope {
@@ -627,4 +628,51 @@ async fn stream_cursors_survive_a_restart(store: &Store) {
     let future = Timestamp(Timestamp::now().0 + 60_000);
     store.save_stream_cursors(&[], future).await.unwrap();
     assert!(store.stream_cursors(long_ago).await.unwrap().is_empty(), "positions older than the window go");
+}
+
+fn scoped_token(scope: &Scope, user: &str, external: Option<&str>) -> ScopedToken {
+    let now = Timestamp::now();
+    ScopedToken {
+        id: new_id("stk"),
+        scope: scope.clone(),
+        user_id: user.into(),
+        external_user_id: external.map(str::to_owned),
+        bot_keys: vec![format!("{}.analyst", scope.organization_id)],
+        dataset_ids: vec!["sales".into(), "costs".into()],
+        thread_ids: vec![],
+        created_at: now,
+        expires_at: Timestamp(now.0 + 3_600_000),
+        revoked_at: None,
+    }
+}
+
+async fn scoped_tokens_are_found_by_hash_and_revoked_per_scope(store: &Store) {
+    let org_a = Scope::new("org-a", "default", "default");
+    let org_b = Scope::new("org-b", "default", "default");
+    let a = scoped_token(&org_a, "ext_0123", Some("user-42"));
+    let b = ScopedToken { thread_ids: vec!["thr_1".into()], ..scoped_token(&org_b, "anon_x", None) };
+    store.insert_scoped_token(&a, "hash-a").await.unwrap();
+    store.insert_scoped_token(&b, "hash-b").await.unwrap();
+    assert!(store.insert_scoped_token(&scoped_token(&org_a, "u", None), "hash-a").await.is_err(), "hashes are unique");
+
+    // Found by hash only, with every field round-tripped.
+    assert_eq!(store.scoped_token_by_hash("hash-a").await.unwrap(), Some(a.clone()));
+    assert_eq!(store.scoped_token_by_hash("hash-b").await.unwrap(), Some(b.clone()));
+    assert_eq!(store.scoped_token_by_hash("hash-c").await.unwrap(), None);
+    assert_eq!(store.scoped_token_by_hash(&a.id).await.unwrap(), None, "the id is not a credential");
+    assert!(a.is_live(Timestamp::now()));
+    assert!(!a.is_live(a.expires_at), "a token is refused from its expiry instant on");
+
+    // Revocation is confined to the token's scope and is idempotent.
+    assert!(!store.revoke_scoped_token(&org_b, &a.id).await.unwrap());
+    assert!(!store.revoke_scoped_token(&org_a, "stk_unknown").await.unwrap());
+    assert_eq!(store.scoped_token_by_hash("hash-a").await.unwrap().unwrap().revoked_at, None);
+    assert!(store.revoke_scoped_token(&org_a, &a.id).await.unwrap());
+    let revoked = store.scoped_token_by_hash("hash-a").await.unwrap().unwrap();
+    let first = revoked.revoked_at.expect("revoked");
+    assert!(!revoked.is_live(Timestamp::now()));
+    assert!(store.revoke_scoped_token(&org_a, &a.id).await.unwrap(), "revoking twice is harmless");
+    assert_eq!(store.scoped_token_by_hash("hash-a").await.unwrap().unwrap().revoked_at, Some(first));
+    // The other org's token is untouched.
+    assert_eq!(store.scoped_token_by_hash("hash-b").await.unwrap().unwrap().revoked_at, None);
 }

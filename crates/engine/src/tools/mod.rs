@@ -41,6 +41,10 @@ pub enum BuiltinTool {
     GenerateArtifact,
     /// Add a revision to an artifact.
     ReviseArtifact,
+    /// Run a read-only SQL query over an uploaded dataset; answers with rows and a table.
+    QueryDataset,
+    /// Chart the rows of a dataset query.
+    CreateChart,
 }
 
 impl BuiltinTool {
@@ -51,6 +55,8 @@ impl BuiltinTool {
             "request_approval" => Some(BuiltinTool::RequestApproval),
             "generate_artifact" => Some(BuiltinTool::GenerateArtifact),
             "revise_artifact" => Some(BuiltinTool::ReviseArtifact),
+            "query_dataset" => Some(BuiltinTool::QueryDataset),
+            "create_chart" => Some(BuiltinTool::CreateChart),
             _ => None,
         }
     }
@@ -89,6 +95,27 @@ impl BuiltinTool {
                     "title": {"type": "string"},
                     "content": {"type": "string"}
                 }, "required": ["artifactKey", "content"]}),
+            ),
+            BuiltinTool::QueryDataset => (
+                "query_dataset",
+                "Run one read-only SQL SELECT over an uploaded dataset (its table is named `data`). \
+                 Returns {columns, rows} (at most 1000 rows) and shows the rows as a table.",
+                json!({"type": "object", "properties": {
+                    "dataset": {"type": "string", "description": "The dataset's slug."},
+                    "sql": {"type": "string", "description": "A SELECT over the table `data`."}
+                }, "required": ["dataset", "sql"]}),
+            ),
+            BuiltinTool::CreateChart => (
+                "create_chart",
+                "Chart the rows of a read-only SQL query over an uploaded dataset.",
+                json!({"type": "object", "properties": {
+                    "dataset": {"type": "string"},
+                    "sql": {"type": "string", "description": "A SELECT over the table `data`."},
+                    "chart_type": {"type": "string", "enum": ["bar", "line", "pie", "scatter"]},
+                    "title": {"type": "string"},
+                    "x": {"type": "string", "description": "Column on the x axis."},
+                    "y": {"type": "array", "items": {"type": "string"}, "description": "Value columns."}
+                }, "required": ["dataset", "sql", "x", "y"]}),
             ),
         };
         ToolSpec { name: name.into(), description: description.into(), parameters }
@@ -193,11 +220,13 @@ pub fn builtin_tool(builtin: BuiltinTool, approval_timeout_secs: u64) -> AgentTo
 }
 
 /// Every built-in tool.
-pub const ALL_BUILTINS: [BuiltinTool; 4] = [
+pub const ALL_BUILTINS: [BuiltinTool; 6] = [
     BuiltinTool::CurrentTime,
     BuiltinTool::RequestApproval,
     BuiltinTool::GenerateArtifact,
     BuiltinTool::ReviseArtifact,
+    BuiltinTool::QueryDataset,
+    BuiltinTool::CreateChart,
 ];
 
 /// The HTTP tools an agent declares.

@@ -98,6 +98,7 @@ pub fn kinds(events: &[LoggedEvent]) -> Vec<&'static str> {
             TurnEvent::ArtifactCommitted { .. } => "artifact_committed",
             TurnEvent::ArtifactError { .. } => "artifact_error",
             TurnEvent::SafetyFlags { .. } => "safety_flags",
+            TurnEvent::Content { .. } => "content",
         })
         .collect()
 }

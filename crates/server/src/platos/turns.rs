@@ -153,8 +153,12 @@ async fn start(
         return Err(ApiError::invalid_field("message", "is required"));
     };
     let header_key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let message =
-        NewMessage { text, dynamic_blocks: body.dynamic_blocks, idempotency_key: body.idempotency_key.or(header_key) };
+    let message = NewMessage {
+        text,
+        dynamic_blocks: body.dynamic_blocks,
+        idempotency_key: body.idempotency_key.or(header_key),
+        allowed_datasets: None,
+    };
     let turn = state.engine.submit(principal, thread, message).await?;
     Ok(state.engine.follow(&thread.scope, &turn, 0).await?)
 }
