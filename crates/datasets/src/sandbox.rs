@@ -78,6 +78,18 @@ pub(crate) async fn run(
     sink: &mut impl RowSink,
 ) -> Result<bool, DatasetError> {
     guard::check_single_select(sql)?;
+    execute(path, sql, params, limits, sink).await
+}
+
+/// [`run`] without the lexical gate: the connection-level protections alone (tests prove each
+/// holds on its own).
+async fn execute(
+    path: &Path,
+    sql: &str,
+    params: Vec<Param>,
+    limits: RunLimits,
+    sink: &mut impl RowSink,
+) -> Result<bool, DatasetError> {
     let started = Instant::now();
     let deadline = started + limits.timeout;
     let timed_out = Arc::new(AtomicBool::new(false));
@@ -501,6 +513,140 @@ const ALLOWED_FUNCTIONS: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::UploadLimits;
+    use crate::upload::{table_from_csv, write_sqlite};
+
+    /// A dataset file with two rows, in a temporary directory.
+    async fn fixture() -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fixture.sqlite");
+        let table = table_from_csv(b"n,name\n1,one\n2,two\n", &UploadLimits::default()).unwrap();
+        write_sqlite(&table, &table.infer_kinds(), &path).await.unwrap();
+        (dir, path)
+    }
+
+    #[derive(Default)]
+    struct Collect(Vec<String>, Vec<Vec<Value>>);
+    impl RowSink for Collect {
+        fn columns(&mut self, names: Vec<String>) -> Result<(), DatasetError> {
+            self.0 = names;
+            Ok(())
+        }
+        fn row(&mut self, values: Vec<Value>) -> Result<(), DatasetError> {
+            self.1.push(values);
+            Ok(())
+        }
+    }
+
+    const LIMITS: RunLimits = RunLimits { max_rows: 100, max_bytes: 1 << 20, timeout: Duration::from_secs(2) };
+
+    /// Runs `sql` past the lexical gate, straight on a hardened connection.
+    async fn unguarded(path: &Path, sql: &str) -> Result<Collect, DatasetError> {
+        let mut sink = Collect::default();
+        execute(path, sql, Vec::new(), LIMITS, &mut sink).await.map(|_| sink)
+    }
+
+    fn denied_by_authorizer(result: Result<Collect, DatasetError>) -> String {
+        match result {
+            Err(DatasetError::Forbidden(message)) => {
+                assert!(
+                    message.contains("not authorized") || message.contains("prohibited"),
+                    "denied, but not by the authorizer: {message}"
+                );
+                message
+            }
+            Err(other) => panic!("expected Forbidden, got {other:?}"),
+            Ok(c) => panic!("expected Forbidden, got rows {:?}", c.1),
+        }
+    }
+
+    #[tokio::test]
+    async fn reads_of_data_and_of_ctes_run() {
+        let (_dir, path) = fixture().await;
+        let got = unguarded(&path, "SELECT count(*) AS c FROM data").await.unwrap();
+        assert_eq!(got.1, vec![vec![Value::from(2)]]);
+        let got = unguarded(&path, "WITH c AS (SELECT n FROM data) SELECT count(*) FROM c").await.unwrap();
+        assert_eq!(got.1, vec![vec![Value::from(2)]]);
+        let got = unguarded(&path, "SELECT value FROM json_each('[1,2,3]') ORDER BY value DESC LIMIT 1").await.unwrap();
+        assert_eq!(got.1, vec![vec![Value::from(3)]]);
+    }
+
+    #[tokio::test]
+    async fn authorizer_alone_denies_writes_schema_changes_and_pragmas() {
+        let (_dir, path) = fixture().await;
+        for sql in [
+            "DELETE FROM data",
+            "INSERT INTO data VALUES (3, 'three')",
+            "UPDATE data SET n = 0",
+            "DROP TABLE data",
+            "CREATE TABLE t(x)",
+            "CREATE TEMP TABLE t(x)",
+            "CREATE TEMP VIEW v AS SELECT 1",
+            "ALTER TABLE data ADD COLUMN y",
+            "PRAGMA writable_schema=1",
+            "PRAGMA table_info(data)",
+            "BEGIN",
+            "SAVEPOINT s",
+            "ANALYZE",
+            "REINDEX",
+            "WITH x AS (SELECT 1) DELETE FROM data",
+        ] {
+            let message = denied_by_authorizer(unguarded(&path, sql).await);
+            eprintln!("{sql}: {message}");
+        }
+    }
+
+    #[tokio::test]
+    async fn authorizer_alone_denies_attach_and_a_second_statement() {
+        let (dir, path) = fixture().await;
+        let other = dir.path().join("other.sqlite");
+        std::fs::copy(&path, &other).unwrap();
+        denied_by_authorizer(unguarded(&path, &format!("ATTACH DATABASE '{}' AS x", other.display())).await);
+        denied_by_authorizer(unguarded(&path, "SELECT 1; DELETE FROM data").await);
+        denied_by_authorizer(unguarded(&path, "SELECT 1; ATTACH DATABASE ':memory:' AS y").await);
+    }
+
+    #[tokio::test]
+    async fn authorizer_alone_denies_schema_tables_and_unlisted_functions() {
+        let (_dir, path) = fixture().await;
+        for sql in [
+            "SELECT * FROM sqlite_master",
+            "SELECT count(*) FROM sqlite_master",
+            "SELECT name FROM sqlite_schema",
+            "SELECT * FROM temp.sqlite_master",
+            "SELECT * FROM pragma_table_info('data')",
+            "SELECT * FROM pragma_database_list",
+            "SELECT * FROM dbstat",
+            "SELECT load_extension('x')",
+            "SELECT fts3_tokenizer('simple')",
+            "SELECT sqlite_compileoption_get(0)",
+            "SELECT sqlite_source_id()",
+        ] {
+            let message = denied_by_authorizer(unguarded(&path, sql).await);
+            eprintln!("{sql}: {message}");
+        }
+    }
+
+    #[tokio::test]
+    async fn vacuum_into_writes_no_file_even_past_the_gate() {
+        let (dir, path) = fixture().await;
+        let copy = dir.path().join("copy.sqlite");
+        let result = unguarded(&path, &format!("VACUUM INTO '{}'", copy.display())).await;
+        eprintln!("{:?}", result.as_ref().map(|c| &c.1));
+        assert!(result.is_err());
+        assert!(!copy.exists());
+    }
+
+    #[tokio::test]
+    async fn list_functions() {
+        let (_dir, path) = fixture().await;
+        let mut conn = open_reader(&path).await.unwrap();
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT name FROM pragma_function_list ORDER BY name")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        eprintln!("FUNCS {}", rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>().join(" "));
+    }
 
     #[test]
     fn only_reads_of_data_are_allowed() {

@@ -1,0 +1,265 @@
+//! The Erdo surface in-process (router + real SQLite store + real dataset sandboxes): datasets,
+//! the dataset tools answering with table and chart content items, threads with typed contents,
+//! and the invoke stream.
+
+use agentry_engine::{Engine, EngineConfig};
+use agentry_llm::ProviderRegistry;
+use agentry_server::bootstrap::{SuppliedSecrets, bootstrap};
+use agentry_server::{AppState, ServerOptions, router};
+use agentry_store::{Store, StoreLocation};
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::http::{Request, StatusCode};
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+const KEY: &str = "erdo-test-operator-key";
+
+const SALES: &str = "product,region,revenue\n\
+widget,north,120\nwidget,south,80\ngadget,north,300\ngizmo,east,45\ndoohickey,west,70\n\
+gadget,south,150\nthingamajig,east,20\nwhatsit,west,95\n";
+
+struct App {
+    router: Router,
+    _dir: tempfile::TempDir,
+    /// Streams end when this is dropped (the server shutting down).
+    _running: tokio::sync::watch::Sender<bool>,
+}
+
+async fn app() -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&StoreLocation::Sqlite(dir.path().join("a.db"))).await.unwrap();
+    let supplied =
+        SuppliedSecrets { service_secret: Some("erdo-secret-0123456789abcdef".into()), api_key: Some(KEY.into()) };
+    bootstrap(&store, &supplied, "scripted:echo").await.unwrap();
+    let config = EngineConfig { datasets_dir: Some(dir.path().join("datasets")), ..EngineConfig::default() };
+    let engine = Engine::start(store, ProviderRegistry::default(), config).await.unwrap();
+    let (running, shutdown) = tokio::sync::watch::channel(false);
+    App { router: router(AppState::new(engine, ServerOptions::default(), shutdown)), _dir: dir, _running: running }
+}
+
+impl App {
+    async fn raw(
+        &self,
+        bearer: &str,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Body,
+    ) -> (StatusCode, String, String) {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {bearer}"))
+            .header("content-type", content_type)
+            .body(body)
+            .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let disposition =
+            response.headers().get("content-disposition").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+        let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        (status, String::from_utf8_lossy(&bytes).into_owned(), disposition)
+    }
+
+    async fn call(&self, bearer: &str, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+        let (status, text, _) = self.raw(bearer, method, path, "application/json", body).await;
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// An SSE response's events (`data:` lines).
+    async fn events(&self, bearer: &str, path: &str, body: Value) -> (StatusCode, Vec<Value>) {
+        let (status, text, _) = self.raw(bearer, "POST", path, "application/json", Body::from(body.to_string())).await;
+        let events = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("data: "))
+            .map(|data| serde_json::from_str(data).unwrap())
+            .collect();
+        (status, events)
+    }
+
+    async fn upload_sales(&self) -> Value {
+        let (status, dataset) = self
+            .call(KEY, "POST", "/datasets", Some(json!({"slug": "sales", "name": "Sales", "content": SALES})))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{dataset}");
+        dataset
+    }
+}
+
+fn analyst() -> Value {
+    let sql = "SELECT product, SUM(revenue) AS revenue FROM data GROUP BY product ORDER BY revenue DESC LIMIT 5";
+    json!({
+        "id": "analyst", "name": "Analyst", "model": "scripted:steps",
+        "tools": ["query_dataset", "create_chart"],
+        "script": {"steps": [
+            {"text": "Looking at the sales.", "tool_calls": [
+                {"name": "query_dataset", "arguments": {"dataset": "sales", "sql": sql}},
+                {"name": "create_chart", "arguments": {"dataset": "sales", "sql": sql, "chart_type": "bar",
+                    "title": "Top products by revenue", "x": "product", "y": ["revenue"]}}
+            ]},
+            {"text": "Gadget leads with 450."}
+        ]}
+    })
+}
+
+fn operator_headers_agent_create(spec: Value) -> Request<Body> {
+    Request::builder()
+        .method("POST")
+        .uri("/api/v1/agent/agents")
+        .header("authorization", format!("Bearer {KEY}"))
+        .header("x-platos-organization-id", "default")
+        .header("x-platos-project-id", "default")
+        .header("x-platos-environment-id", "default")
+        .header("content-type", "application/json")
+        .body(Body::from(spec.to_string()))
+        .unwrap()
+}
+
+async fn add_agent(app: &App, spec: Value) {
+    let response = app.router.clone().oneshot(operator_headers_agent_create(spec)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn datasets_upload_query_filter_and_download() {
+    let app = app().await;
+    let dataset = app.upload_sales().await;
+    assert_eq!(dataset["row_count"], 8);
+    let (status, again) = app.call(KEY, "POST", "/datasets", Some(json!({"slug": "sales", "content": SALES}))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{again}");
+
+    let boundary = "XBOUNDARY";
+    let multipart = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"slug\"\r\n\r\nregions\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"regions.json\"\r\n\
+         Content-Type: application/json\r\n\r\n[{{\"region\":\"north\",\"manager\":\"Ada\"}},{{\"region\":\"south\",\"manager\":\"Bo\"}}]\r\n\
+         --{boundary}--\r\n"
+    );
+    let (status, text, _) = app
+        .raw(KEY, "POST", "/datasets", &format!("multipart/form-data; boundary={boundary}"), Body::from(multipart))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+
+    let sql = "SELECT product, SUM(revenue) AS revenue FROM data GROUP BY product ORDER BY revenue DESC LIMIT 3";
+    let (status, rows) =
+        app.call(KEY, "POST", "/datasets/sales/query", Some(json!({"query": sql, "limit": 1000}))).await;
+    assert_eq!(status, StatusCode::OK, "{rows}");
+    assert_eq!(rows["columns"], json!(["product", "revenue"]));
+    assert_eq!(rows["rows"], json!([["gadget", 450], ["widget", 200], ["whatsit", 95]]));
+    let filters = json!({"filters": [{"key": "region", "operator": "equals", "value": ["north"]}], "limit": 10});
+    let (_, north) = app.call(KEY, "POST", "/datasets/sales/query", Some(filters)).await;
+    assert_eq!(north["rows"].as_array().unwrap().len(), 2, "{north}");
+    let (status, _) = app.call(KEY, "POST", "/datasets/sales/query", Some(json!({"query": sql, "limit": 1001}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, refused) =
+        app.call(KEY, "POST", "/datasets/sales/query", Some(json!({"query": "DELETE FROM data"}))).await;
+    assert!(status.is_client_error(), "{status} {refused}");
+    let (_, still) =
+        app.call(KEY, "POST", "/datasets/sales/query", Some(json!({"query": "SELECT COUNT(*) AS n FROM data"}))).await;
+    assert_eq!(still["rows"], json!([[8]]), "nothing was deleted");
+
+    let (status, details) = app.call(KEY, "GET", "/datasets/sales?ThreadID=", None).await;
+    assert_eq!((status, details["name"].as_str()), (StatusCode::OK, Some("Sales")));
+    let id = details["id"].as_str().unwrap().to_owned();
+    let body = Body::from(
+        json!({"thread_id": "", "query": "SELECT product FROM data WHERE revenue > 100", "resource_key": ""})
+            .to_string(),
+    );
+    let (status, csv, disposition) =
+        app.raw(KEY, "POST", &format!("/datasets/{id}/download"), "application/json", body).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(disposition.contains("filename=\"sales.csv\""), "{disposition}");
+    assert_eq!(csv.lines().collect::<Vec<_>>(), ["product", "widget", "gadget", "gadget"]);
+}
+
+#[tokio::test]
+async fn scoped_tokens_see_only_the_datasets_they_name() {
+    let app = app().await;
+    let sales = app.upload_sales().await;
+    let (_, without) = app.call(KEY, "POST", "/tokens", Some(json!({"externalUserId": "u1"}))).await;
+    let token = without["token"].as_str().unwrap();
+    let (status, _) =
+        app.call(token, "POST", "/datasets/sales/query", Some(json!({"query": "SELECT 1 AS x FROM data"}))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, listed) = app.call(token, "GET", "/datasets", None).await;
+    assert_eq!(listed["datasets"], json!([]));
+    let (status, _) = app.call(token, "POST", "/datasets", Some(json!({"slug": "mine", "content": SALES}))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let (_, with) = app.call(KEY, "POST", "/tokens", Some(json!({"datasetIds": [sales["id"]]}))).await;
+    let token = with["token"].as_str().unwrap();
+    let (status, rows) = app
+        .call(token, "POST", "/datasets/sales/query", Some(json!({"query": "SELECT COUNT(*) AS n FROM data"})))
+        .await;
+    assert_eq!((status, rows["rows"].clone()), (StatusCode::OK, json!([[8]])));
+}
+
+#[tokio::test]
+async fn an_analyst_answers_with_a_table_and_a_chart_from_the_query() {
+    let app = app().await;
+    app.upload_sales().await;
+    add_agent(&app, analyst()).await;
+    let message = json!({"messages": [{"role": "user", "content": "top 5 products by revenue"}]});
+    let (status, events) = app.events(KEY, "/bots/default.analyst/invoke", message).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(events[0]["type"], "bot started");
+    let result = events.iter().rev().find(|e| e["type"] == "result").unwrap();
+    assert_eq!(result["payload"]["status"], "success", "{result}");
+    let content = result["payload"]["output"]["content"].as_array().unwrap();
+    let kinds: Vec<&str> = content.iter().map(|c| c["content_type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["text", "table", "chart"], "{content:?}");
+    let top = json!([
+        {"product": "gadget", "revenue": 450}, {"product": "widget", "revenue": 200},
+        {"product": "whatsit", "revenue": 95}, {"product": "doohickey", "revenue": 70},
+        {"product": "gizmo", "revenue": 45}
+    ]);
+    assert_eq!(content[1]["tableData"], top);
+    assert_eq!(
+        content[1]["tableColumns"][1],
+        json!({"column_name": "revenue", "key": "revenue", "value_type": "number"})
+    );
+    assert_eq!(content[2]["ui_content_type"], "bar");
+    assert_eq!(content[2]["chartData"], top);
+    assert_eq!(content[2]["chartConfig"]["series"][0]["dataset_slug"], "sales");
+    assert!(content[0]["content"].as_str().unwrap().ends_with("Gadget leads with 450."));
+    let streamed: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "message content result")
+        .filter_map(|e| e["metadata"]["content_type"].as_str())
+        .collect();
+    assert!(streamed.contains(&"table") && streamed.contains(&"chart"), "{streamed:?}");
+}
+
+#[tokio::test]
+async fn thread_messages_keep_typed_contents_with_their_invocation() {
+    let app = app().await;
+    app.upload_sales().await;
+    add_agent(&app, analyst()).await;
+    let (status, thread) = app.call(KEY, "POST", "/threads", Some(json!({"name": "Sales", "botKey": "analyst"}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{thread}");
+    let id = thread["id"].as_str().unwrap();
+    let (status, events) =
+        app.events(KEY, &format!("/threads/{id}/message"), json!({"content": "top products?"})).await;
+    assert_eq!(status, StatusCode::OK);
+    let created = events.iter().find(|e| e["type"] == "message created").unwrap();
+    let message_id = created["metadata"]["message_id"].as_str().unwrap().to_owned();
+    assert_eq!(created["metadata"]["path"], format!("message/{message_id}"));
+    let delta = events.iter().find(|e| e["type"] == "message content delta").unwrap();
+    let content_id = delta["metadata"]["message_content_id"].as_str().unwrap();
+    assert_eq!(delta["metadata"]["path"], format!("content/{content_id}"));
+    let invocation = events[0]["invocation_id"].as_str().unwrap().to_owned();
+
+    let (status, history) = app.call(KEY, "GET", &format!("/threads/{id}/messages"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let messages = history["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[1]["id"], message_id.as_str(), "the stream named the stored message");
+    let contents = messages[1]["contents"].as_array().unwrap();
+    let types: Vec<&str> = contents.iter().map(|c| c["content_type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["text", "table", "chart"]);
+    assert!(contents.iter().all(|c| c["created_by_invocation_id"] == invocation.as_str()));
+    assert_eq!(contents[1]["content"]["tableData"][0], json!({"product": "gadget", "revenue": 450}));
+    assert_eq!(messages[0]["contents"][0]["content"], "top products?");
+}
