@@ -217,6 +217,8 @@ fn query_error(err: sqlx::Error) -> DatasetError {
             let message = db.message().to_owned();
             match code & 0xff {
                 ffi::SQLITE_AUTH => DatasetError::Forbidden(message),
+                // SQLite reports a function the authorizer denied as a plain SQLITE_ERROR.
+                _ if message.starts_with("not authorized") => DatasetError::Forbidden(message),
                 ffi::SQLITE_READONLY => DatasetError::Forbidden(message),
                 ffi::SQLITE_INTERRUPT => DatasetError::Timeout,
                 ffi::SQLITE_TOOBIG | ffi::SQLITE_NOMEM | ffi::SQLITE_FULL => DatasetError::TooLarge,
@@ -351,10 +353,12 @@ pub(crate) fn is_allowed(action: c_int, arg1: Option<&str>, arg2: Option<&str>, 
     match action {
         ffi::SQLITE_SELECT | ffi::SQLITE_RECURSIVE => true,
         ffi::SQLITE_READ => match (arg1, db_name) {
-            (Some(table), Some("main")) => READABLE_TABLES.contains(&table),
-            // A FROM item none of whose columns is used is reported with no schema when it is a
-            // subquery or CTE; a real table is always reported with its schema.
-            (Some(_), None) => arg2 == Some(""),
+            (Some(table), Some(db)) => db.eq_ignore_ascii_case("main") && is_readable_table(table),
+            // A FROM item none of whose columns is used is reported with column "" and, unless
+            // the query names a schema, no schema: it may be a CTE (any name) or a real table
+            // written unqualified. The only real tables a dataset connection can name are `data`,
+            // the schema table and the eponymous virtual tables, so those names are refused here.
+            (Some(table), None) => arg2 == Some("") && (is_readable_table(table) || !is_system_table(table)),
             _ => false,
         },
         ffi::SQLITE_FUNCTION => {
@@ -368,11 +372,24 @@ pub(crate) fn is_allowed(action: c_int, arg1: Option<&str>, arg2: Option<&str>, 
 /// arguments).
 const READABLE_TABLES: &[&str] = &["data", "json_each", "json_tree"];
 
+fn is_readable_table(table: &str) -> bool {
+    READABLE_TABLES.iter().any(|t| t.eq_ignore_ascii_case(table))
+}
+
+/// The schema tables (`sqlite_master`, `sqlite_schema`, `sqlite_temp_master`, …) and the
+/// eponymous virtual tables of this build other than the JSON ones (`pragma_*`, `dbstat`).
+fn is_system_table(table: &str) -> bool {
+    let table = table.to_ascii_lowercase();
+    table.starts_with("sqlite_") || table.starts_with("pragma_") || table == "dbstat"
+}
+
 /// Functions a query may call: SQLite's built-in scalar, aggregate, window, date, math and JSON
 /// functions that compute from their arguments only. Everything else in the build (extension
 /// loading, FTS and R-tree internals, compile-option probes) is refused.
 const ALLOWED_FUNCTIONS: &[&str] = &[
-    // core scalar
+    // core scalar (`->` and `->>` are the JSON operators)
+    "->",
+    "->>",
     "abs",
     "char",
     "coalesce",
@@ -546,14 +563,13 @@ mod tests {
         execute(path, sql, Vec::new(), LIMITS, &mut sink).await.map(|_| sink)
     }
 
-    fn denied_by_authorizer(result: Result<Collect, DatasetError>) -> String {
+    fn denied_by_authorizer(result: Result<Collect, DatasetError>) {
         match result {
             Err(DatasetError::Forbidden(message)) => {
                 assert!(
                     message.contains("not authorized") || message.contains("prohibited"),
                     "denied, but not by the authorizer: {message}"
                 );
-                message
             }
             Err(other) => panic!("expected Forbidden, got {other:?}"),
             Ok(c) => panic!("expected Forbidden, got rows {:?}", c.1),
@@ -588,11 +604,9 @@ mod tests {
             "BEGIN",
             "SAVEPOINT s",
             "ANALYZE",
-            "REINDEX",
             "WITH x AS (SELECT 1) DELETE FROM data",
         ] {
-            let message = denied_by_authorizer(unguarded(&path, sql).await);
-            eprintln!("{sql}: {message}");
+            denied_by_authorizer(unguarded(&path, sql).await);
         }
     }
 
@@ -612,6 +626,10 @@ mod tests {
         for sql in [
             "SELECT * FROM sqlite_master",
             "SELECT count(*) FROM sqlite_master",
+            "SELECT 1 FROM SQLITE_SCHEMA LIMIT 1",
+            "SELECT count(*) FROM main.sqlite_master",
+            "SELECT count(*) FROM pragma_database_list",
+            "SELECT count(*) FROM dbstat",
             "SELECT name FROM sqlite_schema",
             "SELECT * FROM temp.sqlite_master",
             "SELECT * FROM pragma_table_info('data')",
@@ -622,8 +640,7 @@ mod tests {
             "SELECT sqlite_compileoption_get(0)",
             "SELECT sqlite_source_id()",
         ] {
-            let message = denied_by_authorizer(unguarded(&path, sql).await);
-            eprintln!("{sql}: {message}");
+            denied_by_authorizer(unguarded(&path, sql).await);
         }
     }
 
@@ -631,21 +648,11 @@ mod tests {
     async fn vacuum_into_writes_no_file_even_past_the_gate() {
         let (dir, path) = fixture().await;
         let copy = dir.path().join("copy.sqlite");
+        // VACUUM has no authorizer action of its own, but VACUUM INTO attaches its target, which
+        // the authorizer (and SQLITE_LIMIT_ATTACHED = 0) refuses.
         let result = unguarded(&path, &format!("VACUUM INTO '{}'", copy.display())).await;
-        eprintln!("{:?}", result.as_ref().map(|c| &c.1));
-        assert!(result.is_err());
+        assert!(matches!(result, Err(DatasetError::Forbidden(_))), "{:?}", result.map(|c| c.1));
         assert!(!copy.exists());
-    }
-
-    #[tokio::test]
-    async fn list_functions() {
-        let (_dir, path) = fixture().await;
-        let mut conn = open_reader(&path).await.unwrap();
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT name FROM pragma_function_list ORDER BY name")
-            .fetch_all(&mut conn)
-            .await
-            .unwrap();
-        eprintln!("FUNCS {}", rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>().join(" "));
     }
 
     #[test]
@@ -653,6 +660,9 @@ mod tests {
         assert!(is_allowed(ffi::SQLITE_READ, Some("data"), Some("revenue"), Some("main")));
         assert!(is_allowed(ffi::SQLITE_READ, Some("data"), Some(""), Some("main")));
         assert!(is_allowed(ffi::SQLITE_READ, Some("my_cte"), Some(""), None));
+        assert!(is_allowed(ffi::SQLITE_READ, Some("DATA"), Some(""), Some("main")));
+        assert!(!is_allowed(ffi::SQLITE_READ, Some("SQLITE_MASTER"), Some(""), None));
+        assert!(!is_allowed(ffi::SQLITE_READ, Some("pragma_database_list"), Some(""), None));
         assert!(!is_allowed(ffi::SQLITE_READ, Some("my_cte"), Some("x"), None));
         assert!(!is_allowed(ffi::SQLITE_READ, Some("sqlite_master"), Some("sql"), Some("main")));
         assert!(!is_allowed(ffi::SQLITE_READ, Some("data"), Some("x"), Some("other")));

@@ -27,13 +27,17 @@ struct App {
 }
 
 async fn app() -> App {
+    app_with(ProviderRegistry::default()).await
+}
+
+async fn app_with(providers: ProviderRegistry) -> App {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&StoreLocation::Sqlite(dir.path().join("a.db"))).await.unwrap();
     let supplied =
         SuppliedSecrets { service_secret: Some("erdo-secret-0123456789abcdef".into()), api_key: Some(KEY.into()) };
     bootstrap(&store, &supplied, "scripted:echo").await.unwrap();
     let config = EngineConfig { datasets_dir: Some(dir.path().join("datasets")), ..EngineConfig::default() };
-    let engine = Engine::start(store, ProviderRegistry::default(), config).await.unwrap();
+    let engine = Engine::start(store, providers, config).await.unwrap();
     let (running, shutdown) = tokio::sync::watch::channel(false);
     App { router: router(AppState::new(engine, ServerOptions::default(), shutdown)), _dir: dir, _running: running }
 }
@@ -262,4 +266,133 @@ async fn thread_messages_keep_typed_contents_with_their_invocation() {
     assert!(contents.iter().all(|c| c["created_by_invocation_id"] == invocation.as_str()));
     assert_eq!(contents[1]["content"]["tableData"][0], json!({"product": "gadget", "revenue": 450}));
     assert_eq!(messages[0]["contents"][0]["content"], "top products?");
+}
+
+/// An OpenAI-compatible loopback server that answers every completion with "Recorded answer."
+/// and counts the calls; `fail` makes it answer 500 (a provider that must not be called).
+struct FakeModel {
+    calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    fail: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    registry: ProviderRegistry,
+}
+
+async fn fake_model() -> FakeModel {
+    use std::sync::atomic::Ordering;
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let fail = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (counted, failing) = (calls.clone(), fail.clone());
+    let app = Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(move || {
+            let (counted, failing) = (counted.clone(), failing.clone());
+            async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+                if failing.load(Ordering::SeqCst) {
+                    return (StatusCode::INTERNAL_SERVER_ERROR, "the model must not be called").into_response();
+                }
+                let body = concat!(
+                    "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Recorded answer.\"}}]}\n\n",
+                    "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],",
+                    "\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2}}\n\n",
+                    "data: [DONE]\n\n"
+                );
+                ([("content-type", "text/event-stream")], body).into_response()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base_url = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let section = agentry_llm::config::ProviderSection {
+        kind: Some(agentry_llm::config::ProviderKind::OpenAi),
+        base_url: Some(base_url),
+        max_retries: Some(0),
+        ..Default::default()
+    };
+    let config = agentry_llm::config::ProviderConfig::from_section("fake", &section, |_| None).unwrap();
+    FakeModel { calls, fail, registry: ProviderRegistry::new([("fake".to_owned(), config)].into()) }
+}
+
+use axum::response::IntoResponse as _;
+
+fn answer_of(events: &[Value]) -> (String, String) {
+    let result = events.iter().rev().find(|e| e["type"] == "result").expect("a final result");
+    let text = result["payload"]["output"]["content"][0]["content"].as_str().unwrap_or_default().to_owned();
+    (result["payload"]["status"].as_str().unwrap_or_default().to_owned(), text)
+}
+
+#[tokio::test]
+async fn replay_serves_a_recorded_invocation_without_calling_the_model() {
+    use std::sync::atomic::Ordering;
+    let model = fake_model().await;
+    let app = app_with(model.registry.clone()).await;
+    add_agent(&app, json!({"id": "modeled", "name": "Modeled", "model": "fake:any-model"})).await;
+    let request = |mode: Value| json!({"messages": [{"role": "user", "content": "what is recorded?"}], "mode": mode});
+
+    let (status, first) = app.events(KEY, "/bots/modeled/invoke", request(json!("replay"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer_of(&first), ("success".into(), "Recorded answer.".into()));
+    assert_eq!(model.calls.load(Ordering::SeqCst), 1, "a miss runs live and records");
+
+    model.fail.store(true, Ordering::SeqCst);
+    let (_, replayed) = app.events(KEY, "/bots/modeled/invoke", request(json!("replay"))).await;
+    assert_eq!(answer_of(&replayed), ("success".into(), "Recorded answer.".into()));
+    assert_eq!(model.calls.load(Ordering::SeqCst), 1, "a hit never calls the model");
+    assert_ne!(first[0]["invocation_id"], replayed[0]["invocation_id"], "a replay is a new invocation");
+
+    let other = json!({"messages": [{"role": "user", "content": "something else"}], "mode": "replay"});
+    let (_, miss) = app.events(KEY, "/bots/modeled/invoke", other).await;
+    assert_eq!(answer_of(&miss).0, "error", "another request is a miss and runs live (the model now fails)");
+
+    let (_, refreshed) =
+        app.events(KEY, "/bots/modeled/invoke", request(json!({"mode": "replay", "refresh": true}))).await;
+    assert_eq!(model.calls.load(Ordering::SeqCst), 3, "refresh runs live again");
+    assert_eq!(answer_of(&refreshed).0, "error");
+    let (_, still) = app.events(KEY, "/bots/modeled/invoke", request(json!("replay"))).await;
+    assert_eq!(
+        answer_of(&still),
+        ("success".into(), "Recorded answer.".into()),
+        "a failed refresh keeps the recording"
+    );
+
+    // A new version of the bot is a new recording key.
+    let update = json!({"id": "modeled", "name": "Modeled v2", "model": "fake:any-model"});
+    let request_put = Request::builder()
+        .method("PUT")
+        .uri("/api/v1/agent/agents/modeled")
+        .header("authorization", format!("Bearer {KEY}"))
+        .header("x-platos-organization-id", "default")
+        .header("x-platos-project-id", "default")
+        .header("x-platos-environment-id", "default")
+        .header("content-type", "application/json")
+        .body(Body::from(update.to_string()))
+        .unwrap();
+    assert_eq!(app.router.clone().oneshot(request_put).await.unwrap().status(), StatusCode::OK);
+    let (_, new_version) = app.events(KEY, "/bots/modeled/invoke", request(json!("replay"))).await;
+    assert_eq!(answer_of(&new_version).0, "error", "the old recording does not serve a changed bot");
+}
+
+#[tokio::test]
+async fn manual_mode_answers_from_the_mocks_and_needs_one_per_action() {
+    use std::sync::atomic::Ordering;
+    let model = fake_model().await;
+    model.fail.store(true, Ordering::SeqCst);
+    let app = app_with(model.registry.clone()).await;
+    add_agent(&app, json!({"id": "modeled", "name": "Modeled", "model": "fake:any-model"})).await;
+    let body = json!({
+        "messages": [{"role": "user", "content": "hi"}],
+        "mode": "manual",
+        "manual_mocks": {"llm.message": {"status": "success", "output": {"content": "Mocked"}}}
+    });
+    let (status, events) = app.events(KEY, "/bots/modeled/invoke", body).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer_of(&events), ("success".into(), "Mocked".into()));
+    assert_eq!(model.calls.load(Ordering::SeqCst), 0);
+    let missing = json!({"messages": [{"role": "user", "content": "hi"}], "mode": "manual", "manual_mocks": {"memory.search": {}}});
+    let (status, _) = app.events(KEY, "/bots/modeled/invoke", missing).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = app
+        .events(KEY, "/bots/modeled/invoke", json!({"messages": [{"role": "user", "content": "x"}], "mode": "warp"}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 }

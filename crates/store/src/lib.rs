@@ -6,7 +6,7 @@
 //! - One file per concept: [`auth`] (installation metadata, entities, API keys), [`agents`]
 //!   (agents and their immutable versions), [`threads`] (threads and messages), [`turns`] (turns
 //!   and their event logs), [`approvals`] (the durable waitpoints of turns), [`artifacts`]
-//!   (immutable revisions), [`contents`] (typed content items of messages), [`datasets`] (dataset metadata), [`tools`] (tool switches, the tool-call and safety ledgers),
+//!   (immutable revisions), [`contents`] (typed content items of messages), [`datasets`] (dataset metadata), [`recordings`] (replayed invocations), [`tools`] (tool switches, the tool-call and safety ledgers),
 //!   [`scoped_tokens`] (Erdo scoped tokens, kept by the hash of their secret), [`idempotency`].
 //! - SQL is written once with `$n` placeholders, which both drivers accept; the `on_pool!` macro
 //!   runs the same statement on whichever pool is open.
@@ -24,6 +24,7 @@ pub mod contents;
 pub mod datasets;
 pub mod idempotency;
 pub mod migrate;
+pub mod recordings;
 mod row;
 pub mod scoped_tokens;
 pub mod threads;

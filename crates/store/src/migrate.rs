@@ -21,6 +21,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 4, name: "0004_scoped_tokens.sql", sql: include_str!("../migrations/0004_scoped_tokens.sql") },
     Migration { version: 5, name: "0005_contents.sql", sql: include_str!("../migrations/0005_contents.sql") },
     Migration { version: 6, name: "0006_datasets.sql", sql: include_str!("../migrations/0006_datasets.sql") },
+    Migration { version: 7, name: "0007_recordings.sql", sql: include_str!("../migrations/0007_recordings.sql") },
 ];
 
 /// Arbitrary constant identifying Agentry's migration lock.

@@ -79,12 +79,25 @@ def test_unknown_and_foreign_bots_fail_with_a_readable_error(server: AgentryServ
     missing = client.invoke_by_key("default.no-such-bot", messages=[{"role": "user", "content": "hi"}])
     assert not missing.success
     assert "404" in missing.error and "no-such-bot" in missing.error
-    # acme.acme-bot exists, but in another org than the caller's (default).
-    foreign = client.invoke_by_key("acme.acme-bot", messages=[{"role": "user", "content": "hi"}])
-    assert not foreign.success and "404" in foreign.error
-    # ... and the same key works for a caller of that org.
-    acme = Invoke(endpoint=server.base_url, auth_token=server.api_key, organization="acme")
-    assert acme.invoke_by_key("acme.acme-bot", messages=[{"role": "user", "content": "hi"}]).success
+    # An Erdo org is the Agentry scope (org, default, default): put a bot in org "globex".
+    created = httpx.post(
+        f"{server.base_url}/api/v1/agent/agents",
+        headers={
+            "Authorization": f"Bearer {server.api_key}",
+            "X-Platos-Organization-Id": "globex",
+            "X-Platos-Project-Id": "default",
+            "X-Platos-Environment-Id": "default",
+        },
+        json={"id": "helper", "name": "Globex helper", "model": "scripted:echo"},
+        timeout=10,
+    )
+    assert created.status_code in (200, 201), created.text
+    foreign = client.invoke_by_key("globex.helper", messages=[{"role": "user", "content": "hi"}])
+    assert not foreign.success and "404" in foreign.error, "another org's bot looks missing"
+    globex = Invoke(endpoint=server.base_url, auth_token=server.api_key, organization="globex")
+    own = globex.invoke_by_key("globex.helper", messages=[{"role": "user", "content": "hi globex"}])
+    assert own.success, own.error
+    assert own.messages == [{"role": "assistant", "content": "hi globex"}]
 
 
 def test_a_scoped_token_invokes_only_its_bots(server: AgentryServer) -> None:
@@ -117,9 +130,23 @@ def test_an_expired_token_is_refused(server: AgentryServer) -> None:
     assert not result.success and "401" in result.error
 
 
-def test_replay_and_manual_modes_are_refused_clearly_until_supported(server: AgentryServer) -> None:
+def test_replay_serves_the_recorded_answer_and_manual_answers_from_mocks(server: AgentryServer) -> None:
     client = api_key_client(server)
-    for mode in ("replay", "manual"):
-        result = client.invoke_by_key("default.support", messages=[{"role": "user", "content": "x"}], mode=mode)
-        assert not result.success
-        assert "400" in result.error and mode in result.error, result.error
+    question = [{"role": "user", "content": f"replay me {uuid.uuid4()}"}]
+    first = client.invoke_by_key("default.support", messages=question, mode="replay")
+    assert first.success, first.error
+    again = client.invoke_by_key("default.support", messages=question, mode="replay", stream=True)
+    assert again.success, again.error
+    assert again.messages == first.messages
+    assert again.invocation_id and again.invocation_id.startswith("inv_"), "served from the recording"
+
+    mocked = client.invoke_by_key(
+        "default.support",
+        messages=[{"role": "user", "content": "anything"}],
+        mode="manual",
+        manual_mocks={"llm.message": {"status": "success", "output": {"content": "Mocked answer"}}},
+    )
+    assert mocked.success, mocked.error
+    assert mocked.messages == [{"role": "assistant", "content": "Mocked answer"}]
+    refused = client.invoke_by_key("default.support", messages=[{"role": "user", "content": "x"}], mode="manual")
+    assert not refused.success and "400" in refused.error

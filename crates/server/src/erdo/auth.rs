@@ -120,7 +120,7 @@ impl ErdoCaller {
         }
         match &self.grant {
             None => true,
-            Some(grant) => thread.user_id == self.user_id() || grant.thread_ids.iter().any(|id| *id == thread.id),
+            Some(grant) => thread.user_id == self.user_id() || grant.thread_ids.contains(&thread.id),
         }
     }
 }

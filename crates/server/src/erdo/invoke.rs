@@ -3,10 +3,16 @@
 //! before the stream are non-200 with a readable JSON body (the Python SDK reports the body).
 //!
 //! A bot is an agent: `<org>.<agent id>`, or an unqualified id resolved in the caller's org.
+//!
+//! Modes: `live` runs the bot; `replay` serves the recorded events of an identical request to the
+//! same bot version (recording on a miss, re-recording with `refresh`) without running anything;
+//! `manual` answers from `manual_mocks` (a mock per executed action, `llm.message`).
 
 use std::convert::Infallible;
 
-use agentry_core::{Message, MessageRole, Principal, Thread, Timestamp};
+use agentry_core::{
+    LoggedEvent, Message, MessageRole, Principal, Thread, Timestamp, TokenUsage, TurnEvent, TurnStatus,
+};
 use agentry_engine::NewMessage;
 use agentry_store::StoredAgent;
 use axum::body::Body;
@@ -14,7 +20,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value, json};
 
 use super::auth::{ErdoAuth, ErdoCaller, erdo_scope};
 use super::stream::{BotInfo, ErdoStream, Framing, frame};
@@ -43,7 +49,7 @@ pub async fn resolve_bot(state: &AppState, caller: &ErdoCaller, key: &str) -> Re
 }
 
 /// One message of an invoke request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, serde::Serialize)]
 pub struct InvokeMessage {
     role: String,
     content: String,
@@ -55,9 +61,49 @@ pub struct InvokeBody {
     #[serde(default)]
     messages: Vec<InvokeMessage>,
     #[serde(default)]
+    parameters: Value,
+    #[serde(default, alias = "datasets")]
+    dataset_slugs: Vec<String>,
+    #[serde(default)]
     mode: Option<Value>,
     #[serde(default, alias = "manualMocks")]
     manual_mocks: Option<Value>,
+}
+
+/// How an invocation runs (`erdo-wire.md` §5).
+enum Mode {
+    /// Run the bot.
+    Live,
+    /// Serve the recorded answer of an identical request (same bot version); record on a miss
+    /// or when `refresh` is set.
+    Replay { refresh: bool },
+    /// Answer from the caller's mocks; nothing is run.
+    Manual(Map<String, Value>),
+}
+
+impl Mode {
+    fn parse(mode: Option<&Value>, mocks: Option<&Value>) -> Result<Mode, ApiError> {
+        let (name, refresh) = match mode {
+            None | Some(Value::Null) => ("live", false),
+            Some(Value::String(mode)) => (mode.as_str(), false),
+            Some(Value::Object(object)) => (
+                object.get("mode").and_then(Value::as_str).unwrap_or(""),
+                object.get("refresh").and_then(Value::as_bool).unwrap_or(false),
+            ),
+            Some(_) => ("", false),
+        };
+        let mocks = mocks.filter(|m| !m.is_null());
+        match (name, mocks) {
+            ("live", None) => Ok(Mode::Live),
+            ("replay", None) => Ok(Mode::Replay { refresh }),
+            ("manual", Some(Value::Object(mocks))) => Ok(Mode::Manual(mocks.clone())),
+            ("manual", _) => Err(ApiError::invalid_field("manual_mocks", "manual mode needs an object of mocks")),
+            ("live" | "replay", Some(_)) => {
+                Err(ApiError::invalid_field("manual_mocks", "mocks are only used in manual mode"))
+            }
+            (other, _) => Err(ApiError::invalid_field("mode", format!("`{other}` is not live, replay or manual"))),
+        }
+    }
 }
 
 /// `POST /bots/{key}/invoke`: a new conversation with the bot; earlier `messages` are its history,
@@ -68,10 +114,28 @@ pub async fn invoke(
     Path(key): Path<String>,
     JsonBody(body): JsonBody<InvokeBody>,
 ) -> Result<Response, ApiError> {
-    check_mode(body.mode.as_ref(), body.manual_mocks.as_ref())?;
+    let mode = Mode::parse(body.mode.as_ref(), body.manual_mocks.as_ref())?;
     let (agent, bot) = resolve_bot(&state, &caller, &key).await?;
     let Some(last) = body.messages.iter().rposition(|m| m.role == "user") else {
         return Err(ApiError::invalid_field("messages", "must contain a message with role `user`"));
+    };
+    let recording = match mode {
+        Mode::Live => None,
+        Mode::Manual(mocks) => return Ok(replayed(manual_events(&mocks, &body.messages[last].content)?, bot)),
+        Mode::Replay { refresh } => {
+            let request = json!({
+                "bot": bot.key,
+                "version": agent.current_version_id,
+                "messages": body.messages,
+                "parameters": body.parameters,
+                "datasets": body.dataset_slugs,
+            });
+            let key = agentry_core::sha256_hex(request.to_string().as_bytes());
+            if !refresh && let Some(events) = state.store.recording(&caller.principal.scope, &key).await? {
+                return Ok(replayed(events, bot));
+            }
+            Some(key)
+        }
     };
     let thread = invocation_thread(&state, &caller.principal, &agent, &key).await?;
     for earlier in &body.messages[..last] {
@@ -90,7 +154,59 @@ pub async fn invoke(
         state.store.append_message(&thread.scope, &message).await?;
     }
     let text = body.messages[last].content.clone();
-    run(&state, &caller, &thread, text, Framing::Invoke, bot).await
+    run(&state, &caller, &thread, text, Framing::Invoke, bot, recording).await
+}
+
+/// The events of a manual invocation: the answer the `llm.message` (or `llm`) mock gives.
+fn manual_events(mocks: &Map<String, Value>, question: &str) -> Result<Vec<TurnEvent>, ApiError> {
+    let mock = mocks.get("llm.message").or_else(|| mocks.get("llm")).ok_or_else(|| {
+        ApiError::invalid_field("manual_mocks", "manual mode needs a mock for every executed action: `llm.message`")
+    })?;
+    let content = match mock.pointer("/output/content") {
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Array(items)) => {
+            items.iter().filter_map(|i| i.get("content").and_then(Value::as_str)).collect::<Vec<_>>().join("\n\n")
+        }
+        _ => mock.get("message").and_then(Value::as_str).unwrap_or_default().to_owned(),
+    };
+    let ok = mock.get("status").and_then(Value::as_str).is_none_or(|s| s == "success");
+    let mut events = vec![TurnEvent::Status { status: "manual".into() }, TurnEvent::Token { text: content }];
+    if !ok {
+        let error = mock.get("error").and_then(Value::as_str).unwrap_or("the mock failed");
+        events.push(TurnEvent::error("manual_mock", format!("{error} (answering: {question})")));
+    }
+    let status = if ok { TurnStatus::Completed } else { TurnStatus::Failed };
+    events.push(TurnEvent::Done { usage: TokenUsage::default(), status, stopped: false });
+    Ok(events)
+}
+
+/// Streams recorded or mocked events as a new invocation, without running anything.
+fn replayed(events: Vec<TurnEvent>, bot: BotInfo) -> Response {
+    let invocation = agentry_core::id::new_id("inv");
+    let message_id = agentry_core::id::new_id(agentry_core::id::prefix::MESSAGE);
+    let mut translator = ErdoStream::new(Framing::Invoke, bot, &invocation);
+    let meta = TurnEvent::Meta {
+        thread_id: String::new(),
+        agent_id: String::new(),
+        agent_version_id: String::new(),
+        message_id,
+    };
+    let body: String = std::iter::once(meta)
+        .chain(events.into_iter().filter(|e| !matches!(e, TurnEvent::Meta { .. })))
+        .enumerate()
+        .flat_map(|(i, event)| {
+            let logged = LoggedEvent {
+                turn_id: invocation.clone(),
+                thread_id: String::new(),
+                seq: i64::try_from(i).unwrap_or(i64::MAX) + 1,
+                at: Timestamp::now(),
+                event,
+            };
+            translator.translate(&logged)
+        })
+        .map(|event| frame(&event))
+        .collect();
+    sse_response(Body::from(body))
 }
 
 /// Body of `POST /bots/{key}/invoke-from-thread`.
@@ -103,35 +219,23 @@ pub struct InvokeFromThreadBody {
 }
 
 /// `POST /bots/{key}/invoke-from-thread {thread_id, message}`: the bot answers in an existing
-/// thread the caller may use.
+/// thread the caller may use (live only: a thread's history makes every request different).
 pub async fn invoke_from_thread(
     State(state): State<AppState>,
     ErdoAuth(caller): ErdoAuth,
     Path(key): Path<String>,
     JsonBody(body): JsonBody<InvokeFromThreadBody>,
 ) -> Result<Response, ApiError> {
-    check_mode(body.mode.as_ref(), None)?;
+    if !matches!(Mode::parse(body.mode.as_ref(), None)?, Mode::Live) {
+        return Err(ApiError::invalid_field(
+            "mode",
+            "invoke-from-thread runs live; replay and manual work with invoke",
+        ));
+    }
     let (agent, bot) = resolve_bot(&state, &caller, &key).await?;
     let thread = super::threads::visible_thread(&state, &caller, &body.thread_id).await?;
     let thread = Thread { agent_id: agent.spec.id.clone(), ..thread };
-    run(&state, &caller, &thread, body.message, Framing::Invoke, bot).await
-}
-
-/// Only live invocations exist so far: anything else is refused rather than silently run live.
-fn check_mode(mode: Option<&Value>, mocks: Option<&Value>) -> Result<(), ApiError> {
-    let name = match mode {
-        None | Some(Value::Null) => "live",
-        Some(Value::String(mode)) => mode.as_str(),
-        Some(Value::Object(object)) => object.get("mode").and_then(Value::as_str).unwrap_or(""),
-        Some(_) => "",
-    };
-    if name != "live" || mocks.is_some_and(|m| !m.is_null()) {
-        return Err(ApiError::invalid_field(
-            "mode",
-            format!("`{name}` is not supported by this server yet; invoke in live mode (omit `mode`)"),
-        ));
-    }
-    Ok(())
+    run(&state, &caller, &thread, body.message, Framing::Invoke, bot, None).await
 }
 
 /// A fresh thread for a stateless invocation, archived so it stays out of the user's thread list.
@@ -147,7 +251,8 @@ async fn invocation_thread(
     Ok(thread)
 }
 
-/// Submits the turn and streams it in Erdo events until it ends.
+/// Submits the turn and streams it in Erdo events until it ends. With `record`, a completed
+/// turn's events are saved under that request key (for `replay`) before the stream ends.
 pub async fn run(
     state: &AppState,
     caller: &ErdoCaller,
@@ -155,39 +260,71 @@ pub async fn run(
     text: String,
     framing: Framing,
     bot: BotInfo,
+    record: Option<String>,
 ) -> Result<Response, ApiError> {
     let message = NewMessage { text, allowed_datasets: super::datasets::allowed_for(caller), ..NewMessage::default() };
     let turn = state.engine.submit(&caller.principal, thread, message).await?;
     let follower = state.engine.follow(&thread.scope, &turn, 0).await?;
-    let translator = ErdoStream::new(framing, bot, &turn.id);
+    let stream = Streaming {
+        follower,
+        translator: ErdoStream::new(framing, bot, &turn.id),
+        record: record.map(|key| (state.store.clone(), thread.scope.clone(), key, Vec::new())),
+    };
     let shutdown = state.shutdown.clone();
-    let stream = futures_util::stream::unfold(Some((follower, translator)), move |state| {
+    let body = futures_util::stream::unfold(Some(stream), move |stream| {
         let mut shutdown = shutdown.clone();
         async move {
-            let (mut follower, mut translator) = state?;
+            let mut stream = stream?;
             let next = tokio::select! {
-                next = follower.next() => next,
+                next = stream.follower.next() => next,
                 _ = shutdown.changed() => return None,
             };
             match next {
                 Ok(Some(event)) => {
-                    let text: String = translator.translate(&event).iter().map(frame).collect();
-                    Some((Ok::<_, Infallible>(text), Some((follower, translator))))
+                    stream.remember(&event.event).await;
+                    let text: String = stream.translator.translate(&event).iter().map(frame).collect();
+                    Some((Ok::<_, Infallible>(text), Some(stream)))
                 }
                 Ok(None) => None,
                 Err(err) => {
                     tracing::warn!(%err, "lost the turn's event log during an Erdo stream");
-                    let error =
-                        serde_json::json!({"type": "error", "payload": "event log unavailable", "metadata": {}});
+                    let error = json!({"type": "error", "payload": "event log unavailable", "metadata": {}});
                     Some((Ok(frame(&error)), None))
                 }
             }
         }
     });
-    let mut response = Body::from_stream(stream).into_response();
+    Ok(sse_response(Body::from_stream(body)))
+}
+
+/// A turn being streamed, and what is recorded of it.
+struct Streaming {
+    follower: agentry_engine::TurnFollower,
+    translator: ErdoStream,
+    record: Option<(agentry_store::Store, agentry_core::Scope, String, Vec<TurnEvent>)>,
+}
+
+impl Streaming {
+    /// Keeps the event for the recording; saves it when the turn completed.
+    async fn remember(&mut self, event: &TurnEvent) {
+        let Some((store, scope, key, events)) = &mut self.record else { return };
+        events.push(event.clone());
+        if let TurnEvent::Done { status, .. } = event {
+            if *status == TurnStatus::Completed
+                && let Err(err) = store.save_recording(scope, key, events).await
+            {
+                tracing::warn!(%err, "cannot record the invocation for replay");
+            }
+            self.record = None;
+        }
+    }
+}
+
+fn sse_response(body: Body) -> Response {
+    let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(response)
+    response
 }

@@ -192,5 +192,5 @@ pub async fn send(
     let key = body.bot_key.unwrap_or_else(|| format!("{}.{}", thread.scope.organization_id, thread.agent_id));
     let (agent, bot): (_, BotInfo) = resolve_bot(&state, &caller, &key).await?;
     let thread = Thread { agent_id: agent.spec.id.clone(), ..thread };
-    run(&state, &caller, &thread, body.content, Framing::Thread, bot).await
+    run(&state, &caller, &thread, body.content, Framing::Thread, bot, None).await
 }
