@@ -5,8 +5,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use agentry_client::{Client, ErdoEvent, Error, InvokeParams, RetryPolicy, TokenParams};
+use agentry_client::{Client, ErdoEvent, Error, InvokeMode, InvokeParams, RetryPolicy, TokenParams};
 use futures_util::StreamExt as _;
+use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const SECRET: &str = "erdo-sdk-test-secret-0123456789abcdef";
@@ -132,6 +133,18 @@ async fn invoke_collects_the_answer_and_invoke_stream_yields_it_as_it_comes() {
     let last_result = events.iter().rposition(ErdoEvent::is_result).unwrap();
     assert_eq!(events[last_result].kind, "result");
     assert_eq!(events.len(), last_result + 2, "only invocation_completed follows the result");
+
+    // Replay: the first call runs and records, the second serves the recording.
+    let replay = InvokeParams { mode: Some(InvokeMode::Replay { refresh: false }), ..InvokeParams::user("once more") };
+    let recorded = erdo.erdo().invoke("echo", replay.clone()).await.unwrap();
+    let replayed = erdo.erdo().invoke("echo", replay).await.unwrap();
+    assert_eq!((recorded.text(), replayed.text()), ("once more".to_owned(), "once more".to_owned()));
+    assert_ne!(recorded.invocation_id, replayed.invocation_id);
+    // Manual: the mocks answer, nothing runs.
+    let mocks = json!({"llm.message": {"status": "success", "output": {"content": [{"content_type": "text", "content": "mocked"}]}}});
+    let manual =
+        InvokeParams { mode: Some(InvokeMode::Manual(mocks.as_object().unwrap().clone())), ..InvokeParams::user("hi") };
+    assert_eq!(erdo.erdo().invoke("echo", manual).await.unwrap().text(), "mocked");
 
     // The organization can be named explicitly.
     let named = Client::builder(&server.base).erdo_api_key(API_KEY).organization("default").build().unwrap();

@@ -35,7 +35,8 @@ impl ChatMessage {
 
 /// What [`Erdo::invoke`](crate::Erdo::invoke) and [`Erdo::invoke_stream`](crate::Erdo::invoke_stream)
 /// send: the conversation (its last `user` message is the turn, earlier ones are history), free-form
-/// bot parameters, and dataset slugs. Empty fields are left out of the request.
+/// bot parameters, dataset slugs and the invocation mode. Empty fields are left out of the
+/// request.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct InvokeParams {
     /// The messages; at least one must have the role `user`.
@@ -44,6 +45,24 @@ pub struct InvokeParams {
     pub parameters: Map<String, Value>,
     /// Dataset slugs to include (`dataset_slugs` on the wire).
     pub datasets: Vec<String>,
+    /// How to run it; `None` is live.
+    pub mode: Option<InvokeMode>,
+}
+
+/// How an invocation runs (`mode`, and `manual_mocks` for [`Manual`](Self::Manual)).
+#[derive(Debug, Clone, PartialEq)]
+pub enum InvokeMode {
+    /// Run the bot (the default).
+    Live,
+    /// Serve the recorded events of an identical earlier request to the same bot version,
+    /// recording them on a miss; `refresh` runs the bot again and re-records.
+    Replay {
+        /// Re-record instead of serving the recording.
+        refresh: bool,
+    },
+    /// Run nothing: answer from these mocks, one per executed action (e.g. `llm.message` →
+    /// `{status, output: {content}}`).
+    Manual(Map<String, Value>),
 }
 
 impl InvokeParams {
@@ -61,6 +80,22 @@ impl InvokeParams {
         }
         if !self.datasets.is_empty() {
             body.insert("dataset_slugs".into(), Value::from(self.datasets.clone()));
+        }
+        match &self.mode {
+            None => {}
+            Some(InvokeMode::Live) => {
+                body.insert("mode".into(), Value::from("live"));
+            }
+            Some(InvokeMode::Replay { refresh: false }) => {
+                body.insert("mode".into(), Value::from("replay"));
+            }
+            Some(InvokeMode::Replay { refresh: true }) => {
+                body.insert("mode".into(), serde_json::json!({ "mode": "replay", "refresh": true }));
+            }
+            Some(InvokeMode::Manual(mocks)) => {
+                body.insert("mode".into(), Value::from("manual"));
+                body.insert("manual_mocks".into(), Value::Object(mocks.clone()));
+            }
         }
         Value::Object(body)
     }
@@ -593,6 +628,13 @@ mod tests {
         params.parameters.insert("k".into(), json!(1));
         assert_eq!(params.body()["dataset_slugs"], json!(["sales"]));
         assert_eq!(params.body()["parameters"], json!({"k": 1}));
+        params.mode = Some(InvokeMode::Replay { refresh: true });
+        assert_eq!(params.body()["mode"], json!({"mode": "replay", "refresh": true}));
+        params.mode = Some(InvokeMode::Manual(json!({"llm.message": {}}).as_object().unwrap().clone()));
+        assert_eq!(
+            (params.body()["mode"].clone(), params.body()["manual_mocks"].clone()),
+            (json!("manual"), json!({"llm.message": {}}))
+        );
         let token = TokenParams { bot_keys: vec!["echo".into()], expires_in_seconds: Some(60), ..Default::default() };
         assert_eq!(serde_json::to_value(&token).unwrap(), json!({"botKeys": ["echo"], "expiresInSeconds": 60}));
     }

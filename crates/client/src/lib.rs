@@ -84,8 +84,8 @@ pub use agentry_core::session_token::SessionClaims;
 pub use agentry_core::{ApprovalStatus, SafetyFlag, Scope, Timestamp, TokenUsage, TurnEvent, TurnStatus, UserMeta};
 pub use erdo::{Erdo, EventStream};
 pub use erdo_types::{
-    BotResult, ChatMessage, ErdoEvent, ErdoThread, InvokeParams, InvokeResult, MessageContent, ScopedToken, StepInfo,
-    ThreadMessage, TokenParams,
+    BotResult, ChatMessage, ErdoEvent, ErdoThread, InvokeMode, InvokeParams, InvokeResult, MessageContent, ScopedToken,
+    StepInfo, ThreadMessage, TokenParams,
 };
 pub use error::{Error, Result};
 pub use platos::{Agents, Approvals, Threads};

@@ -250,7 +250,10 @@ mod tests {
             filter("product", FilterOp::Equals, &[]),
             filter("active", FilterOp::Equals, &["maybe"]),
         ] {
-            assert!(matches!(filter_sql(&schema(), &[bad.clone()], 10), Err(DatasetError::Query(_))), "{bad:?}");
+            assert!(
+                matches!(filter_sql(&schema(), std::slice::from_ref(&bad), 10), Err(DatasetError::Query(_))),
+                "{bad:?}"
+            );
         }
     }
 }

@@ -363,3 +363,19 @@ async fn wire_shapes_serialize_as_erdo_expects() {
     let result = datasets.query_sql("d", "SELECT a FROM data", &limits()).await.unwrap();
     assert_eq!(serde_json::to_value(&result).unwrap(), json!({"columns": ["a"], "rows": [[1]], "truncated": false}));
 }
+
+#[test]
+fn the_store_and_its_futures_can_cross_threads() {
+    fn send_sync<T: Send + Sync + Clone>(_: &T) {}
+    fn send<T: Send>(_: &T) {}
+    let datasets = Datasets::new(std::path::PathBuf::from("/nonexistent"));
+    send_sync(&datasets);
+    let limits = QueryLimits::default();
+    send(&datasets.create_from_csv("x", b""));
+    send(&datasets.create_from_json("x", b""));
+    send(&datasets.info("x"));
+    send(&datasets.query_sql("x", "SELECT 1", &limits));
+    send(&datasets.query_filters("x", &[], &limits));
+    send(&datasets.export_csv("x", None, &limits));
+    send(&datasets.delete("x"));
+}

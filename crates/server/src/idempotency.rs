@@ -3,7 +3,8 @@
 //! The Python client retries every method, POST included, on network errors, 5xx and 429; a
 //! key makes those retries safe. Keys are per (scope, principal). A duplicate of a request still
 //! running gets 409; a key reused for a different request gets 422. Server errors are not
-//! recorded, so a retry after one runs again. Streaming responses are not recorded.
+//! recorded, so a retry after one runs again. Streaming responses, and responses showing a secret
+//! ([`ShowsSecret`]), are not recorded either.
 
 use agentry_core::Principal;
 use axum::body::{Body, to_bytes};
@@ -23,6 +24,11 @@ pub const KEY_HEADER: &str = "idempotency-key";
 pub const REPLAYED_HEADER: &str = "idempotency-replayed";
 /// Longest accepted key.
 const MAX_KEY_LEN: usize = 255;
+
+/// Response extension marking a body that must never be stored (it shows a secret once, like a
+/// new scoped token): the key is released instead of recorded, so a retry runs again.
+#[derive(Debug, Clone, Copy)]
+pub struct ShowsSecret;
 
 /// Middleware applying idempotency to every non-safe request that carries a key.
 pub async fn layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -44,7 +50,14 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
 
 async fn run_once(state: &AppState, key: &str, request: Request, next: Next) -> Result<Response, Response> {
     let (mut parts, body) = request.into_parts();
-    let principal = authenticate(state, &parts.headers).await.map_err(IntoResponse::into_response)?;
+    // The Platos API lives under /api; everything else at the root is the Erdo surface, whose
+    // credentials (API key with an org, scoped tokens) are read its own way.
+    let principal = if parts.uri.path().starts_with("/api/") {
+        authenticate(state, &parts.headers).await
+    } else {
+        crate::erdo::auth::authenticate(state, &parts.headers).await.map(|caller| caller.principal)
+    }
+    .map_err(IntoResponse::into_response)?;
     let limit = state.options.max_body_bytes;
     let bytes = to_bytes(body, limit).await.map_err(|_| ApiError::payload_too_large(limit).into_response())?;
     let fingerprint = format!("{} {} {}", parts.method, parts.uri.path(), agentry_core::sha256_hex(&bytes));
@@ -81,7 +94,8 @@ async fn run_once(state: &AppState, key: &str, request: Request, next: Next) -> 
     let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
     let streaming =
         response.headers().get(header::CONTENT_TYPE).is_some_and(|ct| ct.as_bytes().starts_with(b"text/event-stream"));
-    if response.status().is_server_error() || streaming {
+    let secret = response.extensions().get::<ShowsSecret>().is_some();
+    if response.status().is_server_error() || streaming || secret {
         if let Err(err) = state.store.idempotency_abandon(&scope, &owner, key).await {
             tracing::warn!(%err, "could not release idempotency key");
         }

@@ -396,3 +396,26 @@ async fn manual_mode_answers_from_the_mocks_and_needs_one_per_action() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn erdo_writes_take_idempotency_keys_but_token_secrets_are_never_stored() {
+    let app = app().await;
+    let mint = || {
+        Request::builder()
+            .method("POST")
+            .uri("/tokens")
+            .header("authorization", format!("Bearer {KEY}"))
+            .header("idempotency-key", "mint-1")
+            .header("content-type", "application/json")
+            .body(Body::from(json!({"externalUserId": "ada"}).to_string()))
+            .unwrap()
+    };
+    let first = app.router.clone().oneshot(mint()).await.unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = serde_json::from_slice(&to_bytes(first.into_body(), usize::MAX).await.unwrap()).unwrap();
+    let second = app.router.clone().oneshot(mint()).await.unwrap();
+    assert_eq!(second.status(), StatusCode::CREATED, "Erdo credentials pass the idempotency layer");
+    assert!(second.headers().get("idempotency-replayed").is_none(), "a secret is never replayed from storage");
+    let second: Value = serde_json::from_slice(&to_bytes(second.into_body(), usize::MAX).await.unwrap()).unwrap();
+    assert_ne!(first["tokenId"], second["tokenId"], "a retried mint makes a new token");
+}

@@ -58,7 +58,7 @@ pub async fn create(
     State(state): State<AppState>,
     ErdoAuth(caller): ErdoAuth,
     JsonBody(body): JsonBody<CreateToken>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, axum::Extension<crate::idempotency::ShowsSecret>, Json<Value>), ApiError> {
     require_api_key(&caller, "create")?;
     let lifetime = body.expires_in_seconds.unwrap_or(DEFAULT_LIFETIME_SECS);
     if !(1..=MAX_LIFETIME_SECS).contains(&lifetime) {
@@ -97,8 +97,10 @@ pub async fn create(
     state.store.insert_scoped_token(&token, &agentry_core::api_key::hash(&secret)).await?;
     tracing::info!(token_id = %token.id, org = %org, lifetime, "scoped token created");
     let expires_at = token.expires_at.to_rfc3339();
+    // The secret is shown once and never stored, not even as an idempotent replay.
     Ok((
         StatusCode::CREATED,
+        axum::Extension(crate::idempotency::ShowsSecret),
         Json(json!({
             "tokenId": token.id,
             "token_id": token.id,
