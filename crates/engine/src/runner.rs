@@ -457,14 +457,21 @@ async fn run_calls(
                     reason = stopped(stop) => return Some(Outcome::Stopped(reason)),
                     result = tokio::time::timeout(
                         engine.config().tool_timeout,
-                        run_tool(engine, turn, log, tool, &params, approval, &mut state.contents, &state.message_id),
+                        run_tool(engine, turn, log, tool, &params, approval),
                     ) => result.unwrap_or_else(|_| {
                         Err(ToolFailure::new(format!("tool timed out after {:?}", engine.config().tool_timeout)))
                     }),
                 };
                 engine.record_tool_call(&turn.scope, tool, Some(&turn.id), started.elapsed(), &outcome).await;
                 match outcome {
-                    Ok(value) => (crate::tools::cap_result(value, max_result), false),
+                    Ok((value, content)) => {
+                        if let Some(content) = content {
+                            let item = content.into_item(&state.message_id, state.contents.len() + 1, &turn.id);
+                            log.emit(TurnEvent::Content { item: item.clone() });
+                            state.contents.push(item);
+                        }
+                        (crate::tools::cap_result(value, max_result), false)
+                    }
                     Err(err) => failure(err.message),
                 }
             }
@@ -481,6 +488,7 @@ async fn run_calls(
 }
 
 /// Runs one tool: the turn-bound built-ins here, everything else through [`crate::tools::call`].
+/// The dataset tools also give a content item (a table, a chart) for the answer.
 async fn run_tool(
     engine: &Engine,
     turn: &Turn,
@@ -488,22 +496,15 @@ async fn run_tool(
     tool: &AgentTool,
     params: &Value,
     approval: Option<&Approval>,
-    contents: &mut Vec<ContentItem>,
-    message_id: &str,
-) -> Result<Value, ToolFailure> {
-    let data_tool = match &tool.kind {
-        ToolKind::Builtin(BuiltinTool::QueryDataset) => Some(data_tools::query_dataset(engine, turn, params).await),
-        ToolKind::Builtin(BuiltinTool::CreateChart) => Some(data_tools::create_chart(engine, turn, params).await),
-        _ => None,
-    };
-    if let Some(outcome) = data_tool {
-        let (answer, content) = outcome?;
-        let item = content.into_item(message_id, contents.len() + 1, &turn.id);
-        log.emit(TurnEvent::Content { item: item.clone() });
-        contents.push(item);
-        return Ok(answer);
-    }
-    match &tool.kind {
+) -> Result<(Value, Option<data_tools::ToolContent>), ToolFailure> {
+    let with_content = |(answer, content)| (answer, Some(content));
+    let answer = match &tool.kind {
+        ToolKind::Builtin(BuiltinTool::QueryDataset) => {
+            return data_tools::query_dataset(engine, turn, params).await.map(with_content);
+        }
+        ToolKind::Builtin(BuiltinTool::CreateChart) => {
+            return data_tools::create_chart(engine, turn, params).await.map(with_content);
+        }
         ToolKind::Builtin(BuiltinTool::RequestApproval) => Ok(json!({
             "approved": approval.is_some_and(|a| a.status == ApprovalStatus::Approved),
             "comment": approval.and_then(|a| a.comment.clone()),
@@ -512,7 +513,8 @@ async fn run_tool(
         ToolKind::Builtin(BuiltinTool::GenerateArtifact) => artifacts::generate(engine, turn, log, params).await,
         ToolKind::Builtin(BuiltinTool::ReviseArtifact) => artifacts::revise(engine, turn, log, params).await,
         _ => crate::tools::call(&engine.inner.tool_env, &engine.inner.mcp, tool, params).await,
-    }
+    };
+    answer.map(|value| (value, None))
 }
 
 /// Records a pending approval for a call and tells the listeners.
