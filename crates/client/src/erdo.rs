@@ -7,7 +7,8 @@
 //! line; the server closes the stream when the invocation ends).
 //!
 //! Retries: reads (`GET`), revocation (`DELETE`, idempotent) and token minting (a `POST` with an
-//! `Idempotency-Key` the client sets once per call) are retried on network errors, 5xx and 429.
+//! `Idempotency-Key` the client sets once per call; see [`Erdo::create_token`] for what a retry
+//! can cost) are retried on network errors, 5xx and 429.
 //! `POST`s without a key — invocations, messages, thread creation — are retried only when the
 //! server provably did not run them: the connection was refused, or it answered 429. Once a
 //! stream's response has arrived it is never re-sent; a broken stream ends with
@@ -70,7 +71,10 @@ impl Erdo<'_> {
     }
 
     /// Mints a scoped token (`POST /tokens`; API key only — a scoped token gets
-    /// [`Error::Auth`] 403). Retried safely: the request carries an `Idempotency-Key`.
+    /// [`Error::Auth`] 403). Retried on network errors, 5xx and 429 with one `Idempotency-Key`:
+    /// the server refuses a duplicate while the first attempt still runs ([`Error::Conflict`]),
+    /// but never stores the answer (it shows the secret), so a retry after an answer was lost
+    /// mints a second token; the unseen one stays valid until it expires.
     pub async fn create_token(&self, params: &TokenParams) -> Result<ScopedToken> {
         let body = serde_json::to_value(params).map_err(|e| Error::Config(format!("token parameters: {e}")))?;
         let key = agentry_core::id::new_secret("idem", 16);

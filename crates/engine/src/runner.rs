@@ -63,8 +63,9 @@ pub(crate) struct TurnState {
 }
 
 impl TurnState {
-    /// Appends a step's text to the answer, a blank line after the previous step's.
-    fn add_answer(&mut self, text: &str) {
+    /// Appends a step's text to the answer (a blank line after the previous step's) and records
+    /// it as the answer's next text content item, `<message id>_c<n>` — the id streams name it by.
+    fn add_answer(&mut self, text: &str, invocation_id: &str) {
         if text.is_empty() {
             return;
         }
@@ -72,6 +73,17 @@ impl TurnState {
             self.answer.push_str("\n\n");
         }
         self.answer.push_str(text);
+        let segment = self.contents.iter().filter(|c| c.content_type == "text").count() + 1;
+        self.contents.push(ContentItem {
+            id: ContentItem::id_for(&self.message_id, segment),
+            message_id: self.message_id.clone(),
+            content_type: "text".into(),
+            ui_content_type: Some("markdown".into()),
+            content: Value::String(text.to_owned()),
+            user_visibility: "visible".into(),
+            created_by_invocation_id: invocation_id.to_owned(),
+            created_at: Timestamp::now(),
+        });
     }
 }
 
@@ -213,6 +225,7 @@ async fn finish(engine: &Engine, turn: &Turn, log: &mut TurnLog, state: &mut Tur
             _ => state.answer.clone(),
         };
         let id = if state.message_id.is_empty() { new_id(prefix::MESSAGE) } else { state.message_id.clone() };
+        let rewritten = content != state.answer;
         let message = Message {
             id,
             thread_id: turn.thread_id.clone(),
@@ -220,10 +233,14 @@ async fn finish(engine: &Engine, turn: &Turn, log: &mut TurnLog, state: &mut Tur
             content,
             created_at: Timestamp::now(),
         };
-        let text = ContentItem::text(&message, &turn.id);
+        let mut items = std::mem::take(&mut state.contents);
+        if rewritten {
+            // The safety policy changed the answer: its text is stored as the policy left it.
+            items.retain(|c| c.content_type != "text");
+            items.insert(0, ContentItem::text(&message, &turn.id));
+        }
         match store.append_message(&turn.scope, &message).await {
             Ok(()) => {
-                let items: Vec<ContentItem> = std::iter::once(text).chain(state.contents.drain(..)).collect();
                 if let Err(err) = store.insert_contents(&turn.scope, &turn.thread_id, &items).await {
                     tracing::error!(%err, turn = %turn.id, "cannot store the answer's content items");
                 }
@@ -321,7 +338,7 @@ async fn execute(
             let item = tokio::select! {
                 reason = stopped(&mut stop) => {
                     // What the user saw of this step is kept with the answer.
-                    state.add_answer(&step_text);
+                    state.add_answer(&step_text, &turn.id);
                     return Outcome::Stopped(reason);
                 }
                 item = stream.recv() => item,
@@ -355,7 +372,7 @@ async fn execute(
             state.usage.cached_input_tokens += usage.cached_input_tokens;
             state.usage.cost_cents += engine.inner.providers.cost_cents(&agent.spec.model, &usage);
         }
-        state.add_answer(&step_text);
+        state.add_answer(&step_text, &turn.id);
         let calls: Vec<ToolCallRequest> = calls
             .into_iter()
             .filter_map(|c| {
@@ -466,7 +483,8 @@ async fn run_calls(
                 match outcome {
                     Ok((value, content)) => {
                         if let Some(content) = content {
-                            let item = content.into_item(&state.message_id, state.contents.len() + 1, &turn.id);
+                            let n = state.contents.iter().filter(|c| c.content_type != "text").count() + 1;
+                            let item = content.into_item(&state.message_id, n, &turn.id);
                             log.emit(TurnEvent::Content { item: item.clone() });
                             state.contents.push(item);
                         }

@@ -213,7 +213,7 @@ async fn an_analyst_answers_with_a_table_and_a_chart_from_the_query() {
     assert_eq!(result["payload"]["status"], "success", "{result}");
     let content = result["payload"]["output"]["content"].as_array().unwrap();
     let kinds: Vec<&str> = content.iter().map(|c| c["content_type"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["text", "table", "chart"], "{content:?}");
+    assert_eq!(kinds, ["text", "table", "chart", "text"], "each step's text, then the tools' items: {content:?}");
     let top = json!([
         {"product": "gadget", "revenue": 450}, {"product": "widget", "revenue": 200},
         {"product": "whatsit", "revenue": 95}, {"product": "doohickey", "revenue": 70},
@@ -227,7 +227,8 @@ async fn an_analyst_answers_with_a_table_and_a_chart_from_the_query() {
     assert_eq!(content[2]["ui_content_type"], "bar");
     assert_eq!(content[2]["chartData"], top);
     assert_eq!(content[2]["chartConfig"]["series"][0]["dataset_slug"], "sales");
-    assert!(content[0]["content"].as_str().unwrap().ends_with("Gadget leads with 450."));
+    assert_eq!(content[0]["content"], "Looking at the sales.");
+    assert_eq!(content[3]["content"], "Gadget leads with 450.");
     let streamed: Vec<&str> = events
         .iter()
         .filter(|e| e["type"] == "message content result")
@@ -247,9 +248,16 @@ async fn thread_messages_keep_typed_contents_with_their_invocation() {
     let (status, events) =
         app.events(KEY, &format!("/threads/{id}/message"), json!({"content": "top products?"})).await;
     assert_eq!(status, StatusCode::OK);
+    assert_eq!(events[0]["type"], "message created", "the legacy reducer needs the message first");
+    assert!(events.iter().all(|e| e["type"] != "bot started" && e["type"] != "invocation_completed"));
     let created = events.iter().find(|e| e["type"] == "message created").unwrap();
     let message_id = created["metadata"]["message_id"].as_str().unwrap().to_owned();
     assert_eq!(created["metadata"]["path"], format!("message/{message_id}"));
+    let streamed_ids: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "create message content")
+        .map(|e| e["metadata"]["message_content_id"].as_str().unwrap())
+        .collect();
     let delta = events.iter().find(|e| e["type"] == "message content delta").unwrap();
     let content_id = delta["metadata"]["message_content_id"].as_str().unwrap();
     assert_eq!(delta["metadata"]["path"], format!("content/{content_id}"));
@@ -262,7 +270,9 @@ async fn thread_messages_keep_typed_contents_with_their_invocation() {
     assert_eq!(messages[1]["id"], message_id.as_str(), "the stream named the stored message");
     let contents = messages[1]["contents"].as_array().unwrap();
     let types: Vec<&str> = contents.iter().map(|c| c["content_type"].as_str().unwrap()).collect();
-    assert_eq!(types, ["text", "table", "chart"]);
+    assert_eq!(types, ["text", "table", "chart", "text"]);
+    let stored_ids: Vec<&str> = contents.iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(stored_ids, streamed_ids, "the history names the items the stream created");
     assert!(contents.iter().all(|c| c["created_by_invocation_id"] == invocation.as_str()));
     assert_eq!(contents[1]["content"]["tableData"][0], json!({"product": "gadget", "revenue": 450}));
     assert_eq!(messages[0]["contents"][0]["content"], "top products?");

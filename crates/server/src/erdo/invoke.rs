@@ -271,12 +271,16 @@ pub async fn run(
         record: record.map(|key| (state.store.clone(), thread.scope.clone(), key, Vec::new())),
     };
     let shutdown = state.shutdown.clone();
+    let heartbeat = state.options.sse_heartbeat;
     let body = futures_util::stream::unfold(Some(stream), move |stream| {
         let mut shutdown = shutdown.clone();
         async move {
             let mut stream = stream?;
+            // A comment line while the turn is quiet (a slow tool, a wait for approval) keeps
+            // proxies from cutting the stream; every client skips it.
             let next = tokio::select! {
                 next = stream.follower.next() => next,
+                _ = tokio::time::sleep(heartbeat) => return Some((Ok(": keep-alive\n\n".to_owned()), Some(stream))),
                 _ = shutdown.changed() => return None,
             };
             match next {

@@ -45,9 +45,10 @@ pub struct ErdoStream {
     message_id: String,
     segment: Option<Segment>,
     segments: usize,
+    artifacts: usize,
     answer: String,
-    /// Content items other than the answer's text (artifacts), for the final result.
-    extra: Vec<Value>,
+    /// The answer's content items in order (text segments, tables, charts, artifacts).
+    items: Vec<Value>,
     error: Option<String>,
     step_order: u32,
 }
@@ -62,8 +63,9 @@ impl ErdoStream {
             message_id: format!("msg_{invocation_id}"),
             segment: None,
             segments: 0,
+            artifacts: 0,
             answer: String::new(),
-            extra: Vec::new(),
+            items: Vec::new(),
             error: None,
             step_order: 0,
         }
@@ -77,25 +79,12 @@ impl ErdoStream {
                 if !message_id.is_empty() {
                     self.message_id = message_id.clone();
                 }
-                if self.framing == Framing::Thread {
-                    let path = format!("message/{}", self.message_id);
-                    out.push(self.event("message created", json!({"role": "assistant"}), Some(path), Map::new()));
-                }
-                let started = json!({
-                    "invocation_id": self.invocation_id,
-                    "bot_id": self.bot.id,
-                    "bot_key": self.bot.key,
-                    "bot_name": self.bot.name,
-                });
-                out.push(self.event("bot started", started, None, Map::new()));
-                if self.framing == Framing::Invoke {
-                    out.push(self.step_started("llm", "llm.message", &self.llm_step_id()));
-                }
+                out.extend(self.started());
             }
             TurnEvent::Status { status } => {
                 out.push(self.event("status", json!({"status": status}), None, Map::new()));
             }
-            TurnEvent::Token { text } => {
+            TurnEvent::Token { text } if !text.is_empty() => {
                 if self.segment.is_none() {
                     out.push(self.open_segment());
                 }
@@ -103,7 +92,7 @@ impl ErdoStream {
                     segment.text.push_str(text);
                 }
                 let id = self.segment.as_ref().map(|s| s.id.clone()).unwrap_or_default();
-                out.push(self.content_event("message content delta", &id, "text", Value::String(text.clone())));
+                out.push(self.content_event("message content delta", &id, "text", "markdown", json!(text)));
             }
             TurnEvent::ToolCall { name, call_id, .. } => {
                 out.extend(self.close_segment());
@@ -131,52 +120,28 @@ impl ErdoStream {
                 out.push(self.event("status", payload, None, Map::new()));
             }
             TurnEvent::ArtifactCommitted { artifact_key, kind, title, final_content, .. } => {
-                out.extend(self.close_segment());
                 let (content_type, ui) = match kind.as_str() {
                     "json" => ("json", "json"),
                     "code" | "html" | "svg" | "csv" => ("code", "code"),
                     "image" => ("image", "image"),
                     _ => ("text", "markdown"),
                 };
-                let id = self.next_content_id();
+                self.artifacts += 1;
+                let id = format!("{}_a{}", self.message_id, self.artifacts);
                 let item = json!({"id": id, "content_type": content_type, "ui_content_type": ui,
                                   "content": final_content, "title": title, "artifact_key": artifact_key});
-                out.push(self.content_event_typed(
-                    "create message content",
-                    &id,
-                    content_type,
-                    ui,
-                    Value::String(String::new()),
-                ));
-                out.push(self.content_event_typed(
-                    "message content result",
-                    &id,
-                    content_type,
-                    ui,
-                    Value::String(final_content.clone()),
-                ));
-                self.extra.push(item);
+                out.extend(self.whole_item(&id, content_type, ui, json!(final_content), item));
             }
             TurnEvent::Content { item } => {
-                out.extend(self.close_segment());
                 let ui = item.ui_content_type.clone().unwrap_or_else(|| item.content_type.clone());
-                let kind = item.content_type.clone();
-                out.push(self.content_event_typed("create message content", &item.id, &kind, &ui, json!("")));
-                out.push(self.content_event_typed(
-                    "message content result",
-                    &item.id,
-                    &kind,
-                    &ui,
-                    item.content.clone(),
-                ));
                 // In results the structured fields sit beside the item's ids, where renderers
                 // look for them (`tableColumns`, `chartConfig`, …).
-                let mut flat =
-                    json!({"id": item.id, "content_type": kind, "ui_content_type": ui, "content": item.content});
+                let mut flat = json!({"id": item.id, "content_type": item.content_type, "ui_content_type": ui,
+                                      "content": item.content});
                 if let (Value::Object(flat), Value::Object(fields)) = (&mut flat, &item.content) {
                     flat.extend(fields.clone());
                 }
-                self.extra.push(flat);
+                out.extend(self.whole_item(&item.id, &item.content_type, &ui, item.content.clone(), flat));
             }
             TurnEvent::Error { message, .. } => {
                 self.error = Some(message.clone());
@@ -184,23 +149,10 @@ impl ErdoStream {
             }
             TurnEvent::Done { status, .. } => {
                 out.extend(self.close_segment());
-                if self.framing == Framing::Thread {
-                    let path = format!("message/{}", self.message_id);
-                    out.push(self.event("message finished", json!({}), Some(path), Map::new()));
-                }
-                let result = self.result(*status);
-                if self.framing == Framing::Invoke {
-                    let mut step = result.clone();
-                    step["step_id"] = json!(self.llm_step_id());
-                    step["key"] = json!("llm");
-                    out.push(self.event("step result", step, None, hidden()));
-                }
-                out.push(self.event("result", result.clone(), None, Map::new()));
-                out.push(
-                    json!({"type": "invocation_completed", "invocation_id": self.invocation_id, "result": result}),
-                );
+                out.extend(self.finished(*status));
             }
-            TurnEvent::Thinking { .. }
+            TurnEvent::Token { .. }
+            | TurnEvent::Thinking { .. }
             | TurnEvent::MessageBoundary {}
             | TurnEvent::ApprovalResolved { .. }
             | TurnEvent::ArtifactStart { .. }
@@ -213,26 +165,73 @@ impl ErdoStream {
         out
     }
 
-    /// The bot Result of the invocation: the whole answer as one text item, then the rest.
-    fn result(&self, status: TurnStatus) -> Value {
-        let mut content = Vec::new();
-        if !self.answer.is_empty() {
-            content.push(json!({
-                "id": ContentItem::id_for(&self.message_id, 0),
-                "content_type": "text",
-                "ui_content_type": "markdown",
-                "content": self.answer,
-            }));
+    /// The opening events. Threads: the message first (the legacy reducer wants no bot event
+    /// outside a content item) and a root agent step (what the flat reducer renders under).
+    fn started(&mut self) -> Vec<Value> {
+        match self.framing {
+            Framing::Thread => {
+                let path = format!("message/{}", self.message_id);
+                let root = json!({"step_id": self.root_step_id(), "type": "agent",
+                                  "name": self.bot.name, "key": self.bot.key});
+                vec![
+                    self.event("message created", json!({"role": "assistant"}), Some(path), Map::new()),
+                    self.event("step_started", root, None, Map::new()),
+                ]
+            }
+            Framing::Invoke => {
+                let started = json!({
+                    "invocation_id": self.invocation_id,
+                    "bot_id": self.bot.id,
+                    "bot_key": self.bot.key,
+                    "bot_name": self.bot.name,
+                });
+                let bot = self.event("bot started", started, None, Map::new());
+                let step_id = self.llm_step_id();
+                vec![bot, self.step_started("llm", "llm.message", &step_id)]
+            }
         }
-        content.extend(self.extra.iter().cloned());
+    }
+
+    /// The closing events: the final `result` (and, for invoke, `invocation_completed`).
+    fn finished(&mut self, status: TurnStatus) -> Vec<Value> {
+        let result = self.result(status);
+        match self.framing {
+            Framing::Thread => {
+                let root = json!({"step_id": self.root_step_id(), "status": result["status"]});
+                let path = format!("message/{}", self.message_id);
+                vec![
+                    self.event("step_finished", root, None, Map::new()),
+                    self.event("message finished", json!({}), Some(path), Map::new()),
+                    self.event("result", result, None, Map::new()),
+                ]
+            }
+            Framing::Invoke => {
+                let mut step = result.clone();
+                step["step_id"] = json!(self.llm_step_id());
+                step["key"] = json!("llm");
+                vec![
+                    self.event("step result", step, None, hidden()),
+                    self.event("result", result.clone(), None, Map::new()),
+                    json!({"type": "invocation_completed", "invocation_id": self.invocation_id, "result": result}),
+                ]
+            }
+        }
+    }
+
+    /// The bot Result of the invocation: the answer's content items in order.
+    fn result(&self, status: TurnStatus) -> Value {
         let ok = status == TurnStatus::Completed && self.error.is_none();
         json!({
             "status": if ok { "success" } else { "error" },
             "parameters": {},
-            "output": {"content": content},
+            "output": {"content": self.items},
             "message": self.answer,
             "error": self.error,
         })
+    }
+
+    fn root_step_id(&self) -> String {
+        format!("{}_agent", self.invocation_id)
     }
 
     fn llm_step_id(&self) -> String {
@@ -255,16 +254,21 @@ impl ErdoStream {
         self.event("step started", payload, None, Map::new())
     }
 
-    /// Content ids follow the stored history: `_c0` is the whole answer, segments and other
-    /// items come after it.
-    fn next_content_id(&mut self) -> String {
-        self.segments += 1;
-        ContentItem::id_for(&self.message_id, self.segments)
+    /// A content item that arrives whole (a table, a chart, an artifact): created, then its result.
+    fn whole_item(&mut self, id: &str, content_type: &str, ui: &str, content: Value, item: Value) -> Vec<Value> {
+        let mut out: Vec<Value> = self.close_segment().into_iter().collect();
+        out.push(self.content_event("create message content", id, content_type, ui, json!("")));
+        out.push(self.content_event("message content result", id, content_type, ui, content));
+        self.items.push(item);
+        out
     }
 
+    /// Each model step's text is the answer's next text item, `<message id>_c<n>`: the id the
+    /// engine stores it under.
     fn open_segment(&mut self) -> Value {
-        let id = self.next_content_id();
-        let event = self.content_event("create message content", &id, "text", Value::String(String::new()));
+        self.segments += 1;
+        let id = ContentItem::id_for(&self.message_id, self.segments);
+        let event = self.content_event("create message content", &id, "text", "markdown", json!(""));
         self.segment = Some(Segment { id, text: String::new() });
         event
     }
@@ -275,14 +279,12 @@ impl ErdoStream {
             self.answer.push_str("\n\n");
         }
         self.answer.push_str(&segment.text);
-        Some(self.content_event("message content result", &segment.id, "text", Value::String(segment.text)))
+        self.items.push(json!({"id": segment.id, "content_type": "text", "ui_content_type": "markdown",
+                               "content": segment.text}));
+        Some(self.content_event("message content result", &segment.id, "text", "markdown", json!(segment.text)))
     }
 
-    fn content_event(&self, kind: &str, content_id: &str, content_type: &str, payload: Value) -> Value {
-        self.content_event_typed(kind, content_id, content_type, "markdown", payload)
-    }
-
-    fn content_event_typed(&self, kind: &str, content_id: &str, content_type: &str, ui: &str, payload: Value) -> Value {
+    fn content_event(&self, kind: &str, content_id: &str, content_type: &str, ui: &str, payload: Value) -> Value {
         let mut metadata = Map::new();
         metadata.insert("message_content_id".into(), json!(content_id));
         metadata.insert("content_type".into(), json!(content_type));
