@@ -1,9 +1,10 @@
 //! The Erdo surface of the Rust SDK (`client.erdo()`) against a real `agentry serve` spawned by
 //! the test, with an `echo` bot (`scripted:echo`) in organization `default`.
 
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use agentry_client::{Client, ErdoEvent, Error, InvokeMode, InvokeParams, RetryPolicy, TokenParams};
 use futures_util::StreamExt as _;
@@ -14,46 +15,9 @@ const SECRET: &str = "erdo-sdk-test-secret-0123456789abcdef";
 const API_KEY: &str = "erdo-sdk-test-operator-key";
 const QUESTION: &str = "hello there  world";
 
-struct Server {
-    child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn server() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let agents = dir.path().join("agents");
-    std::fs::create_dir_all(&agents).unwrap();
-    std::fs::write(agents.join("echo.toml"), "id = \"echo\"\nname = \"Echo\"\nmodel = \"scripted:echo\"\n").unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(env!("CARGO_BIN_EXE_agentry"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--agents"])
-        .arg(&agents)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .env("AGENTRY_SERVICE_SECRET", SECRET)
-        .env("AGENTRY_API_KEY", API_KEY)
-        .env("AGENTRY_DEFAULT_MODEL", "scripted:echo")
-        .env("AGENTRY_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server { child, base: format!("http://127.0.0.1:{port}"), _dir: dir };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("server did not start");
+async fn server() -> common::Server {
+    let echo = "id = \"echo\"\nname = \"Echo\"\nmodel = \"scripted:echo\"\n".to_owned();
+    common::spawn(SECRET, API_KEY, &[("echo.toml", echo)]).await
 }
 
 /// The operator: the API key alone, in the default organization.
@@ -261,19 +225,20 @@ async fn threads_round_trip_and_messages_stream() {
         events.push(event.unwrap());
     }
     assert_eq!(events[0].kind, "message created");
-    assert!(events.iter().any(|e| e.kind == "bot started"));
+    assert!(events.iter().any(|e| e.kind == "step_started"), "a root agent step for the flat UI reducer");
+    assert!(events.iter().all(|e| e.kind != "bot started" && e.kind != "invocation_completed"));
     assert!(events.iter().any(|e| e.kind == "message finished"));
     let wrapped = events.iter().filter(|e| e.kind != "invocation_completed");
     assert!(wrapped.into_iter().all(|e| e.metadata.get("path").is_some()), "every thread event has a path");
     assert_eq!(streamed_text(&events), QUESTION);
     assert_eq!(final_texts(&events), vec![QUESTION]);
 
-    // Collected: the events end with the result (then `invocation_completed`).
+    // Collected: the events end with the message finished, then the result.
     let events = user.erdo().send_message_and_wait(&thread.id, "and again", Some("echo")).await.unwrap();
     let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
-    assert_eq!(kinds[kinds.len() - 2..], ["result", "invocation_completed"]);
+    assert_eq!(kinds[kinds.len() - 2..], ["message finished", "result"]);
     assert_eq!(final_texts(&events), vec!["and again"]);
-    assert!(events[events.len() - 2].result().unwrap().is_success());
+    assert!(events[events.len() - 1].result().unwrap().is_success());
 
     // A bot can also answer in the thread through invoke-from-thread.
     let again = user.erdo().invoke_from_thread("echo", &thread.id, "third").into_events().await.unwrap();

@@ -1,7 +1,9 @@
 //! The Rust SDK (`agentry-client`) against a real `agentry serve` spawned by the test, plus the
 //! `agentry chat` command built on it.
 
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -10,6 +12,7 @@ use agentry_client::{
     ApprovalFilter, ApprovalStatus, Client, Error, RetryPolicy, Scope, SessionClaims, StreamEvent, ThreadFilter,
     TurnEvent, TurnStatus,
 };
+use common::Server;
 use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -17,58 +20,16 @@ use tokio::net::TcpListener;
 const SECRET: &str = "sdk-test-secret-0123456789abcdef";
 const API_KEY: &str = "sdk-test-operator-key";
 
-struct Server {
-    child: Child,
-    base: String,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 async fn server() -> Server {
     server_with(&[]).await
 }
 
 /// A server with the `slow` agent and these extra agent files (`(file name, TOML)`).
 async fn server_with(agent_files: &[(&str, String)]) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let agents = dir.path().join("agents");
-    std::fs::create_dir_all(&agents).unwrap();
-    std::fs::write(
-        agents.join("slow.toml"),
-        "id = \"slow\"\nname = \"Slow\"\nmodel = \"scripted:echo\"\n[script]\ntoken_delay_ms = 40\n",
-    )
-    .unwrap();
-    for (name, text) in agent_files {
-        std::fs::write(agents.join(name), text).unwrap();
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(env!("CARGO_BIN_EXE_agentry"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--agents"])
-        .arg(&agents)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .env("AGENTRY_SERVICE_SECRET", SECRET)
-        .env("AGENTRY_API_KEY", API_KEY)
-        .env("AGENTRY_DEFAULT_MODEL", "scripted:echo")
-        .env("AGENTRY_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server { child, base: format!("http://127.0.0.1:{port}"), dir };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("server did not start");
+    let slow = "id = \"slow\"\nname = \"Slow\"\nmodel = \"scripted:echo\"\n[script]\ntoken_delay_ms = 40\n";
+    let mut files = vec![("slow.toml", slow.to_owned())];
+    files.extend(agent_files.iter().cloned());
+    common::spawn(SECRET, API_KEY, &files).await
 }
 
 fn claims(user: &str) -> SessionClaims {

@@ -153,8 +153,8 @@ impl Erdo<'_> {
         EventStream::open(self.client.clone(), Request::stream(path, body))
     }
 
-    /// [`send_message`](Self::send_message), collected: every event, in order (the final
-    /// `result` and `invocation_completed` last).
+    /// [`send_message`](Self::send_message), collected: every event, in order (`message
+    /// finished`, then the final `result` last).
     pub async fn send_message_and_wait(
         &self,
         thread_id: &str,

@@ -103,10 +103,10 @@ impl InvokeParams {
 
 /// One event of an Erdo stream: `{type, payload, metadata, invocation_id}` as the server sent it
 /// on one `data:` line (the `type` falls back to the block's `event:` name when the JSON has
-/// none). The types include `bot started`, `step started`, `create message content`,
+/// none). Invoke streams: `bot started`, `step started`, `create message content`,
 /// `message content delta`, `message content result`, `step result`, `status`, `error`, the final
-/// `result`, and `invocation_completed`; thread streams add `message created` and
-/// `message finished`.
+/// `result`, and `invocation_completed`. Thread streams: `message created`, `step_started`, the
+/// content events, `step_finished`, `message finished`, and the final `result`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ErdoEvent {
     /// The event type (`type` on the wire).

@@ -637,3 +637,539 @@ function assertReadableRefusal(err, botKey) {
   assert.equal(typeof err.json.message, 'string', `a message: ${err.text}`);
   assert.ok(err.json.message.includes(botKey), `the message names ${botKey}: ${err.text}`);
 }
+
+// ---------------------------------------------------------------------------
+// datasets: the UI's own dataset functions (charts, tables, download button)
+// ---------------------------------------------------------------------------
+//
+// @erdoai/ui 0.1.127 does not export its REST dataset functions by name; they
+// are module-private in dist/index.cjs and reachable only through exported
+// hooks and components (`docs: /work/shared/reference/erdo-wire.md` §2.4, §4):
+//
+//   query    (minified `Jr`): POST {baseUrl}/datasets/{slug}/query,
+//            `Authorization: Bearer <token || authToken>`,
+//            body {limit: 1000, query?, resource_key?, filters?} -> {columns, rows},
+//            zipped into one object per row; non-2xx throws
+//            `Failed to fetch dataset contents: <statusText>`.
+//            Called by the exported hooks `useDatasetContents` (minified `Kt`,
+//            the fetcher of `DatasetTable`/`TableNode` and `DatasetMetric`) and
+//            `useMultipleDatasetRequests` (minified `we`, the fetcher of
+//            `DatasetChart`/`ChartNode`: one request per series, with
+//            `filters` only when the series has no SQL).
+//   details  (minified `Ai`): GET {baseUrl}/datasets/{slug}?ThreadID=<thread>,
+//            `Authorization: Bearer <authToken>` else `X-Erdo-Token: <token>`
+//            -> {id, name: unwrapNullString(name) || "dataset"}, null on non-2xx.
+//   download (minified `Bi`): POST {baseUrl}/datasets/{id}/download, same auth,
+//            body {thread_id, query, resource_key} -> {blob, filename from
+//            Content-Disposition `filename="…"` else "dataset"}; non-2xx
+//            throws `Download failed: <statusText>`; the blob is then saved
+//            through a temporary <a download> (minified `Oi`).
+//            Both are called only by the exported component `DatasetDownload`
+//            (minified `ae`; the `DownloadButtonNode` renderer): details in an
+//            effect once it has a slug and a thread id, download on click.
+//
+// Hooks with effects do not run under react-dom/server, so these tests mount
+// the real components with react-dom/client's createRoot inside a real
+// `ErdoProvider` ({baseUrl, authToken?, token?}) on a minimal in-memory DOM
+// (below: just what react-dom and the UI's download helper touch), with no
+// act() and the real scheduler. The UI's requests are recorded by a
+// pass-through wrapper of globalThis.fetch.
+
+/** A minimal in-memory DOM: enough for react-dom/client to mount, update and unmount. */
+function createFakeDom() {
+  const clicks = [];
+  const blobs = new Map();
+  class FakeNode {
+    constructor(doc, nodeType, nodeName) {
+      this.ownerDocument = doc;
+      this.nodeType = nodeType;
+      this.nodeName = nodeName;
+      this.childNodes = [];
+      this.parentNode = null;
+    }
+    get firstChild() { return this.childNodes[0] ?? null; }
+    get lastChild() { return this.childNodes.at(-1) ?? null; }
+    get nextSibling() { return this.parentNode?.childNodes[this.parentNode.childNodes.indexOf(this) + 1] ?? null; }
+    get previousSibling() {
+      const i = this.parentNode ? this.parentNode.childNodes.indexOf(this) : -1;
+      return i > 0 ? this.parentNode.childNodes[i - 1] : null;
+    }
+    appendChild(child) {
+      child.parentNode?.removeChild(child);
+      this.childNodes.push(child);
+      child.parentNode = this;
+      return child;
+    }
+    insertBefore(child, ref) {
+      if (!ref) return this.appendChild(child);
+      child.parentNode?.removeChild(child);
+      this.childNodes.splice(this.childNodes.indexOf(ref), 0, child);
+      child.parentNode = this;
+      return child;
+    }
+    removeChild(child) {
+      const i = this.childNodes.indexOf(child);
+      if (i >= 0) this.childNodes.splice(i, 1);
+      child.parentNode = null;
+      return child;
+    }
+    addEventListener() {}
+    removeEventListener() {}
+    get textContent() { return this.nodeType === 3 ? this.data : this.childNodes.map((c) => c.textContent).join(''); }
+    set textContent(value) {
+      for (const c of this.childNodes) c.parentNode = null;
+      this.childNodes = [];
+      if (value !== '' && value != null) this.appendChild(this.ownerDocument.createTextNode(String(value)));
+    }
+  }
+  class FakeElement extends FakeNode {
+    constructor(doc, tag, namespaceURI) {
+      super(doc, 1, tag.toUpperCase());
+      this.tagName = this.nodeName;
+      this.localName = tag;
+      this.namespaceURI = namespaceURI;
+      this.attributes = {};
+      this.style = { setProperty(k, v) { this[k] = v; }, removeProperty(k) { delete this[k]; } };
+    }
+    setAttribute(k, v) { this.attributes[k] = String(v); }
+    setAttributeNS(_ns, k, v) { this.attributes[k] = String(v); }
+    getAttribute(k) { return this.attributes[k] ?? null; }
+    removeAttribute(k) { delete this.attributes[k]; }
+    hasAttribute(k) { return k in this.attributes; }
+    /** The UI's save-as helper clicks a temporary `<a href=blob: download=filename>`. */
+    click() { clicks.push({ tag: this.localName, href: this.href, download: this.download, inDocument: !!this.parentNode }); }
+  }
+  class FakeText extends FakeNode {
+    constructor(doc, data) { super(doc, 3, '#text'); this.data = data; }
+    get nodeValue() { return this.data; }
+    set nodeValue(v) { this.data = v; }
+  }
+  class FakeDocument extends FakeNode {
+    constructor() {
+      super(null, 9, '#document');
+      this.documentElement = this.createElement('html');
+      this.appendChild(this.documentElement);
+      this.body = this.createElement('body');
+      this.documentElement.appendChild(this.body);
+      this.activeElement = this.body;
+    }
+    createElement(tag) { return new FakeElement(this, tag, 'http://www.w3.org/1999/xhtml'); }
+    createElementNS(ns, tag) { return new FakeElement(this, tag, ns); }
+    createTextNode(text) { return new FakeText(this, text); }
+    createComment(text) { const n = new FakeNode(this, 8, '#comment'); n.data = text; return n; }
+  }
+  const document = new FakeDocument();
+  let nextBlob = 0;
+  const window = {
+    document,
+    navigator: { userAgent: 'node' },
+    location: { protocol: 'http:', href: 'http://localhost/' },
+    HTMLIFrameElement: class HTMLIFrameElement {},
+    event: undefined,
+    addEventListener() {},
+    removeEventListener() {},
+    URL: {
+      createObjectURL(blob) {
+        const url = `blob:erdo-ui-test/${++nextBlob}`;
+        blobs.set(url, blob);
+        return url;
+      },
+      revokeObjectURL() {},
+    },
+  };
+  document.defaultView = window;
+  return { document, window, clicks, blobs };
+}
+
+function installFakeDom() {
+  const dom = createFakeDom();
+  const saved = {};
+  for (const name of ['window', 'document', 'navigator']) {
+    saved[name] = Object.getOwnPropertyDescriptor(globalThis, name);
+  }
+  Object.defineProperty(globalThis, 'window', { value: dom.window, configurable: true, writable: true });
+  Object.defineProperty(globalThis, 'document', { value: dom.document, configurable: true, writable: true });
+  if (globalThis.navigator === undefined) {
+    Object.defineProperty(globalThis, 'navigator', { value: dom.window.navigator, configurable: true, writable: true });
+  }
+  dom.restore = () => {
+    for (const [name, desc] of Object.entries(saved)) {
+      if (desc) Object.defineProperty(globalThis, name, desc);
+      else delete globalThis[name];
+    }
+  };
+  return dom;
+}
+
+/** Records every request the UI makes (method, path, query string, headers, JSON body, status) and passes it on. */
+function recordFetch() {
+  const original = globalThis.fetch;
+  const calls = [];
+  globalThis.fetch = async (input, init = {}) => {
+    const url = new URL(typeof input === 'string' || input instanceof URL ? input : input.url);
+    const headers = Object.fromEntries(Object.entries(init.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]));
+    let body = init.body;
+    try {
+      body = typeof body === 'string' ? JSON.parse(body) : body;
+    } catch {
+      /* not JSON: keep the text */
+    }
+    const call = { method: init.method ?? 'GET', path: url.pathname, search: url.search, headers, body };
+    calls.push(call);
+    const res = await original(input, init);
+    call.status = res.status;
+    call.statusText = res.statusText;
+    return res;
+  };
+  return { calls, original, restore: () => { globalThis.fetch = original; } };
+}
+
+async function waitFor(what, probe, { timeout = 10_000 } = {}) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const value = probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function findAll(node, tag, out = []) {
+  if (node.localName === tag) out.push(node);
+  for (const c of node.childNodes) findAll(c, tag, out);
+  return out;
+}
+
+/** The props React holds for a mounted host node (its real handlers, e.g. onClick). */
+function reactProps(node) {
+  const key = Object.keys(node).find((k) => k.startsWith('__reactProps$'));
+  assert.ok(key, `no React props on <${node.localName}>`);
+  return node[key];
+}
+
+const SALES_CSV = [
+  'product,revenue',
+  'widget,1200',
+  'gadget,2500',
+  'widget,300',
+  'gizmo,700',
+  'doohickey,50',
+  'sprocket,900',
+  'gizmo,650',
+  '"bolt, large",20',
+  '',
+].join('\n');
+const TOP_PRODUCTS_SQL = 'SELECT product, SUM(revenue) AS revenue FROM data GROUP BY product ORDER BY revenue DESC LIMIT 5';
+/** TOP_PRODUCTS_SQL over SALES_CSV, one object per row as the UI zips {columns, rows}. */
+const TOP_PRODUCTS = [
+  { product: 'gadget', revenue: 2500 },
+  { product: 'widget', revenue: 1500 },
+  { product: 'gizmo', revenue: 1350 },
+  { product: 'sprocket', revenue: 900 },
+  { product: 'doohickey', revenue: 50 },
+];
+
+async function uploadDataset(srv, body, fetchImpl = fetch) {
+  const res = await fetchImpl(`${srv.baseUrl}/datasets`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(15_000),
+  });
+  const text = await res.text();
+  assert.equal(res.status, 201, `POST /datasets -> ${res.status}: ${text}`);
+  return JSON.parse(text);
+}
+
+describe('erdo-ui: @erdoai/ui dataset functions (query, details, download) against /datasets', () => {
+  /** @type {AgentryServer} */
+  let srv;
+  let dom;
+  let recorder;
+  let createRoot;
+  let sales;
+  let other;
+  let salesToken;
+  let otherToken;
+  let consoleErrors;
+  let originalConsoleError;
+  const roots = [];
+  const it = (name, fn, opts) => serverTest(() => srv, name, fn, opts);
+
+  before(async () => {
+    srv = await new AgentryServer().start();
+    dom = installFakeDom();
+    // Loaded only now: react-dom/client looks at window/navigator when it loads.
+    ({ createRoot } = require('react-dom/client'));
+    recorder = recordFetch();
+    originalConsoleError = console.error;
+    consoleErrors = [];
+    console.error = (...args) => consoleErrors.push(args.map((a) => (a instanceof Error ? a.message : String(a))).join(' '));
+    sales = await uploadDataset(srv, { slug: 'sales-by-product', name: 'Sales by product', content: SALES_CSV }, recorder.original);
+    other = await uploadDataset(srv, { slug: 'other-data', name: 'Other data', content: 'a,b\n1,2\n' }, recorder.original);
+    salesToken = await scopedToken(srv, { datasetIds: [sales.id], externalUserId: newUser('ds'), expiresInSeconds: 600 });
+    otherToken = await scopedToken(srv, { datasetIds: [other.id], externalUserId: newUser('ds'), expiresInSeconds: 600 });
+  });
+
+  after(async () => {
+    for (const root of roots) root.unmount();
+    await sleep(20);
+    if (originalConsoleError) console.error = originalConsoleError;
+    recorder?.restore();
+    dom?.restore();
+    if (srv) {
+      await srv.stopGracefully();
+      await srv.removeFiles();
+    }
+  });
+
+  /** Mounts `element` inside a real ErdoProvider with `config` (createRoot on the in-memory DOM). */
+  function mount(config, element) {
+    const container = dom.document.createElement('div');
+    dom.document.body.appendChild(container);
+    const root = createRoot(container);
+    roots.push(root);
+    root.render(React.createElement(ui.ErdoProvider, { config: { baseUrl: srv.baseUrl, ...config } }, element));
+    return container;
+  }
+
+  /** Runs a dataset hook in a mounted component until it is no longer loading; returns its last result. */
+  async function runHook(config, useHook, settled) {
+    const renders = [];
+    function Probe() {
+      renders.push(useHook());
+      return null;
+    }
+    mount(config, React.createElement(Probe));
+    return waitFor('the hook to settle', () => {
+      const last = renders.at(-1);
+      return last && settled(last) ? last : undefined;
+    });
+  }
+  const settledOne = (r) => !r.isLoading && (r.data !== undefined || r.error);
+
+  /** useDatasetContents(slug, invocationId, sql) — the query function (`Jr`) behind DatasetTable. */
+  const useContents = (config, slug, sql) => {
+    const invocationId = randomUUID(); // the UI caches results by slug|invocationId|query, not by credential
+    return runHook(config, () => ui.useDatasetContents(slug, invocationId, sql), settledOne);
+  };
+
+  const queryCalls = (slug) => recorder.calls.filter((c) => c.path === `/datasets/${slug}/query`);
+
+  /** Renders the real DatasetTable and reads its header and cell texts once it has loaded. */
+  async function renderTable(config, slug, sql) {
+    const container = mount(
+      config,
+      React.createElement(ui.DatasetTable, { title: 'Top products', invocationId: randomUUID(), datasetSlug: slug, sqlQuery: sql }),
+    );
+    await waitFor('DatasetTable to load', () => findAll(container, 'table').length > 0 || /No data/.test(container.textContent));
+    return {
+      text: container.textContent,
+      header: findAll(container, 'th').map((n) => n.textContent),
+      rows: findAll(container, 'tbody').flatMap((b) => findAll(b, 'tr')).map((tr) => findAll(tr, 'td').map((td) => td.textContent)),
+    };
+  }
+
+  /**
+   * Mounts the real DatasetDownload (details on mount, download on click) and
+   * waits for the details request to be answered; returns the container and
+   * the <a> it rendered, if any.
+   */
+  async function renderDownload(config, props) {
+    const before = recorder.calls.length;
+    const container = mount(config, React.createElement(ui.DatasetDownload, props));
+    const details = await waitFor('the details request', () =>
+      recorder.calls.slice(before).find((c) => c.method === 'GET' && c.path === `/datasets/${props.slug}` && c.status !== undefined),
+    );
+    if (details.status >= 200 && details.status < 300) {
+      await waitFor('the download link', () => findAll(container, 'a')[0]);
+    } else {
+      await sleep(50);
+    }
+    return { container, details, link: findAll(container, 'a')[0] };
+  }
+
+  /** Clicks the link the way a user does (its own onClick), then reads what the UI saved. */
+  async function clickDownload(link) {
+    const before = recorder.calls.length;
+    const clicksBefore = dom.clicks.length;
+    const errorsBefore = consoleErrors.length;
+    let prevented = false;
+    await reactProps(link).onClick({ preventDefault: () => { prevented = true; } });
+    assert.ok(prevented, 'the link handler prevents the default navigation');
+    const request = recorder.calls.slice(before).find((c) => c.method === 'POST' && c.path.endsWith('/download'));
+    const saved = dom.clicks.slice(clicksBefore).find((c) => c.tag === 'a' && c.href?.startsWith('blob:'));
+    assert.ok(
+      saved,
+      `the UI saved a file (download request ${JSON.stringify(request)}; console.error: ${JSON.stringify(consoleErrors.slice(errorsBefore))})`,
+    );
+    const blob = dom.blobs.get(saved.href);
+    return { request, filename: saved.download, text: await blob.text(), type: blob.type };
+  }
+
+  it('upload: POST /datasets with the API key answers 201 {id, slug, name, columns, row_count}', () => {
+    assert.equal(typeof sales.id, 'string');
+    assert.ok(sales.id);
+    assert.equal(sales.slug, 'sales-by-product');
+    assert.equal(sales.name, 'Sales by product');
+    assert.deepEqual(sales.columns.map((c) => c.name), ['product', 'revenue']);
+    assert.equal(sales.row_count, 8);
+    for (const name of ['useDatasetContents', 'useMultipleDatasetRequests', 'DatasetTable', 'DatasetDownload', 'ErdoProvider']) {
+      assert.equal(typeof ui[name], 'function', `@erdoai/ui exports ${name}`);
+    }
+  });
+
+  // (1) Calls the exported hook `useDatasetContents` (→ query fn `Jr`) and the
+  // exported component `DatasetTable` (same hook), with authToken = API key.
+  it('(1) API key as authToken: useDatasetContents runs the SQL and returns the rows zipped; DatasetTable renders them', async () => {
+    const before = queryCalls(sales.slug).length;
+    const result = await useContents({ authToken: API_KEY }, sales.slug, TOP_PRODUCTS_SQL);
+    assert.equal(result.error, null, `useDatasetContents error: ${result.error?.message}`);
+    assert.deepEqual(result.data, TOP_PRODUCTS, 'the rows as the UI zips them ({columns, rows} -> objects)');
+    const [call] = queryCalls(sales.slug).slice(before);
+    assert.equal(call.method, 'POST');
+    assert.equal(call.headers.authorization, `Bearer ${API_KEY}`);
+    assert.equal(call.headers['content-type'], 'application/json');
+    assert.deepEqual(call.body, { limit: 1000, query: TOP_PRODUCTS_SQL }, 'the body the UI sends');
+    assert.equal(call.status, 200);
+
+    const table = await renderTable({ authToken: API_KEY }, sales.slug, TOP_PRODUCTS_SQL);
+    assert.deepEqual(table.header, ['product', 'revenue'], `DatasetTable header: ${table.text}`);
+    assert.deepEqual(
+      table.rows,
+      TOP_PRODUCTS.map((r) => [r.product, ui.formatValue(r.revenue)]),
+      `DatasetTable cells: ${table.text}`,
+    );
+  });
+
+  // (2) Calls the exported hooks `useDatasetContents` and
+  // `useMultipleDatasetRequests` (DatasetChart's fetcher; both → query fn
+  // `Jr`), with token = a scoped token naming the dataset (no authToken).
+  it('(2) scoped token naming the dataset: useDatasetContents and the chart fetcher useMultipleDatasetRequests (SQL and filters)', async () => {
+    const config = { token: salesToken };
+    const before = queryCalls(sales.slug).length;
+    const result = await useContents(config, sales.slug, TOP_PRODUCTS_SQL);
+    assert.equal(result.error, null, `useDatasetContents error: ${result.error?.message}`);
+    assert.deepEqual(result.data, TOP_PRODUCTS);
+    const [call] = queryCalls(sales.slug).slice(before);
+    assert.equal(call.headers.authorization, `Bearer ${salesToken}`, 'the scoped token travels as Authorization: Bearer');
+    assert.equal(call.status, 200);
+
+    // Two chart series: one with SQL, one with structured filters (sent only when the series has no SQL).
+    const invocationId = randomUUID();
+    const requests = [
+      { datasetSlug: sales.slug, sqlQuery: TOP_PRODUCTS_SQL },
+      { datasetSlug: sales.slug, filters: [{ key: 'product', operator: 'equals', value: ['widget'] }] },
+    ];
+    const beforeChart = queryCalls(sales.slug).length;
+    const results = await runHook(config, () => ui.useMultipleDatasetRequests(requests, invocationId), (rs) => rs.every(settledOne));
+    assert.deepEqual(results.map((r) => r.error?.message ?? null), [null, null], 'useMultipleDatasetRequests errors');
+    assert.deepEqual(results[0].data, TOP_PRODUCTS, 'series 1 (SQL)');
+    assert.deepEqual(
+      results[1].data,
+      [
+        { product: 'widget', revenue: 1200 },
+        { product: 'widget', revenue: 300 },
+      ],
+      'series 2 (filters: product equals widget)',
+    );
+    const bodies = queryCalls(sales.slug).slice(beforeChart).map((c) => c.body);
+    assert.deepEqual(
+      bodies.sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))),
+      [
+        { limit: 1000, filters: requests[1].filters },
+        { limit: 1000, query: TOP_PRODUCTS_SQL },
+      ],
+      'the bodies the chart fetcher sends',
+    );
+  });
+
+  // (3) Calls `useDatasetContents` (→ `Jr`), `DatasetTable`, and
+  // `DatasetDownload` (→ details fn `Ai` with X-Erdo-Token) with a scoped
+  // token that names a different dataset.
+  it('(3) a scoped token without the dataset: the UI gets its fetch error, the table shows "No data", no download link', async () => {
+    const config = { token: otherToken };
+    const before = queryCalls(sales.slug).length;
+    const result = await useContents(config, sales.slug, TOP_PRODUCTS_SQL);
+    assert.equal(result.data, undefined, 'no rows');
+    assert.ok(result.error instanceof Error, 'an error');
+    assert.equal(result.error.message, 'Failed to fetch dataset contents: Not Found', 'the UI error text (statusText of the 404)');
+    const [call] = queryCalls(sales.slug).slice(before);
+    assert.equal(call.status, 404);
+
+    const table = await renderTable(config, sales.slug, TOP_PRODUCTS_SQL);
+    assert.equal(table.text, 'No data');
+
+    const thread = await new ThreadClient(srv.baseUrl, otherToken).createThread({ name: 'dataset refusal' });
+    const { details, link, container } = await renderDownload(config, { slug: sales.slug, threadId: thread.id });
+    assert.equal(details.headers['x-erdo-token'], otherToken, 'details send the token as X-Erdo-Token');
+    assert.equal(details.headers.authorization, undefined);
+    assert.equal(details.status, 404);
+    assert.equal(link, undefined, `no download link: ${container.textContent}`);
+    assert.equal(container.textContent, '');
+
+    // The same token still reads its own dataset.
+    const own = await useContents(config, other.slug, 'SELECT a, b FROM data');
+    assert.equal(own.error, null, `own dataset: ${own.error?.message}`);
+    assert.deepEqual(own.data, [{ a: 1, b: 2 }]);
+  });
+
+  // (4) Calls the exported component `DatasetDownload`: details fn `Ai` on
+  // mount, download fn `Bi` (and the save helper `Oi`) on click; once with
+  // authToken = API key (Authorization: Bearer), once with only the scoped
+  // token (X-Erdo-Token), raw and with a SQL query.
+  it('(4) DatasetDownload: details give the id and name; download saves the CSV under the Content-Disposition filename', async () => {
+    const apiThread = await new ThreadClient(srv.baseUrl, API_KEY).createThread({ name: 'dataset download' });
+    const tokenThread = await new ThreadClient(srv.baseUrl, salesToken).createThread({ name: 'dataset download (token)' });
+    const cases = [
+      ['API key as authToken', { authToken: API_KEY }, apiThread.id, { authorization: `Bearer ${API_KEY}` }],
+      ['scoped token only', { token: salesToken }, tokenThread.id, { 'x-erdo-token': salesToken }],
+    ];
+    for (const [label, config, threadId, auth] of cases) {
+      const authOf = (c) => ({ authorization: c.headers.authorization, 'x-erdo-token': c.headers['x-erdo-token'] });
+      const expectedAuth = { authorization: undefined, 'x-erdo-token': undefined, ...auth };
+
+      // Raw file.
+      const { details, link, container } = await renderDownload(config, { slug: sales.slug, threadId });
+      assert.equal(details.search, `?ThreadID=${threadId}`, `${label}: details query string`);
+      assert.deepEqual(authOf(details), expectedAuth, `${label}: details auth headers`);
+      assert.equal(details.status, 200, `${label}: details status`);
+      assert.ok(link, `${label}: a download link`);
+      assert.deepEqual(
+        findAll(link, 'span').map((s) => s.textContent),
+        [sales.name],
+        `${label}: the link shows the dataset name from details: ${container.textContent}`,
+      );
+      const raw = await clickDownload(link);
+      assert.equal(raw.request.path, `/datasets/${sales.id}/download`, `${label}: download by the id details returned`);
+      assert.deepEqual(authOf(raw.request), expectedAuth, `${label}: download auth headers`);
+      assert.deepEqual(raw.request.body, { thread_id: threadId, query: '', resource_key: '' }, `${label}: download body`);
+      assert.equal(raw.request.status, 200);
+      assert.equal(raw.filename, `${sales.slug}.csv`, `${label}: filename from Content-Disposition`);
+      // The server answers the stored rows re-exported as RFC 4180 CSV (CRLF
+      // line ends), not the uploaded bytes (LF here); the UI saves the blob as
+      // is, so only the content is compared.
+      assert.equal(raw.text.replace(/\r\n/g, '\n'), SALES_CSV, `${label}: the dataset file (line ends aside)`);
+      assert.match(raw.type, /^text\/csv/, `${label}: blob type`);
+
+      // With the chart's SQL: the server runs it and answers CSV.
+      const q = await renderDownload(config, { slug: sales.slug, threadId, sqlQuery: TOP_PRODUCTS_SQL });
+      assert.ok(q.link, `${label}: a download link (query)`);
+      const queried = await clickDownload(q.link);
+      assert.deepEqual(queried.request.body, { thread_id: threadId, query: TOP_PRODUCTS_SQL, resource_key: '' });
+      assert.equal(queried.filename, `${sales.slug}.csv`);
+      assert.equal(
+        queried.text.trim().split(/\r?\n/).join('\n'),
+        ['product,revenue', ...TOP_PRODUCTS.map((r) => `${r.product},${r.revenue}`)].join('\n'),
+        `${label}: the query's rows as CSV`,
+      );
+    }
+    assert.deepEqual(
+      consoleErrors.filter((e) => /Download failed|Failed to fetch dataset details/.test(e)),
+      [],
+      'the UI logged no download or details failure',
+    );
+  });
+});

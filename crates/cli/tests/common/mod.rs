@@ -1,0 +1,54 @@
+//! A real `agentry serve` for the SDK tests: a temporary data and agents dir, a free loopback
+//! port, a fixed service secret and API key; killed when dropped.
+#![allow(dead_code)] // each test file uses part of it
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running server.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// Its temporary directory (`data/`, `agents/`).
+    pub dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `agentry serve` with these agent files (`(file name, TOML)`) and waits until it listens.
+pub async fn spawn(secret: &str, api_key: &str, agent_files: &[(&str, String)]) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let agents = dir.path().join("agents");
+    std::fs::create_dir_all(&agents).unwrap();
+    for (name, text) in agent_files {
+        std::fs::write(agents.join(name), text).unwrap();
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(env!("CARGO_BIN_EXE_agentry"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--agents"])
+        .arg(&agents)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("AGENTRY_SERVICE_SECRET", secret)
+        .env("AGENTRY_API_KEY", api_key)
+        .env("AGENTRY_DEFAULT_MODEL", "scripted:echo")
+        .env("AGENTRY_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server { child, base: format!("http://127.0.0.1:{port}"), dir };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return server;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("server did not start");
+}
