@@ -30,6 +30,7 @@ import {
   sessionCaller,
   tokenText,
   words,
+  serverTest,
 } from './harness.mjs';
 
 const REFUND_FIRST = 'I will refund order A1.';
@@ -53,26 +54,6 @@ const OPERATOR_HEADERS = {
 
 const resolvePath = (id) => `/api/v1/agent/approvals/${encodeURIComponent(id)}/resolve`;
 const approvalPath = (id) => `/api/v1/agent/monitoring/approvals/${encodeURIComponent(id)}`;
-
-function serverTest(getServer, name, fn, { timeout = 30_000 } = {}) {
-  test(name, { timeout }, async (t) => {
-    const sockets = new Set();
-    try {
-      await fn({ t, sockets });
-    } catch (err) {
-      // Attach the server log to the failure (the spec reporter prints the stack).
-      const srv = getServer();
-      if (srv?.root) {
-        const tail = `\n--- agentry server log (${srv.logPath}) ---\n${srv.logTail()}`;
-        if (err instanceof Error && typeof err.stack === 'string') err.stack += tail;
-        else t.diagnostic(tail);
-      }
-      throw err;
-    } finally {
-      for (const socket of sockets) socket.disconnect();
-    }
-  });
-}
 
 function describeEvents(events) {
   return `[${events

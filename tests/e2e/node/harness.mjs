@@ -20,6 +20,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 
+import { test } from 'node:test';
+
 import { io } from 'socket.io-client';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -781,3 +783,27 @@ export function shape(events) {
 }
 
 export { sleep };
+
+/**
+ * A test against a shared server (`getServer()`): it gets `{t, sockets}`; sockets added to
+ * `sockets` are closed afterwards, and a failure carries the tail of the server log.
+ */
+export function serverTest(getServer, name, fn, { timeout = 30_000 } = {}) {
+  test(name, { timeout }, async (t) => {
+    const sockets = new Set();
+    try {
+      await fn({ t, sockets });
+    } catch (err) {
+      // Attach the server log to the failure (the spec reporter prints the stack).
+      const srv = getServer();
+      if (srv?.root) {
+        const tail = `\n--- agentry server log (${srv.logPath}) ---\n${srv.logTail()}`;
+        if (err instanceof Error && typeof err.stack === 'string') err.stack += tail;
+        else t.diagnostic(tail);
+      }
+      throw err;
+    } finally {
+      for (const socket of sockets) socket.disconnect();
+    }
+  });
+}

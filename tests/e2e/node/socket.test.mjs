@@ -33,6 +33,7 @@ import {
   sleep,
   tokenText,
   words,
+  serverTest,
 } from './harness.mjs';
 
 const SYSTEM_PROMPT_WORDS = 1; // "Echo." of slow-echo and paced-echo
@@ -42,26 +43,6 @@ const SYSTEM_PROMPT_WORDS = 1; // "Echo." of slow-echo and paced-echo
 const SHORT = 'The quick  brown fox\tjumps over\nthe lazy dog, twice.';
 // 40 words at 30 ms a token: ~1.2 s of streaming on slow-echo.
 const LONG = Array.from({ length: 40 }, (_, i) => `word${i + 1}${i % 7 === 3 ? ',' : ''}`).join(' ');
-
-function serverTest(getServer, name, fn, { timeout = 30_000 } = {}) {
-  test(name, { timeout }, async (t) => {
-    const sockets = new Set();
-    try {
-      await fn({ t, sockets });
-    } catch (err) {
-      // Attach the server log to the failure (the spec reporter prints the stack).
-      const srv = getServer();
-      if (srv?.root) {
-        const tail = `\n--- agentry server log (${srv.logPath}) ---\n${srv.logTail()}`;
-        if (err instanceof Error && typeof err.stack === 'string') err.stack += tail;
-        else t.diagnostic(tail);
-      }
-      throw err;
-    } finally {
-      for (const socket of sockets) socket.disconnect();
-    }
-  });
-}
 
 describe('socket.io /agent', () => {
   /** @type {AgentryServer} */
