@@ -23,6 +23,10 @@ pub struct TurnInput {
     /// the scope.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_datasets: Option<Vec<String>>,
+    /// The datasets (ids) the message is about (named by the caller or attached to the thread);
+    /// agents with the dataset tools are told their slugs and columns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub datasets: Vec<String>,
 }
 
 /// A turn as stored.

@@ -112,6 +112,30 @@ pub async fn create_chart(engine: &Engine, turn: &Turn, params: &Value) -> Resul
     Ok((json!({"chart": chart_type, "title": title, "points": result.rows.len()}), chart))
 }
 
+/// The datasets the message is about, for the system prompt of an agent with the dataset tools:
+/// their slugs and columns (`None` when there is nothing to say).
+pub async fn datasets_section(engine: &Engine, turn: &Turn, agent: &agentry_core::AgentSpec) -> Option<String> {
+    let has_tools = agent.tools.iter().any(|t| t == "query_dataset" || t == "create_chart");
+    if !has_tools || turn.input.datasets.is_empty() {
+        return None;
+    }
+    let mut section = String::from(
+        "\n\n## Datasets\nQuery these with `query_dataset` (one SELECT over the table `data`) and chart them with `create_chart`:",
+    );
+    for id in &turn.input.datasets {
+        let Ok(Some(dataset)) = engine.store().get_dataset(&turn.scope, id).await else { continue };
+        let columns: Vec<String> = dataset
+            .columns
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| Some(format!("{} ({})", c.get("name")?.as_str()?, c.get("value_type")?.as_str()?)))
+            .collect();
+        section.push_str(&format!("\n- `{}` ({}): {}", dataset.slug, dataset.name, columns.join(", ")));
+    }
+    Some(section)
+}
+
 async fn run_query(engine: &Engine, turn: &Turn, params: &Value) -> Result<(String, String, QueryResult), ToolFailure> {
     let slug = text(params, "dataset").ok_or_else(|| ToolFailure::new("`dataset` (a dataset slug) is required"))?;
     let sql =

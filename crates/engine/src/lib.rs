@@ -141,6 +141,8 @@ pub struct NewMessage {
     pub idempotency_key: Option<String>,
     /// The datasets (ids) the caller may use through tools; `None`: all of the scope's.
     pub allowed_datasets: Option<Vec<String>>,
+    /// The datasets (ids) the message is about; described to agents with the dataset tools.
+    pub datasets: Vec<String>,
 }
 
 /// Why a running turn is being stopped.
@@ -361,6 +363,7 @@ impl Engine {
                 dynamic_blocks: message.dynamic_blocks,
                 user_meta: principal.user_meta.clone(),
                 allowed_datasets: message.allowed_datasets,
+                datasets: message.datasets,
             },
             idempotency_key: message.idempotency_key,
             created_at: Timestamp::now(),

@@ -317,7 +317,11 @@ async fn execute(
             Ok(history) => history,
             Err(err) => return failed("service_unavailable", err.to_string()),
         };
-        state.messages = prompt::messages(prompt::system_prompt(&agent.spec, &turn.input), &history);
+        let mut system = prompt::system_prompt(&agent.spec, &turn.input);
+        if let Some(section) = data_tools::datasets_section(engine, turn, &agent.spec).await {
+            system.push_str(&section);
+        }
+        state.messages = prompt::messages(system, &history);
         log.emit(TurnEvent::Status { status: "thinking".into() });
     }
     let model = agentry_core::ModelRef::parse(&agent.spec.model).map(|m| m.model).unwrap_or_default();

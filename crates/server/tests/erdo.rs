@@ -282,6 +282,8 @@ async fn thread_messages_keep_typed_contents_with_their_invocation() {
 /// and counts the calls; `fail` makes it answer 500 (a provider that must not be called).
 struct FakeModel {
     calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// The request bodies it received.
+    bodies: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
     fail: std::sync::Arc<std::sync::atomic::AtomicBool>,
     registry: ProviderRegistry,
 }
@@ -290,13 +292,15 @@ async fn fake_model() -> FakeModel {
     use std::sync::atomic::Ordering;
     let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let fail = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (counted, failing) = (calls.clone(), fail.clone());
+    let bodies: std::sync::Arc<std::sync::Mutex<Vec<Value>>> = Default::default();
+    let (counted, failing, seen) = (calls.clone(), fail.clone(), bodies.clone());
     let app = Router::new().route(
         "/v1/chat/completions",
-        axum::routing::post(move || {
-            let (counted, failing) = (counted.clone(), failing.clone());
+        axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+            let (counted, failing, seen) = (counted.clone(), failing.clone(), seen.clone());
             async move {
                 counted.fetch_add(1, Ordering::SeqCst);
+                seen.lock().unwrap().push(body);
                 if failing.load(Ordering::SeqCst) {
                     return (StatusCode::INTERNAL_SERVER_ERROR, "the model must not be called").into_response();
                 }
@@ -320,7 +324,7 @@ async fn fake_model() -> FakeModel {
         ..Default::default()
     };
     let config = agentry_llm::config::ProviderConfig::from_section("fake", &section, |_| None).unwrap();
-    FakeModel { calls, fail, registry: ProviderRegistry::new([("fake".to_owned(), config)].into()) }
+    FakeModel { calls, bodies, fail, registry: ProviderRegistry::new([("fake".to_owned(), config)].into()) }
 }
 
 use axum::response::IntoResponse as _;
@@ -428,4 +432,29 @@ async fn erdo_writes_take_idempotency_keys_but_token_secrets_are_never_stored() 
     assert!(second.headers().get("idempotency-replayed").is_none(), "a secret is never replayed from storage");
     let second: Value = serde_json::from_slice(&to_bytes(second.into_body(), usize::MAX).await.unwrap()).unwrap();
     assert_ne!(first["tokenId"], second["tokenId"], "a retried mint makes a new token");
+}
+
+#[tokio::test]
+async fn datasets_named_in_an_invoke_are_described_to_the_agent_and_checked_for_the_caller() {
+    let model = fake_model().await;
+    let app = app_with(model.registry.clone()).await;
+    let sales = app.upload_sales().await;
+    let spec = json!({"id": "quant", "name": "Quant", "model": "fake:any-model", "tools": ["query_dataset"]});
+    add_agent(&app, spec).await;
+    let body = json!({"messages": [{"role": "user", "content": "summarise"}], "dataset_slugs": ["default.sales"]});
+    let (status, events) = app.events(KEY, "/bots/quant/invoke", body.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer_of(&events).0, "success");
+    let request = model.bodies.lock().unwrap().last().cloned().unwrap();
+    let system = request["messages"][0]["content"].as_str().unwrap().to_owned();
+    assert!(system.contains("## Datasets"), "{system}");
+    assert!(system.contains("`sales` (Sales): product (text), region (text), revenue (number)"), "{system}");
+
+    // A token that may not use the dataset cannot name it; one that may, can.
+    let (_, blind) = app.call(KEY, "POST", "/tokens", Some(json!({"externalUserId": "blind"}))).await;
+    let (status, _) = app.events(blind["token"].as_str().unwrap(), "/bots/quant/invoke", body.clone()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, seeing) = app.call(KEY, "POST", "/tokens", Some(json!({"datasetIds": [sales["id"]]}))).await;
+    let (status, _) = app.events(seeing["token"].as_str().unwrap(), "/bots/quant/invoke", body).await;
+    assert_eq!(status, StatusCode::OK);
 }

@@ -117,6 +117,28 @@ impl Store {
         Ok(())
     }
 
+    /// The datasets (ids) attached to a thread of the scope (at upload or with `attach_datasets`).
+    pub async fn thread_dataset_ids(&self, scope: &Scope, thread_id: &str) -> StoreResult<Vec<String>> {
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "SELECT d.dataset_id AS id FROM thread_datasets d JOIN threads t ON t.id = d.thread_id
+                 WHERE t.organization_id = $1 AND t.project_id = $2 AND t.environment_id = $3 AND t.id = $4
+                 UNION
+                 SELECT id FROM datasets
+                 WHERE organization_id = $1 AND project_id = $2 AND environment_id = $3 AND thread_id = $4",
+            )
+            .bind(&scope.organization_id)
+            .bind(&scope.project_id)
+            .bind(&scope.environment_id)
+            .bind(thread_id)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|row| row.text("id"))
+            .collect()
+        })
+    }
+
     /// The threads of the scope a dataset is attached to (by upload or by `attach_datasets`).
     pub async fn dataset_threads(&self, scope: &Scope, dataset_id: &str) -> StoreResult<Vec<String>> {
         on_pool!(self, |pool| {

@@ -310,7 +310,8 @@ pub async fn download(
     Ok(response)
 }
 
-/// The datasets a caller may use through a bot's tools (`None`: every dataset of the scope).
-pub fn allowed_for(caller: &ErdoCaller) -> Option<Vec<String>> {
-    caller.grant.as_ref().map(|grant| grant.dataset_ids.clone())
+/// The datasets a caller may use through a bot's tools (`None`: every dataset of the scope): a
+/// token's own, plus those the message is about (already checked visible).
+pub fn allowed_for(caller: &ErdoCaller, about: &[String]) -> Option<Vec<String>> {
+    caller.grant.as_ref().map(|grant| grant.dataset_ids.iter().chain(about).cloned().collect())
 }

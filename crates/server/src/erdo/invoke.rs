@@ -137,6 +137,11 @@ pub async fn invoke(
             Some(key)
         }
     };
+    let mut about = Vec::new();
+    for slug in &body.dataset_slugs {
+        let slug = slug.split_once('.').filter(|(org, _)| *org == caller.org()).map_or(slug.as_str(), |(_, s)| s);
+        about.push(super::datasets::visible_dataset(&state, &caller, slug).await?.id);
+    }
     let thread = invocation_thread(&state, &caller.principal, &agent, &key).await?;
     for earlier in &body.messages[..last] {
         let role = match earlier.role.as_str() {
@@ -154,7 +159,8 @@ pub async fn invoke(
         state.store.append_message(&thread.scope, &message).await?;
     }
     let text = body.messages[last].content.clone();
-    run(&state, &caller, &thread, text, Framing::Invoke, bot, recording).await
+    let invocation = Invocation { record: recording, about, ..Invocation::new(text, Framing::Invoke, bot) };
+    run(&state, &caller, &thread, invocation).await
 }
 
 /// The events of a manual invocation: the answer the `llm.message` (or `llm`) mock gives.
@@ -235,7 +241,7 @@ pub async fn invoke_from_thread(
     let (agent, bot) = resolve_bot(&state, &caller, &key).await?;
     let thread = super::threads::visible_thread(&state, &caller, &body.thread_id).await?;
     let thread = Thread { agent_id: agent.spec.id.clone(), ..thread };
-    run(&state, &caller, &thread, body.message, Framing::Invoke, bot, None).await
+    run(&state, &caller, &thread, Invocation::new(body.message, Framing::Invoke, bot)).await
 }
 
 /// A fresh thread for a stateless invocation, archived so it stays out of the user's thread list.
@@ -251,18 +257,49 @@ async fn invocation_thread(
     Ok(thread)
 }
 
+/// What to run and how to stream it.
+pub struct Invocation {
+    /// The user's message.
+    pub text: String,
+    /// Invoke or thread events.
+    pub framing: Framing,
+    /// The bot answering.
+    pub bot: BotInfo,
+    /// For `replay`: the request key a completed turn's events are recorded under.
+    pub record: Option<String>,
+    /// Datasets (ids) the request names.
+    pub about: Vec<String>,
+}
+
+impl Invocation {
+    /// A live invocation of `bot` with `text`.
+    pub fn new(text: String, framing: Framing, bot: BotInfo) -> Self {
+        Invocation { text, framing, bot, record: None, about: Vec::new() }
+    }
+}
+
 /// Submits the turn and streams it in Erdo events until it ends. With `record`, a completed
 /// turn's events are saved under that request key (for `replay`) before the stream ends.
 pub async fn run(
     state: &AppState,
     caller: &ErdoCaller,
     thread: &Thread,
-    text: String,
-    framing: Framing,
-    bot: BotInfo,
-    record: Option<String>,
+    invocation: Invocation,
 ) -> Result<Response, ApiError> {
-    let message = NewMessage { text, allowed_datasets: super::datasets::allowed_for(caller), ..NewMessage::default() };
+    let Invocation { text, framing, bot, record, about } = invocation;
+    // The thread's datasets (attached to it, or uploaded into it) and those the request names.
+    let mut datasets = state.store.thread_dataset_ids(&thread.scope, &thread.id).await?;
+    for id in about {
+        if !datasets.contains(&id) {
+            datasets.push(id);
+        }
+    }
+    let message = NewMessage {
+        text,
+        allowed_datasets: super::datasets::allowed_for(caller, &datasets),
+        datasets,
+        ..NewMessage::default()
+    };
     let turn = state.engine.submit(&caller.principal, thread, message).await?;
     let follower = state.engine.follow(&thread.scope, &turn, 0).await?;
     let stream = Streaming {

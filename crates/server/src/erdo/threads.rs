@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::{ErdoAuth, ErdoCaller, external_user_id};
-use super::invoke::{resolve_bot, run};
+use super::invoke::{Invocation, resolve_bot, run};
 use super::stream::{BotInfo, Framing};
 use crate::AppState;
 use crate::error::ApiError;
@@ -192,5 +192,5 @@ pub async fn send(
     let key = body.bot_key.unwrap_or_else(|| format!("{}.{}", thread.scope.organization_id, thread.agent_id));
     let (agent, bot): (_, BotInfo) = resolve_bot(&state, &caller, &key).await?;
     let thread = Thread { agent_id: agent.spec.id.clone(), ..thread };
-    run(&state, &caller, &thread, body.content, Framing::Thread, bot, None).await
+    run(&state, &caller, &thread, Invocation::new(body.content, Framing::Thread, bot)).await
 }

@@ -157,7 +157,7 @@ async fn start(
         text,
         dynamic_blocks: body.dynamic_blocks,
         idempotency_key: body.idempotency_key.or(header_key),
-        allowed_datasets: None,
+        ..NewMessage::default()
     };
     let turn = state.engine.submit(principal, thread, message).await?;
     Ok(state.engine.follow(&thread.scope, &turn, 0).await?)

@@ -92,7 +92,7 @@ impl Connection {
             text: payload.message,
             dynamic_blocks: payload.dynamic_blocks,
             idempotency_key: payload.idempotency_key,
-            allowed_datasets: None,
+            ..NewMessage::default()
         };
         match engine.submit(&principal, &thread, message).await {
             Ok(turn) => {
