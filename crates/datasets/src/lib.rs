@@ -165,6 +165,11 @@ impl Datasets {
         self.create(id, bytes, upload::table_from_json).await
     }
 
+    /// Whether dataset `id`'s file is on this machine.
+    pub async fn is_present(&self, id: &str) -> bool {
+        self.existing(id).await.is_ok()
+    }
+
     /// The columns, row count and file size of dataset `id`.
     pub async fn info(&self, id: &str) -> Result<DatasetInfo, DatasetError> {
         let path = self.existing(id).await?;

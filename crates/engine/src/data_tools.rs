@@ -47,6 +47,43 @@ impl ToolContent {
     }
 }
 
+/// Why a dataset's rows cannot be queried here.
+#[derive(Debug, thiserror::Error)]
+pub enum DatasetUnavailable {
+    /// Datasets are not enabled on this server.
+    #[error("datasets are not enabled on this server")]
+    Disabled,
+    /// The store failed or lost the dataset's source.
+    #[error("the dataset's rows cannot be loaded: {0}")]
+    Source(String),
+    /// The source could not be rebuilt into a table.
+    #[error(transparent)]
+    Rebuild(#[from] agentry_datasets::DatasetError),
+}
+
+/// The dataset files with `dataset`'s rows in place. A replica that did not receive the upload
+/// rebuilds the rows from the source the store keeps, so any replica can query any dataset.
+pub async fn ready<'e>(
+    engine: &'e Engine,
+    dataset: &agentry_store::DatasetRecord,
+) -> Result<&'e agentry_datasets::Datasets, DatasetUnavailable> {
+    let datasets = engine.datasets().ok_or(DatasetUnavailable::Disabled)?;
+    if !datasets.is_present(&dataset.id).await {
+        let source = engine
+            .store()
+            .dataset_source(&dataset.scope, &dataset.id)
+            .await
+            .map_err(|e| DatasetUnavailable::Source(e.to_string()))?
+            .ok_or_else(|| DatasetUnavailable::Source("no source recorded".into()))?;
+        tracing::info!(dataset = %dataset.id, "rebuilding a dataset's rows from its source");
+        match dataset.format.as_str() {
+            "json" => datasets.create_from_json(&dataset.id, source.as_bytes()).await?,
+            _ => datasets.create_from_csv(&dataset.id, source.as_bytes()).await?,
+        };
+    }
+    Ok(datasets)
+}
+
 /// `query_dataset {dataset, sql}` → `{columns, rows, truncated}` and a table.
 pub async fn query_dataset(engine: &Engine, turn: &Turn, params: &Value) -> Result<(Value, ToolContent), ToolFailure> {
     let (slug, sql, result) = run_query(engine, turn, params).await?;
@@ -140,9 +177,6 @@ async fn run_query(engine: &Engine, turn: &Turn, params: &Value) -> Result<(Stri
     let slug = text(params, "dataset").ok_or_else(|| ToolFailure::new("`dataset` (a dataset slug) is required"))?;
     let sql =
         text(params, "sql").ok_or_else(|| ToolFailure::new("`sql` (a SELECT over the table `data`) is required"))?;
-    let Some(datasets) = &engine.inner.datasets else {
-        return Err(ToolFailure::new("datasets are not enabled on this server"));
-    };
     let record = engine
         .store()
         .get_dataset(&turn.scope, &slug)
@@ -150,6 +184,7 @@ async fn run_query(engine: &Engine, turn: &Turn, params: &Value) -> Result<(Stri
         .map_err(|e| ToolFailure::new(format!("cannot read datasets: {e}")))?
         .filter(|d| turn.input.allowed_datasets.as_ref().is_none_or(|allowed| allowed.contains(&d.id)))
         .ok_or_else(|| ToolFailure::new(format!("no dataset `{slug}`")))?;
+    let datasets = ready(engine, &record).await.map_err(|e| ToolFailure::new(e.to_string()))?;
     let limits = QueryLimits { max_rows: MAX_ROWS, timeout: QUERY_TIMEOUT };
     let result = datasets.query_sql(&record.id, &sql, &limits).await.map_err(|e| ToolFailure::new(e.to_string()))?;
     Ok((record.slug, sql, result))

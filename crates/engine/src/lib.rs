@@ -11,7 +11,8 @@
 //!   publish); [`bus::Bus`] fans them out;
 //!   [`follow::TurnFollower`] replays after a cursor and continues live.
 //! - [`prompt`] assembles prompts; [`tools`] holds the callable tools (built-in, HTTP, MCP via
-//!   [`mcp`]); [`artifacts`] the artifact tools; [`safety`] applies an agent's safety policy.
+//!   [`mcp`]); [`artifacts`] the artifact tools; [`data_tools`] the dataset query and chart
+//!   tools; [`safety`] applies an agent's safety policy.
 //! - [`approvals`]: resolving, timing out and cancelling the approvals a parked turn waits on.
 //!
 //! Architecture invariant: the engine knows nothing about HTTP or wire formats; transports only

@@ -176,6 +176,21 @@ async fn datasets_upload_query_filter_and_download() {
     assert_eq!(status, StatusCode::OK);
     assert!(disposition.contains("filename=\"sales.csv\""), "{disposition}");
     assert_eq!(csv.lines().collect::<Vec<_>>(), ["product", "widget", "gadget", "gadget"]);
+    let (status, raw, disposition) =
+        app.raw(KEY, "POST", &format!("/datasets/{id}/download"), "application/json", Body::empty()).await;
+    assert_eq!((status, raw.as_str()), (StatusCode::OK, SALES), "without a query: the file as uploaded");
+    assert!(disposition.contains("filename=\"sales.csv\""), "{disposition}");
+}
+
+#[tokio::test]
+async fn a_replica_without_the_file_rebuilds_a_dataset_from_the_store() {
+    let app = app().await;
+    app.upload_sales().await;
+    // Another replica has the same store but not this one's dataset files.
+    std::fs::remove_dir_all(app._dir.path().join("datasets")).unwrap();
+    let sql = "SELECT SUM(revenue) AS total FROM data";
+    let (status, rows) = app.call(KEY, "POST", "/datasets/sales/query", Some(json!({"query": sql}))).await;
+    assert_eq!((status, rows["rows"].clone()), (StatusCode::OK, json!([[880]])), "{rows}");
 }
 
 #[tokio::test]

@@ -1,4 +1,6 @@
--- Uploaded datasets: metadata here; the rows live in one SQLite file per dataset (agentry-datasets).
+-- Uploaded datasets: metadata and the uploaded text (`source`, CSV or JSON) here; the rows are
+-- queried from one SQLite file per dataset (agentry-datasets), which any replica rebuilds from
+-- the source when it does not have it.
 CREATE TABLE datasets (
     id              TEXT PRIMARY KEY,
     organization_id TEXT NOT NULL,
@@ -10,6 +12,8 @@ CREATE TABLE datasets (
     created_by      TEXT NOT NULL,
     columns_json    TEXT NOT NULL,
     row_count       BIGINT NOT NULL,
+    format          TEXT NOT NULL,
+    source          TEXT NOT NULL,
     created_at      BIGINT NOT NULL,
     UNIQUE (organization_id, project_id, environment_id, slug)
 );

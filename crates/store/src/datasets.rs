@@ -25,18 +25,24 @@ pub struct DatasetRecord {
     pub columns: Value,
     /// Rows stored.
     pub row_count: i64,
+    /// `csv` or `json`: the format of the uploaded source.
+    pub format: String,
     /// Upload time.
     pub created_at: Timestamp,
 }
 
-const COLUMNS: &str = "id, organization_id, project_id, environment_id, slug, name, thread_id, created_by, columns_json, row_count, created_at";
+const COLUMNS: &str =
+    "id, organization_id, project_id, environment_id, slug, name, thread_id, created_by, columns_json,
+    row_count, format, created_at";
 
 impl Store {
-    /// Records a dataset. Fails if the slug is taken in the scope.
-    pub async fn insert_dataset(&self, dataset: &DatasetRecord) -> StoreResult<()> {
+    /// Records a dataset with its uploaded text. Fails if the slug is taken in the scope.
+    pub async fn insert_dataset(&self, dataset: &DatasetRecord, source: &str) -> StoreResult<()> {
         let columns = serde_json::to_string(&dataset.columns).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         on_writer!(self, |pool| {
-            let sql = format!("INSERT INTO datasets ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)");
+            let sql = format!(
+                "INSERT INTO datasets ({COLUMNS}, source) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            );
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(&dataset.id)
                 .bind(&dataset.scope.organization_id)
@@ -48,7 +54,9 @@ impl Store {
                 .bind(&dataset.created_by)
                 .bind(&columns)
                 .bind(dataset.row_count)
+                .bind(&dataset.format)
                 .bind(dataset.created_at.0)
+                .bind(source)
                 .execute(pool)
                 .await?;
         });
@@ -73,6 +81,24 @@ impl Store {
                 .as_ref()
                 .map(dataset_from_row)
                 .transpose()
+        })
+    }
+
+    /// The uploaded text of a dataset of the scope.
+    pub async fn dataset_source(&self, scope: &Scope, id: &str) -> StoreResult<Option<String>> {
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "SELECT source FROM datasets
+                 WHERE organization_id = $1 AND project_id = $2 AND environment_id = $3 AND id = $4",
+            )
+            .bind(&scope.organization_id)
+            .bind(&scope.project_id)
+            .bind(&scope.environment_id)
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+            .map(|row| row.text("source"))
+            .transpose()
         })
     }
 
@@ -174,6 +200,7 @@ fn dataset_from_row(row: &impl RowExt) -> StoreResult<DatasetRecord> {
         columns: serde_json::from_str(&row.text("columns_json")?)
             .map_err(|e| StoreError::Corrupt(format!("dataset columns: {e}")))?,
         row_count: row.int("row_count")?,
+        format: row.text("format")?,
         created_at: Timestamp(row.int("created_at")?),
     })
 }

@@ -10,8 +10,8 @@ use agentry_core::{
     Turn, TurnEvent, TurnInput, TurnStatus,
 };
 use agentry_store::{
-    ApprovalFilter, ArchivedFilter, ArtifactRevision, IdempotencyStart, SafetyEvent, ScopedToken, Settlement, Store,
-    StoreLocation, StreamCursor, ThreadQuery, ToolCallRecord,
+    ApprovalFilter, ArchivedFilter, ArtifactRevision, DatasetRecord, IdempotencyStart, SafetyEvent, ScopedToken,
+    Settlement, Store, StoreLocation, StreamCursor, ThreadQuery, ToolCallRecord,
 };
 use serde_json::json;
 use sqlx::Connection as _;
@@ -103,6 +103,8 @@ suite!(
     safety_events_are_recorded_per_scope,
     stream_cursors_survive_a_restart,
     scoped_tokens_are_found_by_hash_and_revoked_per_scope,
+    datasets_keep_their_source_and_attachments,
+    recordings_are_replaced_per_request,
 );
 
 fn scope_a() -> Scope {
@@ -675,4 +677,47 @@ async fn scoped_tokens_are_found_by_hash_and_revoked_per_scope(store: &Store) {
     assert_eq!(store.scoped_token_by_hash("hash-a").await.unwrap().unwrap().revoked_at, Some(first));
     // The other org's token is untouched.
     assert_eq!(store.scoped_token_by_hash("hash-b").await.unwrap().unwrap().revoked_at, None);
+}
+
+async fn datasets_keep_their_source_and_attachments(store: &Store) {
+    let t = thread(&scope_a(), "alice", "support");
+    let other = thread(&scope_a(), "alice", "support");
+    store.insert_thread(&t).await.unwrap();
+    store.insert_thread(&other).await.unwrap();
+    let dataset = |id: &str, slug: &str, thread_id: Option<&str>| DatasetRecord {
+        id: id.into(),
+        scope: scope_a(),
+        slug: slug.into(),
+        name: slug.to_uppercase(),
+        thread_id: thread_id.map(str::to_owned),
+        created_by: "operator".into(),
+        columns: json!([{"name": "a", "value_type": "number"}]),
+        row_count: 1,
+        format: "csv".into(),
+        created_at: Timestamp::now(),
+    };
+    store.insert_dataset(&dataset("dst_1", "sales", None), "a\n1\n").await.unwrap();
+    store.insert_dataset(&dataset("dst_2", "costs", Some(&t.id)), "a\n2\n").await.unwrap();
+    assert!(store.insert_dataset(&dataset("dst_3", "sales", None), "x").await.is_err(), "slugs are unique per scope");
+    assert_eq!(store.get_dataset(&scope_a(), "sales").await.unwrap().unwrap().id, "dst_1");
+    assert_eq!(store.get_dataset(&scope_a(), "dst_1").await.unwrap().unwrap().slug, "sales");
+    assert!(store.get_dataset(&scope_b(), "sales").await.unwrap().is_none());
+    assert_eq!(store.dataset_source(&scope_a(), "dst_1").await.unwrap().as_deref(), Some("a\n1\n"));
+    assert!(store.dataset_source(&scope_b(), "dst_1").await.unwrap().is_none());
+    store.attach_datasets(&other.id, &["dst_1".into(), "dst_1".into()]).await.unwrap();
+    assert_eq!(store.thread_dataset_ids(&scope_a(), &t.id).await.unwrap(), ["dst_2"]);
+    assert_eq!(store.thread_dataset_ids(&scope_a(), &other.id).await.unwrap(), ["dst_1"]);
+    assert_eq!(store.dataset_threads(&scope_a(), "dst_2").await.unwrap(), [t.id.clone()]);
+    assert!(store.dataset_threads(&scope_b(), "dst_1").await.unwrap().is_empty());
+    let listed: Vec<String> = store.list_datasets(&scope_a()).await.unwrap().into_iter().map(|d| d.slug).collect();
+    assert_eq!(listed, ["costs", "sales"]);
+}
+
+async fn recordings_are_replaced_per_request(store: &Store) {
+    let events = |text: &str| vec![TurnEvent::Token { text: text.into() }];
+    assert!(store.recording(&scope_a(), "k").await.unwrap().is_none());
+    store.save_recording(&scope_a(), "k", &events("one")).await.unwrap();
+    store.save_recording(&scope_a(), "k", &events("two")).await.unwrap();
+    assert_eq!(store.recording(&scope_a(), "k").await.unwrap(), Some(events("two")));
+    assert!(store.recording(&scope_b(), "k").await.unwrap().is_none());
 }

@@ -201,11 +201,6 @@ impl ToolBox {
     pub fn get(&self, name: &str) -> Option<&AgentTool> {
         self.tools.iter().find(|t| t.spec.name == name)
     }
-
-    /// Every tool.
-    pub fn tools(&self) -> &[AgentTool] {
-        &self.tools
-    }
 }
 
 /// A built-in tool as offered to agents.

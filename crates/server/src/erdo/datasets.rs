@@ -33,6 +33,17 @@ fn datasets(state: &AppState) -> Result<&Datasets, ApiError> {
     state.engine.datasets().ok_or_else(|| ApiError::forbidden("DATASETS_DISABLED", "datasets are not enabled"))
 }
 
+/// The dataset files with this dataset's rows in place (rebuilt from the stored source on a
+/// replica that did not receive the upload).
+async fn ready<'s>(state: &'s AppState, dataset: &DatasetRecord) -> Result<&'s Datasets, ApiError> {
+    use agentry_engine::data_tools::DatasetUnavailable as U;
+    agentry_engine::data_tools::ready(&state.engine, dataset).await.map_err(|err| match err {
+        U::Disabled => ApiError::forbidden("DATASETS_DISABLED", "datasets are not enabled"),
+        U::Rebuild(err) => err.into(),
+        U::Source(cause) => ApiError::unavailable(cause),
+    })
+}
+
 impl From<DatasetError> for ApiError {
     fn from(err: DatasetError) -> Self {
         match err {
@@ -194,11 +205,13 @@ pub async fn create(
     if state.store.get_dataset(&caller.principal.scope, &upload.slug).await?.is_some() {
         return Err(ApiError::conflict("DATASET_EXISTS", format!("a dataset `{}` exists already", upload.slug)));
     }
+    let source = String::from_utf8(upload.bytes)
+        .map_err(|_| ApiError::invalid_field("content", "must be UTF-8 text (CSV or JSON)"))?;
     let files = datasets(&state)?;
     let id = new_id("dst");
     let info = match upload.format.as_str() {
-        "csv" => files.create_from_csv(&id, &upload.bytes).await?,
-        "json" => files.create_from_json(&id, &upload.bytes).await?,
+        "csv" => files.create_from_csv(&id, source.as_bytes()).await?,
+        "json" => files.create_from_json(&id, source.as_bytes()).await?,
         other => return Err(ApiError::invalid_field("format", format!("`{other}` is not csv or json"))),
     };
     let record = DatasetRecord {
@@ -210,9 +223,10 @@ pub async fn create(
         created_by: caller.principal.owner_id().to_owned(),
         columns: serde_json::to_value(&info.columns).unwrap_or(Value::Null),
         row_count: i64::try_from(info.row_count).unwrap_or(i64::MAX),
+        format: upload.format,
         created_at: Timestamp::now(),
     };
-    if let Err(err) = state.store.insert_dataset(&record).await {
+    if let Err(err) = state.store.insert_dataset(&record, &source).await {
         // Keep no orphan file when the record could not be written (a racing upload of the slug).
         let _ = files.delete(&record.id).await;
         return Err(err.into());
@@ -268,7 +282,7 @@ pub async fn query(
 ) -> Result<Json<Value>, ApiError> {
     let dataset = visible_dataset(&state, &caller, &slug).await?;
     let limits = limits(body.limit)?;
-    let files = datasets(&state)?;
+    let files = ready(&state, &dataset).await?;
     let result = match body.query.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
         Some(sql) => files.query_sql(&dataset.id, sql, &limits).await?,
         None => files.query_filters(&dataset.id, &body.filters, &limits).await?,
@@ -288,7 +302,8 @@ pub struct DownloadBody {
     query: Option<String>,
 }
 
-/// `POST /datasets/{id}/download {query?}` → the dataset (or the query's rows) as CSV.
+/// `POST /datasets/{id}/download {query?}` → the uploaded file as it was (`<slug>.csv|json`), or
+/// the query's rows as CSV.
 pub async fn download(
     State(state): State<AppState>,
     ErdoAuth(caller): ErdoAuth,
@@ -297,13 +312,22 @@ pub async fn download(
 ) -> Result<Response, ApiError> {
     let body: DownloadBody = if body.is_empty() { DownloadBody::default() } else { parse_json(&body)? };
     let dataset = visible_dataset(&state, &caller, &id).await?;
-    let sql = body.query.as_deref().map(str::trim).filter(|q| !q.is_empty());
-    let limits = QueryLimits { max_rows: usize::MAX, timeout: QUERY_TIMEOUT };
-    let csv = datasets(&state)?.export_csv(&dataset.id, sql, &limits).await?;
-    let disposition = format!("attachment; filename=\"{}.csv\"", dataset.slug);
-    let mut response = csv.into_response();
+    let (bytes, extension) = match body.query.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        Some(sql) => {
+            let limits = QueryLimits { max_rows: usize::MAX, timeout: QUERY_TIMEOUT };
+            (ready(&state, &dataset).await?.export_csv(&dataset.id, Some(sql), &limits).await?, "csv")
+        }
+        None => {
+            let source = state.store.dataset_source(&dataset.scope, &dataset.id).await?;
+            let source = source.ok_or_else(|| ApiError::not_found("Dataset"))?;
+            (source.into_bytes(), if dataset.format == "json" { "json" } else { "csv" })
+        }
+    };
+    let disposition = format!("attachment; filename=\"{}.{extension}\"", dataset.slug);
+    let content_type = if extension == "json" { "application/json" } else { "text/csv; charset=utf-8" };
+    let mut response = bytes.into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     if let Ok(value) = HeaderValue::from_str(&disposition) {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
