@@ -707,7 +707,7 @@ async fn datasets_keep_their_source_and_attachments(store: &Store) {
     store.attach_datasets(&other.id, &["dst_1".into(), "dst_1".into()]).await.unwrap();
     assert_eq!(store.thread_dataset_ids(&scope_a(), &t.id).await.unwrap(), ["dst_2"]);
     assert_eq!(store.thread_dataset_ids(&scope_a(), &other.id).await.unwrap(), ["dst_1"]);
-    assert_eq!(store.dataset_threads(&scope_a(), "dst_2").await.unwrap(), [t.id.clone()]);
+    assert_eq!(store.dataset_threads(&scope_a(), "dst_2").await.unwrap(), vec![t.id.clone()]);
     assert!(store.dataset_threads(&scope_b(), "dst_1").await.unwrap().is_empty());
     let listed: Vec<String> = store.list_datasets(&scope_a()).await.unwrap().into_iter().map(|d| d.slug).collect();
     assert_eq!(listed, ["costs", "sales"]);
