@@ -473,3 +473,17 @@ async fn datasets_named_in_an_invoke_are_described_to_the_agent_and_checked_for_
     let (status, _) = app.events(seeing["token"].as_str().unwrap(), "/bots/quant/invoke", body).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn bot_keys_with_dots_resolve_in_the_callers_org() {
+    let app = app().await;
+    add_agent(&app, json!({"id": "team.helper", "name": "Team helper", "model": "scripted:echo"})).await;
+    let hello = json!({"messages": [{"role": "user", "content": "hi team"}]});
+    for key in ["team.helper", "default.team.helper"] {
+        let (status, events) = app.events(KEY, &format!("/bots/{key}/invoke"), hello.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{key}");
+        assert_eq!(answer_of(&events), ("success".into(), "hi team".into()), "{key}");
+    }
+    let (status, _) = app.events(KEY, "/bots/acme.team.helper/invoke", hello).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "another org's key looks missing");
+}

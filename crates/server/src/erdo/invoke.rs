@@ -28,15 +28,17 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::JsonBody;
 
-/// Resolves a bot key for the caller: its agent, and how the events name it. A bot of another
-/// org, or one the caller's token does not grant, answers like a missing one.
+/// Resolves a bot key for the caller: its agent, and how the events name it. A key not qualified
+/// with the caller's org is an agent id of the caller's org (agent ids may contain dots), so a bot
+/// of another org, like one the caller's token does not grant, answers like a missing one.
 pub async fn resolve_bot(state: &AppState, caller: &ErdoCaller, key: &str) -> Result<(StoredAgent, BotInfo), ApiError> {
-    let (org, agent_id) = match key.split_once('.') {
-        Some((org, agent)) if !org.is_empty() && !agent.is_empty() => (org, agent),
-        _ => (caller.org(), key),
+    let org = caller.org();
+    let agent_id = match key.split_once('.') {
+        Some((prefix, agent)) if prefix == org && !agent.is_empty() => agent,
+        _ => key,
     };
     let qualified = format!("{org}.{agent_id}");
-    if org != caller.org() || !caller.may_invoke(&qualified) {
+    if !caller.may_invoke(&qualified) {
         return Err(ApiError::not_found(&format!("Bot `{key}`")));
     }
     let agent = state
