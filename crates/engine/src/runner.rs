@@ -301,6 +301,13 @@ async fn execute(
             Ok(text) => text,
             Err(cause) => return Outcome::Refused { cause },
         };
+        if text != turn.input.text {
+            // Redacted: the original is not kept with the turn either.
+            let input = agentry_core::TurnInput { text: text.clone(), ..turn.input.clone() };
+            if let Err(err) = store.set_turn_input(&turn.id, &input).await {
+                return failed("service_unavailable", err.to_string());
+            }
+        }
         // The user's message is stored before the model sees it.
         let user_message = Message {
             id: new_id(prefix::MESSAGE),

@@ -473,6 +473,8 @@ async fn safety_policies_flag_redact_and_block() {
     assert!(!tokens(&events).contains("4111"), "the model only saw the redacted text: {}", tokens(&events));
     let stored = f.store.recent_messages(&thread.scope, &thread.id, 10).await.unwrap();
     assert!(stored.iter().all(|m| !m.content.contains("4111")));
+    let turn = f.store.latest_turn(&thread.scope, &thread.id).await.unwrap().unwrap();
+    assert!(!turn.input.text.contains("4111"), "the turn keeps only the redacted text: {}", turn.input.text);
 
     let flagger = echo("flagger");
     let thread = f.agent(flagger).await;

@@ -137,6 +137,19 @@ impl Store {
         Ok(started == 1)
     }
 
+    /// Replaces what a turn keeps of its request (the safety policy redacted the message).
+    pub async fn set_turn_input(&self, turn_id: &str, input: &TurnInput) -> StoreResult<()> {
+        let input = serde_json::to_string(input).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        on_writer!(self, |pool| {
+            sqlx::query("UPDATE turns SET input_json = $2 WHERE id = $1")
+                .bind(turn_id)
+                .bind(&input)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
     /// Parks a running turn: `waiting` with the reason and the state to resume from, no lease
     /// (nothing runs it until it is queued again). Returns false if the turn was not running.
     pub async fn park_turn(&self, turn_id: &str, reason: &str, checkpoint: &str) -> StoreResult<bool> {
