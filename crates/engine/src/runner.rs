@@ -128,33 +128,34 @@ pub async fn run(engine: &Engine, turn: Turn) {
         })
     };
 
-    let (mut log, mut state, outcome) = match &turn.checkpoint {
-        None => {
-            let mut log = engine.open_log(&turn, 0);
-            let mut state = TurnState::default();
-            let outcome = execute(engine, &turn, &mut log, &mut state, stop_rx, false).await;
-            (log, state, outcome)
+    // The agent is read once per run: the model loop and the answer's safety check both use it.
+    let agent = match store.get_agent(&turn.scope, &turn.agent_id).await {
+        Ok(Some(agent)) => Ok(agent),
+        Ok(None) => Err(("agent_not_found", format!("agent `{}` no longer exists", turn.agent_id))),
+        Err(err) => Err(("service_unavailable", err.to_string())),
+    };
+    let resumed = turn.checkpoint.is_some();
+    let last = if resumed { engine.last_logged_seq(&turn).await.unwrap_or(0) } else { 0 };
+    let mut log = engine.open_log(&turn, last);
+    let saved = match &turn.checkpoint {
+        None => Ok(TurnState::default()),
+        Some(saved) => serde_json::from_str::<TurnState>(saved)
+            .map_err(|err| ("service_unavailable", format!("the saved state of this turn cannot be read: {err}"))),
+    };
+    let (mut state, outcome) = match (&agent, saved) {
+        (Ok(agent), Ok(mut state)) => {
+            let outcome = execute(engine, &turn, agent, &mut log, &mut state, stop_rx, resumed).await;
+            (state, outcome)
         }
-        Some(saved) => {
-            let last = engine.last_logged_seq(&turn).await.unwrap_or(0);
-            let mut log = engine.open_log(&turn, last);
-            match serde_json::from_str::<TurnState>(saved) {
-                Ok(mut state) => {
-                    let outcome = execute(engine, &turn, &mut log, &mut state, stop_rx, true).await;
-                    (log, state, outcome)
-                }
-                Err(err) => {
-                    let cause = format!("the saved state of this turn cannot be read: {err}");
-                    (log, TurnState::default(), Outcome::Failed { code: "service_unavailable", cause })
-                }
-            }
-        }
+        (Err((code, cause)), _) => (TurnState::default(), Outcome::Failed { code, cause: cause.clone() }),
+        (_, Err((code, cause))) => (TurnState::default(), Outcome::Failed { code, cause }),
     };
     let parked = matches!(outcome, Outcome::Waiting);
     if parked {
         park(engine, &turn, log, &state).await;
     } else {
-        finish(engine, &turn, &mut log, &mut state, outcome).await;
+        let spec = agent.as_ref().ok().map(|a| &a.spec);
+        finish(engine, &turn, spec, &mut log, &mut state, outcome).await;
         if let Err(err) = log.close().await {
             tracing::error!(%err, turn = %turn.id, "event log incomplete");
         }
@@ -177,7 +178,9 @@ pub async fn run(engine: &Engine, turn: Turn) {
 pub(crate) async fn finish_parked(engine: &Engine, turn: &Turn, log: &mut TurnLog) {
     let mut state =
         turn.checkpoint.as_deref().and_then(|saved| serde_json::from_str::<TurnState>(saved).ok()).unwrap_or_default();
-    finish(engine, turn, log, &mut state, Outcome::Stopped(StopReason::Requested)).await;
+    let agent = engine.store().get_agent(&turn.scope, &turn.agent_id).await.ok().flatten();
+    let spec = agent.as_ref().map(|a| &a.spec);
+    finish(engine, turn, spec, log, &mut state, Outcome::Stopped(StopReason::Requested)).await;
 }
 
 /// Saves the turn's state and lets go of it until its approvals are settled.
@@ -201,8 +204,16 @@ async fn park(engine: &Engine, turn: &Turn, log: TurnLog, state: &TurnState) {
     }
 }
 
-/// Records how the turn ended: the answer, `usage`, the final state, `done`.
-async fn finish(engine: &Engine, turn: &Turn, log: &mut TurnLog, state: &mut TurnState, outcome: Outcome) {
+/// Records how the turn ended: the answer (checked by the agent's safety policy, when the agent
+/// still exists), `usage`, the final state, `done`.
+async fn finish(
+    engine: &Engine,
+    turn: &Turn,
+    agent: Option<&agentry_core::AgentSpec>,
+    log: &mut TurnLog,
+    state: &mut TurnState,
+    outcome: Outcome,
+) {
     let store = engine.store();
     let (status, cause) = match outcome {
         Outcome::Completed | Outcome::Waiting => (TurnStatus::Completed, None),
@@ -220,9 +231,9 @@ async fn finish(engine: &Engine, turn: &Turn, log: &mut TurnLog, state: &mut Tur
     };
     // What the user saw is kept, also when the turn was stopped part-way.
     if !state.answer.trim().is_empty() || !state.contents.is_empty() {
-        let content = match store.get_agent(&turn.scope, &turn.agent_id).await {
-            Ok(Some(agent)) => safety::check_output(engine, turn, &agent.spec, log, &state.answer).await,
-            _ => state.answer.clone(),
+        let content = match agent {
+            Some(agent) => safety::check_output(engine, turn, agent, log, &state.answer).await,
+            None => state.answer.clone(),
         };
         let id = if state.message_id.is_empty() { new_id(prefix::MESSAGE) } else { state.message_id.clone() };
         let rewritten = content != state.answer;
@@ -265,6 +276,7 @@ async fn finish(engine: &Engine, turn: &Turn, log: &mut TurnLog, state: &mut Tur
 async fn execute(
     engine: &Engine,
     turn: &Turn,
+    agent: &agentry_store::StoredAgent,
     log: &mut TurnLog,
     state: &mut TurnState,
     mut stop: watch::Receiver<Option<StopReason>>,
@@ -272,11 +284,6 @@ async fn execute(
 ) -> Outcome {
     let store = engine.store();
     let failed = |code, cause: String| Outcome::Failed { code, cause };
-    let agent = match store.get_agent(&turn.scope, &turn.agent_id).await {
-        Ok(Some(agent)) => agent,
-        Ok(None) => return failed("agent_not_found", format!("agent `{}` no longer exists", turn.agent_id)),
-        Err(err) => return failed("service_unavailable", err.to_string()),
-    };
     if !resumed {
         state.message_id = new_id(prefix::MESSAGE);
         log.emit(TurnEvent::Meta {
