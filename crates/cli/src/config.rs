@@ -90,6 +90,9 @@ const KEYS: &[(&str, &str)] = &[
     ("max_tool_argument_bytes", "AGENTRY_MAX_TOOL_ARGUMENT_BYTES"),
     ("max_tool_result_bytes", "AGENTRY_MAX_TOOL_RESULT_BYTES"),
     ("log", "AGENTRY_LOG"),
+    ("turn_lease_secs", "AGENTRY_TURN_LEASE_SECS"),
+    ("max_running_turns", "AGENTRY_MAX_RUNNING_TURNS"),
+    ("replica_id", "AGENTRY_REPLICA_ID"),
 ];
 
 /// Default listen address.
@@ -130,6 +133,13 @@ pub struct Config {
     pub max_tool_argument_bytes: usize,
     /// Largest tool result passed back to a model.
     pub max_tool_result_bytes: usize,
+    /// Lease of a running turn: a replica that dies hands its turns over this long after it
+    /// last renewed them.
+    pub turn_lease: std::time::Duration,
+    /// Turns one replica runs at once.
+    pub max_running_turns: usize,
+    /// This replica's name in the store (default: a new id per start).
+    pub replica_id: Option<String>,
     /// Secret values for HTTP tool headers, by name (`[secrets] NAME = "ENV_VAR"`).
     pub secrets: BTreeMap<String, String>,
     /// MCP servers agents may take tools from (`[mcp_servers.<name>]`).
@@ -348,6 +358,9 @@ impl Layers {
         let tool_timeout = std::time::Duration::from_secs(self.number("tool_timeout_secs", 30, 1, 3600)?);
         let max_tool_argument_bytes = self.number("max_tool_argument_bytes", 64 * 1024, 64, 16 << 20)?;
         let max_tool_result_bytes = self.number("max_tool_result_bytes", 64 * 1024, 256, 16 << 20)?;
+        let turn_lease = std::time::Duration::from_secs(self.number("turn_lease_secs", 30, 1, 3600)?);
+        let max_running_turns = self.number("max_running_turns", 512, 1, 100_000)?;
+        let replica_id = self.get("replica_id", None).map(|(id, _)| id).filter(|id| !id.trim().is_empty());
         let mut secrets = BTreeMap::new();
         for (name, (var, origin)) in &self.secrets {
             let value = self.env.get(var).filter(|v| !v.is_empty()).ok_or_else(|| {
@@ -390,6 +403,9 @@ impl Layers {
             tool_timeout,
             max_tool_argument_bytes: usize::try_from(max_tool_argument_bytes).unwrap_or(usize::MAX),
             max_tool_result_bytes: usize::try_from(max_tool_result_bytes).unwrap_or(usize::MAX),
+            turn_lease,
+            max_running_turns: usize::try_from(max_running_turns).unwrap_or(usize::MAX),
+            replica_id,
             secrets,
             mcp_servers,
         })

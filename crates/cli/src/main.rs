@@ -19,6 +19,7 @@ use std::process::ExitCode;
 use agentry_core::session_token::{self, SessionClaims};
 use agentry_core::{Timestamp, UserMeta};
 use agentry_server::bootstrap::{self, Bootstrap, SuppliedSecrets};
+
 use agentry_store::Store;
 use clap::{Args, Parser, Subcommand};
 
@@ -247,16 +248,41 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let config = layers.resolve().map_err(|e| e.to_string())?;
     init_logging(&config.log);
 
-    let store = open_store(&config).await?;
+    // The port is taken before anything is set up, so a start that cannot serve changes nothing.
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let default_model = config.default_model.clone().unwrap_or_else(|| choose_default_model(&config).to_owned());
-    match bootstrap::bootstrap(&store, &supplied_secrets(), &default_model).await.map_err(|e| e.to_string())? {
-        Bootstrap::AlreadyDone => {}
-        Bootstrap::Created { generated_service_secret, generated_api_key } => {
-            announce_bootstrap(generated_service_secret.as_deref(), generated_api_key.as_deref());
-        }
-    }
     let providers = registry(&config);
-    pull_default_model(&store, &config).await;
+    let app_config = agentry_server::AppConfig {
+        store: config.store.clone(),
+        engine: agentry_engine::EngineConfig {
+            max_message_bytes: config.max_message_bytes,
+            event_retention: config.event_retention,
+            tool_timeout: config.tool_timeout,
+            max_tool_argument_bytes: config.max_tool_argument_bytes,
+            max_tool_result_bytes: config.max_tool_result_bytes,
+            secrets: config.secrets.clone(),
+            mcp_servers: config.mcp_servers.clone(),
+            datasets_dir: Some(config.datasets_dir.clone()),
+            lease: config.turn_lease,
+            max_running_turns: config.max_running_turns,
+            replica_id: config.replica_id.clone().unwrap_or_else(|| agentry_engine::EngineConfig::default().replica_id),
+            ..agentry_engine::EngineConfig::default()
+        },
+        server: agentry_server::ServerOptions {
+            max_body_bytes: config.max_body_bytes,
+            ..agentry_server::ServerOptions::default()
+        },
+        providers: providers.clone(),
+        bootstrap: Some(agentry_server::BootstrapConfig { supplied: supplied_secrets(), default_model }),
+        shutdown_grace: std::time::Duration::from_secs(5),
+    };
+    let app = agentry_server::App::build(app_config).await.map_err(|e| e.to_string())?;
+    if let Some(Bootstrap::Created { generated_service_secret, generated_api_key }) = &app.bootstrap {
+        announce_bootstrap(generated_service_secret.as_deref(), generated_api_key.as_deref());
+    }
+    pull_default_model(&app.store, &config).await;
     for (name, provider) in &config.providers {
         // Names and URLs only: keys are never logged.
         tracing::info!(provider = %name, kind = ?provider.kind, base_url = %provider.base_url, key = provider.api_key.is_some(), "model provider configured");
@@ -264,68 +290,15 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     if let Some(dir) = &config.agents_dir {
         let files = agent_files::files_in(dir).map_err(|e| e.to_string())?;
         for (file, id, version, changed) in
-            agent_files::apply_all(&store, |spec| check_agent(&config, &providers, spec), &files)
+            agent_files::apply_all(&app.store, |spec| check_agent(&config, &providers, spec), &files)
                 .await
                 .map_err(|e| e.to_string())?
         {
             tracing::info!(file = %file.display(), agent = %id, version, changed, "loaded agent file");
         }
     }
-
-    let engine_config = agentry_engine::EngineConfig {
-        max_message_bytes: config.max_message_bytes,
-        event_retention: config.event_retention,
-        tool_timeout: config.tool_timeout,
-        max_tool_argument_bytes: config.max_tool_argument_bytes,
-        max_tool_result_bytes: config.max_tool_result_bytes,
-        secrets: config.secrets.clone(),
-        mcp_servers: config.mcp_servers.clone(),
-        datasets_dir: Some(config.datasets_dir.clone()),
-        ..agentry_engine::EngineConfig::default()
-    };
-    let engine = agentry_engine::Engine::start(store.clone(), providers, engine_config)
-        .await
-        .map_err(|e| format!("cannot start the turn engine: {e}"))?;
-
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    tracing::info!(address = %config.listen, store = %config.store.describe(), "agentry is listening");
-    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    let options = agentry_server::ServerOptions {
-        max_body_bytes: config.max_body_bytes,
-        ..agentry_server::ServerOptions::default()
-    };
-    let state = agentry_server::AppState::new(engine.clone(), options, shutdown_rx);
-    if let Err(err) = state.sockets.restore(&store).await {
-        tracing::warn!(%err, "cannot load the stream positions saved at the last shutdown");
-    }
-    let sockets = state.sockets.clone();
-    let stopping = async move {
-        shutdown_signal().await;
-        // Running turns end first (recorded as interrupted, with `done`), then streams close.
-        engine.shutdown(std::time::Duration::from_secs(5)).await;
-        let _ = shutdown_tx.send(true);
-    };
-    // Streams are many small frames: without TCP_NODELAY, Nagle's algorithm and delayed ACKs
-    // hold them back ~40 ms.
-    use axum::serve::ListenerExt as _;
-    let listener = listener.tap_io(|tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::warn!(%err, "cannot set TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, agentry_server::router(state))
-        .with_graceful_shutdown(stopping)
-        .await
-        .map_err(|e| format!("server error: {e}"))?;
-    // Turns waiting on approvals outlive the process; so do their readers' stream positions.
-    if let Err(err) = sockets.save(&store).await {
-        tracing::warn!(%err, "cannot save stream positions");
-    }
-    store.close().await;
-    tracing::info!("agentry stopped");
-    Ok(())
+    tracing::info!(address = %config.listen, store = %config.store.describe(), replica = %app.engine.replica_id(), "agentry is listening");
+    app.serve(listener, shutdown_signal()).await.map_err(|e| e.to_string())
 }
 
 /// Shows generated secrets once, on stdout, at the first start.

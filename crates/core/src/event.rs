@@ -7,22 +7,26 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::money::MicroCents;
 use crate::time::Timestamp;
 
 /// Token counts and cost of a turn (or a model call).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+///
+/// The cost is an integer ([`MicroCents`]); the wire shows it as `costCents` (a number, what the
+/// clients read) and exactly as `costMicroCents`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "WireUsage", into = "WireUsage")]
 pub struct TokenUsage {
     /// Prompt tokens.
     pub input_tokens: u64,
     /// Completion tokens.
     pub output_tokens: u64,
     /// Prompt tokens served from a provider cache.
-    #[serde(default)]
     pub cached_input_tokens: u64,
-    /// Cost in cents (0 until a price table is configured for the model).
-    #[serde(default)]
-    pub cost_cents: f64,
+    /// Completion tokens spent on reasoning (when the provider reports them).
+    pub reasoning_tokens: u64,
+    /// Cost (zero until a price table is configured for the model).
+    pub cost: MicroCents,
 }
 
 impl TokenUsage {
@@ -31,7 +35,49 @@ impl TokenUsage {
         self.input_tokens += other.input_tokens;
         self.output_tokens += other.output_tokens;
         self.cached_input_tokens += other.cached_input_tokens;
-        self.cost_cents += other.cost_cents;
+        self.reasoning_tokens += other.reasoning_tokens;
+        self.cost += other.cost;
+    }
+}
+
+/// The wire form of [`TokenUsage`].
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireUsage {
+    input_tokens: u64,
+    output_tokens: u64,
+    #[serde(default)]
+    cached_input_tokens: u64,
+    #[serde(default)]
+    reasoning_tokens: u64,
+    #[serde(default)]
+    cost_cents: f64,
+    #[serde(default)]
+    cost_micro_cents: Option<i64>,
+}
+
+impl From<WireUsage> for TokenUsage {
+    fn from(wire: WireUsage) -> Self {
+        TokenUsage {
+            input_tokens: wire.input_tokens,
+            output_tokens: wire.output_tokens,
+            cached_input_tokens: wire.cached_input_tokens,
+            reasoning_tokens: wire.reasoning_tokens,
+            cost: wire.cost_micro_cents.map_or_else(|| MicroCents::from_cents(wire.cost_cents), MicroCents),
+        }
+    }
+}
+
+impl From<TokenUsage> for WireUsage {
+    fn from(usage: TokenUsage) -> Self {
+        WireUsage {
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+            cached_input_tokens: usage.cached_input_tokens,
+            reasoning_tokens: usage.reasoning_tokens,
+            cost_cents: usage.cost.as_cents(),
+            cost_micro_cents: Some(usage.cost.0),
+        }
     }
 }
 
@@ -373,7 +419,8 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&done).unwrap(),
             json!({"type": "done", "status": "completed",
-                   "usage": {"inputTokens": 0, "outputTokens": 0, "cachedInputTokens": 0, "costCents": 0.0}})
+                   "usage": {"inputTokens": 0, "outputTokens": 0, "cachedInputTokens": 0, "reasoningTokens": 0,
+                              "costCents": 0.0, "costMicroCents": 0}})
         );
         assert_eq!(serde_json::to_value(TurnEvent::MessageBoundary {}).unwrap(), json!({"type": "message_boundary"}));
     }

@@ -28,6 +28,10 @@ pub mod prefix {
     pub const ARTIFACT: &str = "art";
     /// API keys (the public id part, not the secret).
     pub const API_KEY: &str = "key";
+    /// A model call in the usage ledger.
+    pub const MODEL_CALL: &str = "mcl";
+    /// A replica (one running `agentry serve`).
+    pub const REPLICA: &str = "rep";
 }
 
 /// The last id value minted by this process.

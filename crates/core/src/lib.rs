@@ -9,6 +9,7 @@
 //! - [`content`]: the typed content items a message is made of.
 //! - [`thread`]: threads and messages.
 //! - [`event`]: [`TurnEvent`], the one event enum every transport translates, and turn states.
+//! - [`money`]: [`MicroCents`], the integer every cost is recorded in.
 //! - [`session_token`]: HS256 session tokens as `@platosdev/token-mint` produces them.
 //! - [`turn`]: a [`Turn`] (one message and its answer) and its [`TurnInput`].
 //! - [`time`]: the millisecond [`Timestamp`] used on every row.
@@ -23,6 +24,7 @@ pub mod artifact;
 pub mod content;
 pub mod event;
 pub mod id;
+pub mod money;
 pub mod safety;
 pub mod scope;
 pub mod session_token;
@@ -34,9 +36,10 @@ pub mod turn;
 pub use agent::{AgentSpec, AgentSpecError, BusyPolicy, DynamicBlock, ModelRef, Script, ScriptStep, ScriptToolCall};
 pub use approval::{Approval, ApprovalDecision, ApprovalStatus};
 pub use content::ContentItem;
+pub use money::MicroCents;
 pub use event::{LoggedEvent, SafetyFlag, TokenUsage, TurnEvent, TurnStatus};
 pub use scope::{Principal, PrincipalKind, Scope, UserMeta};
-pub use thread::{Message, MessageRole, Thread, ThreadStatus};
+pub use thread::{Message, MessageRole, Thread, ThreadStatus, ToolStepCall, ToolStep};
 pub use time::Timestamp;
 pub use turn::{Turn, TurnInput};
 

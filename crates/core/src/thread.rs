@@ -1,6 +1,6 @@
 //! Threads (conversations owned by one end user) and their messages.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::scope::Scope;
 use crate::time::Timestamp;
@@ -106,4 +106,55 @@ pub struct Message {
     pub content: String,
     /// Creation time.
     pub created_at: Timestamp,
+    /// The turn that stored it (none for messages written outside a turn).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub turn_id: Option<String>,
+    /// For an answer that used tools: its model steps with their tool calls and results, in order
+    /// (what later turns send back to the model).
+    #[serde(skip)]
+    pub tool_steps: Vec<ToolStep>,
+}
+
+impl Message {
+    /// A message with no tool steps.
+    pub fn new(thread_id: &str, role: MessageRole, content: String, turn_id: Option<&str>) -> Message {
+        Message {
+            id: crate::id::new_id(crate::id::prefix::MESSAGE),
+            thread_id: thread_id.to_owned(),
+            role,
+            content,
+            created_at: Timestamp::now(),
+            turn_id: turn_id.map(str::to_owned),
+            tool_steps: Vec::new(),
+        }
+    }
+}
+
+/// One model step of an answer: what the model said and the tools it called, with their results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolStep {
+    /// The step's text.
+    #[serde(default)]
+    pub text: String,
+    /// The calls the model made in this step (none for the last step).
+    #[serde(default)]
+    pub calls: Vec<ToolStepCall>,
+}
+
+/// A tool call of an answer and what it returned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolStepCall {
+    /// Id pairing the call with its result.
+    pub id: String,
+    /// Tool name.
+    pub name: String,
+    /// Arguments as the model sent them (JSON text).
+    pub arguments: String,
+    /// What the model was given back (JSON text).
+    pub result: String,
+    /// Whether the call failed.
+    #[serde(default)]
+    pub is_error: bool,
 }

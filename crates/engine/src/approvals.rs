@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentry_core::{Approval, ApprovalDecision, ApprovalStatus, Principal, Scope, Timestamp, Turn, TurnEvent};
+use agentry_core::{Approval, ApprovalDecision, ApprovalStatus, Principal, Timestamp, Turn, TurnEvent};
 use agentry_store::{Settlement, StoreError};
 
 use crate::Engine;
@@ -80,7 +80,7 @@ impl Engine {
         if !won {
             return Err(ApprovalError::AlreadySettled(Box::new(settled)));
         }
-        self.wake(&settled.scope, &settled.turn_id, &settled.thread_id).await?;
+        self.wake(&settled.turn_id).await?;
         Ok(settled)
     }
 
@@ -91,7 +91,7 @@ impl Engine {
                 Settlement { status: ApprovalStatus::TimedOut, responded_by: SYSTEM, comment: None, edited_args: None };
             if self.store().settle_approval(&approval.scope, &approval.id, &settlement).await? {
                 tracing::info!(approval = %approval.id, turn = %approval.turn_id, "approval timed out");
-                self.wake(&approval.scope, &approval.turn_id, &approval.thread_id).await?;
+                self.wake(&approval.turn_id).await?;
             }
         }
         Ok(())
@@ -100,7 +100,7 @@ impl Engine {
     /// Called once a turn is parked: queues it at once if its approvals were settled while it
     /// parked, and arms a timer for the earliest deadline (the periodic sweep covers restarts).
     pub(crate) async fn approvals_parked(&self, turn: &Turn) {
-        if let Err(err) = self.wake(&turn.scope, &turn.id, &turn.thread_id).await {
+        if let Err(err) = self.wake(&turn.id).await {
             tracing::error!(%err, turn = %turn.id, "cannot check the parked turn's approvals");
         }
         let deadline = match self.store().approvals_of_turn(&turn.scope, &turn.id).await {
@@ -145,10 +145,12 @@ impl Engine {
         Ok(())
     }
 
-    /// Queues a waiting turn whose approvals are all settled, and makes sure it runs here.
-    async fn wake(&self, scope: &Scope, turn_id: &str, thread_id: &str) -> Result<(), StoreError> {
+    /// Queues a waiting turn whose approvals are all settled; whichever replica claims it first
+    /// resumes it.
+    async fn wake(&self, turn_id: &str) -> Result<(), StoreError> {
         if self.store().requeue_waiting_turn(turn_id).await? {
-            self.ensure_runner(scope, thread_id, 1);
+            self.inner.dispatcher.wake();
+            self.inner.bus.ring(crate::bus::Bell::Queued);
         }
         Ok(())
     }

@@ -1,64 +1,221 @@
-//! Live fan-out of logged events, per thread, inside one process.
+//! The cross-replica doorbell.
 //!
-//! Only events already persisted are published (the log is the source of truth); a listener that
-//! falls behind or misses something reloads from the log, so the bus may drop without loss.
+//! Replicas never send each other events, only *bells*: "turn T has events up to seq N", "an
+//! approval event was logged in scope S", "turns were queued", "stop turn T". Whoever hears a
+//! bell reads what it needs from the store, so a missed bell costs latency, never data (followers
+//! also poll the log, dispatchers also poll the queue).
+//!
+//! [`Bus`] is the engine's seam: [`LocalBus`] for the embedded default (one process, nothing to
+//! tell anyone), [`StoreBus`] on Postgres (`LISTEN`/`NOTIFY` on one channel, coalesced: bells
+//! rung while a `NOTIFY` is in flight go out together in the next one).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
-use agentry_core::{LoggedEvent, Scope};
-use tokio::sync::broadcast;
+use agentry_core::Scope;
+use agentry_store::Store;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 
-/// Events buffered per thread for slow listeners before they must reload from the log.
-const CAPACITY: usize = 1024;
+/// The `NOTIFY` channel.
+const CHANNEL: &str = "agentry_bus";
+/// Largest payload per `NOTIFY` (Postgres refuses 8000 bytes and more).
+const MAX_PAYLOAD: usize = 7_500;
 
-/// Per-thread broadcast channels, and per-scope channels of approval events (for operators).
-#[derive(Debug, Default)]
-pub struct Bus {
-    channels: Mutex<HashMap<String, broadcast::Sender<Arc<LoggedEvent>>>>,
-    approvals: Mutex<HashMap<Scope, broadcast::Sender<Arc<LoggedEvent>>>>,
+/// What one replica tells the others.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "k")]
+pub enum Bell {
+    /// A turn's log has events up to `seq`.
+    #[serde(rename = "e")]
+    Logged {
+        /// The turn's thread.
+        thread: String,
+        /// The turn.
+        turn: String,
+        /// Its last logged `seq`.
+        seq: i64,
+    },
+    /// An approval event (`approval_needed`, `approval_resolved`) was logged at `seq` of `turn`.
+    #[serde(rename = "a")]
+    Approval {
+        /// Scope of the turn.
+        scope: Scope,
+        /// The turn's thread.
+        thread: String,
+        /// The turn.
+        turn: String,
+        /// Position of the event.
+        seq: i64,
+    },
+    /// Turns are waiting to be claimed.
+    #[serde(rename = "q")]
+    Queued,
+    /// A replica let go of running turns (it is shutting down): take them over now.
+    #[serde(rename = "r")]
+    Released,
+    /// Someone asked to stop a running turn.
+    #[serde(rename = "c")]
+    Cancel {
+        /// The turn.
+        turn: String,
+    },
 }
 
-impl Bus {
-    /// Listens to every event published for a thread from now on.
-    pub fn subscribe(&self, thread_id: &str) -> broadcast::Receiver<Arc<LoggedEvent>> {
-        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        channels.entry(thread_id.to_owned()).or_insert_with(|| broadcast::channel(CAPACITY).0).subscribe()
-    }
+/// Carries bells to the other replicas. Ringing never blocks and never fails: delivery is best
+/// effort by design.
+pub trait Bus: Send + Sync + 'static {
+    /// Tells the other replicas.
+    fn ring(&self, bell: Bell);
+}
 
-    /// Publishes an event to the listeners of its thread; forgets channels nobody listens to.
-    pub fn publish(&self, event: Arc<LoggedEvent>) {
-        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(sender) = channels.get(&event.thread_id) {
-            let thread_id = event.thread_id.clone();
-            if sender.send(event).is_err() {
-                channels.remove(&thread_id);
+/// What a replica does with the bells it hears (and with a hint that it may have missed some).
+pub trait BellSink: Send + Sync + 'static {
+    /// Another replica rang.
+    fn heard(&self, bell: Bell);
+    /// The bus reconnected: bells may have been lost, so look at the store.
+    fn resync(&self);
+}
+
+/// One process, nobody else to tell.
+#[derive(Debug, Default)]
+pub struct LocalBus;
+
+impl Bus for LocalBus {
+    fn ring(&self, _bell: Bell) {}
+}
+
+/// A payload on the wire: who rang, and the bells.
+#[derive(Serialize, Deserialize)]
+struct Payload {
+    /// The replica that rang (it ignores its own bells).
+    from: String,
+    bells: Vec<Bell>,
+}
+
+/// Bells over Postgres `LISTEN`/`NOTIFY`.
+pub struct StoreBus {
+    outbox: mpsc::UnboundedSender<Bell>,
+}
+
+impl StoreBus {
+    /// Starts ringing and listening for `replica`; `None` when the store has no notifications
+    /// (SQLite).
+    pub async fn start(
+        store: &Store,
+        replica: &str,
+        sink: std::sync::Weak<dyn BellSink>,
+    ) -> Result<Option<Arc<StoreBus>>, agentry_store::StoreError> {
+        let Some(mut notifications) = store.listen(CHANNEL).await? else { return Ok(None) };
+        let (outbox, rx) = mpsc::unbounded_channel();
+        tokio::spawn(ring_bells(store.clone(), replica.to_owned(), rx));
+        let me = replica.to_owned();
+        tokio::spawn(async move {
+            loop {
+                let received = notifications.recv().await;
+                let Some(sink) = sink.upgrade() else { break };
+                match received {
+                    Ok(Some(payload)) => match serde_json::from_str::<Payload>(&payload) {
+                        Ok(payload) if payload.from != me => payload.bells.into_iter().for_each(|b| sink.heard(b)),
+                        Ok(_) => {}
+                        Err(err) => tracing::warn!(%err, "unreadable bell"),
+                    },
+                    Ok(None) => {
+                        tracing::warn!("the bus connection was re-established; bells may have been missed");
+                        sink.resync();
+                    }
+                    Err(err) => {
+                        tracing::warn!(%err, "the bus stopped listening");
+                        break;
+                    }
+                }
+            }
+        });
+        Ok(Some(Arc::new(StoreBus { outbox })))
+    }
+}
+
+impl Bus for StoreBus {
+    fn ring(&self, bell: Bell) {
+        let _ = self.outbox.send(bell);
+    }
+}
+
+/// Sends what has been rung, coalesced: one `Logged` per turn (the highest seq), one `Queued`.
+async fn ring_bells(store: Store, replica: String, mut rx: mpsc::UnboundedReceiver<Bell>) {
+    while let Some(first) = rx.recv().await {
+        let mut logged: BTreeMap<String, (String, i64)> = BTreeMap::new();
+        let mut others: BTreeSet<String> = BTreeSet::new();
+        let mut bells = Vec::new();
+        let mut next = Some(first);
+        while let Some(bell) = next.take() {
+            match bell {
+                Bell::Logged { thread, turn, seq } => {
+                    let entry = logged.entry(turn).or_insert((thread, seq));
+                    entry.1 = entry.1.max(seq);
+                }
+                other => {
+                    // Identical bells (two `Queued`) go once.
+                    if let Ok(key) = serde_json::to_string(&other)
+                        && others.insert(key)
+                    {
+                        bells.push(other);
+                    }
+                }
+            }
+            next = rx.try_recv().ok();
+        }
+        bells.extend(logged.into_iter().map(|(turn, (thread, seq))| Bell::Logged { thread, turn, seq }));
+        for payload in payloads(&replica, bells) {
+            if let Err(err) = store.notify(CHANNEL, &payload).await {
+                tracing::warn!(%err, "cannot ring the bus");
             }
         }
     }
+}
 
-    /// Listens to the approval events (`approval_needed`, `approval_resolved`) of every thread
-    /// of a scope.
-    pub fn subscribe_approvals(&self, scope: &Scope) -> broadcast::Receiver<Arc<LoggedEvent>> {
-        let mut channels = self.approvals.lock().unwrap_or_else(|p| p.into_inner());
-        channels.entry(scope.clone()).or_insert_with(|| broadcast::channel(CAPACITY).0).subscribe()
-    }
-
-    /// Publishes an approval event to the listeners of its scope.
-    pub fn publish_approval(&self, scope: &Scope, event: Arc<LoggedEvent>) {
-        let mut channels = self.approvals.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(sender) = channels.get(scope)
-            && sender.send(event).is_err()
-        {
-            channels.remove(scope);
+/// Packs bells into payloads that fit a `NOTIFY`.
+fn payloads(replica: &str, bells: Vec<Bell>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut batch: Vec<Bell> = Vec::new();
+    let mut size = 0;
+    for bell in bells {
+        let len = serde_json::to_string(&bell).map_or(0, |s| s.len()) + 1;
+        if !batch.is_empty() && size + len > MAX_PAYLOAD - replica.len() - 32 {
+            out.extend(encode(replica, std::mem::take(&mut batch)));
+            size = 0;
         }
+        size += len;
+        batch.push(bell);
     }
+    if !batch.is_empty() {
+        out.extend(encode(replica, batch));
+    }
+    out
+}
 
-    /// Drops channels without listeners (periodic housekeeping).
-    pub fn prune(&self) {
-        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        channels.retain(|_, sender| sender.receiver_count() > 0);
-        let mut approvals = self.approvals.lock().unwrap_or_else(|p| p.into_inner());
-        approvals.retain(|_, sender| sender.receiver_count() > 0);
+fn encode(replica: &str, bells: Vec<Bell>) -> Option<String> {
+    serde_json::to_string(&Payload { from: replica.to_owned(), bells }).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_fit_a_notify_and_keep_every_bell() {
+        let bells: Vec<Bell> = (0..500)
+            .map(|i| Bell::Logged { thread: format!("thr_{i:030}"), turn: format!("trn_{i:030}"), seq: i })
+            .collect();
+        let payloads = payloads("rep_1", bells.clone());
+        assert!(payloads.len() > 1);
+        let mut back = Vec::new();
+        for payload in &payloads {
+            assert!(payload.len() < 8000, "{} bytes", payload.len());
+            let decoded: Payload = serde_json::from_str(payload).unwrap();
+            assert_eq!(decoded.from, "rep_1");
+            back.extend(decoded.bells);
+        }
+        assert_eq!(back, bells);
     }
 }

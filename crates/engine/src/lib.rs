@@ -1,14 +1,16 @@
 //! Agentry's turn engine.
 //!
 //! # Layout
-//! - [`Engine`]: accepts messages ([`Engine::submit`]), runs one turn at a time per thread (the
-//!   per-agent [`BusyPolicy`](agentry_core::BusyPolicy) decides about messages that arrive
-//!   meanwhile), cancels ([`Engine::cancel_thread`]) and lets transports follow a turn
-//!   ([`Engine::follow`]).
-//! - [`runner`]: one turn — prompt, the model/tool loop, persistence of both messages, the event
-//!   sequence ending in `done`.
-//! - [`log::TurnLog`] queues a turn's events to the one [`log::LogWriter`] (persist first, then
-//!   publish); [`bus::Bus`] fans them out;
+//! - [`Engine`]: accepts messages ([`Engine::submit`]), runs turns, cancels them on any replica
+//!   ([`Engine::cancel_thread`]) and lets transports follow them ([`Engine::follow`],
+//!   [`Engine::watch_thread`], [`Engine::watch_approvals`]) — `turns`.
+//! - `dispatch`: which turns this replica runs — claims from the store, fenced leases renewed in
+//!   one statement, takeover of dead replicas' turns, stop switches, graceful shutdown.
+//! - `runner`: one run of a turn — prompt, the model/tool loop, checkpoints, parking on
+//!   approvals; `step` is the one place a model is called (and its usage recorded in the
+//!   ledger); `terminate` the one place a turn ends; `state` what a turn resumes from.
+//! - [`log::TurnLog`] queues a turn's events to the replica's [`log::LogWriter`] (fenced batches:
+//!   persist first, then publish in the `hub` and ring the [`bus::Bus`]);
 //!   [`follow::TurnFollower`] replays after a cursor and continues live.
 //! - [`prompt`] assembles prompts; [`tools`] holds the callable tools (built-in, HTTP, MCP via
 //!   [`mcp`]); [`artifacts`] the artifact tools; [`data_tools`] the dataset query and chart
@@ -17,7 +19,9 @@
 //!
 //! Architecture invariant: the engine knows nothing about HTTP or wire formats; transports only
 //! translate [`TurnEvent`](agentry_core::TurnEvent)s.
-//! Architecture invariant: an event reaches the bus only after it is in the store.
+//! Architecture invariant: an event reaches a listener only after it is in the store.
+//! Architecture invariant: which replica runs a turn is decided in the store; every write of a
+//! run is fenced by its lease.
 
 #![warn(missing_docs)]
 
@@ -25,39 +29,49 @@ pub mod approvals;
 pub mod artifacts;
 pub mod bus;
 pub mod data_tools;
+mod dispatch;
 pub mod follow;
+mod hub;
 pub mod log;
 pub mod mcp;
 pub mod prompt;
-pub mod runner;
+mod runner;
 pub mod safety;
+mod state;
+mod step;
+mod terminate;
 pub mod tools;
+mod turns;
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use agentry_core::id::{new_id, prefix};
-use agentry_core::{
-    BusyPolicy, Principal, Scope, Thread, Timestamp, TokenUsage, Turn, TurnEvent, TurnInput, TurnStatus,
-};
+use agentry_core::{Principal, Scope, Thread, Timestamp};
 use agentry_llm::ProviderRegistry;
-use agentry_store::{Store, StoreError};
-use tokio::sync::watch;
+use agentry_store::{Lease, Store, StoreError};
 
-pub use follow::TurnFollower;
+pub use follow::{ApprovalFeed, ThreadWatch, TurnFollower};
 
 /// Limits and timings of the engine.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
+    /// This replica's name in the store (owner of its leases); unique per running process.
+    pub replica_id: String,
     /// Largest user message accepted, in bytes.
     pub max_message_bytes: usize,
     /// Messages of history sent to the model.
     pub history_messages: i64,
     /// How long a tool may run before its call fails.
     pub tool_timeout: Duration,
-    /// Lease of a running turn; renewed at a third of it.
+    /// Lease of a running turn; renewed every third of it. A replica that dies loses its turns
+    /// to another one this long after its last renewal.
     pub lease: Duration,
+    /// How often the dispatcher looks for work when nothing woke it (and sweeps expired leases).
+    pub dispatch_poll: Duration,
+    /// Turns this replica runs at once.
+    pub max_running_turns: usize,
     /// How long the event logs of finished turns are kept.
     pub event_retention: Duration,
     /// Largest tool-call arguments accepted from the model, in bytes.
@@ -75,10 +89,13 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
+            replica_id: new_id(prefix::REPLICA),
             max_message_bytes: 32 * 1024,
             history_messages: 50,
             tool_timeout: Duration::from_secs(30),
             lease: Duration::from_secs(30),
+            dispatch_poll: Duration::from_secs(1),
+            max_running_turns: 512,
             event_retention: Duration::from_secs(7 * 24 * 3600),
             max_tool_argument_bytes: 64 * 1024,
             max_tool_result_bytes: 64 * 1024,
@@ -151,8 +168,10 @@ pub struct NewMessage {
 pub enum StopReason {
     /// A user or operator asked.
     Requested,
-    /// The server is shutting down.
+    /// This replica is shutting down: the turn resumes elsewhere.
     Shutdown,
+    /// This replica's lease on the turn expired: another replica has it now.
+    LeaseLost,
 }
 
 /// The turn engine. Cheap to clone.
@@ -164,13 +183,13 @@ pub struct Engine {
 struct Inner {
     store: Store,
     providers: ProviderRegistry,
-    bus: Arc<bus::Bus>,
+    hub: Arc<hub::Hub>,
+    bus: Arc<dyn bus::Bus>,
+    /// Routes the other replicas' bells here (kept alive as long as the engine).
+    _bells: Arc<BellRouter>,
     log_writer: log::LogWriter,
     config: EngineConfig,
-    /// Threads with a runner, and how many submitted turns it still owes.
-    runners: Mutex<HashMap<String, usize>>,
-    /// Stop switches of the turns running in this process.
-    running: Mutex<HashMap<String, watch::Sender<Option<StopReason>>>>,
+    dispatcher: dispatch::Dispatcher,
     /// What tools need: HTTP client, secrets, limits.
     tool_env: tools::ToolEnv,
     /// Connections to MCP servers.
@@ -179,12 +198,47 @@ struct Inner {
     datasets: Option<agentry_datasets::Datasets>,
 }
 
+/// Hands the bells of other replicas to the engine once it exists.
+#[derive(Default)]
+struct BellRouter {
+    engine: OnceLock<Weak<Inner>>,
+}
+
+impl BellRouter {
+    fn engine(&self) -> Option<Engine> {
+        self.engine.get().and_then(Weak::upgrade).map(|inner| Engine { inner })
+    }
+}
+
+impl bus::BellSink for BellRouter {
+    fn heard(&self, bell: bus::Bell) {
+        if let Some(engine) = self.engine() {
+            engine.on_bell(bell);
+        }
+    }
+
+    fn resync(&self) {
+        if let Some(engine) = self.engine() {
+            engine.inner.hub.resync();
+            engine.on_bell(bus::Bell::Released);
+        }
+    }
+}
+
 impl Engine {
-    /// Starts the engine: ends turns abandoned by a dead process, resumes queued ones, and runs
-    /// housekeeping (lease sweeps, log retention) until the process ends.
+    /// Starts the engine: the bus (Postgres `LISTEN`/`NOTIFY` when the store is Postgres, nothing
+    /// to tell anyone on SQLite), the log writer, the dispatcher (which takes over turns of dead
+    /// replicas and claims queued ones), lease renewal and housekeeping, until the engine is
+    /// dropped.
     pub async fn start(store: Store, providers: ProviderRegistry, config: EngineConfig) -> Result<Self, StoreError> {
-        let bus = Arc::new(bus::Bus::default());
-        let log_writer = log::LogWriter::spawn(store.clone(), bus.clone());
+        let bells = Arc::new(BellRouter::default());
+        let sink: Weak<dyn bus::BellSink> = Arc::downgrade(&(bells.clone() as Arc<dyn bus::BellSink>));
+        let bus: Arc<dyn bus::Bus> = match bus::StoreBus::start(&store, &config.replica_id, sink).await? {
+            Some(bus) => bus,
+            None => Arc::new(bus::LocalBus),
+        };
+        let hub = Arc::new(hub::Hub::default());
+        let log_writer = log::LogWriter::spawn(store.clone(), hub.clone(), bus.clone());
         let tool_env = tools::ToolEnv {
             http: reqwest::Client::new(),
             secrets: config.secrets.clone(),
@@ -193,46 +247,56 @@ impl Engine {
         };
         let mcp = mcp::Mcp::new(config.mcp_servers.clone());
         let datasets = config.datasets_dir.clone().map(agentry_datasets::Datasets::new);
-        let engine = Engine {
-            inner: Arc::new(Inner {
-                store,
-                providers,
-                bus,
-                log_writer,
-                config,
-                runners: Mutex::new(HashMap::new()),
-                running: Mutex::new(HashMap::new()),
-                tool_env,
-                mcp,
-                datasets,
-            }),
-        };
-        engine.sweep_abandoned().await?;
-        for (scope, thread_id) in engine.inner.store.threads_with_queued_turns().await? {
-            engine.ensure_runner(&scope, &thread_id, 0);
-        }
-        let weak = Arc::downgrade(&engine.inner);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(10));
-            let mut ticks: u64 = 0;
-            loop {
-                tick.tick().await;
-                let Some(inner) = weak.upgrade() else { break };
-                let engine = Engine { inner };
-                if let Err(err) = engine.sweep_abandoned().await {
-                    tracing::warn!(%err, "sweeping abandoned turns failed");
-                }
-                if let Err(err) = engine.expire_overdue_approvals().await {
-                    tracing::warn!(%err, "expiring overdue approvals failed");
-                }
-                engine.inner.bus.prune();
-                ticks += 1;
-                if ticks % 360 == 1 {
-                    engine.purge_logs().await;
-                }
-            }
+        let inner = Arc::new(Inner {
+            store,
+            providers,
+            hub,
+            bus,
+            _bells: bells.clone(),
+            log_writer,
+            config,
+            dispatcher: dispatch::Dispatcher::new(),
+            tool_env,
+            mcp,
+            datasets,
         });
+        let _ = bells.engine.set(Arc::downgrade(&inner));
+        let engine = Engine { inner };
+        tracing::info!(replica = %engine.config().replica_id, backend = engine.store().backend(), "turn engine started");
+        tokio::spawn(Engine::dispatch_loop(Arc::downgrade(&engine.inner)));
+        tokio::spawn(Engine::renew_loop(Arc::downgrade(&engine.inner)));
+        tokio::spawn(Engine::housekeeping(Arc::downgrade(&engine.inner)));
         Ok(engine)
+    }
+
+    /// Expires approvals, prunes idle channels and purges old logs, until the engine is dropped.
+    async fn housekeeping(weak: Weak<Inner>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        let mut ticks: u64 = 0;
+        loop {
+            tick.tick().await;
+            let Some(inner) = weak.upgrade() else { break };
+            let engine = Engine { inner };
+            if let Err(err) = engine.expire_overdue_approvals().await {
+                tracing::warn!(%err, "expiring overdue approvals failed");
+            }
+            engine.inner.hub.prune();
+            engine.inner.dispatcher.prune();
+            ticks += 1;
+            if ticks % 360 == 1 {
+                engine.purge_logs().await;
+            }
+        }
+    }
+
+    /// This replica's id (the owner of its leases).
+    pub fn replica_id(&self) -> &str {
+        &self.inner.config.replica_id
+    }
+
+    /// Turns running on this replica now.
+    pub fn running_turns(&self) -> usize {
+        self.inner.dispatcher.running()
     }
 
     /// The dataset files, when datasets are enabled.
@@ -320,215 +384,8 @@ impl Engine {
         &self.inner.config
     }
 
-    /// Accepts a message for a thread and returns its turn. The turn runs now, or after the
-    /// thread's current turn (policy `enqueue`); with policy `reject` a busy thread gets a turn
-    /// that ends at once with `error{code:"turn_in_progress"}`. A repeated idempotency key
-    /// returns the turn the key started.
-    pub async fn submit(
-        &self,
-        principal: &Principal,
-        thread: &Thread,
-        message: NewMessage,
-    ) -> Result<Turn, EngineError> {
-        let store = &self.inner.store;
-        let text = message.text;
-        if text.trim().is_empty() {
-            return Err(EngineError::EmptyMessage);
-        }
-        if text.len() > self.inner.config.max_message_bytes {
-            return Err(EngineError::MessageTooLarge { size: text.len(), limit: self.inner.config.max_message_bytes });
-        }
-        if !principal.may_use_agent(&thread.agent_id) {
-            return Err(EngineError::AgentPinned);
-        }
-        let scope = &thread.scope;
-        if let Some(key) = &message.idempotency_key
-            && let Some(turn) = store.turn_by_idempotency_key(scope, &thread.id, key).await?
-        {
-            return Ok(turn);
-        }
-        let agent = store.get_agent(scope, &thread.agent_id).await?.ok_or(EngineError::AgentNotFound)?;
-        let busy = !store.unfinished_turns(scope, &thread.id).await?.is_empty();
-        let reject = busy && agent.spec.on_busy.unwrap_or_default() == BusyPolicy::Reject;
-        let turn = Turn {
-            id: new_id(prefix::TURN),
-            thread_id: thread.id.clone(),
-            scope: scope.clone(),
-            user_id: principal.owner_id().to_owned(),
-            agent_id: thread.agent_id.clone(),
-            status: if reject { TurnStatus::Failed } else { TurnStatus::Queued },
-            wait_reason: None,
-            error: reject.then(|| "turn_in_progress".to_owned()),
-            input: TurnInput {
-                text,
-                dynamic_blocks: message.dynamic_blocks,
-                user_meta: principal.user_meta.clone(),
-                allowed_datasets: message.allowed_datasets,
-                datasets: message.datasets,
-            },
-            idempotency_key: message.idempotency_key,
-            created_at: Timestamp::now(),
-            started_at: None,
-            finished_at: reject.then(Timestamp::now),
-            checkpoint: None,
-        };
-        store.insert_turn(&turn).await?;
-        if reject {
-            let mut log = self.open_log(&turn, 0);
-            log.emit(TurnEvent::error("turn_in_progress", "a turn is already running on this thread"));
-            log.emit(TurnEvent::Done { usage: TokenUsage::default(), status: TurnStatus::Failed, stopped: false });
-            log.close().await?;
-        } else {
-            self.ensure_runner(scope, &thread.id, 1);
-        }
-        Ok(turn)
-    }
-
-    /// Follows a turn's events after `after_seq` (0 = from the start), ending with `done`.
-    pub async fn follow(&self, scope: &Scope, turn: &Turn, after_seq: i64) -> Result<TurnFollower, StoreError> {
-        let live = self.inner.bus.subscribe(&turn.thread_id);
-        TurnFollower::start(self.inner.store.clone(), scope.clone(), turn.id.clone(), live, after_seq).await
-    }
-
-    /// The approval events of every thread of a scope from now on (for operators' sockets).
-    pub fn watch_approvals(&self, scope: &Scope) -> tokio::sync::broadcast::Receiver<Arc<agentry_core::LoggedEvent>> {
-        self.inner.bus.subscribe_approvals(scope)
-    }
-
-    /// Every event published for a thread from now on (for listeners joined to a thread).
-    pub fn watch_thread(&self, thread_id: &str) -> tokio::sync::broadcast::Receiver<Arc<agentry_core::LoggedEvent>> {
-        self.inner.bus.subscribe(thread_id)
-    }
-
-    /// Stops the thread's unfinished turns: running ones end `cancelled` within a second, queued
-    /// ones never start. Returns whether anything was stopped.
-    pub async fn cancel_thread(&self, scope: &Scope, thread_id: &str) -> Result<bool, StoreError> {
-        let mut stopped = false;
-        for turn in self.inner.store.unfinished_turns(scope, thread_id).await? {
-            if self.stop_running(&turn.id, StopReason::Requested) {
-                stopped = true;
-            } else if matches!(turn.status, TurnStatus::Queued | TurnStatus::Waiting)
-                && self.inner.store.finish_turn(&turn.id, TurnStatus::Cancelled, None).await?
-            {
-                // A turn that waited (or was queued again after waiting) already has events.
-                let last = self.last_logged_seq(&turn).await?;
-                let mut log = self.open_log(&turn, last);
-                if turn.checkpoint.is_some() {
-                    self.cancel_approvals(&turn, &mut log).await?;
-                    runner::finish_parked(self, &turn, &mut log).await;
-                } else {
-                    log.emit(TurnEvent::Done {
-                        usage: TokenUsage::default(),
-                        status: TurnStatus::Cancelled,
-                        stopped: true,
-                    });
-                }
-                log.close().await?;
-                stopped = true;
-            }
-        }
-        // Turns queued behind a cancelled waiting turn may run now.
-        if stopped {
-            self.ensure_runner(scope, thread_id, 0);
-        }
-        Ok(stopped)
-    }
-
-    /// Stops every turn running in this process (graceful shutdown) and waits up to `grace` for
-    /// them to record their end.
-    pub async fn shutdown(&self, grace: Duration) {
-        let ids: Vec<String> = self.inner.running.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
-        for id in &ids {
-            self.stop_running(id, StopReason::Shutdown);
-        }
-        self.inner.mcp.shutdown().await;
-        let deadline = tokio::time::Instant::now() + grace;
-        while tokio::time::Instant::now() < deadline
-            && !self.inner.running.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn stop_running(&self, turn_id: &str, reason: StopReason) -> bool {
-        let running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
-        match running.get(turn_id) {
-            Some(switch) => {
-                switch.send_replace(Some(reason));
-                true
-            }
-            None => false,
-        }
-    }
-
-    pub(crate) fn open_log(&self, turn: &Turn, last_seq: i64) -> log::TurnLog {
-        log::TurnLog::open(self.inner.log_writer.clone(), turn.scope.clone(), &turn.id, &turn.thread_id, last_seq)
-    }
-
-    /// Makes sure a task runs the thread's queued turns; `owed` more turns were just queued.
-    pub(crate) fn ensure_runner(&self, scope: &Scope, thread_id: &str, owed: usize) {
-        let mut runners = self.inner.runners.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(count) = runners.get_mut(thread_id) {
-            *count += owed;
-            return;
-        }
-        runners.insert(thread_id.to_owned(), owed);
-        let engine = self.clone();
-        let scope = scope.clone();
-        let thread_id = thread_id.to_owned();
-        tokio::spawn(async move { engine.run_thread(scope, thread_id).await });
-    }
-
-    /// Runs a thread's queued turns one after another until none is left. `owed` counts
-    /// submissions since the runner last found the queue empty, so a turn queued while it was
-    /// looking is never stranded.
-    async fn run_thread(&self, scope: Scope, thread_id: String) {
-        loop {
-            match self.inner.store.next_queued_turn(&scope, &thread_id).await {
-                Ok(Some(turn)) => {
-                    runner::run(self, turn).await;
-                    continue;
-                }
-                Ok(None) => {}
-                Err(err) => tracing::error!(%err, thread = %thread_id, "cannot read the turn queue"),
-            }
-            let mut runners = self.inner.runners.lock().unwrap_or_else(|p| p.into_inner());
-            match runners.get_mut(&thread_id) {
-                Some(owed) if *owed > 0 => *owed = 0,
-                _ => {
-                    runners.remove(&thread_id);
-                    break;
-                }
-            }
-        }
-    }
-
-    /// Ends running turns whose lease expired (their process died), with a recorded cause and a
-    /// terminal `error` + `done` in their log so listeners finish too.
-    async fn sweep_abandoned(&self) -> Result<(), StoreError> {
-        for turn in self.inner.store.abandoned_turns().await? {
-            let cause = "the server running this turn stopped before it finished";
-            if self.inner.store.finish_turn(&turn.id, TurnStatus::Failed, Some(cause)).await? {
-                let last = self.last_logged_seq(&turn).await?;
-                let mut log = self.open_log(&turn, last);
-                log.emit(TurnEvent::error("interrupted", cause));
-                log.emit(TurnEvent::Done { usage: TokenUsage::default(), status: TurnStatus::Failed, stopped: false });
-                log.close().await?;
-                tracing::warn!(turn = %turn.id, "ended an abandoned turn");
-            }
-        }
-        Ok(())
-    }
-
-    pub(crate) async fn last_logged_seq(&self, turn: &Turn) -> Result<i64, StoreError> {
-        let mut last = 0;
-        loop {
-            let page = self.inner.store.events_after(&turn.scope, &turn.id, last, 1000).await?;
-            match page.last() {
-                Some(event) => last = event.seq,
-                None => return Ok(last),
-            }
-        }
+    pub(crate) fn open_log(&self, turn: &agentry_core::Turn, lease: &Lease, last_seq: i64) -> log::TurnLog {
+        log::TurnLog::open(self.inner.log_writer.clone(), turn.scope.clone(), lease, &turn.thread_id, last_seq)
     }
 
     async fn purge_logs(&self) {

@@ -2,7 +2,7 @@
 //! declared dynamic blocks appended, then the thread's history.
 
 use agentry_core::{AgentSpec, Message, MessageRole, TurnInput, UserMeta};
-use agentry_llm::{ChatMessage, ChatRole};
+use agentry_llm::{ChatMessage, ChatRole, ToolCallRequest};
 
 /// The system prompt of a turn.
 pub fn system_prompt(agent: &AgentSpec, input: &TurnInput) -> String {
@@ -47,20 +47,44 @@ pub fn render(template: &str, user: &UserMeta) -> String {
 }
 
 /// The model's view of the thread: system prompt then history (which ends with the new message).
+/// An answer that used tools is sent as the provider saw it: each model step with its tool calls,
+/// followed by the tools' results.
 pub fn messages(system: String, history: &[Message]) -> Vec<ChatMessage> {
     let mut messages = Vec::with_capacity(history.len() + 1);
     if !system.is_empty() {
         messages.push(ChatMessage::text(ChatRole::System, system));
     }
-    messages.extend(history.iter().map(|m| {
+    for m in history {
+        if m.role == MessageRole::Assistant && !m.tool_steps.is_empty() {
+            for step in &m.tool_steps {
+                let calls: Vec<ToolCallRequest> = step
+                    .calls
+                    .iter()
+                    .map(|c| ToolCallRequest { id: c.id.clone(), name: c.name.clone(), arguments: c.arguments.clone() })
+                    .collect();
+                messages.push(ChatMessage {
+                    role: ChatRole::Assistant,
+                    content: step.text.clone(),
+                    tool_calls: calls,
+                    tool_call_id: None,
+                });
+                messages.extend(step.calls.iter().map(|c| ChatMessage {
+                    role: ChatRole::Tool,
+                    content: c.result.clone(),
+                    tool_calls: Vec::new(),
+                    tool_call_id: Some(c.id.clone()),
+                }));
+            }
+            continue;
+        }
         let role = match m.role {
             MessageRole::User => ChatRole::User,
             MessageRole::Assistant => ChatRole::Assistant,
             MessageRole::System => ChatRole::System,
             MessageRole::Tool => ChatRole::Tool,
         };
-        ChatMessage::text(role, m.content.clone())
-    }));
+        messages.push(ChatMessage::text(role, m.content.clone()));
+    }
     messages
 }
 
@@ -71,6 +95,42 @@ mod tests {
 
     fn meta() -> UserMeta {
         UserMeta { name: Some("Ada".into()), email: None }
+    }
+
+    #[test]
+    fn answers_with_tools_replay_their_steps_and_results() {
+        use agentry_core::{Timestamp, ToolStep, ToolStepCall};
+        let user = Message::new("thr", MessageRole::User, "time?".into(), None);
+        let answer = Message {
+            tool_steps: vec![
+                ToolStep {
+                    text: "Checking.".into(),
+                    calls: vec![ToolStepCall {
+                        id: "call_1".into(),
+                        name: "current_time".into(),
+                        arguments: "{}".into(),
+                        result: "{\"now\":1}".into(),
+                        is_error: false,
+                    }],
+                },
+                ToolStep { text: "It is 1.".into(), calls: Vec::new() },
+            ],
+            created_at: Timestamp(1),
+            ..Message::new("thr", MessageRole::Assistant, "Checking.\n\nIt is 1.".into(), Some("trn"))
+        };
+        let prompt = messages("sys".into(), &[user, answer]);
+        let shape: Vec<_> = prompt.iter().map(|m| (m.role, m.content.as_str(), m.tool_calls.len())).collect();
+        assert_eq!(
+            shape,
+            [
+                (ChatRole::System, "sys", 0),
+                (ChatRole::User, "time?", 0),
+                (ChatRole::Assistant, "Checking.", 1),
+                (ChatRole::Tool, "{\"now\":1}", 0),
+                (ChatRole::Assistant, "It is 1.", 0),
+            ]
+        );
+        assert_eq!(prompt[3].tool_call_id.as_deref(), Some("call_1"));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! One turn, from `queued` to its final state — possibly across a wait for human approval.
+//! One run of a turn: from its claim to its end, until it parks, or until this replica lets go
+//! of it.
 //!
 //! Event order of every turn: `meta`, `status`, then the model's `thinking`/`token`s with
 //! `tool_call`/`tool_result`/`message_boundary` per tool step, then `safety_flags` (output hits),
@@ -7,26 +8,37 @@
 //!
 //! A tool call that needs approval creates a pending approval and emits `approval_needed`; the
 //! turn then *parks*: its state ([`TurnState`]) is saved with the turn, which goes to `waiting`,
-//! and the runner lets go of it. Nothing is held in memory, so a restart loses nothing. When
-//! every approval of the step is settled the turn is queued again, and the next run resumes
-//! from the saved state: `approval_resolved`, the tool results, and the model's next step, in the
-//! same turn and the same event log.
+//! and the runner lets go of it. When every approval of the step is settled the turn is queued
+//! again, and whichever replica claims it resumes from the saved state in the same event log.
+//! The state is also saved after every model step that called tools and after every tool call,
+//! so when a replica dies another one resumes the turn from its last completed step, and a tool
+//! call that completed is never run again.
 
 use agentry_core::id::{new_id, prefix};
-use agentry_core::{
-    Approval, ApprovalStatus, ContentItem, Message, MessageRole, Timestamp, TokenUsage, Turn, TurnEvent, TurnStatus,
-};
-use agentry_llm::{ChatMessage, ChatRole, ModelDelta, ModelRequest, ToolCallRequest};
-use serde::{Deserialize, Serialize};
+use agentry_core::{Approval, ApprovalStatus, Message, MessageRole, Timestamp, Turn, TurnEvent};
+use agentry_llm::{ModelRequest, ToolCallRequest};
+use agentry_store::{Claimed, Lease, Parked, StoredAgent};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use crate::log::TurnLog;
+use crate::log::{LogError, TurnLog};
+use crate::state::{PendingCall, TurnState};
+use crate::step::{StepEnd, call_model};
+use crate::terminate::terminate;
 use crate::tools::{AgentTool, BuiltinTool, ToolBox, ToolFailure, ToolKind};
 use crate::{Engine, StopReason, artifacts, data_tools, prompt, safety};
 
-/// How a turn's run ended.
-enum Outcome {
+/// A turn being run by this replica: its lease, its log, its stop switch.
+pub(crate) struct RunCtx<'a> {
+    pub engine: &'a Engine,
+    pub turn: &'a Turn,
+    pub lease: Lease,
+    pub log: TurnLog,
+    pub stop: watch::Receiver<Option<StopReason>>,
+}
+
+/// How a run ended.
+pub(crate) enum Outcome {
     Completed,
     Failed {
         code: &'static str,
@@ -39,254 +51,143 @@ enum Outcome {
     },
     /// Parked on approvals; resumes when they are settled.
     Waiting,
+    /// Its replica died before the turn had a state to resume from.
+    ReplicaLost,
 }
 
-/// What a turn has done so far: everything needed to resume it after a wait.
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub(crate) struct TurnState {
-    /// Id of the answer's message (named in `meta`, used when it is stored).
-    #[serde(default)]
-    message_id: String,
-    /// Model calls made.
-    step: u32,
-    /// The prompt as it grows over the tool steps.
-    messages: Vec<ChatMessage>,
-    /// Usage so far.
-    usage: TokenUsage,
-    /// The answer text the user saw, across tool steps.
-    answer: String,
-    /// Tool calls of the current step not yet answered.
-    calls: Vec<PendingCall>,
-    /// Content items tools added to the answer (tables, charts).
-    #[serde(default)]
-    contents: Vec<ContentItem>,
+/// Where a run starts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// A new turn.
+    Fresh,
+    /// A turn whose approvals were settled.
+    AfterApprovals,
+    /// A turn taken over from a replica that died, from its last checkpoint.
+    TakenOver,
 }
 
-impl TurnState {
-    /// Appends a step's text to the answer (a blank line after the previous step's) and records
-    /// it as the answer's next text content item, `<message id>_c<n>` — the id streams name it by.
-    fn add_answer(&mut self, text: &str, invocation_id: &str) {
-        if text.is_empty() {
-            return;
-        }
-        if !self.answer.is_empty() {
-            self.answer.push_str("\n\n");
-        }
-        self.answer.push_str(text);
-        let segment = self.contents.iter().filter(|c| c.content_type == "text").count() + 1;
-        self.contents.push(ContentItem {
-            id: ContentItem::id_for(&self.message_id, segment),
-            message_id: self.message_id.clone(),
-            content_type: "text".into(),
-            ui_content_type: Some("markdown".into()),
-            content: Value::String(text.to_owned()),
-            user_visibility: "visible".into(),
-            created_by_invocation_id: invocation_id.to_owned(),
-            created_at: Timestamp::now(),
-        });
-    }
-}
-
-/// A tool call waiting to run (after its approval, if it needs one).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct PendingCall {
-    id: String,
-    name: String,
-    /// Parsed arguments, or why they could not be used.
-    params: Result<Value, String>,
-    approval_id: Option<String>,
-}
-
-/// Runs a queued turn to its end, or until it parks. Does nothing if the turn is no longer queued.
-pub async fn run(engine: &Engine, turn: Turn) {
-    let store = engine.store();
-    let lease_ms = i64::try_from(engine.config().lease.as_millis()).unwrap_or(30_000);
-    match store.start_turn(&turn.id, lease_ms).await {
-        Ok(true) => {}
-        Ok(false) => return,
-        Err(err) => {
-            tracing::error!(%err, turn = %turn.id, "cannot start turn");
-            return;
-        }
-    }
-    let (stop_tx, stop_rx) = watch::channel(None);
-    let stop_after_park = stop_rx.clone();
-    engine.inner.running.lock().unwrap_or_else(|p| p.into_inner()).insert(turn.id.clone(), stop_tx);
-    let lease = {
-        let store = store.clone();
-        let turn_id = turn.id.clone();
-        let every = engine.config().lease / 3;
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                if let Err(err) = store.renew_turn_lease(&turn_id, lease_ms).await {
-                    tracing::warn!(%err, turn = %turn_id, "cannot renew turn lease");
-                }
+/// Runs a claimed turn until it ends, parks, or this replica lets go of it. `takeover`: the turn
+/// was running on a replica whose lease expired.
+pub(crate) async fn run(engine: &Engine, claimed: Claimed, stop: watch::Receiver<Option<StopReason>>, takeover: bool) {
+    let Claimed { turn, lease, .. } = claimed;
+    let last = if takeover || turn.checkpoint.is_some() {
+        match engine.store().last_event_seq(&turn.scope, &turn.id).await {
+            Ok(last) => last,
+            Err(err) => {
+                // Without its position the log cannot be continued: let another try.
+                tracing::error!(%err, turn = %turn.id, "cannot read the turn's log; releasing it");
+                let _ = engine.store().release_lease(&lease).await;
+                return;
             }
-        })
+        }
+    } else {
+        0
     };
-
+    let log = engine.open_log(&turn, &lease, last);
+    let mut ctx = RunCtx { engine, turn: &turn, lease, log, stop };
+    if takeover && turn.checkpoint.is_none() {
+        terminate(&mut ctx, None, &mut TurnState::default(), Outcome::ReplicaLost).await;
+        return;
+    }
+    let start = match (takeover, &turn.checkpoint) {
+        (true, _) => Start::TakenOver,
+        (false, Some(_)) => Start::AfterApprovals,
+        (false, None) => Start::Fresh,
+    };
     // The agent is read once per run: the model loop and the answer's safety check both use it.
-    let agent = match store.get_agent(&turn.scope, &turn.agent_id).await {
+    let agent = match engine.store().get_agent(&turn.scope, &turn.agent_id).await {
         Ok(Some(agent)) => Ok(agent),
         Ok(None) => Err(("agent_not_found", format!("agent `{}` no longer exists", turn.agent_id))),
         Err(err) => Err(("service_unavailable", err.to_string())),
     };
-    let resumed = turn.checkpoint.is_some();
-    let last = if resumed { engine.last_logged_seq(&turn).await.unwrap_or(0) } else { 0 };
-    let mut log = engine.open_log(&turn, last);
     let saved = match &turn.checkpoint {
         None => Ok(TurnState::default()),
-        Some(saved) => serde_json::from_str::<TurnState>(saved)
-            .map_err(|err| ("service_unavailable", format!("the saved state of this turn cannot be read: {err}"))),
+        Some(saved) => TurnState::load(saved).map_err(|cause| ("service_unavailable", cause)),
     };
     let (mut state, outcome) = match (&agent, saved) {
         (Ok(agent), Ok(mut state)) => {
-            let outcome = execute(engine, &turn, agent, &mut log, &mut state, stop_rx, resumed).await;
+            let outcome = execute(&mut ctx, agent, &mut state, start).await;
             (state, outcome)
         }
         (Err((code, cause)), _) => (TurnState::default(), Outcome::Failed { code, cause: cause.clone() }),
         (_, Err((code, cause))) => (TurnState::default(), Outcome::Failed { code, cause }),
     };
-    let parked = matches!(outcome, Outcome::Waiting);
-    if parked {
-        park(engine, &turn, log, &state).await;
-    } else {
-        let spec = agent.as_ref().ok().map(|a| &a.spec);
-        finish(engine, &turn, spec, &mut log, &mut state, outcome).await;
-        if let Err(err) = log.close().await {
-            tracing::error!(%err, turn = %turn.id, "event log incomplete");
+    let spec = agent.as_ref().ok().map(|a| &a.spec);
+    match outcome {
+        Outcome::Waiting => park(&mut ctx, spec, &mut state).await,
+        Outcome::Stopped(StopReason::LeaseLost) => {
+            tracing::warn!(turn = %turn.id, "stopped a turn this replica no longer holds");
         }
-    }
-    lease.abort();
-    engine.inner.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&turn.id);
-    // A cancel that came while the turn was parking found it running and only flipped its
-    // switch; now that the turn is waiting (and no longer listed as running), carry it out.
-    if parked
-        && *stop_after_park.borrow() == Some(StopReason::Requested)
-        && let Err(err) = engine.cancel_thread(&turn.scope, &turn.thread_id).await
-    {
-        tracing::error!(%err, turn = %turn.id, "cannot cancel the parked turn");
+        Outcome::Stopped(StopReason::Shutdown) => {
+            // What was logged stays; the turn resumes elsewhere from its last checkpoint.
+            let _ = ctx.log.flush().await;
+            if let Err(err) = engine.store().release_lease(&ctx.lease).await {
+                tracing::warn!(%err, turn = %turn.id, "cannot release the turn's lease");
+            }
+        }
+        outcome => terminate(&mut ctx, spec, &mut state, outcome).await,
     }
 }
 
-/// Ends a turn that was waiting (or queued again after waiting) as cancelled: what the user saw
-/// is stored and `usage`/`done` carry what it cost, as for a turn stopped while running. The
-/// caller has already recorded the cancellation.
-pub(crate) async fn finish_parked(engine: &Engine, turn: &Turn, log: &mut TurnLog) {
-    let mut state =
-        turn.checkpoint.as_deref().and_then(|saved| serde_json::from_str::<TurnState>(saved).ok()).unwrap_or_default();
-    let agent = engine.store().get_agent(&turn.scope, &turn.agent_id).await.ok().flatten();
-    let spec = agent.as_ref().map(|a| &a.spec);
-    finish(engine, turn, spec, log, &mut state, Outcome::Stopped(StopReason::Requested)).await;
-}
-
-/// Saves the turn's state and lets go of it until its approvals are settled.
-async fn park(engine: &Engine, turn: &Turn, log: TurnLog, state: &TurnState) {
+/// Saves the turn's state and lets go of it until its approvals are settled — or ends it, if
+/// someone asked to stop it meanwhile.
+async fn park(ctx: &mut RunCtx<'_>, agent: Option<&agentry_core::AgentSpec>, state: &mut TurnState) {
     // Every event, `approval_needed` included, is in the log before the turn counts as waiting,
     // so whoever resumes it continues the log after them.
-    if let Err(err) = log.close().await {
-        tracing::error!(%err, turn = %turn.id, "event log incomplete");
+    match ctx.log.flush().await {
+        Ok(()) => {}
+        Err(LogError::LeaseLost) => return,
+        Err(err) => tracing::error!(%err, turn = %ctx.turn.id, "event log incomplete"),
     }
-    let saved = match serde_json::to_string(state) {
+    let saved = match state.save() {
         Ok(saved) => saved,
-        Err(err) => {
-            tracing::error!(%err, turn = %turn.id, "cannot save the turn's state");
-            return;
+        Err(cause) => {
+            let outcome = Outcome::Failed { code: "service_unavailable", cause };
+            return terminate(ctx, agent, state, outcome).await;
         }
     };
-    match engine.store().park_turn(&turn.id, "approval", &saved).await {
-        Ok(true) => engine.approvals_parked(turn).await,
-        Ok(false) => tracing::warn!(turn = %turn.id, "turn was no longer running when it parked"),
-        Err(err) => tracing::error!(%err, turn = %turn.id, "cannot park the turn"),
-    }
-}
-
-/// Records how the turn ended: the answer (checked by the agent's safety policy, when the agent
-/// still exists), `usage`, the final state, `done`.
-async fn finish(
-    engine: &Engine,
-    turn: &Turn,
-    agent: Option<&agentry_core::AgentSpec>,
-    log: &mut TurnLog,
-    state: &mut TurnState,
-    outcome: Outcome,
-) {
-    let store = engine.store();
-    let (status, cause) = match outcome {
-        Outcome::Completed | Outcome::Waiting => (TurnStatus::Completed, None),
-        Outcome::Failed { code, cause } => {
-            log.emit(TurnEvent::error(code, cause.clone()));
-            (TurnStatus::Failed, Some(cause))
-        }
-        Outcome::Refused { cause } => (TurnStatus::Failed, Some(cause)),
-        Outcome::Stopped(StopReason::Requested) => (TurnStatus::Cancelled, None),
-        Outcome::Stopped(StopReason::Shutdown) => {
-            let cause = "the server shut down during this turn".to_owned();
-            log.emit(TurnEvent::error("interrupted", cause.clone()));
-            (TurnStatus::Failed, Some(cause))
-        }
-    };
-    // What the user saw is kept, also when the turn was stopped part-way.
-    if !state.answer.trim().is_empty() || !state.contents.is_empty() {
-        let content = match agent {
-            Some(agent) => safety::check_output(engine, turn, agent, log, &state.answer).await,
-            None => state.answer.clone(),
-        };
-        let id = if state.message_id.is_empty() { new_id(prefix::MESSAGE) } else { state.message_id.clone() };
-        let rewritten = content != state.answer;
-        let message = Message {
-            id,
-            thread_id: turn.thread_id.clone(),
-            role: MessageRole::Assistant,
-            content,
-            created_at: Timestamp::now(),
-        };
-        let mut items = std::mem::take(&mut state.contents);
-        if rewritten {
-            // The safety policy changed the answer: its text is stored as the policy left it.
-            items.retain(|c| c.content_type != "text");
-            items.insert(0, ContentItem::text(&message, &turn.id));
-        }
-        match store.append_message(&turn.scope, &message).await {
-            Ok(()) => {
-                if let Err(err) = store.insert_contents(&turn.scope, &turn.thread_id, &items).await {
-                    tracing::error!(%err, turn = %turn.id, "cannot store the answer's content items");
-                }
-                log.emit(TurnEvent::MessagePersisted {
-                    message_id: message.id,
-                    thread_id: turn.thread_id.clone(),
-                    cost_cents: state.usage.cost_cents,
-                });
+    match ctx.engine.store().park_turn(&ctx.lease, "approval", &saved).await {
+        Ok(Parked::Parked) => ctx.engine.approvals_parked(ctx.turn).await,
+        Ok(Parked::CancelRequested) => {
+            if let Err(err) = ctx.engine.cancel_approvals(ctx.turn, &mut ctx.log).await {
+                tracing::error!(%err, turn = %ctx.turn.id, "cannot cancel the turn's approvals");
             }
-            Err(err) => tracing::error!(%err, turn = %turn.id, "cannot store the assistant message"),
+            terminate(ctx, agent, state, Outcome::Stopped(StopReason::Requested)).await;
+        }
+        Ok(Parked::LeaseLost) => tracing::warn!(turn = %ctx.turn.id, "lost the turn while parking it"),
+        Err(err) => {
+            let outcome = Outcome::Failed { code: "service_unavailable", cause: err.to_string() };
+            terminate(ctx, agent, state, outcome).await;
         }
     }
-    log.emit(TurnEvent::Usage { usage: state.usage });
-    // The final state is recorded before `done` goes out, so a client that reads the turn after
-    // `done` sees it finished.
-    if let Err(err) = store.finish_turn(&turn.id, status, cause.as_deref()).await {
-        tracing::error!(%err, turn = %turn.id, "cannot record the end of the turn");
-    }
-    log.emit(TurnEvent::Done { usage: state.usage, status, stopped: status == TurnStatus::Cancelled });
 }
 
-async fn execute(
-    engine: &Engine,
-    turn: &Turn,
-    agent: &agentry_store::StoredAgent,
-    log: &mut TurnLog,
-    state: &mut TurnState,
-    mut stop: watch::Receiver<Option<StopReason>>,
-    resumed: bool,
-) -> Outcome {
+/// Saves the turn's state once the events describing it are in the log. `None`: saved.
+async fn checkpoint(ctx: &mut RunCtx<'_>, state: &TurnState) -> Option<Outcome> {
+    match ctx.log.flush().await {
+        Ok(()) => {}
+        Err(LogError::LeaseLost) => return Some(Outcome::Stopped(StopReason::LeaseLost)),
+        Err(err) => return Some(Outcome::Failed { code: "service_unavailable", cause: err.to_string() }),
+    }
+    let saved = match state.save() {
+        Ok(saved) => saved,
+        Err(cause) => return Some(Outcome::Failed { code: "service_unavailable", cause }),
+    };
+    match ctx.engine.store().save_checkpoint(&ctx.lease, &saved).await {
+        Ok(true) => None,
+        Ok(false) => Some(Outcome::Stopped(StopReason::LeaseLost)),
+        Err(err) => Some(Outcome::Failed { code: "service_unavailable", cause: err.to_string() }),
+    }
+}
+
+async fn execute(ctx: &mut RunCtx<'_>, agent: &StoredAgent, state: &mut TurnState, start: Start) -> Outcome {
+    let engine = ctx.engine;
+    let turn = ctx.turn;
     let store = engine.store();
     let failed = |code, cause: String| Outcome::Failed { code, cause };
-    if !resumed {
+    if start == Start::Fresh {
         state.message_id = new_id(prefix::MESSAGE);
-        log.emit(TurnEvent::Meta {
+        ctx.log.emit(TurnEvent::Meta {
             thread_id: turn.thread_id.clone(),
             agent_id: turn.agent_id.clone(),
             agent_version_id: agent.current_version_id.clone(),
@@ -301,132 +202,96 @@ async fn execute(
         Ok(tools) => tools,
         Err(err) => return failed("service_unavailable", err.to_string()),
     };
-    if resumed {
-        log.emit(TurnEvent::Status { status: "executing".into() });
-    } else {
-        let text = match safety::check_input(engine, turn, &agent.spec, log).await {
-            Ok(text) => text,
-            Err(cause) => return Outcome::Refused { cause },
-        };
-        if text != turn.input.text {
-            // Redacted: the original is not kept with the turn either.
-            let input = agentry_core::TurnInput { text: text.clone(), ..turn.input.clone() };
-            if let Err(err) = store.set_turn_input(&turn.id, &input).await {
+    match start {
+        Start::AfterApprovals => {
+            ctx.log.emit(TurnEvent::Status { status: "executing".into() });
+        }
+        Start::TakenOver => {
+            // What streamed of the interrupted step stays in the log; the step runs again in a
+            // new bubble.
+            ctx.log.emit(TurnEvent::Status { status: "resumed".into() });
+            ctx.log.emit(TurnEvent::MessageBoundary {});
+        }
+        Start::Fresh => {
+            let text = match safety::check_input(engine, turn, &agent.spec, &mut ctx.log).await {
+                Ok(text) => text,
+                Err(cause) => return Outcome::Refused { cause },
+            };
+            if text != turn.input.text {
+                // Redacted: the original is not kept with the turn either.
+                let input = agentry_core::TurnInput { text: text.clone(), ..turn.input.clone() };
+                match store.set_turn_input(&ctx.lease, &input).await {
+                    Ok(true) => {}
+                    Ok(false) => return Outcome::Stopped(StopReason::LeaseLost),
+                    Err(err) => return failed("service_unavailable", err.to_string()),
+                }
+            }
+            // The user's message is stored before the model sees it.
+            let user_message = Message::new(&turn.thread_id, MessageRole::User, text, Some(&turn.id));
+            if let Err(err) = store.append_message(&turn.scope, &user_message).await {
                 return failed("service_unavailable", err.to_string());
             }
+            let history =
+                match store.recent_messages(&turn.scope, &turn.thread_id, engine.config().history_messages).await {
+                    Ok(history) => history,
+                    Err(err) => return failed("service_unavailable", err.to_string()),
+                };
+            let mut system = prompt::system_prompt(&agent.spec, &turn.input);
+            if let Some(section) = data_tools::datasets_section(engine, turn, &agent.spec).await {
+                system.push_str(&section);
+            }
+            state.messages = prompt::messages(system, &history);
+            ctx.log.emit(TurnEvent::Status { status: "thinking".into() });
         }
-        // The user's message is stored before the model sees it.
-        let user_message = Message {
-            id: new_id(prefix::MESSAGE),
-            thread_id: turn.thread_id.clone(),
-            role: MessageRole::User,
-            content: text,
-            created_at: Timestamp::now(),
-        };
-        if let Err(err) = store.append_message(&turn.scope, &user_message).await {
-            return failed("service_unavailable", err.to_string());
-        }
-        let history = match store.recent_messages(&turn.scope, &turn.thread_id, engine.config().history_messages).await
-        {
-            Ok(history) => history,
-            Err(err) => return failed("service_unavailable", err.to_string()),
-        };
-        let mut system = prompt::system_prompt(&agent.spec, &turn.input);
-        if let Some(section) = data_tools::datasets_section(engine, turn, &agent.spec).await {
-            system.push_str(&section);
-        }
-        state.messages = prompt::messages(system, &history);
-        log.emit(TurnEvent::Status { status: "thinking".into() });
     }
     let model = agentry_core::ModelRef::parse(&agent.spec.model).map(|m| m.model).unwrap_or_default();
     let max_steps = agent.spec.max_steps();
     loop {
         if !state.calls.is_empty() {
-            if let Some(outcome) = run_calls(engine, turn, log, state, &tools, &mut stop).await {
+            if let Some(outcome) = run_calls(ctx, state, &tools).await {
                 return outcome;
             }
-            log.emit(TurnEvent::MessageBoundary {});
+            ctx.log.emit(TurnEvent::MessageBoundary {});
+        }
+        if ctx.log.is_lost() {
+            return Outcome::Stopped(StopReason::LeaseLost);
         }
         let request = ModelRequest { model: model.clone(), messages: state.messages.clone(), tools: tools.specs() };
-        let mut stream = provider.stream(request);
-        let mut step_text = String::new();
-        let mut calls: Vec<PartialCall> = Vec::new();
-        let mut step_usage = None;
-        loop {
-            let item = tokio::select! {
-                reason = stopped(&mut stop) => {
-                    // What the user saw of this step is kept with the answer.
-                    state.add_answer(&step_text, &turn.id);
-                    return Outcome::Stopped(reason);
-                }
-                item = stream.recv() => item,
-            };
-            match item {
-                None => break,
-                Some(Err(err)) => return failed("provider_unavailable", err.to_string()),
-                Some(Ok(ModelDelta::Text(text))) => {
-                    step_text.push_str(&text);
-                    log.emit(TurnEvent::Token { text });
-                }
-                Some(Ok(ModelDelta::Thinking(text))) => {
-                    log.emit(TurnEvent::Thinking { text });
-                }
-                Some(Ok(ModelDelta::ToolCall { index, id, name, arguments })) => {
-                    if calls.len() <= index {
-                        calls.resize_with(index + 1, PartialCall::default);
-                    }
-                    let call = &mut calls[index];
-                    call.id = call.id.take().or(id);
-                    call.name = call.name.take().or(name);
-                    call.arguments.push_str(&arguments);
-                }
-                Some(Ok(ModelDelta::Usage(usage))) => step_usage = Some(usage),
-            }
-        }
         state.step += 1;
-        if let Some(usage) = step_usage {
-            state.usage.input_tokens += usage.input_tokens;
-            state.usage.output_tokens += usage.output_tokens;
-            state.usage.cached_input_tokens += usage.cached_input_tokens;
-            state.usage.cost_cents += engine.inner.providers.cost_cents(&agent.spec.model, &usage);
-        }
-        state.add_answer(&step_text, &turn.id);
-        let calls: Vec<ToolCallRequest> = calls
-            .into_iter()
-            .filter_map(|c| {
-                Some(ToolCallRequest {
-                    id: c.id.unwrap_or_else(|| new_id(prefix::TOOL_CALL)),
-                    name: c.name?,
-                    arguments: c.arguments,
-                })
-            })
-            .collect();
+        let (text, calls) = match call_model(ctx, provider.as_ref(), &agent.spec.model, request, state.step, &mut state.usage).await {
+            StepEnd::Answered { text, calls } => (text, calls),
+            StepEnd::Stopped { reason, text } => {
+                // What the user saw of this step is kept with the answer.
+                state.add_answer(&text, &turn.id);
+                state.final_text = text;
+                return Outcome::Stopped(reason);
+            }
+            StepEnd::Failed { code, cause } => return failed(code, cause),
+        };
+        state.add_answer(&text, &turn.id);
         if calls.is_empty() {
+            state.final_text = text;
             return Outcome::Completed;
         }
         if state.step >= max_steps {
             // The model wants more tools but the budget is spent: answer with what we have.
-            log.emit(TurnEvent::error(
+            ctx.log.emit(TurnEvent::error(
                 "max_steps",
                 format!("the agent reached its limit of {max_steps} model calls in one turn"),
             ));
+            state.final_text = text;
             return Outcome::Completed;
         }
-        log.emit(TurnEvent::Status { status: "executing".into() });
-        state.messages.push(ChatMessage {
-            role: ChatRole::Assistant,
-            content: step_text,
-            tool_calls: calls.clone(),
-            tool_call_id: None,
-        });
+        ctx.log.emit(TurnEvent::Status { status: "executing".into() });
+        state.add_tool_step(text, &calls);
         let mut waiting = false;
         for call in calls {
             let params = parse_arguments(&call.arguments, engine.config().max_tool_argument_bytes);
             let shown = params.clone().unwrap_or_else(|_| Value::String(call.arguments.clone()));
-            log.emit(TurnEvent::ToolCall { name: call.name.clone(), params: shown, call_id: call.id.clone() });
+            ctx.log.emit(TurnEvent::ToolCall { name: call.name.clone(), params: shown, call_id: call.id.clone() });
             let approval_id = match (tools.get(&call.name), &params) {
                 (Some(tool), Ok(params)) if tool.requires_approval => {
-                    match request_approval(engine, turn, log, tool, &call, params).await {
+                    match request_approval(engine, turn, &mut ctx.log, tool, &call, params).await {
                         Ok(id) => Some(id),
                         Err(err) => return failed("service_unavailable", err.to_string()),
                     }
@@ -437,21 +302,19 @@ async fn execute(
             state.calls.push(PendingCall { id: call.id, name: call.name, params, approval_id });
         }
         if waiting {
-            log.emit(TurnEvent::Status { status: "waiting".into() });
+            ctx.log.emit(TurnEvent::Status { status: "waiting".into() });
             return Outcome::Waiting;
+        }
+        if let Some(outcome) = checkpoint(ctx, state).await {
+            return outcome;
         }
     }
 }
 
-/// Runs the step's pending calls in order (their approvals settled) and answers each.
-async fn run_calls(
-    engine: &Engine,
-    turn: &Turn,
-    log: &mut TurnLog,
-    state: &mut TurnState,
-    tools: &ToolBox,
-    stop: &mut watch::Receiver<Option<StopReason>>,
-) -> Option<Outcome> {
+/// Runs the step's pending calls in order (their approvals settled) and answers each, saving
+/// the turn's state after each one.
+async fn run_calls(ctx: &mut RunCtx<'_>, state: &mut TurnState, tools: &ToolBox) -> Option<Outcome> {
+    let (engine, turn) = (ctx.engine, ctx.turn);
     let approvals = if state.calls.iter().any(|c| c.approval_id.is_some()) {
         match engine.store().approvals_of_turn(&turn.scope, &turn.id).await {
             Ok(approvals) => approvals,
@@ -461,11 +324,10 @@ async fn run_calls(
         Vec::new()
     };
     let max_result = engine.config().max_tool_result_bytes;
-    while !state.calls.is_empty() {
-        let call = state.calls.remove(0);
+    while let Some(call) = state.calls.first().cloned() {
         let approval = call.approval_id.as_ref().and_then(|id| approvals.iter().find(|a| &a.id == id));
         if let Some(approval) = approval {
-            log.emit(TurnEvent::ApprovalResolved {
+            ctx.log.emit(TurnEvent::ApprovalResolved {
                 approval_id: approval.id.clone(),
                 status: approval.status.as_str().into(),
                 responded_by: approval.responded_by.clone(),
@@ -489,10 +351,10 @@ async fn run_calls(
                 let params = approval.and_then(|a| a.edited_args.clone()).unwrap_or_else(|| params.clone());
                 let started = std::time::Instant::now();
                 let outcome = tokio::select! {
-                    reason = stopped(stop) => return Some(Outcome::Stopped(reason)),
+                    reason = stopped(&mut ctx.stop) => return Some(Outcome::Stopped(reason)),
                     result = tokio::time::timeout(
                         engine.config().tool_timeout,
-                        run_tool(engine, turn, log, tool, &params, approval),
+                        run_tool(engine, turn, &mut ctx.log, tool, &params, approval),
                     ) => result.unwrap_or_else(|_| {
                         Err(ToolFailure::new(format!("tool timed out after {:?}", engine.config().tool_timeout)))
                     }),
@@ -503,7 +365,7 @@ async fn run_calls(
                         if let Some(content) = content {
                             let n = state.contents.iter().filter(|c| c.content_type != "text").count() + 1;
                             let item = content.into_item(&state.message_id, n, &turn.id);
-                            log.emit(TurnEvent::Content { item: item.clone() });
+                            ctx.log.emit(TurnEvent::Content { item: item.clone() });
                             state.contents.push(item);
                         }
                         (crate::tools::cap_result(value, max_result), false)
@@ -512,13 +374,12 @@ async fn run_calls(
                 }
             }
         };
-        state.messages.push(ChatMessage {
-            role: ChatRole::Tool,
-            content: result.to_string(),
-            tool_calls: Vec::new(),
-            tool_call_id: Some(call.id.clone()),
-        });
-        log.emit(TurnEvent::ToolResult { name: call.name, result, call_id: call.id, is_error });
+        state.calls.remove(0);
+        state.add_tool_result(&call.id, &result, is_error);
+        ctx.log.emit(TurnEvent::ToolResult { name: call.name, result, call_id: call.id, is_error });
+        if let Some(outcome) = checkpoint(ctx, state).await {
+            return Some(outcome);
+        }
     }
     None
 }
@@ -617,16 +478,8 @@ fn parse_arguments(arguments: &str, max_bytes: usize) -> Result<Value, String> {
     }
 }
 
-/// A tool call assembled from streamed fragments.
-#[derive(Default)]
-struct PartialCall {
-    id: Option<String>,
-    name: Option<String>,
-    arguments: String,
-}
-
 /// Resolves when the turn is asked to stop.
-async fn stopped(stop: &mut watch::Receiver<Option<StopReason>>) -> StopReason {
+pub(crate) async fn stopped(stop: &mut watch::Receiver<Option<StopReason>>) -> StopReason {
     loop {
         if let Some(reason) = *stop.borrow_and_update() {
             return reason;

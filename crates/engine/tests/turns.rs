@@ -176,7 +176,7 @@ async fn reject_policy_refuses_a_message_while_a_turn_runs() {
     let first = f.send(&thread, "a b c d e").await;
     let second = f.send(&thread, "interrupting").await;
     let events = f.events(&second, 0).await;
-    assert_eq!(kinds(&events), vec!["error", "done"]);
+    assert_eq!(kinds(&events), vec!["error", "usage", "done"]);
     assert!(matches!(&events[0].event, TurnEvent::Error { code, .. } if code == "turn_in_progress"));
     assert_eq!(tokens(&f.events(&first, 0).await), "a b c d e");
 }
@@ -235,7 +235,7 @@ async fn bad_messages_are_refused_before_a_turn_exists() {
 }
 
 #[tokio::test]
-async fn abandoned_turns_are_failed_with_a_terminal_event_at_start() {
+async fn a_dead_replicas_turn_without_checkpoint_ends_with_replica_lost() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&StoreLocation::Sqlite(dir.path().join("e.db"))).await.unwrap();
     store.apply_agent(&Scope::default_scope(), &echo("gone"), "test", None).await.unwrap();
@@ -270,14 +270,17 @@ async fn abandoned_turns_are_failed_with_a_terminal_event_at_start() {
         checkpoint: None,
     };
     store.insert_turn(&turn).await.unwrap();
-    store.start_turn(&turn.id, -1).await.unwrap();
+    // Claimed by a replica that died at once: its lease is already over.
+    let claimed = store.claim_queued_turns("rep_dead", -1, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
     let engine = Engine::start(store.clone(), ProviderRegistry::default(), EngineConfig::default()).await.unwrap();
     let mut follower = engine.follow(&thread.scope, &turn, 0).await.unwrap();
     let mut events = Vec::new();
     while let Some(event) = follower.next().await.unwrap() {
         events.push(event);
     }
-    assert_eq!(kinds(&events), vec!["error", "done"]);
+    assert_eq!(kinds(&events), vec!["error", "usage", "done"]);
+    assert!(matches!(&events[0].event, TurnEvent::Error { code, .. } if code == "replica_lost"));
     let stored = store.get_turn(&thread.scope, &turn.id).await.unwrap().unwrap();
     assert_eq!(stored.status, TurnStatus::Failed);
     assert!(stored.error.is_some());

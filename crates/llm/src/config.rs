@@ -17,6 +17,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use agentry_core::MicroCents;
 use serde::Deserialize;
 
 /// The wire protocol a provider speaks.
@@ -139,15 +140,15 @@ impl ProviderConfig {
         })
     }
 
-    /// Cost in cents of a call's usage for `model`, from the price table (0 when unpriced).
-    pub fn cost_cents(&self, model: &str, usage: &crate::ModelUsage) -> f64 {
-        let Some(price) = self.prices.get(model) else { return 0.0 };
-        let cached = usage.cached_input_tokens.min(usage.input_tokens) as f64;
-        let fresh = usage.input_tokens as f64 - cached;
-        (fresh * price.input
-            + cached * price.cached_input.unwrap_or(price.input)
-            + usage.output_tokens as f64 * price.output)
-            / 1_000_000.0
+    /// Cost of a call's usage for `model`, from the price table (zero when unpriced). Prices are
+    /// cents per million tokens, i.e. micro-cents per token; each part is rounded up.
+    pub fn cost(&self, model: &str, usage: &crate::ModelUsage) -> MicroCents {
+        let Some(price) = self.prices.get(model) else { return MicroCents::ZERO };
+        let cached = usage.cached_input_tokens.min(usage.input_tokens);
+        let fresh = usage.input_tokens - cached;
+        MicroCents::for_tokens(fresh, price.input)
+            + MicroCents::for_tokens(cached, price.cached_input.unwrap_or(price.input))
+            + MicroCents::for_tokens(usage.output_tokens, price.output)
     }
 }
 
@@ -177,9 +178,14 @@ mod tests {
     fn cost_uses_the_price_table_with_cached_input() {
         let priced = section(r#"{"prices": {"m": {"input": 100, "output": 400, "cached_input": 10}}}"#);
         let config = ProviderConfig::from_section("openai", &priced, |_| None).unwrap();
-        let usage = crate::ModelUsage { input_tokens: 1_000_000, output_tokens: 500_000, cached_input_tokens: 200_000 };
-        // 800k fresh × 100 + 200k cached × 10 + 500k × 400, per million.
-        assert!((config.cost_cents("m", &usage) - (80.0 + 2.0 + 200.0)).abs() < 1e-9);
-        assert_eq!(config.cost_cents("unpriced", &usage), 0.0);
+        let usage = crate::ModelUsage {
+            input_tokens: 1_000_000,
+            output_tokens: 500_000,
+            cached_input_tokens: 200_000,
+            reasoning_tokens: 0,
+        };
+        // 800k fresh × 100 + 200k cached × 10 + 500k × 400, per million: 282 cents exactly.
+        assert_eq!(config.cost("m", &usage), MicroCents::from_cents(80.0 + 2.0 + 200.0));
+        assert_eq!(config.cost("unpriced", &usage), MicroCents::ZERO);
     }
 }

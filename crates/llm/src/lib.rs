@@ -105,6 +105,8 @@ pub struct ModelUsage {
     pub output_tokens: u64,
     /// Prompt tokens served from cache.
     pub cached_input_tokens: u64,
+    /// Completion tokens spent on reasoning, when the provider says.
+    pub reasoning_tokens: u64,
 }
 
 /// A piece of a streamed model response.
@@ -211,9 +213,9 @@ impl ProviderRegistry {
         }
     }
 
-    /// The cost in cents of `usage` on an agent's model (0 without a price).
-    pub fn cost_cents(&self, model: &str, usage: &ModelUsage) -> f64 {
-        let Ok(model) = ModelRef::parse(model) else { return 0.0 };
-        self.configured.get(&model.provider).map_or(0.0, |config| config.cost_cents(&model.model, usage))
+    /// The cost of `usage` on an agent's model (`provider:model`; zero without a price).
+    pub fn cost(&self, model: &str, usage: &ModelUsage) -> agentry_core::MicroCents {
+        let Ok(model) = ModelRef::parse(model) else { return agentry_core::MicroCents::ZERO };
+        self.configured.get(&model.provider).map_or(agentry_core::MicroCents::ZERO, |config| config.cost(&model.model, usage))
     }
 }

@@ -274,6 +274,10 @@ fn usage_of(usage: &Value) -> Option<ModelUsage> {
         input_tokens: input.unwrap_or(0),
         output_tokens: output.unwrap_or(0),
         cached_input_tokens: usage.pointer("/prompt_tokens_details/cached_tokens").and_then(Value::as_u64).unwrap_or(0),
+        reasoning_tokens: usage
+            .pointer("/completion_tokens_details/reasoning_tokens")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
     })
 }
 
@@ -290,7 +294,7 @@ mod tests {
         let usage = json!({"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 3, "prompt_tokens_details": {"cached_tokens": 4}}});
         assert_eq!(
             chunk_deltas(&usage).unwrap(),
-            vec![ModelDelta::Usage(ModelUsage { input_tokens: 9, output_tokens: 3, cached_input_tokens: 4 })]
+            vec![ModelDelta::Usage(ModelUsage { input_tokens: 9, output_tokens: 3, cached_input_tokens: 4, reasoning_tokens: 0 })]
         );
         let error = json!({"error": {"message": "overloaded"}});
         assert!(matches!(chunk_deltas(&error), Err(ProviderError::Unavailable(m)) if m.contains("overloaded")));

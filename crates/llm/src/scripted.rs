@@ -86,6 +86,7 @@ impl ScriptedProvider {
             input_tokens: input_words,
             output_tokens: output_words,
             cached_input_tokens: 0,
+            reasoning_tokens: 0,
         }));
         Ok(deltas)
     }
@@ -191,7 +192,7 @@ mod tests {
             vec![
                 ModelDelta::Text("hi".into()),
                 ModelDelta::Text(" there".into()),
-                ModelDelta::Usage(ModelUsage { input_tokens: 4, output_tokens: 2, cached_input_tokens: 0 }),
+                ModelDelta::Usage(ModelUsage { input_tokens: 4, output_tokens: 2, ..Default::default() }),
             ]
         );
     }

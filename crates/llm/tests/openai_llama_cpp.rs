@@ -152,7 +152,7 @@ async fn openai_provider_against_llama_cpp_server() {
         })
         .unwrap();
     assert!(usage.input_tokens > 0 && usage.output_tokens > 0, "{usage:?}");
-    assert!(registry.cost_cents("llama:smollm2", &usage) > 0.0);
+    assert!(registry.cost("llama:smollm2", &usage).0 > 0);
 
     // Round trip: the tool result goes back (with `content: ""` on the assistant message, which
     // this server requires instead of null) and the model answers.

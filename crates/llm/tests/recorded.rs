@@ -115,7 +115,7 @@ async fn openai_stream_assembles_tool_call_fragments_and_usage_after_a_retry() {
     assert_eq!(serde_json::from_str::<Value>(&args).unwrap(), json!({"city": "Paris"}));
     assert_eq!(
         deltas.last().unwrap().as_ref().unwrap(),
-        &ModelDelta::Usage(ModelUsage { input_tokens: 42, output_tokens: 17, cached_input_tokens: 10 })
+        &ModelDelta::Usage(ModelUsage { input_tokens: 42, output_tokens: 17, cached_input_tokens: 10, reasoning_tokens: 0 })
     );
     assert_eq!(seen.calls.load(Ordering::SeqCst), 2, "one 503, then the stream");
     let body = seen.bodies.lock().unwrap()[1].clone();
@@ -158,11 +158,11 @@ async fn anthropic_stream_has_thinking_text_tool_use_and_usage() {
     let (id, name, args) = tool_arguments(&deltas);
     assert_eq!((id.as_deref(), name.as_deref()), (Some("toolu_01"), Some("get_weather")));
     assert_eq!(serde_json::from_str::<Value>(&args).unwrap(), json!({"city": "Paris"}));
-    let usage = ModelUsage { input_tokens: 70, output_tokens: 89, cached_input_tokens: 20 };
+    let usage = ModelUsage { input_tokens: 70, output_tokens: 89, cached_input_tokens: 20, reasoning_tokens: 0 };
     assert_eq!(deltas.last().unwrap().as_ref().unwrap(), &ModelDelta::Usage(usage));
-    // 50 fresh × 300 + 20 cached × 30 + 89 × 1500, per million.
-    let cost = registry.cost_cents("anthropic:claude-sonnet-4-5", &usage);
-    assert!((cost - (50.0 * 300.0 + 20.0 * 30.0 + 89.0 * 1500.0) / 1e6).abs() < 1e-12);
+    // 50 fresh × 300 + 20 cached × 30 + 89 × 1500 micro-cents (prices are cents per million).
+    let cost = registry.cost("anthropic:claude-sonnet-4-5", &usage);
+    assert_eq!(cost, agentry_core::MicroCents(50 * 300 + 20 * 30 + 89 * 1500));
 
     let body = seen.bodies.lock().unwrap()[0].clone();
     assert_eq!(body["system"], "Be brief.");

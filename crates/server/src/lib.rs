@@ -1,7 +1,9 @@
 //! Agentry's HTTP surface: authentication, the Platos REST API, health and metrics.
 //!
 //! # Layout
-//! - [`router`] assembles the app: [`platos`] routes under `/api/v1/agent` (REST and the SSE
+//! - [`app`]: the composition root — [`App::build`] assembles a replica (store, bootstrap, engine,
+//!   HTTP state) from an [`AppConfig`]; [`App::serve`] serves it and shuts it down gracefully.
+//! - [`router`] assembles the HTTP app: [`platos`] routes under `/api/v1/agent` (REST and the SSE
 //!   lanes), [`socket`] (Socket.IO `/agent` at `/socket.io/`), [`health`] and [`metrics`] at the
 //!   root, wrapped by the [`idempotency`] and metrics layers; the [`erdo`] wire protocol at the
 //!   root (`/tokens`, …) with its own authentication (API key or scoped token).
@@ -13,6 +15,7 @@
 
 #![warn(missing_docs)]
 
+pub mod app;
 pub mod auth;
 pub mod bootstrap;
 pub mod erdo;
@@ -23,6 +26,8 @@ pub mod idempotency;
 pub mod metrics;
 pub mod platos;
 pub mod socket;
+
+pub use app::{App, AppConfig, AppError, BootstrapConfig};
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -45,6 +50,9 @@ pub struct ServerOptions {
     pub ping_timeout: std::time::Duration,
     /// Interval of SSE heartbeats.
     pub sse_heartbeat: std::time::Duration,
+    /// While a turn streams to a socket, how often it is pinged: each pong confirms what the
+    /// client has, which is where a bare `resume_stream` continues.
+    pub stream_ping_interval: std::time::Duration,
 }
 
 impl Default for ServerOptions {
@@ -54,6 +62,7 @@ impl Default for ServerOptions {
             ping_interval: std::time::Duration::from_secs(25),
             ping_timeout: std::time::Duration::from_secs(600),
             sse_heartbeat: std::time::Duration::from_secs(15),
+            stream_ping_interval: std::time::Duration::from_secs(1),
         }
     }
 }
@@ -80,10 +89,11 @@ pub struct AppState {
 impl AppState {
     /// State over an open store and a started engine.
     pub fn new(engine: Engine, options: ServerOptions, shutdown: tokio::sync::watch::Receiver<bool>) -> Self {
+        let store = engine.store().clone();
         AppState {
-            store: engine.store().clone(),
+            store: store.clone(),
             engine,
-            sockets: Arc::new(socket::Sockets::default()),
+            sockets: socket::Sockets::new(store.clone()),
             shutdown,
             options: Arc::new(options),
             metrics: Arc::new(metrics::Metrics::default()),

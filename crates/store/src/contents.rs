@@ -5,38 +5,45 @@ use agentry_core::{ContentItem, Scope, Timestamp};
 use crate::row::RowExt;
 use crate::{Store, StoreError, StoreResult, on_pool, on_writer};
 
+/// Inserts content items on an open transaction (a macro: compiled for each backend). `$encoded`
+/// is [`encode_contents`]' result.
+macro_rules! insert_contents {
+    ($conn:expr, $scope:expr, $thread_id:expr, $items:expr, $encoded:expr) => {{
+        let scope = $scope;
+        for (position, (item, content)) in $items.iter().zip($encoded.iter()).enumerate() {
+            sqlx::query(
+                "INSERT INTO message_contents (id, message_id, thread_id, organization_id, project_id, environment_id,
+                    position, content_type, ui_content_type, content_json, user_visibility, created_by_invocation_id,
+                    created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            )
+            .bind(&item.id)
+            .bind(&item.message_id)
+            .bind($thread_id)
+            .bind(&scope.organization_id)
+            .bind(&scope.project_id)
+            .bind(&scope.environment_id)
+            .bind(i64::try_from(position).unwrap_or(i64::MAX))
+            .bind(&item.content_type)
+            .bind(&item.ui_content_type)
+            .bind(content)
+            .bind(&item.user_visibility)
+            .bind(&item.created_by_invocation_id)
+            .bind(item.created_at.0)
+            .execute($conn)
+            .await?;
+        }
+    }};
+}
+pub(crate) use insert_contents;
+
 impl Store {
     /// Appends content items to their messages (positions follow the order given).
     pub async fn insert_contents(&self, scope: &Scope, thread_id: &str, items: &[ContentItem]) -> StoreResult<()> {
-        let encoded = items
-            .iter()
-            .map(|i| serde_json::to_string(&i.content).map_err(|e| StoreError::Corrupt(e.to_string())))
-            .collect::<StoreResult<Vec<_>>>()?;
+        let encoded = encode_contents(items)?;
         on_writer!(self, |pool| {
             let mut tx = pool.begin().await?;
-            for (position, (item, content)) in items.iter().zip(&encoded).enumerate() {
-                sqlx::query(
-                    "INSERT INTO message_contents (id, message_id, thread_id, organization_id, project_id, environment_id,
-                        position, content_type, ui_content_type, content_json, user_visibility, created_by_invocation_id,
-                        created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                )
-                .bind(&item.id)
-                .bind(&item.message_id)
-                .bind(thread_id)
-                .bind(&scope.organization_id)
-                .bind(&scope.project_id)
-                .bind(&scope.environment_id)
-                .bind(i64::try_from(position).unwrap_or(i64::MAX))
-                .bind(&item.content_type)
-                .bind(&item.ui_content_type)
-                .bind(content)
-                .bind(&item.user_visibility)
-                .bind(&item.created_by_invocation_id)
-                .bind(item.created_at.0)
-                .execute(&mut *tx)
-                .await?;
-            }
+            insert_contents!(&mut *tx, scope, thread_id, items, encoded);
             tx.commit().await?;
         });
         Ok(())
@@ -76,3 +83,9 @@ impl Store {
         })
     }
 }
+
+/// The stored form of each item's content.
+pub(crate) fn encode_contents(items: &[ContentItem]) -> StoreResult<Vec<String>> {
+    items.iter().map(|i| serde_json::to_string(&i.content).map_err(|e| StoreError::Corrupt(e.to_string()))).collect()
+}
+

@@ -4,8 +4,10 @@
 //! - [`Store::open`] picks the backend from a [`StoreLocation`] and runs the embedded migrations
 //!   (`migrations/`, portable SQL run on both; see [`migrate`]).
 //! - One file per concept: [`auth`] (installation metadata, entities, API keys), [`agents`]
-//!   (agents and their immutable versions), [`threads`] (threads and messages), [`turns`] (turns
-//!   and their event logs), [`approvals`] (the durable waitpoints of turns), [`artifacts`]
+//!   (agents and their immutable versions), [`threads`] (threads and messages), [`turns`] (turn
+//!   rows), [`leases`] (which replica runs a turn: claims, fenced leases, cancel, the end of a
+//!   turn), [`events`] (fenced event logs), [`ledger`] (one row per model call, in micro-cents),
+//!   [`sockets`] (confirmed stream positions and recoverable Socket.IO sessions), [`approvals`] (the durable waitpoints of turns), [`artifacts`]
 //!   (immutable revisions), [`contents`] (typed content items of messages), [`datasets`] (dataset metadata), [`recordings`] (replayed invocations), [`tools`] (tool switches, the tool-call and safety ledgers),
 //!   [`scoped_tokens`] (Erdo scoped tokens, kept by the hash of their secret), [`idempotency`].
 //! - SQL is written once with `$n` placeholders, which both drivers accept; the `on_pool!` macro
@@ -22,11 +24,16 @@ pub mod artifacts;
 pub mod auth;
 pub mod contents;
 pub mod datasets;
+pub mod events;
 pub mod idempotency;
+pub mod leases;
+pub mod ledger;
 pub mod migrate;
+pub mod notify;
 pub mod recordings;
 mod row;
 pub mod scoped_tokens;
+pub mod sockets;
 pub mod threads;
 pub mod tools;
 pub mod turns;
@@ -47,7 +54,10 @@ pub use idempotency::IdempotencyStart;
 pub use scoped_tokens::ScopedToken;
 pub use threads::{ArchivedFilter, ThreadQuery};
 pub use tools::{SafetyEvent, ToolCallRecord, ToolHealth, ToolKey};
-pub use turns::StreamCursor;
+pub use events::{Appended, EventRow};
+pub use leases::{CancelRequested, Claimed, Finish, HeldLease, Lease, Parked, Submitted};
+pub use ledger::{CallStatus, ModelCall};
+pub use sockets::{SocketSession, StreamCursor};
 
 /// Where the store lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +107,11 @@ impl StoreError {
     /// opposed to a statement that failed.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)))
+    }
+
+    /// True when a unique constraint refused the write (someone else wrote the row first).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::Database(err)) if err.is_unique_violation())
     }
 }
 

@@ -8,6 +8,44 @@ use agentry_core::{Message, MessageRole, Scope, Thread, ThreadStatus, Timestamp}
 use crate::row::RowExt;
 use crate::{Store, StoreError, StoreResult, on_pool, on_writer};
 
+/// Inserts a message and bumps its thread's `updated_at`, on an open transaction or connection
+/// (a macro: the statements are compiled for each backend). `$steps` is
+/// [`encode_tool_steps`]' result.
+macro_rules! insert_message {
+    ($conn:expr, $scope:expr, $message:expr, $steps:expr) => {{
+        let (scope, message) = ($scope, $message);
+        sqlx::query(
+            "INSERT INTO messages (id, thread_id, organization_id, project_id, environment_id, role, content,
+                created_at, turn_id, tool_steps_json)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&message.id)
+        .bind(&message.thread_id)
+        .bind(&scope.organization_id)
+        .bind(&scope.project_id)
+        .bind(&scope.environment_id)
+        .bind(message.role.as_str())
+        .bind(&message.content)
+        .bind(message.created_at.0)
+        .bind(&message.turn_id)
+        .bind(&$steps)
+        .execute($conn)
+        .await?;
+        sqlx::query(
+            "UPDATE threads SET updated_at = $5
+             WHERE organization_id = $1 AND project_id = $2 AND environment_id = $3 AND id = $4",
+        )
+        .bind(&scope.organization_id)
+        .bind(&scope.project_id)
+        .bind(&scope.environment_id)
+        .bind(&message.thread_id)
+        .bind(message.created_at.0)
+        .execute($conn)
+        .await?;
+    }};
+}
+pub(crate) use insert_message;
+
 /// Which threads a listing includes, by archive state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ArchivedFilter {
@@ -189,33 +227,10 @@ impl Store {
     /// Appends a message to a thread (which the caller has already resolved in its scope) and
     /// bumps the thread's `updated_at`.
     pub async fn append_message(&self, scope: &Scope, message: &Message) -> StoreResult<()> {
+        let steps = encode_tool_steps(message)?;
         on_writer!(self, |pool| {
             let mut tx = pool.begin().await?;
-            sqlx::query(
-                "INSERT INTO messages (id, thread_id, organization_id, project_id, environment_id, role, content, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(&message.id)
-            .bind(&message.thread_id)
-            .bind(&scope.organization_id)
-            .bind(&scope.project_id)
-            .bind(&scope.environment_id)
-            .bind(message.role.as_str())
-            .bind(&message.content)
-            .bind(message.created_at.0)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "UPDATE threads SET updated_at = $5
-                 WHERE organization_id = $1 AND project_id = $2 AND environment_id = $3 AND id = $4",
-            )
-            .bind(&scope.organization_id)
-            .bind(&scope.project_id)
-            .bind(&scope.environment_id)
-            .bind(&message.thread_id)
-            .bind(message.created_at.0)
-            .execute(&mut *tx)
-            .await?;
+            insert_message!(&mut *tx, scope, message, steps);
             tx.commit().await?;
         });
         Ok(())
@@ -224,11 +239,11 @@ impl Store {
     /// The last `limit` messages of a thread, in chronological order (a turn's history).
     pub async fn recent_messages(&self, scope: &Scope, thread_id: &str, limit: i64) -> StoreResult<Vec<Message>> {
         let mut messages = on_pool!(self, |pool| {
-            sqlx::query(
-                "SELECT id, thread_id, role, content, created_at FROM messages
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages
                  WHERE organization_id = $1 AND project_id = $2 AND environment_id = $3 AND thread_id = $4
-                 ORDER BY created_at DESC, id DESC LIMIT $5",
-            )
+                 ORDER BY created_at DESC, id DESC LIMIT $5"
+            )))
             .bind(&scope.organization_id)
             .bind(&scope.project_id)
             .bind(&scope.environment_id)
@@ -253,11 +268,11 @@ impl Store {
         offset: i64,
     ) -> StoreResult<(Vec<Message>, i64)> {
         on_pool!(self, |pool| {
-            let messages = sqlx::query(
-                "SELECT id, thread_id, role, content, created_at FROM messages
+            let messages = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages
                  WHERE organization_id = $1 AND project_id = $2 AND environment_id = $3 AND thread_id = $4
-                 ORDER BY created_at, id LIMIT $5 OFFSET $6",
-            )
+                 ORDER BY created_at, id LIMIT $5 OFFSET $6"
+            )))
             .bind(&scope.organization_id)
             .bind(&scope.project_id)
             .bind(&scope.environment_id)
@@ -300,11 +315,28 @@ fn thread_from_row(row: &impl RowExt) -> StoreResult<Thread> {
 
 fn message_from_row(row: &impl RowExt) -> StoreResult<Message> {
     let role = row.text("role")?;
+    let tool_steps = match row.opt_text("tool_steps_json")? {
+        Some(json) => serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("tool steps: {e}")))?,
+        None => Vec::new(),
+    };
     Ok(Message {
         id: row.text("id")?,
         thread_id: row.text("thread_id")?,
         role: MessageRole::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("message role `{role}`")))?,
         content: row.text("content")?,
         created_at: Timestamp(row.int("created_at")?),
+        turn_id: row.opt_text("turn_id")?,
+        tool_steps,
     })
 }
+
+const MESSAGE_COLUMNS: &str = "id, thread_id, role, content, created_at, turn_id, tool_steps_json";
+
+/// The stored form of a message's tool steps (`None` when it has none).
+pub(crate) fn encode_tool_steps(message: &Message) -> StoreResult<Option<String>> {
+    if message.tool_steps.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_string(&message.tool_steps).map(Some).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+

@@ -5,78 +5,15 @@
 //! unreachable these tests fail.
 
 use agentry_core::id::{new_id, prefix};
-use agentry_core::{
-    AgentSpec, Approval, ApprovalStatus, LoggedEvent, Message, MessageRole, Scope, Thread, ThreadStatus, Timestamp,
-    Turn, TurnEvent, TurnInput, TurnStatus,
-};
+use agentry_core::{Approval, ApprovalStatus, Message, MessageRole, Scope, ThreadStatus, Timestamp, Turn, TurnEvent};
 use agentry_store::{
     ApprovalFilter, ArchivedFilter, ArtifactRevision, DatasetRecord, IdempotencyStart, SafetyEvent, ScopedToken,
-    Settlement, Store, StoreLocation, StreamCursor, ThreadQuery, ToolCallRecord,
+    Settlement, Store, ThreadQuery, ToolCallRecord,
 };
 use serde_json::json;
-use sqlx::Connection as _;
 
-const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-/// A store backed by a throwaway database, removed on drop (SQLite) or in `finish` (Postgres).
-struct TestDb {
-    store: Store,
-    _dir: Option<tempfile::TempDir>,
-    pg: Option<(String, String)>,
-}
-
-impl TestDb {
-    async fn sqlite() -> TestDb {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&StoreLocation::Sqlite(dir.path().join("agentry.db"))).await.unwrap();
-        TestDb { store, _dir: Some(dir), pg: None }
-    }
-
-    async fn postgres() -> TestDb {
-        let admin_url = std::env::var("AGENTRY_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_PG.to_owned());
-        let mut admin = sqlx::PgConnection::connect(&admin_url)
-            .await
-            .unwrap_or_else(|e| panic!("Postgres at {admin_url} is required for the store suite: {e}"));
-        let name = new_id("agentry_test").to_lowercase();
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
-        let (base, _) = admin_url.rsplit_once('/').unwrap();
-        let store = Store::open(&StoreLocation::Postgres(format!("{base}/{name}"))).await.unwrap();
-        TestDb { store, _dir: None, pg: Some((admin_url, name)) }
-    }
-
-    async fn finish(self) {
-        self.store.close().await;
-        if let Some((admin_url, name)) = self.pg {
-            let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                .execute(&mut admin)
-                .await
-                .unwrap();
-        }
-    }
-}
-
-/// Declares each scenario once per backend.
-macro_rules! suite {
-    ($($scenario:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test]
-            async fn $scenario() {
-                let db = super::TestDb::sqlite().await;
-                super::$scenario(&db.store).await;
-                db.finish().await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test]
-            async fn $scenario() {
-                let db = super::TestDb::postgres().await;
-                super::$scenario(&db.store).await;
-                db.finish().await;
-            })*
-        }
-    };
-}
+mod common;
+use common::*;
 
 suite!(
     migrations_run_once_and_reopen_cleanly,
@@ -93,46 +30,14 @@ suite!(
     deleting_a_thread_removes_its_messages,
     messages_list_in_order_and_bump_the_thread,
     idempotency_records_replay_and_isolate,
-    turns_move_through_their_states_once,
-    event_logs_append_and_read_after_a_cursor,
-    expired_leases_mark_turns_abandoned,
-    approvals_settle_once_and_wake_their_parked_turn,
     approvals_list_by_filter_and_scope,
     artifacts_keep_immutable_revisions,
     tool_switches_and_health_counters,
     safety_events_are_recorded_per_scope,
-    stream_cursors_survive_a_restart,
     scoped_tokens_are_found_by_hash_and_revoked_per_scope,
     datasets_keep_their_source_and_attachments,
     recordings_are_replaced_per_request,
 );
-
-fn scope_a() -> Scope {
-    Scope::default_scope()
-}
-
-fn scope_b() -> Scope {
-    Scope::new("acme", "web", "prod")
-}
-
-fn spec(id: &str, prompt: &str) -> AgentSpec {
-    AgentSpec::new(id, format!("Agent {id}"), "scripted:echo", prompt)
-}
-
-fn thread(scope: &Scope, user: &str, agent: &str) -> Thread {
-    let now = Timestamp::now();
-    Thread {
-        id: new_id(prefix::THREAD),
-        agent_id: agent.into(),
-        user_id: user.into(),
-        scope: scope.clone(),
-        title: None,
-        status: ThreadStatus::Active,
-        archived_at: None,
-        created_at: now,
-        updated_at: now,
-    }
-}
 
 fn query(owner: Option<&str>) -> ThreadQuery<'_> {
     ThreadQuery { owner, agent_id: None, archived: ArchivedFilter::Exclude, limit: 50, offset: 0 }
@@ -288,13 +193,7 @@ async fn archive_and_unarchive_round_trip(store: &Store) {
 }
 
 fn message(thread_id: &str, role: MessageRole, content: &str) -> Message {
-    Message {
-        id: new_id(prefix::MESSAGE),
-        thread_id: thread_id.into(),
-        role,
-        content: content.into(),
-        created_at: Timestamp::now(),
-    }
+    Message::new(thread_id, role, content.into(), None)
 }
 
 async fn deleting_a_thread_removes_its_messages(store: &Store) {
@@ -345,110 +244,6 @@ async fn idempotency_records_replay_and_isolate(store: &Store) {
     assert_eq!(store.idempotency_start(&s, "bob", "k1", "POST /x {}").await.unwrap(), IdempotencyStart::Fresh);
 }
 
-fn turn(scope: &Scope, thread_id: &str, key: Option<&str>) -> Turn {
-    Turn {
-        id: new_id(prefix::TURN),
-        thread_id: thread_id.into(),
-        scope: scope.clone(),
-        user_id: "alice".into(),
-        agent_id: "support".into(),
-        status: TurnStatus::Queued,
-        wait_reason: None,
-        error: None,
-        input: TurnInput { text: "hello".into(), ..Default::default() },
-        idempotency_key: key.map(str::to_owned),
-        created_at: Timestamp::now(),
-        started_at: None,
-        finished_at: None,
-        checkpoint: None,
-    }
-}
-
-async fn turns_move_through_their_states_once(store: &Store) {
-    let t = thread(&scope_a(), "alice", "support");
-    store.insert_thread(&t).await.unwrap();
-    let first = turn(&scope_a(), &t.id, Some("k1"));
-    let second = turn(&scope_a(), &t.id, None);
-    store.insert_turn(&first).await.unwrap();
-    store.insert_turn(&second).await.unwrap();
-    assert!(
-        store.insert_turn(&turn(&scope_a(), &t.id, Some("k1"))).await.is_err(),
-        "idempotency key is unique per thread"
-    );
-    assert_eq!(store.turn_by_idempotency_key(&scope_a(), &t.id, "k1").await.unwrap().unwrap().id, first.id);
-    assert_eq!(store.get_turn(&scope_a(), &first.id).await.unwrap().unwrap(), first);
-    assert!(store.get_turn(&scope_b(), &first.id).await.unwrap().is_none());
-    assert_eq!(store.next_queued_turn(&scope_a(), &t.id).await.unwrap().unwrap().id, first.id);
-    assert_eq!(store.latest_turn(&scope_a(), &t.id).await.unwrap().unwrap().id, second.id);
-    assert_eq!(store.unfinished_turns(&scope_a(), &t.id).await.unwrap().len(), 2);
-    assert_eq!(store.threads_with_queued_turns().await.unwrap(), vec![(scope_a(), t.id.clone())]);
-
-    assert!(store.start_turn(&first.id, 30_000).await.unwrap());
-    assert!(!store.start_turn(&first.id, 30_000).await.unwrap(), "a turn starts once");
-    assert_eq!(store.next_queued_turn(&scope_a(), &t.id).await.unwrap().unwrap().id, second.id);
-    assert!(store.finish_turn(&first.id, TurnStatus::Failed, Some("boom")).await.unwrap());
-    assert!(!store.finish_turn(&first.id, TurnStatus::Completed, None).await.unwrap(), "final states are final");
-    let done = store.get_turn(&scope_a(), &first.id).await.unwrap().unwrap();
-    assert_eq!((done.status, done.error.as_deref()), (TurnStatus::Failed, Some("boom")));
-    assert!(done.started_at.is_some() && done.finished_at.is_some());
-    // Cancelling a queued turn is allowed and it then never starts.
-    assert!(store.finish_turn(&second.id, TurnStatus::Cancelled, None).await.unwrap());
-    assert!(!store.start_turn(&second.id, 30_000).await.unwrap());
-    assert!(store.unfinished_turns(&scope_a(), &t.id).await.unwrap().is_empty());
-}
-
-async fn event_logs_append_and_read_after_a_cursor(store: &Store) {
-    let t = thread(&scope_a(), "alice", "support");
-    store.insert_thread(&t).await.unwrap();
-    let tr = turn(&scope_a(), &t.id, None);
-    store.insert_turn(&tr).await.unwrap();
-    let events: Vec<LoggedEvent> = (1..=5)
-        .map(|seq| LoggedEvent {
-            turn_id: tr.id.clone(),
-            thread_id: t.id.clone(),
-            seq,
-            at: Timestamp::now(),
-            event: TurnEvent::Token { text: format!(" w{seq}") },
-        })
-        .collect();
-    let a = scope_a();
-    fn scoped<'a>(scope: &'a Scope, events: &'a [LoggedEvent]) -> Vec<(&'a Scope, &'a LoggedEvent)> {
-        events.iter().map(|e| (scope, e)).collect()
-    }
-    store.append_events(&scoped(&a, &events[..2])).await.unwrap();
-    store.append_events(&scoped(&a, &events[2..])).await.unwrap();
-    assert_eq!(store.events_after(&scope_a(), &tr.id, 0, 100).await.unwrap(), events);
-    assert_eq!(store.events_after(&scope_a(), &tr.id, 3, 100).await.unwrap(), events[3..].to_vec());
-    assert_eq!(store.events_after(&scope_a(), &tr.id, 1, 2).await.unwrap(), events[1..3].to_vec());
-    assert!(store.events_after(&scope_b(), &tr.id, 0, 100).await.unwrap().is_empty());
-    assert!(store.append_events(&scoped(&a, &events[..1])).await.is_err(), "a seq is written once");
-    // Retention: only finished turns' logs go.
-    assert_eq!(store.purge_event_logs(Timestamp(i64::MAX)).await.unwrap(), 0);
-    store.finish_turn(&tr.id, TurnStatus::Completed, None).await.unwrap();
-    assert_eq!(store.purge_event_logs(Timestamp(0)).await.unwrap(), 0);
-    assert_eq!(store.purge_event_logs(Timestamp(i64::MAX)).await.unwrap(), 5);
-    // Deleting a thread takes its turns and logs with it.
-    store.append_events(&scoped(&a, &events[..1])).await.unwrap();
-    store.delete_thread(&scope_a(), None, &t.id).await.unwrap();
-    assert!(store.get_turn(&scope_a(), &tr.id).await.unwrap().is_none());
-    assert!(store.events_after(&scope_a(), &tr.id, 0, 100).await.unwrap().is_empty());
-}
-
-async fn expired_leases_mark_turns_abandoned(store: &Store) {
-    let t = thread(&scope_a(), "alice", "support");
-    store.insert_thread(&t).await.unwrap();
-    let live = turn(&scope_a(), &t.id, None);
-    let dead = turn(&scope_a(), &t.id, None);
-    store.insert_turn(&live).await.unwrap();
-    store.insert_turn(&dead).await.unwrap();
-    store.start_turn(&live.id, 60_000).await.unwrap();
-    store.start_turn(&dead.id, -1).await.unwrap();
-    let abandoned: Vec<String> = store.abandoned_turns().await.unwrap().into_iter().map(|t| t.id).collect();
-    assert_eq!(abandoned, vec![dead.id.clone()]);
-    store.renew_turn_lease(&dead.id, 60_000).await.unwrap();
-    assert!(store.abandoned_turns().await.unwrap().is_empty());
-}
-
 fn approval(turn: &Turn, user: &str, deadline: Timestamp) -> Approval {
     Approval {
         id: new_id(prefix::APPROVAL),
@@ -475,47 +270,6 @@ fn approval(turn: &Turn, user: &str, deadline: Timestamp) -> Approval {
 
 fn settle(status: ApprovalStatus) -> Settlement<'static> {
     Settlement { status, responded_by: "alice", comment: Some("ok"), edited_args: None }
-}
-
-async fn approvals_settle_once_and_wake_their_parked_turn(store: &Store) {
-    let t = thread(&scope_a(), "alice", "support");
-    store.insert_thread(&t).await.unwrap();
-    let parked = turn(&scope_a(), &t.id, None);
-    let behind = turn(&scope_a(), &t.id, None);
-    store.insert_turn(&parked).await.unwrap();
-    store.insert_turn(&behind).await.unwrap();
-    assert!(store.start_turn(&parked.id, 30_000).await.unwrap());
-    let first = approval(&parked, "alice", Timestamp(Timestamp::now().0 + 60_000));
-    let second = approval(&parked, "alice", Timestamp(Timestamp::now().0 - 1));
-    store.insert_approval(&first).await.unwrap();
-    store.insert_approval(&second).await.unwrap();
-    assert!(store.park_turn(&parked.id, "approval", "{\"step\":1}").await.unwrap());
-    let stored = store.get_turn(&scope_a(), &parked.id).await.unwrap().unwrap();
-    assert_eq!((stored.status, stored.checkpoint.as_deref()), (TurnStatus::Waiting, Some("{\"step\":1}")));
-    assert!(store.next_queued_turn(&scope_a(), &t.id).await.unwrap().is_none(), "nothing overtakes a waiting turn");
-
-    let overdue = store.overdue_approvals(Timestamp::now()).await.unwrap();
-    assert_eq!(overdue.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), [second.id.as_str()]);
-    assert!(store.settle_approval(&scope_a(), &second.id, &settle(ApprovalStatus::TimedOut)).await.unwrap());
-    assert!(!store.settle_approval(&scope_a(), &second.id, &settle(ApprovalStatus::Approved)).await.unwrap());
-    assert!(!store.requeue_waiting_turn(&parked.id).await.unwrap(), "one approval is still pending");
-    assert!(!store.settle_approval(&scope_b(), &first.id, &settle(ApprovalStatus::Approved)).await.unwrap());
-    let edited = json!({"order": "A2"});
-    let with_edit = Settlement { edited_args: Some(&edited), ..settle(ApprovalStatus::Approved) };
-    assert!(store.settle_approval(&scope_a(), &first.id, &with_edit).await.unwrap());
-    assert!(store.requeue_waiting_turn(&parked.id).await.unwrap());
-    assert!(!store.requeue_waiting_turn(&parked.id).await.unwrap(), "queued once");
-    let next = store.next_queued_turn(&scope_a(), &t.id).await.unwrap().unwrap();
-    assert_eq!(next.id, parked.id, "the resumed turn goes before the one queued behind it");
-
-    let settled = store.approvals_of_turn(&scope_a(), &parked.id).await.unwrap();
-    assert_eq!(settled.len(), 2);
-    let first = settled.iter().find(|a| a.id == first.id).unwrap();
-    assert_eq!(first.status, ApprovalStatus::Approved);
-    assert_eq!(first.edited_args, Some(edited));
-    assert_eq!(first.responded_by.as_deref(), Some("alice"));
-    assert!(first.resolved_at.is_some());
-    assert!(store.get_approval(&scope_b(), &first.id).await.unwrap().is_none());
 }
 
 async fn approvals_list_by_filter_and_scope(store: &Store) {
@@ -613,23 +367,6 @@ async fn safety_events_are_recorded_per_scope(store: &Store) {
     store.record_safety_event(&scope_a(), &event).await.unwrap();
     assert_eq!(store.safety_events(&scope_a(), 10).await.unwrap(), [event]);
     assert!(store.safety_events(&scope_b(), 10).await.unwrap().is_empty());
-}
-
-async fn stream_cursors_survive_a_restart(store: &Store) {
-    let cursor = |seq| StreamCursor {
-        scope: scope_a(),
-        user_id: "alice".into(),
-        thread_id: "thr_1".into(),
-        turn_id: "trn_1".into(),
-        seq,
-    };
-    let long_ago = Timestamp(Timestamp::now().0 - 3_600_000);
-    store.save_stream_cursors(&[cursor(3)], long_ago).await.unwrap();
-    store.save_stream_cursors(&[cursor(7)], long_ago).await.unwrap();
-    assert_eq!(store.stream_cursors(long_ago).await.unwrap(), [cursor(7)], "the newer position replaces the older");
-    let future = Timestamp(Timestamp::now().0 + 60_000);
-    store.save_stream_cursors(&[], future).await.unwrap();
-    assert!(store.stream_cursors(long_ago).await.unwrap().is_empty(), "positions older than the window go");
 }
 
 fn scoped_token(scope: &Scope, user: &str, external: Option<&str>) -> ScopedToken {

@@ -99,6 +99,7 @@ impl ModelProvider for LocalProvider {
                     input_tokens: ids.len() as u64,
                     output_tokens: generated as u64,
                     cached_input_tokens: 0,
+                    reasoning_tokens: 0,
                 };
                 let _ = tx.blocking_send(Ok(ModelDelta::Usage(usage)));
                 Ok::<(), ProviderError>(())

@@ -151,13 +151,7 @@ pub async fn invoke(
             "system" => MessageRole::System,
             _ => MessageRole::User,
         };
-        let message = Message {
-            id: agentry_core::id::new_id(agentry_core::id::prefix::MESSAGE),
-            thread_id: thread.id.clone(),
-            role,
-            content: earlier.content.clone(),
-            created_at: Timestamp::now(),
-        };
+        let message = Message::new(&thread.id, role, earlier.content.clone(), None);
         state.store.append_message(&thread.scope, &message).await?;
     }
     let text = body.messages[last].content.clone();

@@ -126,7 +126,7 @@ pub async fn send_and_wait(
         "status": status,
         "error": error,
         "usage": usage,
-        "costCents": usage.cost_cents,
+        "costCents": usage.cost.as_cents(),
         "events": events,
     })))
 }

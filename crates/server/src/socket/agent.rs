@@ -6,15 +6,15 @@
 //! ends with `error` + `done`, so a client's iterator always terminates.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use agentry_core::{Principal, TokenUsage, Turn, TurnStatus};
 use agentry_engine::{EngineError, NewMessage};
-use axum::extract::ws::Message;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::connection::Connection;
-use super::{CursorKey, NAMESPACE, frame};
+use super::connection::{Connection, Outgoing, Stream};
+use super::{CursorKey, NAMESPACE, frame, recovery};
 
 /// Payload of `message`. Unknown fields (`contextType`, `attachmentIds`, …) are ignored.
 #[derive(Debug, Deserialize)]
@@ -117,7 +117,10 @@ impl Connection {
         };
         match engine.cancel_thread(&thread.scope, &thread.id).await {
             Ok(stopped) => json!({ "ok": true, "stopped": stopped }),
-            Err(err) => self.event_error(&err.to_string()).await,
+            Err(err) => {
+                tracing::error!(%err, thread = %thread.id, "cannot cancel on the socket");
+                self.event_error("service temporarily unavailable").await
+            }
         }
     }
 
@@ -152,13 +155,25 @@ impl Connection {
             }
             Err(err) => return self.refuse_engine(Some(&thread.id), err.into()).await,
         };
-        let after = payload
-            .last_seq
-            .or_else(|| self.state.sockets.position(&cursor_key(&principal, &thread.id), &turn.id))
-            .unwrap_or(0);
+        let after = match payload.last_seq {
+            Some(exact) => exact,
+            None => self.confirmed_position(&principal, &thread.id, &turn).await,
+        };
         let reply = json!({ "ok": true, "threadId": thread.id, "turnId": turn.id, "after": after });
         self.stream_turn(&principal, turn, after);
         reply
+    }
+
+    /// Where a bare `resume_stream` continues: after the last event the user's client confirmed
+    /// of this turn (on any replica), or from the start. When that event is `done`, it is sent
+    /// again: a client that asks to resume is waiting for it.
+    async fn confirmed_position(&self, principal: &Principal, thread_id: &str, turn: &Turn) -> i64 {
+        let key = CursorKey::new(principal, thread_id);
+        let Some(seq) = self.state.sockets.confirmed(&key, &turn.id).await.filter(|seq| *seq > 0) else { return 0 };
+        match self.state.store.events_after(&turn.scope, &turn.id, seq - 1, 1).await {
+            Ok(events) if events.first().is_some_and(|e| e.seq == seq && e.event.is_done()) => seq - 1,
+            _ => seq,
+        }
     }
 
     /// `approval_response {approvalId, approved, comment?, editedArgs?}` (or the REST body's
@@ -201,27 +216,37 @@ impl Connection {
         if self.state.engine.visible_thread(&principal, &payload.thread_id).await.is_err() {
             return self.event_error("thread not found").await;
         }
-        if !self.rooms.contains_key(&payload.thread_id) {
-            let mut live = self.state.engine.watch_thread(&payload.thread_id);
-            let out = self.out.clone();
-            let task = tokio::spawn(async move {
-                loop {
-                    match live.recv().await {
-                        Ok(event) => {
-                            let text = frame::event(NAMESPACE, "agent_event", &event.to_wire());
-                            if out.send(Message::Text(text.into())).await.is_err() {
-                                break;
-                            }
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-                    }
-                }
-            });
-            self.rooms.insert(payload.thread_id.clone(), task.abort_handle());
+        if !self.join(&principal, &payload.thread_id).await {
+            return self.event_error("thread lookup failed").await;
         }
         self.emit("joined_thread", &json!({ "threadId": payload.thread_id })).await;
         json!({ "ok": true })
+    }
+
+    /// Forwards every event of a thread's turns to this socket from now on, on whichever replica
+    /// they run. False when the thread cannot be watched.
+    pub(super) async fn join(&mut self, principal: &Principal, thread_id: &str) -> bool {
+        if self.rooms.contains_key(thread_id) {
+            return true;
+        }
+        let mut watch = match self.state.engine.watch_thread(&principal.scope, thread_id).await {
+            Ok(watch) => watch,
+            Err(err) => {
+                tracing::warn!(%err, thread = %thread_id, "cannot watch a thread");
+                return false;
+            }
+        };
+        let out = self.out.clone();
+        let task = tokio::spawn(async move {
+            while let Ok(Some(event)) = watch.next().await {
+                let text = frame::event(NAMESPACE, "agent_event", &event.to_wire());
+                if out.send(Outgoing::plain(text)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        self.rooms.insert(thread_id.to_owned(), task.abort_handle());
+        true
     }
 
     async fn on_leave(&mut self, data: Value) -> Value {
@@ -235,19 +260,30 @@ impl Connection {
         json!({ "ok": true })
     }
 
-    /// Streams a turn's events after `after` to this socket, once per turn.
-    fn stream_turn(&mut self, principal: &Principal, turn: Turn, after: i64) {
-        self.streams.retain(|_, handle| !handle.is_finished());
+    /// Streams a turn's events after `after` to this socket, once per turn. Each event carries
+    /// its recovery offset, and the writer notes its position once it is written.
+    pub(super) fn stream_turn(&mut self, principal: &Principal, turn: Turn, after: i64) {
+        let finished: Vec<String> =
+            self.streams.iter().filter(|(_, s)| s.handle.is_finished()).map(|(id, _)| id.clone()).collect();
+        if !finished.is_empty() {
+            let mut positions = self.positions.lock().unwrap_or_else(|p| p.into_inner());
+            for id in &finished {
+                self.streams.remove(id);
+                positions.forget(id);
+            }
+        }
         if self.streams.contains_key(&turn.id) {
             return;
         }
         let engine = self.state.engine.clone();
-        let sockets = self.state.sockets.clone();
         let out = self.out.clone();
-        let key = cursor_key(principal, &turn.thread_id);
-        let turn_id = turn.id.clone();
+        let turn_id: Arc<str> = turn.id.as_str().into();
+        let thread_id: Arc<str> = turn.thread_id.as_str().into();
+        let scope = principal.scope.clone();
+        let thread = turn.thread_id.clone();
+        let id = turn.id.clone();
         let task = tokio::spawn(async move {
-            let mut follower = match engine.follow(&turn.scope, &turn, after).await {
+            let mut follower = match engine.follow(&scope, &turn, after).await {
                 Ok(follower) => follower,
                 Err(err) => {
                     tracing::warn!(%err, turn = %turn.id, "cannot follow turn");
@@ -257,11 +293,12 @@ impl Connection {
             loop {
                 match follower.next().await {
                     Ok(Some(event)) => {
-                        let text = frame::event(NAMESPACE, "agent_event", &event.to_wire());
-                        if out.send(Message::Text(text.into())).await.is_err() {
+                        let offset = recovery::offset(&event.turn_id, event.seq);
+                        let text = frame::event_with_offset(NAMESPACE, "agent_event", &event.to_wire(), &offset);
+                        let outgoing = Outgoing::stream(text, turn_id.clone(), thread_id.clone(), event.seq);
+                        if out.send(outgoing).await.is_err() {
                             break;
                         }
-                        sockets.record(&key, &event.turn_id, event.seq, event.event.is_done());
                     }
                     Ok(None) => break,
                     Err(err) => {
@@ -271,7 +308,7 @@ impl Connection {
                 }
             }
         });
-        self.streams.insert(turn_id, task.abort_handle());
+        self.streams.insert(id, Stream { thread_id: thread, handle: task.abort_handle() });
     }
 
     /// Ends a request that started no turn: `error` then `done`, so the client's stream ends.
@@ -304,10 +341,6 @@ impl Connection {
         self.top_level_error(message).await;
         json!({ "ok": false, "error": message })
     }
-}
-
-fn cursor_key(principal: &Principal, thread_id: &str) -> CursorKey {
-    CursorKey { scope: principal.scope.clone(), user: principal.owner_id().to_owned(), thread_id: thread_id.to_owned() }
 }
 
 /// Parses an event payload, naming the offending field.

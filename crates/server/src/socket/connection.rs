@@ -1,84 +1,127 @@
-//! One Socket.IO connection: open packet, pings, namespace connect, and in-order dispatch.
+//! One Socket.IO connection: open packet, pings, namespace connect (with connection state
+//! recovery), in-order dispatch, and the writer that notes what it wrote.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use agentry_core::id::new_secret;
 use agentry_core::{LoggedEvent, Principal};
+use agentry_engine::ApprovalFeed;
 use axum::extract::ws::{Message, WebSocket};
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
 use super::frame::{self, EngineFrame, Incoming};
-use super::{MAX_PAYLOAD, NAMESPACE};
+use super::recovery::{PositionMap, Positions, SessionState, StreamState, parse_offset};
+use super::{CursorKey, MAX_PAYLOAD, NAMESPACE};
 use crate::AppState;
 use crate::auth::{Credentials, authenticate_credentials};
 
 /// Frames queued for the writer before senders wait.
 const OUTBOX: usize = 256;
+/// How long a clean close waits for the client's close frame.
+const CLOSE_HANDSHAKE: Duration = Duration::from_secs(1);
+
+/// A frame for the writer, and what it tells about the client's position.
+pub(super) struct Outgoing {
+    message: Message,
+    kind: Kind,
+}
+
+enum Kind {
+    Plain,
+    /// An event of a streamed turn.
+    Stream { turn_id: Arc<str>, thread_id: Arc<str>, seq: i64 },
+    /// An Engine.IO ping: its pong confirms everything written before it.
+    Ping,
+}
+
+impl Outgoing {
+    /// A frame that says nothing about positions.
+    pub(super) fn plain(text: String) -> Self {
+        Outgoing { message: Message::Text(text.into()), kind: Kind::Plain }
+    }
+
+    /// An event of a streamed turn.
+    pub(super) fn stream(text: String, turn_id: Arc<str>, thread_id: Arc<str>, seq: i64) -> Self {
+        Outgoing { message: Message::Text(text.into()), kind: Kind::Stream { turn_id, thread_id, seq } }
+    }
+
+    fn ping() -> Self {
+        Outgoing { message: Message::Text("2".into()), kind: Kind::Ping }
+    }
+}
+
+/// A turn being streamed to this connection.
+pub(super) struct Stream {
+    pub thread_id: String,
+    pub handle: AbortHandle,
+}
 
 /// The state of one connection, owned by its read loop.
 pub(super) struct Connection {
     pub(super) state: AppState,
     pub(super) sid: String,
-    pub(super) out: mpsc::Sender<Message>,
+    /// The private session id a recovering client presents.
+    pub(super) pid: String,
+    pub(super) out: mpsc::Sender<Outgoing>,
     /// Set once the `/agent` namespace is connected.
     pub(super) principal: Option<Principal>,
     header_credentials: Credentials,
     /// Turns being streamed to this socket, by turn id.
-    pub(super) streams: HashMap<String, AbortHandle>,
+    pub(super) streams: HashMap<String, Stream>,
     /// Threads joined with `join_thread`.
     pub(super) rooms: HashMap<String, AbortHandle>,
     /// For an operator watching the whole scope: its approval events.
-    approvals: Option<broadcast::Receiver<Arc<LoggedEvent>>>,
+    approvals: Option<ApprovalFeed>,
+    /// What the writer wrote and the client confirmed.
+    pub(super) positions: Arc<Mutex<Positions>>,
+    /// The last positions the client confirmed, per turn.
+    confirmed: PositionMap,
+    /// The client said goodbye (Socket.IO disconnect): nothing to recover.
+    left: bool,
 }
 
 /// Serves a connection until the client leaves, stops answering, or the server shuts down.
 pub(super) async fn run(state: AppState, socket: WebSocket, header_credentials: Credentials) {
     state.sockets.open.fetch_add(1, Ordering::Relaxed);
-    let state_sockets = state.sockets.clone();
-    let (mut sink, mut stream) = socket.split();
-    let (out, mut outbox) = mpsc::channel::<Message>(OUTBOX);
-    // Frames queued together go out in one flush (one syscall), not one each.
-    let writer = tokio::spawn(async move {
-        'write: while let Some(message) = outbox.recv().await {
-            if sink.feed(message).await.is_err() {
-                break;
-            }
-            while let Ok(message) = outbox.try_recv() {
-                if sink.feed(message).await.is_err() {
-                    break 'write;
-                }
-            }
-            if sink.flush().await.is_err() {
-                break;
-            }
-        }
-        let _ = sink.close().await;
-    });
+    let sockets = state.sockets.clone();
+    let (sink, mut stream) = socket.split();
+    let (out, outbox) = mpsc::channel::<Outgoing>(OUTBOX);
+    let positions = Arc::new(Mutex::new(Positions::default()));
+    let writer = tokio::spawn(write_frames(sink, outbox, positions.clone()));
 
     let options = state.options.clone();
     let mut shutdown = state.shutdown.clone();
     let mut conn = Connection {
         state,
         sid: new_secret("sio", 10),
+        pid: new_secret("sid", 16),
         out,
         principal: None,
         header_credentials,
         streams: HashMap::new(),
         rooms: HashMap::new(),
         approvals: None,
+        positions,
+        confirmed: PositionMap::new(),
+        left: false,
     };
     let open = frame::open(&conn.sid, options.ping_interval.as_millis(), options.ping_timeout.as_millis(), MAX_PAYLOAD);
     conn.send(open).await;
 
-    let mut ping = tokio::time::interval(options.ping_interval);
-    ping.tick().await;
+    // One tick per confirmation interval: a ping every tick while a turn streams (its pong
+    // confirms what the client has), else one per ping interval (the heartbeat).
+    let mut tick = tokio::time::interval(options.stream_ping_interval.min(options.ping_interval));
+    tick.tick().await;
     let mut last_heard = Instant::now();
+    let mut last_ping = Instant::now();
+    let mut closing = false;
     loop {
         tokio::select! {
             message = stream.next() => match message {
@@ -95,28 +138,85 @@ pub(super) async fn run(state: AppState, socket: WebSocket, header_credentials: 
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => last_heard = Instant::now(),
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
             },
-            _ = ping.tick() => {
+            _ = tick.tick() => {
                 // Clients that never answer pings (the Python client) are kept for the whole ping
                 // timeout, and for as long as a turn streams to them, however long it runs.
-                if last_heard.elapsed() > options.ping_interval + options.ping_timeout && !conn.is_streaming() {
+                let streaming = conn.is_streaming();
+                if last_heard.elapsed() > options.ping_interval + options.ping_timeout && !streaming {
                     break;
                 }
-                conn.send("2".to_owned()).await;
+                let confirming = streaming && conn.positions.lock().unwrap_or_else(|p| p.into_inner()).confirming();
+                if confirming || last_ping.elapsed() >= options.ping_interval {
+                    last_ping = Instant::now();
+                    let _ = conn.out.send(Outgoing::ping()).await;
+                }
             }
             event = next_approval(&mut conn.approvals) => conn.forward_approval(&event).await,
-            _ = shutdown.changed() => break,
+            _ = shutdown.changed() => {
+                closing = true;
+                break;
+            }
         }
     }
+    if closing {
+        // A clean close handshake confirms everything written: the client read it all.
+        let _ = conn.out.send(Outgoing { message: Message::Close(None), kind: Kind::Plain }).await;
+        let replied = tokio::time::timeout(CLOSE_HANDSHAKE, async {
+            while let Some(Ok(message)) = stream.next().await {
+                if matches!(message, Message::Close(_)) {
+                    return true;
+                }
+            }
+            false
+        })
+        .await
+        .unwrap_or(false);
+        if replied {
+            let written = conn.positions.lock().unwrap_or_else(|p| p.into_inner()).written();
+            conn.confirm(written);
+        }
+    }
+    conn.keep_for_recovery().await;
     conn.close();
     drop(conn);
     let _ = writer.await;
-    state_sockets.open.fetch_sub(1, Ordering::Relaxed);
+    sockets.open.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Writes frames as they come, several per flush, noting the positions they carry.
+async fn write_frames(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut outbox: mpsc::Receiver<Outgoing>,
+    positions: Arc<Mutex<Positions>>,
+) {
+    'write: while let Some(first) = outbox.recv().await {
+        let mut next = Some(first);
+        while let Some(outgoing) = next.take() {
+            let close = matches!(outgoing.message, Message::Close(_));
+            match &outgoing.kind {
+                Kind::Plain => {}
+                Kind::Stream { turn_id, thread_id, seq } => {
+                    positions.lock().unwrap_or_else(|p| p.into_inner()).wrote(turn_id, thread_id, *seq);
+                }
+                Kind::Ping => positions.lock().unwrap_or_else(|p| p.into_inner()).pinged(),
+            }
+            if sink.feed(outgoing.message).await.is_err() || close {
+                let _ = sink.flush().await;
+                break 'write;
+            }
+            next = outbox.try_recv().ok();
+        }
+        if sink.flush().await.is_err() {
+            break;
+        }
+    }
+    let _ = sink.close().await;
 }
 
 impl Connection {
     /// Queues a text frame for the writer.
     pub(super) async fn send(&self, text: String) {
-        let _ = self.out.send(Message::Text(text.into())).await;
+        let _ = self.out.send(Outgoing::plain(text)).await;
     }
 
     /// Emits an event on `/agent`.
@@ -132,15 +232,26 @@ impl Connection {
     /// Handles one frame; false ends the connection.
     async fn handle(&mut self, text: &str) -> bool {
         match frame::parse(text) {
-            Ok(EngineFrame::Close) => false,
+            Ok(EngineFrame::Close) => {
+                self.left = true;
+                false
+            }
             Ok(EngineFrame::Ping) => {
                 self.send("3".to_owned()).await;
                 true
             }
-            Ok(EngineFrame::Pong | EngineFrame::Ignored | EngineFrame::Message(Incoming::Ack)) => true,
+            Ok(EngineFrame::Pong) => {
+                let confirmed = self.positions.lock().unwrap_or_else(|p| p.into_inner()).ponged();
+                if let Some(confirmed) = confirmed {
+                    self.confirm(confirmed);
+                }
+                true
+            }
+            Ok(EngineFrame::Ignored | EngineFrame::Message(Incoming::Ack)) => true,
             Ok(EngineFrame::Message(Incoming::Connect { namespace, auth })) => self.connect(&namespace, auth).await,
             Ok(EngineFrame::Message(Incoming::Disconnect { namespace })) => {
                 if namespace == NAMESPACE {
+                    self.left = true;
                     self.close();
                     self.principal = None;
                 }
@@ -167,9 +278,22 @@ impl Connection {
         }
     }
 
+    /// Records positions the client confirmed, for this connection and for its user's view of
+    /// each thread.
+    fn confirm(&mut self, confirmed: PositionMap) {
+        let Some(principal) = &self.principal else { return };
+        for (turn_id, position) in confirmed {
+            self.state.sockets.confirm(&CursorKey::new(principal, &position.thread_id), &turn_id, position.seq);
+            self.confirmed.insert(turn_id, position);
+        }
+    }
+
     /// Namespace CONNECT: credentials from the payload first, then from the upgrade headers.
-    /// Refused credentials end the connection after the CONNECT_ERROR: the Python client would
-    /// otherwise wait on it until the ping timeout.
+    /// A reconnecting socket.io-client also presents `pid` and `offset`: its session is
+    /// recovered (same `pid`, the events after the offset, its streams and rooms) when this or
+    /// another replica kept it; otherwise the turn named by the offset resumes after it. Refused
+    /// credentials end the connection after the CONNECT_ERROR: the Python client would otherwise
+    /// wait on it until the ping timeout.
     async fn connect(&mut self, namespace: &str, auth: Option<Value>) -> bool {
         if namespace != NAMESPACE {
             let data = json!({ "status": 404, "code": "invalid_namespace" });
@@ -178,25 +302,8 @@ impl Connection {
         }
         let from_payload = credentials_from_payload(auth.as_ref());
         let credentials = if from_payload.is_empty() { self.header_credentials.clone() } else { from_payload };
-        match authenticate_credentials(&self.state, &credentials).await {
-            Ok(principal) => {
-                self.send(frame::connected(NAMESPACE, &self.sid)).await;
-                let connected = json!({
-                    "status": "ok",
-                    "organizationId": principal.scope.organization_id,
-                    "projectId": principal.scope.project_id,
-                    "environmentId": principal.scope.environment_id,
-                    "userId": principal.user_id,
-                    "socketId": self.sid,
-                });
-                // Operators acting for the whole scope hear about every approval in it.
-                if principal.is_operator() && principal.user_id.is_none() {
-                    self.approvals = Some(self.state.engine.watch_approvals(&principal.scope));
-                }
-                self.principal = Some(principal);
-                self.emit("connected", &connected).await;
-                true
-            }
+        let principal = match authenticate_credentials(&self.state, &credentials).await {
+            Ok(principal) => principal,
             Err(err) => {
                 let status = err.status.as_u16();
                 let (code, label) = match status {
@@ -207,15 +314,101 @@ impl Connection {
                 let message = format!("{label}: {}", err.message);
                 self.send(frame::connect_error(NAMESPACE, &message, json!({ "status": status, "code": code }))).await;
                 // Keep a connection that already serves the namespace (a failed re-connect).
-                self.principal.is_some()
+                return self.principal.is_some();
+            }
+        };
+        let field = |name: &str| auth.as_ref().and_then(|a| a.get(name)).and_then(Value::as_str).map(str::to_owned);
+        let offset = field("offset");
+        let offset = offset.as_deref().and_then(parse_offset).map(|(turn, seq)| (turn.to_owned(), seq));
+        let mut session = None;
+        if let Some(pid) = field("pid")
+            && let Some(saved) = self.state.sockets.take_session(&pid, &principal).await
+        {
+            self.pid = pid;
+            session = Some(saved);
+        }
+        self.send(frame::connected(NAMESPACE, &self.sid, &self.pid)).await;
+        let connected = json!({
+            "status": "ok",
+            "organizationId": principal.scope.organization_id,
+            "projectId": principal.scope.project_id,
+            "environmentId": principal.scope.environment_id,
+            "userId": principal.user_id,
+            "socketId": self.sid,
+        });
+        // Operators acting for the whole scope hear about every approval in it.
+        if principal.is_operator() && principal.user_id.is_none() {
+            self.approvals = Some(self.state.engine.watch_approvals(&principal.scope));
+        }
+        self.principal = Some(principal.clone());
+        self.emit("connected", &connected).await;
+        self.recover(&principal, session.unwrap_or_default(), offset).await;
+        true
+    }
+
+    /// Restarts what a recovered session followed: each stream after the position its client
+    /// confirmed (the offset's turn exactly after the offset), and its rooms.
+    async fn recover(&mut self, principal: &Principal, session: SessionState, offset: Option<(String, i64)>) {
+        let mut streams: Vec<(String, i64)> = session
+            .streams
+            .iter()
+            .map(|s| {
+                let exact = offset.as_ref().filter(|(turn, _)| *turn == s.turn_id).map(|(_, seq)| *seq);
+                (s.turn_id.clone(), exact.unwrap_or(s.confirmed))
+            })
+            .collect();
+        if let Some((turn, seq)) = &offset
+            && !streams.iter().any(|(t, _)| t == turn)
+        {
+            streams.push((turn.clone(), *seq));
+        }
+        for (turn_id, after) in streams {
+            let turn = match self.state.store.get_turn(&principal.scope, &turn_id).await {
+                Ok(Some(turn)) => turn,
+                Ok(None) => continue,
+                Err(err) => {
+                    tracing::warn!(%err, turn = %turn_id, "cannot recover a stream");
+                    continue;
+                }
+            };
+            // Only a turn of a thread this principal may see.
+            if self.state.engine.visible_thread(principal, &turn.thread_id).await.is_ok() {
+                self.stream_turn(principal, turn, after);
             }
         }
+        for thread_id in session.rooms {
+            self.join(principal, &thread_id).await;
+        }
+    }
+
+    /// Keeps what this connection followed for a reconnection to recover, unless the client
+    /// left on purpose or nothing is left to follow.
+    async fn keep_for_recovery(&mut self) {
+        let Some(principal) = self.principal.clone() else { return };
+        if self.left {
+            return;
+        }
+        let streams = self
+            .streams
+            .iter()
+            .filter(|(_, s)| !s.handle.is_finished())
+            .map(|(turn_id, s)| StreamState {
+                turn_id: turn_id.clone(),
+                thread_id: s.thread_id.clone(),
+                confirmed: self.confirmed.get(turn_id.as_str()).map_or(0, |p| p.seq),
+            })
+            .collect();
+        let state = SessionState { streams, rooms: self.rooms.keys().cloned().collect() };
+        if !state.is_empty() {
+            self.state.sockets.keep_session(&self.pid, &principal, state).await;
+        }
+        self.state.sockets.flush().await;
     }
 
     /// Sends a scope approval event, unless this socket gets it anyway (it streams that turn or
     /// joined that thread).
     async fn forward_approval(&self, event: &LoggedEvent) {
-        let streamed = self.streams.get(&event.turn_id).is_some_and(|h| !h.is_finished());
+        let streamed = self.streams.get(&event.turn_id).is_some_and(|s| !s.handle.is_finished());
         if !streamed && !self.rooms.contains_key(&event.thread_id) {
             self.emit("agent_event", &event.to_wire()).await;
         }
@@ -223,25 +416,27 @@ impl Connection {
 
     /// Whether a turn is being streamed to this connection right now.
     fn is_streaming(&self) -> bool {
-        self.streams.values().any(|handle| !handle.is_finished())
+        self.streams.values().any(|s| !s.handle.is_finished())
     }
 
     /// Stops every stream and room of this connection.
     pub(super) fn close(&mut self) {
-        for (_, handle) in self.streams.drain().chain(self.rooms.drain()) {
+        for (_, stream) in self.streams.drain() {
+            stream.handle.abort();
+        }
+        for (_, handle) in self.rooms.drain() {
             handle.abort();
         }
     }
 }
 
 /// The next approval event of the scope feed; pending forever without one.
-async fn next_approval(feed: &mut Option<broadcast::Receiver<Arc<LoggedEvent>>>) -> Arc<LoggedEvent> {
+async fn next_approval(feed: &mut Option<ApprovalFeed>) -> Arc<LoggedEvent> {
     loop {
         let Some(receiver) = feed else { return std::future::pending().await };
-        match receiver.recv().await {
-            Ok(event) => return event,
-            Err(broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(broadcast::error::RecvError::Closed) => *feed = None,
+        match receiver.next().await {
+            Some(event) => return event,
+            None => *feed = None,
         }
     }
 }

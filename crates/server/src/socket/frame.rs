@@ -118,9 +118,10 @@ pub fn open(sid: &str, ping_interval_ms: u128, ping_timeout_ms: u128, max_payloa
     format!("0{body}")
 }
 
-/// Namespace connect accepted.
-pub fn connected(namespace: &str, sid: &str) -> String {
-    format!("40{namespace},{}", serde_json::json!({ "sid": sid }))
+/// Namespace connect accepted. `pid` is the private session id a socket.io-client ≥ 4.6 keeps
+/// and presents again to recover the session after a reconnection.
+pub fn connected(namespace: &str, sid: &str, pid: &str) -> String {
+    format!("40{namespace},{}", serde_json::json!({ "sid": sid, "pid": pid }))
 }
 
 /// Namespace connect refused, with `data` the clients inspect (`status`, `code`).
@@ -138,6 +139,17 @@ pub fn event(namespace: &str, name: &str, data: &Value) -> String {
     out.push_str(&Value::from(name).to_string());
     out.push(',');
     out.push_str(&data.to_string());
+    out.push(']');
+    out
+}
+
+/// An event whose last argument is its recovery offset: socket.io-client keeps the last one it
+/// received and presents it when it reconnects. Listeners that take one argument ignore it.
+pub fn event_with_offset(namespace: &str, name: &str, data: &Value, offset: &str) -> String {
+    let mut out = event(namespace, name, data);
+    out.pop();
+    out.push(',');
+    out.push_str(&Value::from(offset).to_string());
     out.push(']');
     out
 }
@@ -204,7 +216,11 @@ mod tests {
 
     #[test]
     fn encodes_what_the_clients_expect() {
-        assert_eq!(connected("/agent", "abc"), r#"40/agent,{"sid":"abc"}"#);
+        assert_eq!(connected("/agent", "abc", "p1"), r#"40/agent,{"pid":"p1","sid":"abc"}"#);
+        assert_eq!(
+            event_with_offset("/agent", "agent_event", &json!({"seq": 1}), "trn_1:1"),
+            r#"42/agent,["agent_event",{"seq":1},"trn_1:1"]"#
+        );
         assert_eq!(
             connect_error("/agent", "unauthorized", json!({"status": 401, "code": "unauthorized"})),
             r#"44/agent,{"data":{"code":"unauthorized","status":401},"message":"unauthorized"}"#

@@ -11,17 +11,21 @@
 //! - [`frame`]: the text framing.
 //! - [`connection`]: one connection's loop (open packet, pings, namespace connect, dispatch).
 //! - [`agent`]: the `/agent` events (`message`, `stop`, `resume_stream`, `join_thread`, …).
+//! - [`recovery`]: what a client has — written and pong-confirmed positions, connection state
+//!   recovery — so a dropped transport loses nothing.
 
 mod agent;
 mod connection;
 mod frame;
+mod recovery;
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use agentry_core::Scope;
+use agentry_core::{Principal, Scope, Timestamp};
+use agentry_store::{SocketSession, Store, StreamCursor};
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -30,13 +34,18 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::auth::Credentials;
+use recovery::SessionState;
 
 /// The only namespace served.
 pub const NAMESPACE: &str = "/agent";
 /// Largest frame accepted from a client.
 const MAX_PAYLOAD: usize = 1_000_000;
-/// How long a resume position is remembered after its socket went away.
+/// How long a confirmed stream position is remembered.
 const CURSOR_TTL: Duration = Duration::from_secs(3600);
+/// How long a disconnected session can be recovered (socket.io's default).
+const SESSION_TTL: Duration = Duration::from_secs(120);
+/// How often confirmed positions are written to the store.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 /// Who resumes what: a user's view of a thread.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -46,7 +55,13 @@ struct CursorKey {
     thread_id: String,
 }
 
-/// The last event sent to a user for a thread's turn.
+impl CursorKey {
+    fn new(principal: &Principal, thread_id: &str) -> Self {
+        CursorKey { scope: principal.scope.clone(), user: principal.owner_id().to_owned(), thread_id: thread_id.to_owned() }
+    }
+}
+
+/// The last event of a thread's turn a user's client confirmed.
 #[derive(Debug, Clone)]
 struct Cursor {
     turn_id: String,
@@ -54,75 +69,171 @@ struct Cursor {
     at: Instant,
 }
 
-/// Socket.IO bookkeeping shared by all connections.
-#[derive(Debug, Default)]
+#[derive(Default)]
+struct Cursors {
+    confirmed: HashMap<CursorKey, Cursor>,
+    /// Changed since the last write to the store.
+    dirty: HashSet<CursorKey>,
+}
+
+/// Socket.IO bookkeeping shared by all connections of this replica.
 pub struct Sockets {
     open: AtomicUsize,
-    cursors: Mutex<HashMap<CursorKey, Cursor>>,
+    store: Store,
+    cursors: Mutex<Cursors>,
+    /// Disconnected sessions that may be recovered, by private id.
+    sessions: Mutex<HashMap<String, (Scope, String, SessionState, Instant)>>,
 }
 
 impl Sockets {
+    /// The bookkeeping of a replica; confirmed positions are written to the store every second.
+    pub fn new(store: Store) -> Arc<Sockets> {
+        let sockets = Arc::new(Sockets {
+            open: AtomicUsize::new(0),
+            store,
+            cursors: Mutex::new(Cursors::default()),
+            sessions: Mutex::new(HashMap::new()),
+        });
+        tokio::spawn(flush_loop(Arc::downgrade(&sockets)));
+        sockets
+    }
+
     /// Connections currently open.
     pub fn open_connections(&self) -> usize {
         self.open.load(Ordering::Relaxed)
     }
 
-    /// Remembers the last event sent for a thread, so `resume_stream` without a cursor (what the
-    /// official clients send) continues after it. A turn's `done` forgets it.
-    fn record(&self, key: &CursorKey, turn_id: &str, seq: i64, done: bool) {
+    /// Records what a user's client confirmed of a thread's turn.
+    fn confirm(&self, key: &CursorKey, turn_id: &str, seq: i64) {
         let mut cursors = self.cursors.lock().unwrap_or_else(|p| p.into_inner());
-        if done {
-            cursors.remove(key);
+        if let Some(cursor) = cursors.confirmed.get(key)
+            && cursor.turn_id == turn_id
+            && cursor.seq >= seq
+        {
             return;
         }
-        if cursors.len() > 10_000 {
-            cursors.retain(|_, c| c.at.elapsed() < CURSOR_TTL);
+        if cursors.confirmed.len() > 100_000 {
+            cursors.confirmed.retain(|_, c| c.at.elapsed() < CURSOR_TTL);
         }
-        cursors.insert(key.clone(), Cursor { turn_id: turn_id.to_owned(), seq, at: Instant::now() });
+        cursors.confirmed.insert(key.clone(), Cursor { turn_id: turn_id.to_owned(), seq, at: Instant::now() });
+        cursors.dirty.insert(key.clone());
     }
 
-    /// Saves the positions of streams cut by a shutdown, so clients that resume without a cursor
-    /// on the next start (the official clients) continue after what they already have.
-    pub async fn save(&self, store: &agentry_store::Store) -> agentry_store::StoreResult<()> {
-        let saved: Vec<agentry_store::StreamCursor> = {
+    /// Where a user's client stands in `turn_id` of a thread, as confirmed here or on any replica.
+    async fn confirmed(&self, key: &CursorKey, turn_id: &str) -> Option<i64> {
+        let local = {
             let cursors = self.cursors.lock().unwrap_or_else(|p| p.into_inner());
-            cursors
-                .iter()
-                .filter(|(_, c)| c.at.elapsed() < CURSOR_TTL)
-                .map(|(key, c)| agentry_store::StreamCursor {
-                    scope: key.scope.clone(),
-                    user_id: key.user.clone(),
-                    thread_id: key.thread_id.clone(),
-                    turn_id: c.turn_id.clone(),
-                    seq: c.seq,
+            cursors.confirmed.get(key).filter(|c| c.at.elapsed() < CURSOR_TTL).map(|c| (c.turn_id.clone(), c.seq))
+        };
+        let (turn, seq) = match local {
+            Some(found) => found,
+            None => match self.store.stream_cursor(&key.scope, &key.user, &key.thread_id, ago(CURSOR_TTL)).await {
+                Ok(Some(cursor)) => (cursor.turn_id, cursor.seq),
+                Ok(None) => return None,
+                Err(err) => {
+                    tracing::warn!(%err, "cannot read a stream position");
+                    return None;
+                }
+            },
+        };
+        (turn == turn_id).then_some(seq)
+    }
+
+    /// Writes confirmed positions to the store, so a resume on any replica finds them.
+    pub async fn flush(&self) {
+        let batch: Vec<StreamCursor> = {
+            let mut cursors = self.cursors.lock().unwrap_or_else(|p| p.into_inner());
+            let dirty = std::mem::take(&mut cursors.dirty);
+            dirty
+                .into_iter()
+                .filter_map(|key| {
+                    let cursor = cursors.confirmed.get(&key)?;
+                    Some(StreamCursor {
+                        turn_id: cursor.turn_id.clone(),
+                        seq: cursor.seq,
+                        scope: key.scope,
+                        user_id: key.user,
+                        thread_id: key.thread_id,
+                    })
                 })
                 .collect()
         };
-        store.save_stream_cursors(&saved, ttl_ago()).await
-    }
-
-    /// Loads the positions a previous process saved.
-    pub async fn restore(&self, store: &agentry_store::Store) -> agentry_store::StoreResult<()> {
-        let saved = store.stream_cursors(ttl_ago()).await?;
-        let mut cursors = self.cursors.lock().unwrap_or_else(|p| p.into_inner());
-        for cursor in saved {
-            let key = CursorKey { scope: cursor.scope, user: cursor.user_id, thread_id: cursor.thread_id };
-            cursors.entry(key).or_insert(Cursor { turn_id: cursor.turn_id, seq: cursor.seq, at: Instant::now() });
+        if let Err(err) = self.store.save_stream_cursors(&batch).await {
+            tracing::warn!(%err, "cannot save stream positions");
+            let mut cursors = self.cursors.lock().unwrap_or_else(|p| p.into_inner());
+            for cursor in batch {
+                cursors.dirty.insert(CursorKey { scope: cursor.scope, user: cursor.user_id, thread_id: cursor.thread_id });
+            }
         }
-        Ok(())
     }
 
-    /// Where to resume `turn_id` for this user, if we sent them part of it.
-    fn position(&self, key: &CursorKey, turn_id: &str) -> Option<i64> {
-        let cursors = self.cursors.lock().unwrap_or_else(|p| p.into_inner());
-        cursors.get(key).filter(|c| c.turn_id == turn_id && c.at.elapsed() < CURSOR_TTL).map(|c| c.seq)
+    /// Keeps a disconnected session for [`SESSION_TTL`], here and in the store.
+    async fn keep_session(&self, pid: &str, principal: &Principal, state: SessionState) {
+        let expires = Timestamp(Timestamp::now().0 + millis(SESSION_TTL));
+        let session = SocketSession {
+            pid: pid.to_owned(),
+            scope: principal.scope.clone(),
+            user_id: principal.owner_id().to_owned(),
+            state_json: serde_json::to_string(&state).unwrap_or_default(),
+            expires_at: expires,
+        };
+        {
+            let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+            sessions.retain(|_, (_, _, _, at)| at.elapsed() < SESSION_TTL);
+            sessions.insert(pid.to_owned(), (principal.scope.clone(), principal.owner_id().to_owned(), state, Instant::now()));
+        }
+        if let Err(err) = self.store.save_socket_session(&session).await {
+            tracing::warn!(%err, "cannot save a disconnected socket session");
+        }
+    }
+
+    /// Takes a disconnected session of this principal, kept here or by another replica.
+    async fn take_session(&self, pid: &str, principal: &Principal) -> Option<SessionState> {
+        let owner = principal.owner_id();
+        let local = {
+            let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+            match sessions.get(pid) {
+                Some((scope, user, _, at)) if *scope == principal.scope && user == owner && at.elapsed() < SESSION_TTL => {
+                    sessions.remove(pid).map(|(_, _, state, _)| state)
+                }
+                _ => None,
+            }
+        };
+        // Also from the store, so a second recovery of the same session finds nothing.
+        let stored = match self.store.take_socket_session(pid, &principal.scope, owner).await {
+            Ok(stored) => stored.and_then(|s| serde_json::from_str::<SessionState>(&s.state_json).ok()),
+            Err(err) => {
+                tracing::warn!(%err, "cannot read a socket session");
+                None
+            }
+        };
+        local.or(stored)
     }
 }
 
-/// The wall-clock time one cursor lifetime ago.
-fn ttl_ago() -> agentry_core::Timestamp {
-    let ttl = i64::try_from(CURSOR_TTL.as_millis()).unwrap_or(i64::MAX);
-    agentry_core::Timestamp(agentry_core::Timestamp::now().0.saturating_sub(ttl))
+async fn flush_loop(weak: Weak<Sockets>) {
+    let mut tick = tokio::time::interval(FLUSH_EVERY);
+    let mut ticks: u64 = 0;
+    loop {
+        tick.tick().await;
+        let Some(sockets) = weak.upgrade() else { return };
+        sockets.flush().await;
+        ticks += 1;
+        if ticks % 600 == 1
+            && let Err(err) = sockets.store.purge_socket_state(ago(CURSOR_TTL)).await
+        {
+            tracing::warn!(%err, "cannot purge old socket state");
+        }
+    }
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The wall-clock time `duration` ago.
+fn ago(duration: Duration) -> Timestamp {
+    Timestamp(Timestamp::now().0.saturating_sub(millis(duration)))
 }
 
 /// Query of the Engine.IO handshake.

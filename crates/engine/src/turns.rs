@@ -1,0 +1,164 @@
+//! The turn lifecycle as transports see it: submit a message, follow a turn, watch a thread or a
+//! scope's approvals, cancel — each working whichever replica runs the turn.
+
+use agentry_core::id::{new_id, prefix};
+use agentry_core::{BusyPolicy, Principal, Scope, Thread, Timestamp, Turn, TurnEvent, TurnInput, TurnStatus};
+use agentry_store::{Claimed, StoreError, Submitted};
+use tokio::sync::watch;
+
+use crate::bus::Bell;
+use crate::follow::{ApprovalFeed, ThreadWatch, TurnFollower};
+use crate::runner::{Outcome, RunCtx};
+use crate::state::TurnState;
+use crate::terminate::terminate;
+use crate::{Engine, EngineError, NewMessage, StopReason};
+
+impl Engine {
+    /// Accepts a message for a thread and returns its turn. The turn runs as soon as its thread
+    /// is free, on whichever replica claims it (policy `enqueue`); with policy `reject` a busy
+    /// thread gets a turn that ends at once with `error{code:"turn_in_progress"}` — decided
+    /// atomically in the store. A repeated idempotency key returns the turn the key started.
+    pub async fn submit(&self, principal: &Principal, thread: &Thread, message: NewMessage) -> Result<Turn, EngineError> {
+        let store = self.store();
+        let text = message.text;
+        if text.trim().is_empty() {
+            return Err(EngineError::EmptyMessage);
+        }
+        let limit = self.config().max_message_bytes;
+        if text.len() > limit {
+            return Err(EngineError::MessageTooLarge { size: text.len(), limit });
+        }
+        if !principal.may_use_agent(&thread.agent_id) {
+            return Err(EngineError::AgentPinned);
+        }
+        let scope = &thread.scope;
+        if let Some(key) = &message.idempotency_key
+            && let Some(turn) = store.turn_by_idempotency_key(scope, &thread.id, key).await?
+        {
+            return Ok(turn);
+        }
+        let agent = store.get_agent(scope, &thread.agent_id).await?.ok_or(EngineError::AgentNotFound)?;
+        let reject_if_busy = agent.spec.on_busy.unwrap_or_default() == BusyPolicy::Reject;
+        let mut turn = Turn {
+            id: new_id(prefix::TURN),
+            thread_id: thread.id.clone(),
+            scope: scope.clone(),
+            user_id: principal.owner_id().to_owned(),
+            agent_id: thread.agent_id.clone(),
+            status: TurnStatus::Queued,
+            wait_reason: None,
+            error: None,
+            input: TurnInput {
+                text,
+                dynamic_blocks: message.dynamic_blocks,
+                user_meta: principal.user_meta.clone(),
+                allowed_datasets: message.allowed_datasets,
+                datasets: message.datasets,
+            },
+            idempotency_key: message.idempotency_key,
+            created_at: Timestamp::now(),
+            started_at: None,
+            finished_at: None,
+            checkpoint: None,
+        };
+        let submitted = match store.submit_turn(&turn, reject_if_busy, self.replica_id()).await {
+            Ok(submitted) => submitted,
+            // The same key, sent twice at once: the other request stored it first.
+            Err(err) if err.is_unique_violation() && turn.idempotency_key.is_some() => {
+                let key = turn.idempotency_key.as_deref().unwrap_or_default();
+                return store.turn_by_idempotency_key(scope, &thread.id, key).await?.ok_or(EngineError::Store(err));
+            }
+            Err(err) => return Err(err.into()),
+        };
+        match submitted {
+            Submitted::Queued => {
+                self.inner.dispatcher.wake();
+                self.inner.bus.ring(Bell::Queued);
+            }
+            Submitted::Rejected(lease) => {
+                turn.status = TurnStatus::Failed;
+                turn.error = Some("turn_in_progress".into());
+                let mut ctx = RunCtx {
+                    engine: self,
+                    turn: &turn,
+                    log: self.open_log(&turn, &lease, 0),
+                    lease,
+                    stop: watch::channel(None).1,
+                };
+                ctx.log.emit(TurnEvent::error("turn_in_progress", "a turn is already running on this thread"));
+                let outcome = Outcome::Refused { cause: "turn_in_progress".into() };
+                terminate(&mut ctx, None, &mut TurnState::default(), outcome).await;
+            }
+        }
+        Ok(turn)
+    }
+
+    /// Follows a turn's events after `after_seq` (0 = from the start), ending with `done`.
+    pub async fn follow(&self, scope: &Scope, turn: &Turn, after_seq: i64) -> Result<TurnFollower, StoreError> {
+        let live = self.inner.hub.subscribe(&turn.thread_id);
+        TurnFollower::start(self.store().clone(), scope.clone(), turn.id.clone(), live, after_seq).await
+    }
+
+    /// The approval events of every thread of a scope from now on (for operators' sockets).
+    pub fn watch_approvals(&self, scope: &Scope) -> ApprovalFeed {
+        ApprovalFeed::new(self.inner.hub.subscribe_approvals(scope))
+    }
+
+    /// Every event of a thread's turns from now on (for listeners joined to a thread).
+    pub async fn watch_thread(&self, scope: &Scope, thread_id: &str) -> Result<ThreadWatch, StoreError> {
+        let live = self.inner.hub.subscribe(thread_id);
+        ThreadWatch::start(self.store().clone(), scope.clone(), thread_id, live).await
+    }
+
+    /// Stops the thread's unfinished turns, wherever they run: running ones end `cancelled`
+    /// within a second, queued and waiting ones never run again. Messages sent afterwards are
+    /// not affected. Returns whether anything was stopped.
+    pub async fn cancel_thread(&self, scope: &Scope, thread_id: &str) -> Result<bool, StoreError> {
+        let marked = self.store().request_cancel(scope, thread_id).await?;
+        if marked.is_empty() {
+            return Ok(false);
+        }
+        for turn in marked.iter().filter(|t| t.running) {
+            if turn.owner.as_deref() == Some(self.replica_id()) {
+                self.inner.dispatcher.stop(&turn.turn_id, StopReason::Requested);
+            } else {
+                self.inner.bus.ring(Bell::Cancel { turn: turn.turn_id.clone() });
+            }
+        }
+        for claimed in self.store().cancel_idle_turns(Some((scope, thread_id)), self.replica_id()).await? {
+            self.end_cancelled(claimed).await;
+        }
+        // Turns queued behind a cancelled waiting turn may run now.
+        self.inner.dispatcher.wake();
+        self.inner.bus.ring(Bell::Queued);
+        Ok(true)
+    }
+
+    /// Ends a turn cancelled while nobody ran it: its pending approvals are cancelled, what the
+    /// user saw of it (a waiting turn's saved answer) is stored, and `usage` + `done` close its log.
+    pub(crate) async fn end_cancelled(&self, claimed: Claimed) {
+        let Claimed { turn, lease, .. } = claimed;
+        let (last, mut state) = match &turn.checkpoint {
+            None => (0, TurnState::default()),
+            Some(saved) => {
+                let last = match self.store().last_event_seq(&turn.scope, &turn.id).await {
+                    Ok(last) => last,
+                    Err(err) => {
+                        tracing::error!(%err, turn = %turn.id, "cannot read a cancelled turn's log");
+                        return;
+                    }
+                };
+                (last, TurnState::load(saved).unwrap_or_default())
+            }
+        };
+        let mut ctx =
+            RunCtx { engine: self, turn: &turn, log: self.open_log(&turn, &lease, last), lease, stop: watch::channel(None).1 };
+        if turn.checkpoint.is_some()
+            && let Err(err) = self.cancel_approvals(&turn, &mut ctx.log).await
+        {
+            tracing::error!(%err, turn = %turn.id, "cannot cancel the turn's approvals");
+        }
+        let agent = self.store().get_agent(&turn.scope, &turn.agent_id).await.ok().flatten();
+        terminate(&mut ctx, agent.as_ref().map(|a| &a.spec), &mut state, Outcome::Stopped(StopReason::Requested)).await;
+    }
+}
