@@ -29,7 +29,7 @@ async fn main() -> agentry_client::Result<()> {
                     status.as_str(),
                     usage.input_tokens,
                     usage.output_tokens,
-                    usage.cost_cents
+                    usage.cost.as_cents()
                 );
             }
             StreamEvent::Reconnecting { attempt, .. } => eprintln!("[reconnecting, attempt {attempt}]"),

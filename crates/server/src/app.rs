@@ -142,6 +142,12 @@ impl App {
             let _ = shutdown.send(true);
         };
         let served = axum::serve(listener, self.router()).with_graceful_shutdown(stopping).await;
+        // Upgraded connections (sockets) outlive the HTTP server: let them finish their close
+        // handshake, which confirms what their clients have, before the store goes.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while self.state.sockets.open_connections() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         self.state.sockets.flush().await;
         self.store.close().await;
         tracing::info!("agentry stopped");
