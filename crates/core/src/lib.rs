@@ -36,10 +36,10 @@ pub mod turn;
 pub use agent::{AgentSpec, AgentSpecError, BusyPolicy, DynamicBlock, ModelRef, Script, ScriptStep, ScriptToolCall};
 pub use approval::{Approval, ApprovalDecision, ApprovalStatus};
 pub use content::ContentItem;
-pub use money::MicroCents;
 pub use event::{LoggedEvent, SafetyFlag, TokenUsage, TurnEvent, TurnStatus};
+pub use money::MicroCents;
 pub use scope::{Principal, PrincipalKind, Scope, UserMeta};
-pub use thread::{Message, MessageRole, Thread, ThreadStatus, ToolStepCall, ToolStep};
+pub use thread::{Message, MessageRole, Thread, ThreadStatus, ToolStep, ToolStepCall};
 pub use time::Timestamp;
 pub use turn::{Turn, TurnInput};
 

@@ -151,7 +151,8 @@ impl Engine {
     /// (their canceller died before it could).
     async fn sweep(&self) -> Result<(), StoreError> {
         let config = self.config();
-        let taken = self.store().take_over_expired_turns(&config.replica_id, millis(config.lease), TAKEOVER_BATCH).await?;
+        let taken =
+            self.store().take_over_expired_turns(&config.replica_id, millis(config.lease), TAKEOVER_BATCH).await?;
         for claimed in taken {
             tracing::warn!(turn = %claimed.turn.id, "took over a turn whose replica stopped renewing its lease");
             self.start_run(claimed, true);

@@ -258,16 +258,17 @@ async fn execute(ctx: &mut RunCtx<'_>, agent: &StoredAgent, state: &mut TurnStat
         }
         let request = ModelRequest { model: model.clone(), messages: state.messages.clone(), tools: tools.specs() };
         state.step += 1;
-        let (text, calls) = match call_model(ctx, provider.as_ref(), &agent.spec.model, request, state.step, &mut state.usage).await {
-            StepEnd::Answered { text, calls } => (text, calls),
-            StepEnd::Stopped { reason, text } => {
-                // What the user saw of this step is kept with the answer.
-                state.add_answer(&text, &turn.id);
-                state.final_text = text;
-                return Outcome::Stopped(reason);
-            }
-            StepEnd::Failed { code, cause } => return failed(code, cause),
-        };
+        let (text, calls) =
+            match call_model(ctx, provider.as_ref(), &agent.spec.model, request, state.step, &mut state.usage).await {
+                StepEnd::Answered { text, calls } => (text, calls),
+                StepEnd::Stopped { reason, text } => {
+                    // What the user saw of this step is kept with the answer.
+                    state.add_answer(&text, &turn.id);
+                    state.final_text = text;
+                    return Outcome::Stopped(reason);
+                }
+                StepEnd::Failed { code, cause } => return failed(code, cause),
+            };
         state.add_answer(&text, &turn.id);
         if calls.is_empty() {
             state.final_text = text;

@@ -106,8 +106,7 @@ impl TurnState {
     /// Records a tool call's result: in the prompt, and with its call in the answer's tool steps.
     pub fn add_tool_result(&mut self, call_id: &str, result: &Value, is_error: bool) {
         let content = result.to_string();
-        if let Some(call) =
-            self.tool_steps.iter_mut().rev().flat_map(|s| s.calls.iter_mut()).find(|c| c.id == call_id)
+        if let Some(call) = self.tool_steps.iter_mut().rev().flat_map(|s| s.calls.iter_mut()).find(|c| c.id == call_id)
         {
             call.result = content.clone();
             call.is_error = is_error;

@@ -18,7 +18,12 @@ impl Engine {
     /// is free, on whichever replica claims it (policy `enqueue`); with policy `reject` a busy
     /// thread gets a turn that ends at once with `error{code:"turn_in_progress"}` — decided
     /// atomically in the store. A repeated idempotency key returns the turn the key started.
-    pub async fn submit(&self, principal: &Principal, thread: &Thread, message: NewMessage) -> Result<Turn, EngineError> {
+    pub async fn submit(
+        &self,
+        principal: &Principal,
+        thread: &Thread,
+        message: NewMessage,
+    ) -> Result<Turn, EngineError> {
         let store = self.store();
         let text = message.text;
         if text.trim().is_empty() {
@@ -151,8 +156,13 @@ impl Engine {
                 (last, TurnState::load(saved).unwrap_or_default())
             }
         };
-        let mut ctx =
-            RunCtx { engine: self, turn: &turn, log: self.open_log(&turn, &lease, last), lease, stop: watch::channel(None).1 };
+        let mut ctx = RunCtx {
+            engine: self,
+            turn: &turn,
+            log: self.open_log(&turn, &lease, last),
+            lease,
+            stop: watch::channel(None).1,
+        };
         if turn.checkpoint.is_some()
             && let Err(err) = self.cancel_approvals(&turn, &mut ctx.log).await
         {

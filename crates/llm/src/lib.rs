@@ -216,6 +216,8 @@ impl ProviderRegistry {
     /// The cost of `usage` on an agent's model (`provider:model`; zero without a price).
     pub fn cost(&self, model: &str, usage: &ModelUsage) -> agentry_core::MicroCents {
         let Ok(model) = ModelRef::parse(model) else { return agentry_core::MicroCents::ZERO };
-        self.configured.get(&model.provider).map_or(agentry_core::MicroCents::ZERO, |config| config.cost(&model.model, usage))
+        self.configured
+            .get(&model.provider)
+            .map_or(agentry_core::MicroCents::ZERO, |config| config.cost(&model.model, usage))
     }
 }

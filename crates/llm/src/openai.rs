@@ -294,7 +294,12 @@ mod tests {
         let usage = json!({"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 3, "prompt_tokens_details": {"cached_tokens": 4}}});
         assert_eq!(
             chunk_deltas(&usage).unwrap(),
-            vec![ModelDelta::Usage(ModelUsage { input_tokens: 9, output_tokens: 3, cached_input_tokens: 4, reasoning_tokens: 0 })]
+            vec![ModelDelta::Usage(ModelUsage {
+                input_tokens: 9,
+                output_tokens: 3,
+                cached_input_tokens: 4,
+                reasoning_tokens: 0
+            })]
         );
         let error = json!({"error": {"message": "overloaded"}});
         assert!(matches!(chunk_deltas(&error), Err(ProviderError::Unavailable(m)) if m.contains("overloaded")));

@@ -115,7 +115,12 @@ async fn openai_stream_assembles_tool_call_fragments_and_usage_after_a_retry() {
     assert_eq!(serde_json::from_str::<Value>(&args).unwrap(), json!({"city": "Paris"}));
     assert_eq!(
         deltas.last().unwrap().as_ref().unwrap(),
-        &ModelDelta::Usage(ModelUsage { input_tokens: 42, output_tokens: 17, cached_input_tokens: 10, reasoning_tokens: 0 })
+        &ModelDelta::Usage(ModelUsage {
+            input_tokens: 42,
+            output_tokens: 17,
+            cached_input_tokens: 10,
+            reasoning_tokens: 0
+        })
     );
     assert_eq!(seen.calls.load(Ordering::SeqCst), 2, "one 503, then the stream");
     let body = seen.bodies.lock().unwrap()[1].clone();

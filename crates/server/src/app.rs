@@ -103,8 +103,7 @@ impl App {
             Some(setup) => Some(bootstrap::bootstrap(&store, &setup.supplied, &setup.default_model).await?),
             None => None,
         };
-        let engine =
-            Engine::start(store.clone(), config.providers, config.engine).await.map_err(AppError::Engine)?;
+        let engine = Engine::start(store.clone(), config.providers, config.engine).await.map_err(AppError::Engine)?;
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
         let state = AppState::new(engine.clone(), config.server, shutdown_rx);
         Ok(App { store, engine, state, bootstrap, shutdown, grace: config.shutdown_grace })

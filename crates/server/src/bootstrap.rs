@@ -1,12 +1,13 @@
 //! First start on an empty store: the `default/default/default` scope, the installation-wide
 //! entity `default` that signs session tokens, an operator API key and the built-in default agent.
 //!
-//! Runs exactly once per store (a metadata latch makes concurrent replicas agree). Later starts
-//! only honour rotated values from the environment.
+//! Runs exactly once per store, in one transaction (a metadata latch inside it makes concurrent
+//! replicas agree). Later starts only honour rotated values from the environment.
 
 use agentry_core::id::{new_id, new_secret, prefix};
 use agentry_core::session_token::MIN_SECRET_LEN;
 use agentry_core::{AgentSpec, Scope, Timestamp, api_key};
+use agentry_store::auth::Installation;
 use agentry_store::{Store, StoreError};
 
 /// Id of the entity created at bootstrap; `agentry token mint` signs as it.
@@ -58,10 +59,6 @@ pub async fn bootstrap(
     {
         return Err(BootstrapError::SecretTooShort);
     }
-    if !store.meta_insert_if_absent("bootstrapped_at", &Timestamp::now().to_rfc3339()).await? {
-        apply_supplied(store, supplied).await?;
-        return Ok(Bootstrap::AlreadyDone);
-    }
     let (secret, generated_service_secret) = match &supplied.service_secret {
         Some(secret) => (secret.clone(), None),
         None => {
@@ -69,7 +66,6 @@ pub async fn bootstrap(
             (secret.clone(), Some(secret))
         }
     };
-    store.insert_entity(DEFAULT_ENTITY, None, None, &secret).await?;
     let (key, generated_api_key) = match &supplied.api_key {
         Some(key) => (key.clone(), None),
         None => {
@@ -77,12 +73,23 @@ pub async fn bootstrap(
             (key.clone(), Some(key))
         }
     };
-    store.insert_api_key(&new_id(prefix::API_KEY), &api_key::hash(&key), "bootstrap operator key").await?;
     let agent = AgentSpec {
         description: Some("Built-in default agent".into()),
         ..AgentSpec::new("default", "Default agent", default_model, "You are a helpful assistant.")
     };
-    store.apply_agent(&Scope::default_scope(), &agent, "bootstrap", None).await?;
+    let key_id = new_id(prefix::API_KEY);
+    let installation = Installation {
+        bootstrapped_at: &Timestamp::now().to_rfc3339(),
+        entity: (DEFAULT_ENTITY, &secret),
+        api_key: (&key_id, &api_key::hash(&key), "bootstrap operator key"),
+        agent: &agent,
+    };
+    // All of it or nothing: a start that fails later has not printed a key that was not kept,
+    // and of replicas starting at once on an empty store exactly one sets it up.
+    if !store.bootstrap_installation(&installation).await? {
+        apply_supplied(store, supplied).await?;
+        return Ok(Bootstrap::AlreadyDone);
+    }
     tracing::info!(scope = %Scope::default_scope(), "bootstrapped a new installation");
     Ok(Bootstrap::Created { generated_service_secret, generated_api_key })
 }

@@ -55,6 +55,53 @@ pub struct AppliedAgent {
     pub changed: bool,
 }
 
+/// Inserts an agent version and points the agent at it, on an open transaction (a macro: the
+/// statements are compiled for each backend).
+macro_rules! insert_agent_version {
+    ($conn:expr, $scope:expr, $spec:expr, $spec_json:expr, $version_id:expr, $number:expr, $created_by:expr, $note:expr, $now:expr) => {{
+        let (scope, spec) = ($scope, $spec);
+        sqlx::query(
+            "INSERT INTO agent_versions (id, organization_id, project_id, environment_id, agent_id,
+                version_number, spec_json, created_by, note, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind($version_id)
+        .bind(&scope.organization_id)
+        .bind(&scope.project_id)
+        .bind(&scope.environment_id)
+        .bind(&spec.id)
+        .bind($number)
+        .bind($spec_json)
+        .bind($created_by)
+        .bind($note)
+        .bind($now)
+        .execute($conn)
+        .await?;
+        sqlx::query(
+            "INSERT INTO agents (organization_id, project_id, environment_id, id, name, model, spec_json,
+                current_version_id, version_number, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
+             ON CONFLICT (organization_id, project_id, environment_id, id) DO UPDATE SET
+                name = excluded.name, model = excluded.model, spec_json = excluded.spec_json,
+                current_version_id = excluded.current_version_id,
+                version_number = excluded.version_number, updated_at = excluded.updated_at",
+        )
+        .bind(&scope.organization_id)
+        .bind(&scope.project_id)
+        .bind(&scope.environment_id)
+        .bind(&spec.id)
+        .bind(&spec.name)
+        .bind(&spec.model)
+        .bind($spec_json)
+        .bind($version_id)
+        .bind($number)
+        .bind($now)
+        .execute($conn)
+        .await?;
+    }};
+}
+pub(crate) use insert_agent_version;
+
 const AGENT_COLUMNS: &str = "organization_id, project_id, environment_id, spec_json, current_version_id, version_number, created_at, updated_at";
 
 impl Store {
@@ -70,8 +117,21 @@ impl Store {
         let spec_json = serde_json::to_string(&spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let now = Timestamp::now().0;
         let version_id = new_id(prefix::AGENT_VERSION);
+        let is_postgres = matches!(self.db, crate::Db::Postgres(_));
         let changed = on_writer!(self, |pool| {
             let mut tx = pool.begin().await?;
+            if is_postgres {
+                // Two replicas applying the same agent files at once take turns (SQLite has one
+                // writer anyway).
+                let key = format!(
+                    "agent:{}/{}/{}/{}",
+                    scope.organization_id, scope.project_id, scope.environment_id, spec.id
+                );
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                    .bind(&key)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             let current: Option<(String, i64)> = sqlx::query_as(
                 "SELECT spec_json, version_number FROM agents
                  WHERE organization_id = $1 AND project_id = $2 AND environment_id = $3 AND id = $4",
@@ -87,44 +147,7 @@ impl Store {
                 .is_some_and(|(json, _)| serde_json::from_str::<AgentSpec>(json).ok().as_ref() == Some(&spec));
             if !unchanged {
                 let number = current.as_ref().map_or(1, |(_, n)| n + 1);
-                sqlx::query(
-                    "INSERT INTO agent_versions (id, organization_id, project_id, environment_id, agent_id,
-                        version_number, spec_json, created_by, note, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                )
-                .bind(&version_id)
-                .bind(&scope.organization_id)
-                .bind(&scope.project_id)
-                .bind(&scope.environment_id)
-                .bind(&spec.id)
-                .bind(number)
-                .bind(&spec_json)
-                .bind(created_by)
-                .bind(note)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "INSERT INTO agents (organization_id, project_id, environment_id, id, name, model, spec_json,
-                        current_version_id, version_number, created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
-                     ON CONFLICT (organization_id, project_id, environment_id, id) DO UPDATE SET
-                        name = excluded.name, model = excluded.model, spec_json = excluded.spec_json,
-                        current_version_id = excluded.current_version_id,
-                        version_number = excluded.version_number, updated_at = excluded.updated_at",
-                )
-                .bind(&scope.organization_id)
-                .bind(&scope.project_id)
-                .bind(&scope.environment_id)
-                .bind(&spec.id)
-                .bind(&spec.name)
-                .bind(&spec.model)
-                .bind(&spec_json)
-                .bind(&version_id)
-                .bind(number)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+                insert_agent_version!(&mut *tx, scope, &spec, &spec_json, &version_id, number, created_by, note, now);
             }
             tx.commit().await?;
             !unchanged

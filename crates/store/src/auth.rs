@@ -14,22 +14,8 @@ impl Store {
         Ok(value)
     }
 
-    /// Sets a metadata value only if the key is absent; returns whether this call set it.
-    /// Used as the once-only latch of the first-start bootstrap.
-    pub async fn meta_insert_if_absent(&self, key: &str, value: &str) -> StoreResult<bool> {
-        let result = on_writer!(self, |pool| {
-            sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
-                .bind(key)
-                .bind(value)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
-        Ok(result == 1)
-    }
-
-    /// Registers an entity. `organization_id`/`project_id` of `None` mean the entity may sign
-    /// tokens for any scope (the installation's bootstrap entity).
+    /// Registers an entity (an existing one is kept). `organization_id`/`project_id` of `None`
+    /// mean the entity may sign tokens for any scope (the installation's bootstrap entity).
     pub async fn insert_entity(
         &self,
         id: &str,
@@ -40,7 +26,7 @@ impl Store {
         on_writer!(self, |pool| {
             sqlx::query(
                 "INSERT INTO entities (id, organization_id, project_id, service_secret, created_at)
-                 VALUES ($1, $2, $3, $4, $5)",
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
             )
             .bind(id)
             .bind(organization_id)
@@ -77,16 +63,20 @@ impl Store {
         Ok(secret)
     }
 
-    /// Records an API key by the SHA-256 hex of its secret.
+    /// Records an API key by the SHA-256 hex of its secret (a key already known is kept, so two
+    /// replicas registering the same key at once both succeed).
     pub async fn insert_api_key(&self, id: &str, key_hash: &str, name: &str) -> StoreResult<()> {
         on_writer!(self, |pool| {
-            sqlx::query("INSERT INTO api_keys (id, key_hash, name, created_at) VALUES ($1, $2, $3, $4)")
-                .bind(id)
-                .bind(key_hash)
-                .bind(name)
-                .bind(Timestamp::now().0)
-                .execute(pool)
-                .await?;
+            sqlx::query(
+                "INSERT INTO api_keys (id, key_hash, name, created_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (key_hash) DO NOTHING",
+            )
+            .bind(id)
+            .bind(key_hash)
+            .bind(name)
+            .bind(Timestamp::now().0)
+            .execute(pool)
+            .await?;
         });
         Ok(())
     }
@@ -103,7 +93,78 @@ impl Store {
     }
 }
 
+/// What a new installation starts with, written at once by [`Store::bootstrap_installation`].
+#[derive(Debug, Clone)]
+pub struct Installation<'a> {
+    /// Value of the once-only latch (`meta.bootstrapped_at`).
+    pub bootstrapped_at: &'a str,
+    /// The installation-wide entity that signs session tokens, and its secret.
+    pub entity: (&'a str, &'a str),
+    /// The operator API key: id, SHA-256 of the secret, name.
+    pub api_key: (&'a str, &'a str, &'a str),
+    /// The built-in default agent, in the default scope.
+    pub agent: &'a agentry_core::AgentSpec,
+}
+
 impl Store {
+    /// Sets up a new installation in one transaction: the latch, the entity, the API key and the
+    /// default agent, or nothing. Returns false (writing nothing) when the store was already set
+    /// up — also when another replica is doing it at the same moment.
+    pub async fn bootstrap_installation(&self, installation: &Installation<'_>) -> StoreResult<bool> {
+        let scope = agentry_core::Scope::default_scope();
+        let spec = installation.agent.without_scope();
+        let spec_json = serde_json::to_string(&spec).map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
+        let now = Timestamp::now().0;
+        let version_id = agentry_core::id::new_id(agentry_core::id::prefix::AGENT_VERSION);
+        on_writer!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let latched = sqlx::query(
+                "INSERT INTO meta (key, value) VALUES ('bootstrapped_at', $1) ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(installation.bootstrapped_at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if latched != 1 {
+                return Ok(false);
+            }
+            let (entity_id, secret) = installation.entity;
+            sqlx::query(
+                "INSERT INTO entities (id, organization_id, project_id, service_secret, created_at)
+                 VALUES ($1, NULL, NULL, $2, $3) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(entity_id)
+            .bind(secret)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            let (key_id, key_hash, key_name) = installation.api_key;
+            sqlx::query(
+                "INSERT INTO api_keys (id, key_hash, name, created_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (key_hash) DO NOTHING",
+            )
+            .bind(key_id)
+            .bind(key_hash)
+            .bind(key_name)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            crate::agents::insert_agent_version!(
+                &mut *tx,
+                &scope,
+                &spec,
+                &spec_json,
+                &version_id,
+                1_i64,
+                "bootstrap",
+                None::<&str>,
+                now
+            );
+            tx.commit().await?;
+        });
+        Ok(true)
+    }
+
     /// Replaces an entity's service secret (rotation). Returns false when the entity does not exist.
     pub async fn set_entity_secret(&self, id: &str, service_secret: &str) -> StoreResult<bool> {
         let updated = on_writer!(self, |pool| {

@@ -88,4 +88,3 @@ impl Store {
 pub(crate) fn encode_contents(items: &[ContentItem]) -> StoreResult<Vec<String>> {
     items.iter().map(|i| serde_json::to_string(&i.content).map_err(|e| StoreError::Corrupt(e.to_string()))).collect()
 }
-

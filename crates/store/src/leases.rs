@@ -235,7 +235,11 @@ impl Store {
                 .map(|row| {
                     let turn = turn_from_row(row)?;
                     Ok(Claimed {
-                        lease: Lease { turn_id: turn.id.clone(), owner: owner.to_owned(), token: row.int("lease_token")? },
+                        lease: Lease {
+                            turn_id: turn.id.clone(),
+                            owner: owner.to_owned(),
+                            token: row.int("lease_token")?,
+                        },
                         cancel_requested: row.int("cancel_requested")? != 0,
                         turn,
                     })
@@ -426,7 +430,11 @@ impl Store {
                 .map(|row| {
                     let turn = turn_from_row(row)?;
                     Ok(Claimed {
-                        lease: Lease { turn_id: turn.id.clone(), owner: owner.to_owned(), token: row.int("lease_token")? },
+                        lease: Lease {
+                            turn_id: turn.id.clone(),
+                            owner: owner.to_owned(),
+                            token: row.int("lease_token")?,
+                        },
                         cancel_requested: true,
                         turn,
                     })

@@ -50,14 +50,14 @@ pub use agents::{AgentVersion, AppliedAgent, StoredAgent};
 pub use approvals::{ApprovalFilter, Settlement};
 pub use artifacts::ArtifactRevision;
 pub use datasets::DatasetRecord;
-pub use idempotency::IdempotencyStart;
-pub use scoped_tokens::ScopedToken;
-pub use threads::{ArchivedFilter, ThreadQuery};
-pub use tools::{SafetyEvent, ToolCallRecord, ToolHealth, ToolKey};
 pub use events::{Appended, EventRow};
+pub use idempotency::IdempotencyStart;
 pub use leases::{CancelRequested, Claimed, Finish, HeldLease, Lease, Parked, Submitted};
 pub use ledger::{CallStatus, ModelCall};
+pub use scoped_tokens::ScopedToken;
 pub use sockets::{SocketSession, StreamCursor};
+pub use threads::{ArchivedFilter, ThreadQuery};
+pub use tools::{SafetyEvent, ToolCallRecord, ToolHealth, ToolKey};
 
 /// Where the store lives.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -128,7 +128,12 @@ impl Store {
 
     /// Removes and returns an unexpired session of this principal (scope and owner must match: a
     /// session is recovered only by whoever it belonged to).
-    pub async fn take_socket_session(&self, pid: &str, scope: &Scope, user_id: &str) -> StoreResult<Option<SocketSession>> {
+    pub async fn take_socket_session(
+        &self,
+        pid: &str,
+        scope: &Scope,
+        user_id: &str,
+    ) -> StoreResult<Option<SocketSession>> {
         let row = on_writer!(self, |pool| {
             sqlx::query(
                 "DELETE FROM socket_sessions

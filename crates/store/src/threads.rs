@@ -339,4 +339,3 @@ pub(crate) fn encode_tool_steps(message: &Message) -> StoreResult<Option<String>
     }
     serde_json::to_string(&message.tool_steps).map(Some).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
-

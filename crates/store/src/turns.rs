@@ -6,7 +6,8 @@ use agentry_core::{Scope, Timestamp, Turn, TurnInput, TurnStatus};
 use crate::row::RowExt;
 use crate::{Store, StoreError, StoreResult, on_pool, on_writer};
 
-pub(crate) const TURN_COLUMNS: &str = "id, thread_id, organization_id, project_id, environment_id, user_id, agent_id, status,
+pub(crate) const TURN_COLUMNS: &str =
+    "id, thread_id, organization_id, project_id, environment_id, user_id, agent_id, status,
     wait_reason, error, input_json, idempotency_key, created_at, started_at, finished_at, checkpoint_json";
 
 impl Store {
@@ -136,4 +137,3 @@ pub(crate) fn turn_from_row(row: &impl RowExt) -> StoreResult<Turn> {
         checkpoint: row.opt_text("checkpoint_json")?,
     })
 }
-

@@ -6,6 +6,7 @@
 
 use agentry_core::id::{new_id, prefix};
 use agentry_core::{Approval, ApprovalStatus, Message, MessageRole, Scope, ThreadStatus, Timestamp, Turn, TurnEvent};
+use agentry_store::auth::Installation;
 use agentry_store::{
     ApprovalFilter, ArchivedFilter, ArtifactRevision, DatasetRecord, IdempotencyStart, SafetyEvent, ScopedToken,
     Settlement, Store, ThreadQuery, ToolCallRecord,
@@ -15,9 +16,11 @@ use serde_json::json;
 mod common;
 use common::*;
 
+replica_suite!(five_replicas_start_at_once);
+
 suite!(
     migrations_run_once_and_reopen_cleanly,
-    bootstrap_latch_is_set_only_once,
+    bootstrap_happens_once_and_whole,
     entity_secrets_respect_their_binding,
     api_keys_are_found_by_hash,
     applying_an_agent_versions_only_changes,
@@ -49,11 +52,53 @@ async fn migrations_run_once_and_reopen_cleanly(store: &Store) {
     store.ping().await.unwrap();
 }
 
-async fn bootstrap_latch_is_set_only_once(store: &Store) {
-    assert!(store.meta_insert_if_absent("bootstrapped", "1").await.unwrap());
-    assert!(!store.meta_insert_if_absent("bootstrapped", "2").await.unwrap());
-    assert_eq!(store.meta_get("bootstrapped").await.unwrap().as_deref(), Some("1"));
+fn installation<'a>(at: &'a str, key_hash: &'a str, agent: &'a agentry_core::AgentSpec) -> Installation<'a> {
+    Installation {
+        bootstrapped_at: at,
+        entity: ("default", "secret-0123456789abcdef"),
+        api_key: ("key_1", key_hash, "bootstrap"),
+        agent,
+    }
+}
+
+async fn bootstrap_happens_once_and_whole(store: &Store) {
+    let agent = spec("default", "Hi");
+    assert!(store.bootstrap_installation(&installation("1", "hash-1", &agent)).await.unwrap());
+    assert!(!store.bootstrap_installation(&installation("2", "hash-2", &agent)).await.unwrap());
+    assert_eq!(store.meta_get("bootstrapped_at").await.unwrap().as_deref(), Some("1"));
     assert_eq!(store.meta_get("missing").await.unwrap(), None);
+    assert!(store.api_key_by_hash("hash-1").await.unwrap().is_some());
+    assert!(store.api_key_by_hash("hash-2").await.unwrap().is_none(), "the second setup wrote nothing");
+    assert_eq!(store.default_agent(&scope_a()).await.unwrap().unwrap().version_number, 1);
+    assert!(store.entity_secret("default", "any", "any").await.unwrap().is_some());
+}
+
+/// Five replicas start at once on an empty database: one sets it up, all come up, and applying
+/// the same agent file everywhere makes one version.
+async fn five_replicas_start_at_once(db: &TestDb) {
+    let mut replicas = vec![db.store.clone()];
+    for _ in 0..4 {
+        replicas.push(db.another_replica().await);
+    }
+    let agent = spec("support", "Be kind.");
+    let starts = replicas.iter().map(|store| {
+        let (store, agent) = (store.clone(), agent.clone());
+        tokio::spawn(async move {
+            let setup = store.bootstrap_installation(&installation("now", "hash", &agent)).await.unwrap();
+            store.insert_api_key(&new_id(prefix::API_KEY), "supplied-hash", "from AGENTRY_API_KEY").await.unwrap();
+            store.apply_agent(&scope_a(), &agent, "file", None).await.unwrap();
+            setup
+        })
+    });
+    let mut set_up = 0;
+    for start in starts {
+        set_up += usize::from(start.await.unwrap());
+    }
+    assert_eq!(set_up, 1);
+    assert_eq!(db.store.list_agent_versions(&scope_a(), "support", 10, 0).await.unwrap().unwrap().len(), 1);
+    for store in &replicas[1..] {
+        store.close().await;
+    }
 }
 
 async fn entity_secrets_respect_their_binding(store: &Store) {

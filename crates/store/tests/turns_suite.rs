@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use agentry_core::{
-    Approval, ApprovalStatus, LoggedEvent, MessageRole, MicroCents, Scope, Timestamp, TokenUsage, ToolStep, ToolStepCall,
-    Turn, TurnEvent, TurnStatus, id::new_id, id::prefix,
+    Approval, ApprovalStatus, LoggedEvent, MessageRole, MicroCents, Scope, Timestamp, TokenUsage, ToolStep,
+    ToolStepCall, Turn, TurnEvent, TurnStatus, id::new_id, id::prefix,
 };
 use agentry_store::{
     CallStatus, Claimed, EventRow, Finish, Lease, ModelCall, Parked, Settlement, SocketSession, Store, StreamCursor,
@@ -145,7 +145,8 @@ async fn fenced_event_batches_keep_other_turns_events(store: &Store) {
     assert!(store.events_after(&scope_a(), &lost_turn.id, 0, 10).await.unwrap().is_empty());
     // A position already written is refused too, without losing the rest.
     let more = [logged(kept_turn, 2, token("again")), logged(kept_turn, 3, token("w"))];
-    let rows: Vec<_> = more.iter().map(|e| EventRow { scope: &kept_turn.scope, event: e, token: kept_lease.token }).collect();
+    let rows: Vec<_> =
+        more.iter().map(|e| EventRow { scope: &kept_turn.scope, event: e, token: kept_lease.token }).collect();
     assert!(store.append_events(&rows).await.unwrap().refused.contains(&kept_turn.id));
     assert_eq!(store.last_event_seq(&scope_a(), &kept_turn.id).await.unwrap(), 3);
 }
@@ -168,7 +169,8 @@ async fn event_logs_append_and_read_after_a_cursor(store: &Store) {
     };
     for part in [&events[..2], &events[2..]] {
         let owned = rows(part);
-        let batch: Vec<EventRow> = owned.iter().map(|(s, e)| EventRow { scope: s, event: e, token: lease.token }).collect();
+        let batch: Vec<EventRow> =
+            owned.iter().map(|(s, e)| EventRow { scope: s, event: e, token: lease.token }).collect();
         assert!(store.append_events(&batch).await.unwrap().refused.is_empty());
     }
     assert_eq!(store.events_after(&scope_a(), &tr.id, 0, 100).await.unwrap(), events);
@@ -227,7 +229,8 @@ async fn cancel_reaches_running_queued_and_waiting_turns(store: &Store) {
     assert_eq!(swept.iter().map(|c| c.turn.id.as_str()).collect::<Vec<_>>(), [waiting.id.as_str()]);
     let Claimed { lease: cancel_lease, .. } = swept.into_iter().next().unwrap();
     assert!(!store.finish_turn(&scope_a(), &wait_lease, &finish(TurnStatus::Completed)).await.unwrap(), "fenced");
-    let answer = agentry_core::Message::new(&parked_thread, MessageRole::Assistant, "partial".into(), Some(&waiting.id));
+    let answer =
+        agentry_core::Message::new(&parked_thread, MessageRole::Assistant, "partial".into(), Some(&waiting.id));
     let end = Finish { status: TurnStatus::Cancelled, error: None, answer: Some((&answer, &[])) };
     assert!(store.finish_turn(&scope_a(), &cancel_lease, &end).await.unwrap());
     assert_eq!(store.get_turn(&scope_a(), &waiting.id).await.unwrap().unwrap().status, TurnStatus::Cancelled);
@@ -275,7 +278,10 @@ async fn approvals_settle_once_and_wake_their_parked_turn(store: &Store) {
     assert_eq!(store.park_turn(&lease, "approval", "{\"step\":1}").await.unwrap(), Parked::Parked);
     let stored = store.get_turn(&scope_a(), &parked.id).await.unwrap().unwrap();
     assert_eq!((stored.status, stored.checkpoint.as_deref()), (TurnStatus::Waiting, Some("{\"step\":1}")));
-    assert!(store.claim_queued_turns("rep_a", 30_000, 10).await.unwrap().is_empty(), "nothing overtakes a waiting turn");
+    assert!(
+        store.claim_queued_turns("rep_a", 30_000, 10).await.unwrap().is_empty(),
+        "nothing overtakes a waiting turn"
+    );
 
     let overdue = store.overdue_approvals(Timestamp::now()).await.unwrap();
     assert_eq!(overdue.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), [second.id.as_str()]);
@@ -444,10 +450,15 @@ async fn two_replicas_never_run_two_turns_of_a_thread(db: &TestDb) {
                     }
                     idle = 0;
                     for c in claimed {
-                        assert!(active.lock().unwrap().insert(c.turn.thread_id.clone()), "two turns of a thread ran at once");
+                        assert!(
+                            active.lock().unwrap().insert(c.turn.thread_id.clone()),
+                            "two turns of a thread ran at once"
+                        );
                         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
                         active.lock().unwrap().remove(&c.turn.thread_id);
-                        assert!(store.finish_turn(&c.turn.scope, &c.lease, &finish(TurnStatus::Completed)).await.unwrap());
+                        assert!(
+                            store.finish_turn(&c.turn.scope, &c.lease, &finish(TurnStatus::Completed)).await.unwrap()
+                        );
                         ran.lock().unwrap().push(c.turn.id);
                     }
                 }

@@ -36,7 +36,11 @@ pub(super) struct Outgoing {
 enum Kind {
     Plain,
     /// An event of a streamed turn.
-    Stream { turn_id: Arc<str>, thread_id: Arc<str>, seq: i64 },
+    Stream {
+        turn_id: Arc<str>,
+        thread_id: Arc<str>,
+        seq: i64,
+    },
     /// An Engine.IO ping: its pong confirms everything written before it.
     Ping,
 }

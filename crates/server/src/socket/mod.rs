@@ -57,7 +57,11 @@ struct CursorKey {
 
 impl CursorKey {
     fn new(principal: &Principal, thread_id: &str) -> Self {
-        CursorKey { scope: principal.scope.clone(), user: principal.owner_id().to_owned(), thread_id: thread_id.to_owned() }
+        CursorKey {
+            scope: principal.scope.clone(),
+            user: principal.owner_id().to_owned(),
+            thread_id: thread_id.to_owned(),
+        }
     }
 }
 
@@ -162,7 +166,11 @@ impl Sockets {
             tracing::warn!(%err, "cannot save stream positions");
             let mut cursors = self.cursors.lock().unwrap_or_else(|p| p.into_inner());
             for cursor in batch {
-                cursors.dirty.insert(CursorKey { scope: cursor.scope, user: cursor.user_id, thread_id: cursor.thread_id });
+                cursors.dirty.insert(CursorKey {
+                    scope: cursor.scope,
+                    user: cursor.user_id,
+                    thread_id: cursor.thread_id,
+                });
             }
         }
     }
@@ -180,7 +188,10 @@ impl Sockets {
         {
             let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
             sessions.retain(|_, (_, _, _, at)| at.elapsed() < SESSION_TTL);
-            sessions.insert(pid.to_owned(), (principal.scope.clone(), principal.owner_id().to_owned(), state, Instant::now()));
+            sessions.insert(
+                pid.to_owned(),
+                (principal.scope.clone(), principal.owner_id().to_owned(), state, Instant::now()),
+            );
         }
         if let Err(err) = self.store.save_socket_session(&session).await {
             tracing::warn!(%err, "cannot save a disconnected socket session");
@@ -193,7 +204,9 @@ impl Sockets {
         let local = {
             let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
             match sessions.get(pid) {
-                Some((scope, user, _, at)) if *scope == principal.scope && user == owner && at.elapsed() < SESSION_TTL => {
+                Some((scope, user, _, at))
+                    if *scope == principal.scope && user == owner && at.elapsed() < SESSION_TTL =>
+                {
                     sessions.remove(pid).map(|(_, _, state, _)| state)
                 }
                 _ => None,

@@ -147,4 +147,3 @@ pub fn turn(scope: &Scope, thread_id: &str, key: Option<&str>) -> Turn {
         checkpoint: None,
     }
 }
-
