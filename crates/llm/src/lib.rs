@@ -152,10 +152,22 @@ pub trait ModelProvider: Send + Sync {
     fn stream(&self, request: ModelRequest) -> ModelStream;
 }
 
+/// A provider plugged in with [`ProviderRegistry::with_provider`].
+#[derive(Clone)]
+struct Plugged(Arc<dyn ModelProvider>);
+
+impl std::fmt::Debug for Plugged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Plugged")
+    }
+}
+
 /// Resolves an agent's `provider:model` to a provider, and prices usage.
 #[derive(Debug, Clone, Default)]
 pub struct ProviderRegistry {
     configured: std::collections::BTreeMap<String, config::ProviderConfig>,
+    /// Providers an embedder plugged in by name.
+    plugged: std::collections::BTreeMap<String, Plugged>,
     http: reqwest::Client,
     #[cfg(feature = "local")]
     local: Option<local::LocalModels>,
@@ -165,6 +177,12 @@ impl ProviderRegistry {
     /// A registry with the configured providers (by name). `scripted` is always available.
     pub fn new(configured: std::collections::BTreeMap<String, config::ProviderConfig>) -> Self {
         ProviderRegistry { configured, http: reqwest::Client::new(), ..ProviderRegistry::default() }
+    }
+
+    /// Serves `name:…` models with `provider` (an embedder's own model backend).
+    pub fn with_provider(mut self, name: &str, provider: Arc<dyn ModelProvider>) -> Self {
+        self.plugged.insert(name.to_owned(), Plugged(provider));
+        self
     }
 
     /// Serves `local:` models from this cache.
@@ -184,6 +202,9 @@ impl ProviderRegistry {
             && let Some(local) = &self.local
         {
             return Ok(Arc::new(local.provider(&model.model)?));
+        }
+        if let Some(Plugged(provider)) = self.plugged.get(&model.provider) {
+            return Ok(provider.clone());
         }
         if model.provider == "scripted" {
             let provider =

@@ -105,8 +105,10 @@ async fn messages_sent_at_once_through_two_replicas_run_one_after_the_other() {
         );
         assert_eq!((a.0, b.0), (200, 200), "{a:?} {b:?}");
         assert_eq!((a.1["status"].as_str(), b.1["status"].as_str()), (Some("completed"), Some("completed")));
-        let (_, messages) = call(&reps[1].base(), Some(&user), "GET", &format!("/threads/{thread_id}/messages"), None).await;
-        let roles: Vec<&str> = messages["messages"].as_array().unwrap().iter().filter_map(|m| m["role"].as_str()).collect();
+        let (_, messages) =
+            call(&reps[1].base(), Some(&user), "GET", &format!("/threads/{thread_id}/messages"), None).await;
+        let roles: Vec<&str> =
+            messages["messages"].as_array().unwrap().iter().filter_map(|m| m["role"].as_str()).collect();
         assert_eq!(roles, ["user", "assistant", "user", "assistant"], "{messages}");
         let contents: Vec<&str> =
             messages["messages"].as_array().unwrap().iter().filter_map(|m| m["content"].as_str()).collect();
@@ -275,7 +277,8 @@ async fn a_dead_replicas_turns_are_resumed_from_their_checkpoint_or_ended_with_t
     assert!(text(&resumed).ends_with(&words(30)), "the second step ran to its end after the takeover");
 
     assert_gapless(&ended);
-    let error = ended.iter().find(|e| e["type"] == "error").unwrap_or_else(|| panic!("no error explains the end: {ended:?}"));
+    let error =
+        ended.iter().find(|e| e["type"] == "error").unwrap_or_else(|| panic!("no error explains the end: {ended:?}"));
     assert_eq!(error["code"], "replica_lost");
     assert_eq!(ended.last().unwrap()["status"], "failed");
 

@@ -38,10 +38,15 @@ pub fn principal() -> Principal {
 impl Fixture {
     pub async fn agent(&self, spec: AgentSpec) -> Thread {
         self.store.apply_agent(&Scope::default_scope(), &spec, "test", None).await.unwrap();
+        self.thread_for(&spec.id).await
+    }
+
+    /// A new thread of alice's with an agent already applied.
+    pub async fn thread_for(&self, agent_id: &str) -> Thread {
         let now = Timestamp::now();
         let thread = Thread {
             id: new_id(prefix::THREAD),
-            agent_id: spec.id.clone(),
+            agent_id: agent_id.to_owned(),
             user_id: "alice".into(),
             scope: Scope::default_scope(),
             title: None,
