@@ -86,7 +86,7 @@ impl TurnFollower {
                     }
                 }
                 Ok(Ok(Signal::Event(event))) if event.turn_id != self.turn_id || event.seq <= self.last_seq => {}
-                Ok(Ok(Signal::Logged { turn_id, seq })) if &*turn_id != self.turn_id || seq <= self.last_seq => {}
+                Ok(Ok(Signal::Logged { turn_id, seq })) if *turn_id != *self.turn_id || seq <= self.last_seq => {}
                 Ok(Err(broadcast::error::RecvError::Closed)) => {
                     tokio::time::sleep(self.poll).await;
                     self.reload().await?;

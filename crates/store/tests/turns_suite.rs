@@ -140,7 +140,7 @@ async fn fenced_event_batches_keep_other_turns_events(store: &Store) {
         EventRow { scope: &kept_turn.scope, event: &events[2], token: kept_lease.token },
     ];
     let appended = store.append_events(&rows).await.unwrap();
-    assert_eq!(appended.refused.into_iter().collect::<Vec<_>>(), [lost_turn.id.clone()]);
+    assert_eq!(appended.refused.into_iter().collect::<Vec<_>>(), std::slice::from_ref(&lost_turn.id));
     assert_eq!(store.events_after(&scope_a(), &kept_turn.id, 0, 10).await.unwrap(), events[1..].to_vec());
     assert!(store.events_after(&scope_a(), &lost_turn.id, 0, 10).await.unwrap().is_empty());
     // A position already written is refused too, without losing the rest.
