@@ -62,7 +62,7 @@ impl Default for ServerOptions {
             ping_interval: std::time::Duration::from_secs(25),
             ping_timeout: std::time::Duration::from_secs(600),
             sse_heartbeat: std::time::Duration::from_secs(15),
-            stream_ping_interval: std::time::Duration::from_secs(1),
+            stream_ping_interval: std::time::Duration::from_millis(500),
         }
     }
 }

@@ -204,13 +204,17 @@ async function freePort() {
 export class AgentryServer {
   /**
    * `new AgentryServer()`, `new AgentryServer(binary)` or
-   * `new AgentryServer({binary, agentFiles})`; `agentFiles` (name -> TOML)
-   * are written next to AGENT_FILES.
+   * `new AgentryServer({binary, agentFiles, databaseUrl, env})`; `agentFiles`
+   * (name -> TOML) are written next to AGENT_FILES; `databaseUrl` puts the
+   * state in Postgres (replicas share it); `env` adds AGENTRY_* settings.
    */
   constructor(options = {}) {
-    const { binary = agentryBin(), agentFiles = {} } = typeof options === 'string' ? { binary: options } : options;
+    const { binary = agentryBin(), agentFiles = {}, databaseUrl = null, env = {} } =
+      typeof options === 'string' ? { binary: options } : options;
     this.binary = binary;
     this.agentFiles = agentFiles;
+    this.databaseUrl = databaseUrl;
+    this.extraEnv = env;
     this.root = null;
     this.port = 0;
     this.proc = null;
@@ -251,13 +255,12 @@ export class AgentryServer {
     env.AGENTRY_SERVICE_SECRET = SERVICE_SECRET;
     env.AGENTRY_API_KEY = API_KEY;
     env.AGENTRY_DEFAULT_MODEL = 'scripted:echo';
+    Object.assign(env, this.extraEnv);
+    const args = ['serve', '--listen', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir, '--agents', this.agentsDir];
+    if (this.databaseUrl) args.push('--database-url', this.databaseUrl);
     const logFd = openSync(this.logPath, 'a');
     try {
-      this.proc = spawn(
-        this.binary,
-        ['serve', '--listen', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir, '--agents', this.agentsDir],
-        { cwd: this.root, env, stdio: ['ignore', logFd, logFd] },
-      );
+      this.proc = spawn(this.binary, args, { cwd: this.root, env, stdio: ['ignore', logFd, logFd] });
     } finally {
       closeSync(logFd); // the child keeps its own copy
     }
@@ -353,7 +356,8 @@ export class AgentryServer {
     const args = ['token', 'mint', '--org', org, '--project', project, '--env', env, '--user', user];
     if (name !== undefined) args.push('--name', name);
     if (agent !== undefined) args.push('--agent', agent);
-    args.push('--data-dir', this.dataDir);
+    if (this.databaseUrl) args.push('--database-url', this.databaseUrl);
+    else args.push('--data-dir', this.dataDir);
     const stdout = await new Promise((resolve, reject) => {
       execFile(this.binary, args, { cwd: this.root, env: baseEnv(), timeout: 30_000 }, (err, out, errOut) => {
         if (err) reject(new Error(`\`agentry ${args.join(' ')}\` failed: ${err.message}\nstdout: ${out}\nstderr: ${errOut}`));
@@ -365,6 +369,97 @@ export class AgentryServer {
     const token = lines[0].trim();
     if (token.split('.').length !== 3) throw new Error(`token mint printed something that is not a JWT: ${stdout}`);
     return token;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Postgres databases and a TCP proxy that can cut connections
+// ---------------------------------------------------------------------------
+
+const ADMIN_URL = process.env.AGENTRY_TEST_POSTGRES_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
+
+/** Runs one SQL statement with psql as the admin user. */
+function psql(sql, url = ADMIN_URL) {
+  return new Promise((resolve, reject) => {
+    execFile('psql', ['-d', url, '-At', '-v', 'ON_ERROR_STOP=1', '-c', sql], { timeout: 30_000 }, (err, out, errOut) => {
+      if (err) reject(new Error(`psql ${JSON.stringify(sql)} failed: ${err.message}\n${errOut}`));
+      else resolve(out.trim());
+    });
+  });
+}
+
+/** A fresh Postgres database (replicas of one installation share it); `drop()` removes it. */
+export class PgDatabase {
+  async create() {
+    this.name = `agentry_test_${randomUUID().replaceAll('-', '')}`;
+    await psql(`CREATE DATABASE ${this.name}`);
+    this.url = `${ADMIN_URL.slice(0, ADMIN_URL.lastIndexOf('/'))}/${this.name}`;
+    return this;
+  }
+
+  /** One value from the database. */
+  query(sql) {
+    return psql(sql, this.url);
+  }
+
+  async drop() {
+    if (this.name) await psql(`DROP DATABASE IF EXISTS ${this.name} WITH (FORCE)`);
+  }
+}
+
+/**
+ * A TCP proxy in front of a server: clients connect to it as to the server,
+ * and `cut()` destroys every connection at once — what a dropped network does
+ * to whatever was in flight.
+ */
+export class TcpProxy {
+  constructor(targetPort) {
+    this.targetPort = targetPort;
+    this.pairs = new Set();
+    this.server = net.createServer((client) => {
+      const upstream = net.connect(this.targetPort, '127.0.0.1');
+      const pair = [client, upstream];
+      this.pairs.add(pair);
+      const drop = () => {
+        this.pairs.delete(pair);
+        client.destroy();
+        upstream.destroy();
+      };
+      client.on('error', drop).on('close', drop);
+      upstream.on('error', drop).on('close', drop);
+      client.pipe(upstream);
+      upstream.pipe(client);
+    });
+  }
+
+  async start() {
+    await new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(0, '127.0.0.1', resolve);
+    });
+    return this;
+  }
+
+  get port() {
+    return this.server.address().port;
+  }
+
+  get baseUrl() {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Destroys every open connection; data in flight is lost. */
+  cut() {
+    for (const [client, upstream] of this.pairs) {
+      client.destroy();
+      upstream.destroy();
+    }
+    this.pairs.clear();
+  }
+
+  async close() {
+    this.cut();
+    await new Promise((resolve) => this.server.close(resolve));
   }
 }
 

@@ -3,8 +3,8 @@
 //! - **Written vs confirmed.** The connection's writer notes the last event of each turn it
 //!   wrote ([`Positions`]). An Engine.IO pong confirms every frame written before its ping (the
 //!   client answers pings in order), so each ping carries a snapshot of what was written, and its
-//!   pong moves that snapshot to *confirmed*. While a turn streams, pings go out every second, so
-//!   the confirmed position trails what the client has by about a second. A clean WebSocket close
+//!   pong moves that snapshot to *confirmed*. While a turn streams, pings go out every half second, so
+//!   the confirmed position trails what the client has by about half a second. A clean WebSocket close
 //!   handshake at shutdown confirms everything written.
 //! - **Bare `resume_stream {threadId}`** (what both official clients send) continues after the
 //!   last confirmed position of the user's view of that thread, kept in memory and in the store
