@@ -38,9 +38,9 @@ pub struct StreamBench {
     latency_tokens: usize,
 }
 
-struct Server {
-    child: Child,
-    base: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) base: String,
     _dir: tempfile::TempDir,
 }
 
@@ -55,11 +55,16 @@ impl Server {
     fn rss_kib(&self) -> u64 {
         proc_status_kib(self.child.id(), "VmRSS")
     }
+
+    /// CPU time the server process has used, user and system.
+    pub(crate) fn cpu_time(&self) -> Duration {
+        proc_cpu_time(self.child.id())
+    }
 }
 
 /// Runs the benchmark and prints its figures.
 pub async fn run(options: StreamBench) -> Result<(), String> {
-    let server = start_server().await?;
+    let server = start_server(None).await?;
     let token = mint("bench-user")?;
     println!("agentry bench stream — scripted:echo, {} words/turn, SQLite event log", options.words);
     println!("server: {} (pid {})", server.base, server.child.id());
@@ -112,7 +117,9 @@ pub async fn run(options: StreamBench) -> Result<(), String> {
     Ok(())
 }
 
-async fn start_server() -> Result<Server, String> {
+/// Starts `agentry serve` with the bench agents: on SQLite in a temporary directory, or as a
+/// replica on the Postgres database `database_url`.
+pub(crate) async fn start_server(database_url: Option<&str>) -> Result<Server, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let agents = dir.path().join("agents");
     std::fs::create_dir_all(&agents).map_err(|e| e.to_string())?;
@@ -121,11 +128,16 @@ async fn start_server() -> Result<Server, String> {
     let port =
         std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let child = Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--agents"])
         .arg(&agents)
         .arg("--data-dir")
-        .arg(dir.path().join("data"))
+        .arg(dir.path().join("data"));
+    if let Some(url) = database_url {
+        command.arg("--database-url").arg(url);
+    }
+    let child = command
         .env("AGENTRY_SERVICE_SECRET", SECRET)
         .env("AGENTRY_API_KEY", API_KEY)
         .env("AGENTRY_DEFAULT_MODEL", "scripted:echo")
@@ -153,23 +165,23 @@ fn write_agent(dir: &Path, id: &str, delay_ms: u64) -> Result<(), String> {
     std::fs::write(dir.join(format!("{id}.toml")), text).map_err(|e| e.to_string())
 }
 
-fn mint(user: &str) -> Result<String, String> {
+pub(crate) fn mint(user: &str) -> Result<String, String> {
     let claims = SessionClaims::new(&agentry_core::Scope::default_scope(), user, "default");
     session_token::mint(SECRET, claims, 3600, Timestamp::now().unix_seconds()).map_err(|e| e.to_string())
 }
 
-fn words(n: usize) -> String {
+pub(crate) fn words(n: usize) -> String {
     (0..n).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" ")
 }
 
-fn now_ms() -> f64 {
+pub(crate) fn now_ms() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub(crate) type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Opens a Socket.IO connection to `/agent` with a session token.
-async fn connect(base: &str, token: &str) -> Result<Ws, String> {
+pub(crate) async fn connect(base: &str, token: &str) -> Result<Ws, String> {
     let url = format!("ws://{base}/socket.io/?EIO=4&transport=websocket");
     let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await.map_err(|e| e.to_string())?;
     ws.send(Message::text(format!("40/agent,{}", json!({ "token": token })))).await.map_err(|e| e.to_string())?;
@@ -189,7 +201,7 @@ async fn connect(base: &str, token: &str) -> Result<Ws, String> {
 
 /// Reads `agent_event`s until `done` and returns the token count. Frames are only matched, not
 /// parsed (the client shares the machine with the server), unless `on_token` wants the event.
-async fn read_turn(ws: &mut Ws, mut on_token: Option<&mut (dyn FnMut(&Value) + Send)>) -> Result<usize, String> {
+pub(crate) async fn read_turn(ws: &mut Ws, mut on_token: Option<&mut (dyn FnMut(&Value) + Send)>) -> Result<usize, String> {
     let mut tokens = 0;
     while let Some(frame) = ws.next().await {
         let Message::Text(text) = frame.map_err(|e| e.to_string())? else { continue };
@@ -201,7 +213,7 @@ async fn read_turn(ws: &mut Ws, mut on_token: Option<&mut (dyn FnMut(&Value) + S
         if payload.contains(r#""type":"token""#) {
             tokens += 1;
             if let Some(on_token) = on_token.as_mut()
-                && let Ok(event) = serde_json::from_str::<Value>(payload.trim_end_matches(']'))
+                && let Some(event) = agent_event(&text)
             {
                 on_token(&event);
             }
@@ -210,6 +222,13 @@ async fn read_turn(ws: &mut Ws, mut on_token: Option<&mut (dyn FnMut(&Value) + S
         }
     }
     Err("connection closed before done".into())
+}
+
+/// The payload of an `agent_event` frame (its recovery offset, the last argument, ignored).
+pub(crate) fn agent_event(frame: &str) -> Option<Value> {
+    let payload = frame.strip_prefix("42/agent,")?;
+    let Ok(Value::Array(mut items)) = serde_json::from_str::<Value>(payload) else { return None };
+    (items.first().and_then(Value::as_str) == Some("agent_event") && items.len() > 1).then(|| items.swap_remove(1))
 }
 
 async fn socket_throughput(
@@ -286,7 +305,7 @@ async fn sse_throughput(base: &str, token: &str, clients: usize, message: &str) 
 }
 
 /// Minimal HTTP/1.1 client: one request per connection, `Connection: close`.
-async fn http(
+pub(crate) async fn http(
     base: &str,
     method: &str,
     path: &str,
@@ -352,6 +371,17 @@ fn dechunk(body: &str) -> String {
         out.push_str(&after[..size]);
         rest = after[size..].trim_start_matches("\r\n");
     }
+}
+
+/// User plus system CPU time of a process, from `/proc/<pid>/stat` (zero when unreadable).
+fn proc_cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after `) state`.
+    let ticks: u64 = [11, 12].iter().filter_map(|i| fields.get(*i)?.parse::<u64>().ok()).sum();
+    // Linux reports in USER_HZ, 100 per second on every mainstream configuration.
+    Duration::from_millis(ticks * 10)
 }
 
 /// A memory field of `/proc/<pid>/status` (`VmRSS`, `VmHWM`, …) in KiB; 0 when unreadable.

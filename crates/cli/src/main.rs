@@ -8,6 +8,7 @@
 
 mod agent_files;
 mod bench;
+mod bench_turns;
 #[cfg(feature = "local")]
 mod bench_model;
 mod chat;
@@ -82,6 +83,9 @@ enum ModelsCommand {
 enum BenchCommand {
     /// Streaming throughput, latency and idle-connection memory.
     Stream(bench::StreamBench),
+    /// Whole turns per second at 1 and 10 clients (SQLite, Postgres with 1 and 2 replicas) and
+    /// the latency of an event crossing replicas.
+    Turns(bench_turns::TurnsBench),
     /// The embedded model's prefill/decode speed and peak RSS, next to llama.cpp's.
     #[cfg(feature = "local")]
     Model {
@@ -202,6 +206,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Token(TokenCommand::Mint(args)) => mint(args).await,
         Command::Agents(AgentsCommand::Apply { store, files }) => apply(store, files).await,
         Command::Bench(BenchCommand::Stream(options)) => bench::run(options).await,
+        Command::Bench(BenchCommand::Turns(options)) => bench_turns::run(options).await,
         #[cfg(feature = "local")]
         Command::Bench(BenchCommand::Model { store, options }) => {
             let config = layers(&store)?.resolve().map_err(|e| e.to_string())?;

@@ -33,10 +33,18 @@ pub(crate) struct Dispatcher {
     accepting: AtomicBool,
 }
 
+struct RunningTurn {
+    /// The fencing token of this replica's lease.
+    token: i64,
+    /// When it was claimed here: a renewal asked before that cannot know of it.
+    since: Instant,
+    stop: watch::Sender<Option<StopReason>>,
+}
+
 #[derive(Default)]
 struct Running {
-    /// Stop switches of the turns running here, with their fencing tokens.
-    turns: HashMap<String, (i64, watch::Sender<Option<StopReason>>)>,
+    /// Stop switches of the turns running here.
+    turns: HashMap<String, RunningTurn>,
     /// Stops that arrived before their turn was registered (a cancel racing the claim).
     early: HashMap<String, (StopReason, Instant)>,
 }
@@ -61,8 +69,8 @@ impl Dispatcher {
     pub(crate) fn stop(&self, turn_id: &str, reason: StopReason) -> bool {
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         match running.turns.get(turn_id) {
-            Some((_, switch)) => {
-                switch.send_replace(Some(reason));
+            Some(turn) => {
+                turn.stop.send_replace(Some(reason));
                 true
             }
             None => {
@@ -78,13 +86,14 @@ impl Dispatcher {
         let early = running.early.remove(&claimed.turn.id).map(|(reason, _)| reason);
         let initial = early.or(claimed.cancel_requested.then_some(StopReason::Requested));
         let (switch, stop) = watch::channel(initial);
-        running.turns.insert(claimed.turn.id.clone(), (claimed.lease.token, switch));
+        let turn = RunningTurn { token: claimed.lease.token, since: Instant::now(), stop: switch };
+        running.turns.insert(claimed.turn.id.clone(), turn);
         stop
     }
 
     fn unregister(&self, turn_id: &str, token: i64) {
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        if running.turns.get(turn_id).is_some_and(|(t, _)| *t == token) {
+        if running.turns.get(turn_id).is_some_and(|t| t.token == token) {
             running.turns.remove(turn_id);
         }
     }
@@ -198,20 +207,22 @@ impl Engine {
 
     async fn renew_leases(&self) -> Result<(), StoreError> {
         let config = self.config();
+        let asked = Instant::now();
         let held = self.store().renew_leases(&config.replica_id, millis(config.lease)).await?;
         let held: HashMap<String, (i64, bool)> =
             held.into_iter().map(|h| (h.turn_id, (h.token, h.cancel_requested))).collect();
         let running = self.inner.dispatcher.running.lock().unwrap_or_else(|p| p.into_inner());
-        for (turn_id, (token, switch)) in &running.turns {
+        // Turns claimed while the renewal was on its way are not in its answer.
+        for (turn_id, turn) in running.turns.iter().filter(|(_, t)| t.since < asked) {
             match held.get(turn_id) {
-                Some((current, cancel)) if current == token => {
-                    if *cancel && switch.borrow().is_none() {
-                        switch.send_replace(Some(StopReason::Requested));
+                Some((current, cancel)) if *current == turn.token => {
+                    if *cancel && turn.stop.borrow().is_none() {
+                        turn.stop.send_replace(Some(StopReason::Requested));
                     }
                 }
                 _ => {
                     tracing::warn!(turn = %turn_id, "lost the lease of a running turn; stopping it here");
-                    switch.send_replace(Some(StopReason::LeaseLost));
+                    turn.stop.send_replace(Some(StopReason::LeaseLost));
                 }
             }
         }

@@ -1,0 +1,201 @@
+//! `agentry bench turns`: whole turns per second through real `agentry serve` processes, with a
+//! zero-latency model (`scripted:echo`, a 5-word message), at 1 and 10 concurrent Socket.IO
+//! clients — on SQLite, on Postgres with one replica and with two — and the latency of an event
+//! crossing replicas (logged on A, heard by a socket on B).
+//!
+//! A client sends a message and reads its turn up to `done`, then sends the next one; each client
+//! has its own thread. Server CPU per turn is the servers' user+system time over the run.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sqlx::Connection as _;
+use tokio_tungstenite::tungstenite::Message;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+
+use crate::bench::{Server, agent_event, connect, http, mint, now_ms, read_turn, start_server, words};
+
+/// Options of `agentry bench turns`.
+#[derive(Debug, clap::Args)]
+pub struct TurnsBench {
+    /// Turns per configuration (shared by the clients).
+    #[arg(long, default_value_t = 1000)]
+    turns: usize,
+    /// Postgres server for the Postgres figures (a database is created and dropped).
+    #[arg(long, env = "AGENTRY_TEST_POSTGRES_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    postgres: String,
+    /// Measure SQLite only.
+    #[arg(long)]
+    sqlite_only: bool,
+    /// Token events of the cross-replica latency run.
+    #[arg(long, default_value_t = 500)]
+    latency_tokens: usize,
+}
+
+/// Runs the benchmark and prints its figures.
+pub async fn run(options: TurnsBench) -> Result<(), String> {
+    println!("agentry bench turns — scripted:echo without delay, 5-word messages, Socket.IO clients");
+    let server = start_server(None).await?;
+    report("sqlite, 1 replica", &[server], options.turns).await?;
+    if options.sqlite_only {
+        return Ok(());
+    }
+    for replicas in [1, 2] {
+        let db = Database::create(&options.postgres).await?;
+        let mut servers = Vec::new();
+        for _ in 0..replicas {
+            servers.push(start_server(Some(&db.url)).await?);
+        }
+        let result = report(&format!("postgres, {replicas} replica{}", if replicas > 1 { "s" } else { "" }), &servers, options.turns).await;
+        let latency = if replicas == 2 && result.is_ok() {
+            cross_replica_latency(&servers[0], &servers[1], options.latency_tokens).await
+        } else {
+            Ok(())
+        };
+        drop(servers);
+        db.drop_database().await?;
+        result?;
+        latency?;
+    }
+    Ok(())
+}
+
+/// Prints turns/s at 1 and at 10 clients; clients are spread over the replicas.
+async fn report(label: &str, servers: &[Server], turns: usize) -> Result<(), String> {
+    for clients in [1, 10] {
+        let cpu_before: Duration = servers.iter().map(Server::cpu_time).sum();
+        let (done, elapsed) = throughput(servers, clients, turns).await?;
+        let cpu = servers.iter().map(Server::cpu_time).sum::<Duration>().saturating_sub(cpu_before);
+        let rate = done as f64 / elapsed.as_secs_f64();
+        println!(
+            "{label:<22} {clients:>2} client{}: {done} turns in {:.2}s = {rate:.0} turns/s, server CPU {:.2} ms/turn{}",
+            if clients > 1 { "s" } else { " " },
+            elapsed.as_secs_f64(),
+            cpu.as_secs_f64() * 1000.0 / done.max(1) as f64,
+            if clients == 10 { format!(" (aim ≥ 1000 turns/s: {:.2}x)", rate / 1000.0) } else { String::new() }
+        );
+    }
+    Ok(())
+}
+
+async fn throughput(servers: &[Server], clients: usize, turns: usize) -> Result<(usize, Duration), String> {
+    let token = mint("bench-turns")?;
+    let mut sessions = Vec::new();
+    for client in 0..clients {
+        let base = &servers[client % servers.len()].base;
+        let (status, body) =
+            http(base, "POST", "/api/v1/agent/threads", Some(&token), Some(&json!({ "agentId": "bench-echo" }))).await?;
+        if status != 201 {
+            return Err(format!("thread create answered {status}: {body}"));
+        }
+        let thread: Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+        let thread_id = thread["id"].as_str().unwrap_or_default().to_owned();
+        sessions.push((connect(base, &token).await?, thread_id));
+    }
+    let per_client = turns.div_ceil(clients);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (mut ws, thread_id) in sessions {
+        tasks.push(tokio::spawn(async move {
+            let frame = format!(
+                "42/agent,{}",
+                json!(["message", { "message": "one two three four five", "threadId": thread_id }])
+            );
+            for _ in 0..per_client {
+                ws.send(Message::text(frame.clone())).await.map_err(|e| e.to_string())?;
+                read_turn(&mut ws, None).await?;
+            }
+            Ok::<usize, String>(per_client)
+        }));
+    }
+    let mut done = 0;
+    for task in tasks {
+        done += task.await.map_err(|e| e.to_string())??;
+    }
+    Ok((done, started.elapsed()))
+}
+
+/// A turn runs on `a` (paced tokens) while a socket on `b` has joined its thread: how long each
+/// event takes from being produced on A to arriving on B.
+async fn cross_replica_latency(a: &Server, b: &Server, tokens: usize) -> Result<(), String> {
+    let token = mint("bench-latency")?;
+    let (status, body) =
+        http(&a.base, "POST", "/api/v1/agent/threads", Some(&token), Some(&json!({ "agentId": "paced-echo" }))).await?;
+    if status != 201 {
+        return Err(format!("thread create answered {status}: {body}"));
+    }
+    let thread: Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+    let thread_id = thread["id"].as_str().unwrap_or_default().to_owned();
+    let mut watcher = connect(&b.base, &token).await?;
+    let join = format!("42/agent,{}", json!(["join_thread", { "threadId": thread_id }]));
+    watcher.send(Message::text(join)).await.map_err(|e| e.to_string())?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut sender = connect(&a.base, &token).await?;
+    let message = format!("42/agent,{}", json!(["message", { "message": words(tokens), "threadId": thread_id }]));
+    sender.send(Message::text(message)).await.map_err(|e| e.to_string())?;
+    let reader = tokio::spawn(async move { read_turn(&mut sender, None).await });
+    let mut latencies = Vec::new();
+    while let Some(frame) = tokio::time::timeout(Duration::from_secs(30), watcher.next()).await.ok().flatten() {
+        let Message::Text(text) = frame.map_err(|e| e.to_string())? else { continue };
+        if text.as_str() == "2" {
+            watcher.send(Message::text("3")).await.map_err(|e| e.to_string())?;
+            continue;
+        }
+        let Some(event) = agent_event(&text) else { continue };
+        if event["type"] == "token"
+            && let Some(ts) = event["ts"].as_f64()
+        {
+            // `ts` is whole milliseconds (floored); centre it.
+            latencies.push(now_ms() - (ts + 0.5));
+        }
+        if event["type"] == "done" {
+            break;
+        }
+    }
+    reader.await.map_err(|e| e.to_string())??;
+    if latencies.is_empty() {
+        return Err("the socket on the other replica heard no token".into());
+    }
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
+    println!(
+        "cross-replica event:   {} tokens logged on A, heard on B: p50 {:.2} ms, p99 {:.2} ms (aim p99 < 20 ms: {:.2}x)",
+        latencies.len(),
+        pct(0.5),
+        pct(0.99),
+        pct(0.99) / 20.0
+    );
+    Ok(())
+}
+
+/// A fresh Postgres database for one configuration.
+struct Database {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl Database {
+    async fn create(admin: &str) -> Result<Database, String> {
+        let mut conn = sqlx::PgConnection::connect(admin)
+            .await
+            .map_err(|e| format!("cannot reach Postgres at {admin} (pass --postgres or --sqlite-only): {e}"))?;
+        let name = agentry_core::id::new_id("agentry_bench").to_lowercase();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        let base = admin.rsplit_once('/').map_or(admin, |(base, _)| base);
+        Ok(Database { admin: admin.to_owned(), url: format!("{base}/{name}"), name })
+    }
+
+    async fn drop_database(self) -> Result<(), String> {
+        let mut conn = sqlx::PgConnection::connect(&self.admin).await.map_err(|e| e.to_string())?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)))
+            .execute(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
