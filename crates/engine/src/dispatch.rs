@@ -148,7 +148,7 @@ impl Engine {
             let claimed = self.store().claim_queued_turns(&config.replica_id, lease_ms, limit).await?;
             let full = claimed.len() as i64 == limit;
             for turn in claimed {
-                self.start_run(turn, false);
+                self.start_run(turn, None, false);
             }
             if !full {
                 return Ok(());
@@ -164,7 +164,7 @@ impl Engine {
             self.store().take_over_expired_turns(&config.replica_id, millis(config.lease), TAKEOVER_BATCH).await?;
         for claimed in taken {
             tracing::warn!(turn = %claimed.turn.id, "took over a turn whose replica stopped renewing its lease");
-            self.start_run(claimed, true);
+            self.start_run(claimed, None, true);
         }
         for claimed in self.store().cancel_idle_turns(None, &config.replica_id).await? {
             let engine = self.clone();
@@ -173,13 +173,13 @@ impl Engine {
         Ok(())
     }
 
-    /// Starts a claimed turn's run on its own task.
-    pub(crate) fn start_run(&self, claimed: Claimed, takeover: bool) {
+    /// Starts a claimed turn's run on its own task (with its agent, when the caller has it).
+    pub(crate) fn start_run(&self, claimed: Claimed, agent: Option<agentry_store::StoredAgent>, takeover: bool) {
         let stop = self.inner.dispatcher.register(&claimed);
         let engine = self.clone();
         tokio::spawn(async move {
             let (turn_id, token) = (claimed.turn.id.clone(), claimed.lease.token);
-            runner::run(&engine, claimed, stop, takeover).await;
+            runner::run(&engine, claimed, agent, stop, takeover).await;
             engine.inner.dispatcher.unregister(&turn_id, token);
             // The thread's next turn may run now.
             engine.inner.dispatcher.wake();
@@ -211,19 +211,27 @@ impl Engine {
         let held = self.store().renew_leases(&config.replica_id, millis(config.lease)).await?;
         let held: HashMap<String, (i64, bool)> =
             held.into_iter().map(|h| (h.turn_id, (h.token, h.cancel_requested))).collect();
-        let running = self.inner.dispatcher.running.lock().unwrap_or_else(|p| p.into_inner());
-        // Turns claimed while the renewal was on its way are not in its answer.
-        for (turn_id, turn) in running.turns.iter().filter(|(_, t)| t.since < asked) {
-            match held.get(turn_id) {
-                Some((current, cancel)) if *current == turn.token => {
-                    if *cancel && turn.stop.borrow().is_none() {
-                        turn.stop.send_replace(Some(StopReason::Requested));
+        let mut missing = Vec::new();
+        {
+            let running = self.inner.dispatcher.running.lock().unwrap_or_else(|p| p.into_inner());
+            // Turns claimed while the renewal was on its way are not in its answer.
+            for (turn_id, turn) in running.turns.iter().filter(|(_, t)| t.since < asked) {
+                match held.get(turn_id) {
+                    Some((current, cancel)) if *current == turn.token => {
+                        if *cancel && turn.stop.borrow().is_none() {
+                            turn.stop.send_replace(Some(StopReason::Requested));
+                        }
                     }
+                    _ => missing.push((turn_id.clone(), turn.token)),
                 }
-                _ => {
-                    tracing::warn!(turn = %turn_id, "lost the lease of a running turn; stopping it here");
-                    turn.stop.send_replace(Some(StopReason::LeaseLost));
-                }
+            }
+        }
+        // A turn that just ended (or parked) is no longer running either: only a token that
+        // moved on, or a lease that ran out, means the turn is someone else's now.
+        for (turn_id, token) in missing {
+            if self.store().lease_lost(&turn_id, token).await? {
+                tracing::warn!(turn = %turn_id, "lost the lease of a running turn; stopping it here");
+                self.inner.dispatcher.stop(&turn_id, StopReason::LeaseLost);
             }
         }
         Ok(())

@@ -324,6 +324,9 @@ impl Engine {
     /// The tools an agent has in this scope now: its declaration, minus what operators switched
     /// off, with the tools its MCP servers list.
     pub async fn toolbox(&self, scope: &Scope, agent: &agentry_core::AgentSpec) -> Result<tools::ToolBox, StoreError> {
+        if agent.tools.is_empty() && agent.http_tools.is_empty() && agent.mcp_tools.is_empty() {
+            return Ok(tools::ToolBox::default());
+        }
         let disabled: std::collections::HashSet<_> =
             self.inner.store.disabled_tools(scope).await?.into_iter().collect();
         let mut toolbox = tools::ToolBox::for_agent(agent, &disabled);

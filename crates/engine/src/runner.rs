@@ -68,7 +68,13 @@ enum Start {
 
 /// Runs a claimed turn until it ends, parks, or this replica lets go of it. `takeover`: the turn
 /// was running on a replica whose lease expired.
-pub(crate) async fn run(engine: &Engine, claimed: Claimed, stop: watch::Receiver<Option<StopReason>>, takeover: bool) {
+pub(crate) async fn run(
+    engine: &Engine,
+    claimed: Claimed,
+    agent: Option<StoredAgent>,
+    stop: watch::Receiver<Option<StopReason>>,
+    takeover: bool,
+) {
     let Claimed { turn, lease, .. } = claimed;
     let last = if takeover || turn.checkpoint.is_some() {
         match engine.store().last_event_seq(&turn.scope, &turn.id).await {
@@ -86,7 +92,8 @@ pub(crate) async fn run(engine: &Engine, claimed: Claimed, stop: watch::Receiver
     let log = engine.open_log(&turn, &lease, last);
     let mut ctx = RunCtx { engine, turn: &turn, lease, log, stop };
     if takeover && turn.checkpoint.is_none() {
-        terminate(&mut ctx, None, &mut TurnState::default(), Outcome::ReplicaLost).await;
+        let mut state = TurnState { taken_over: true, ..TurnState::default() };
+        terminate(&mut ctx, None, &mut state, Outcome::ReplicaLost).await;
         return;
     }
     let start = match (takeover, &turn.checkpoint) {
@@ -95,10 +102,13 @@ pub(crate) async fn run(engine: &Engine, claimed: Claimed, stop: watch::Receiver
         (false, None) => Start::Fresh,
     };
     // The agent is read once per run: the model loop and the answer's safety check both use it.
-    let agent = match engine.store().get_agent(&turn.scope, &turn.agent_id).await {
-        Ok(Some(agent)) => Ok(agent),
-        Ok(None) => Err(("agent_not_found", format!("agent `{}` no longer exists", turn.agent_id))),
-        Err(err) => Err(("service_unavailable", err.to_string())),
+    let agent = match agent {
+        Some(agent) => Ok(agent),
+        None => match engine.store().get_agent(&turn.scope, &turn.agent_id).await {
+            Ok(Some(agent)) => Ok(agent),
+            Ok(None) => Err(("agent_not_found", format!("agent `{}` no longer exists", turn.agent_id))),
+            Err(err) => Err(("service_unavailable", err.to_string())),
+        },
     };
     let saved = match &turn.checkpoint {
         None => Ok(TurnState::default()),
@@ -106,6 +116,7 @@ pub(crate) async fn run(engine: &Engine, claimed: Claimed, stop: watch::Receiver
     };
     let (mut state, outcome) = match (&agent, saved) {
         (Ok(agent), Ok(mut state)) => {
+            state.taken_over |= takeover;
             let outcome = execute(&mut ctx, agent, &mut state, start).await;
             (state, outcome)
         }

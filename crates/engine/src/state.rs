@@ -34,6 +34,10 @@ pub(crate) struct TurnState {
     /// The text of the step that ended the answer.
     #[serde(default)]
     pub final_text: String,
+    /// The turn was taken over from a replica that died: the ledger may hold calls this state
+    /// does not count, so the turn's usage is read from the ledger.
+    #[serde(default)]
+    pub taken_over: bool,
 }
 
 /// A tool call waiting to run (after its approval, if it needs one).

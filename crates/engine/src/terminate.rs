@@ -84,12 +84,18 @@ pub(crate) async fn terminate(
         }
         Err(err) => tracing::error!(%err, turn = %turn.id, "cannot record the end of the turn"),
     }
-    let usage = match store.turn_usage(&turn.scope, &turn.id).await {
-        Ok(usage) => usage,
-        Err(err) => {
-            tracing::error!(%err, turn = %turn.id, "cannot sum the turn's ledger; reporting what this run counted");
-            state.usage
+    // `state.usage` is the sum of the ledger rows this turn's runs wrote; after a takeover the
+    // dead replica may have written more, so the ledger itself is summed.
+    let usage = if state.taken_over {
+        match store.turn_usage(&turn.scope, &turn.id).await {
+            Ok(usage) => usage,
+            Err(err) => {
+                tracing::error!(%err, turn = %turn.id, "cannot sum the turn's ledger; reporting what this run counted");
+                state.usage
+            }
         }
+    } else {
+        state.usage
     };
     if let Some((message, _)) = &answer {
         ctx.log.emit(TurnEvent::MessagePersisted {

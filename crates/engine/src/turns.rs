@@ -3,7 +3,7 @@
 
 use agentry_core::id::{new_id, prefix};
 use agentry_core::{BusyPolicy, Principal, Scope, Thread, Timestamp, Turn, TurnEvent, TurnInput, TurnStatus};
-use agentry_store::{Claimed, StoreError, Submitted};
+use agentry_store::{Claimed, StoreError, SubmitPolicy, Submitted};
 use tokio::sync::watch;
 
 use crate::bus::Bell;
@@ -66,7 +66,13 @@ impl Engine {
             finished_at: None,
             checkpoint: None,
         };
-        let submitted = match store.submit_turn(&turn, reject_if_busy, self.replica_id()).await {
+        // With room here, a turn of an idle thread starts at once on this replica.
+        let room = self.running_turns() < self.config().max_running_turns;
+        let policy = SubmitPolicy {
+            reject_if_busy,
+            start_lease_ms: room.then(|| crate::dispatch::millis(self.config().lease)),
+        };
+        let submitted = match store.submit_turn(&turn, policy, self.replica_id()).await {
             Ok(submitted) => submitted,
             // The same key, sent twice at once: the other request stored it first.
             Err(err) if err.is_unique_violation() && turn.idempotency_key.is_some() => {
@@ -79,6 +85,13 @@ impl Engine {
             Submitted::Queued => {
                 self.inner.dispatcher.wake();
                 self.inner.bus.ring(Bell::Queued);
+            }
+            Submitted::Started(lease) => {
+                let mut running = turn.clone();
+                running.status = TurnStatus::Running;
+                running.started_at = Some(Timestamp::now());
+                let claimed = Claimed { turn: running, lease, cancel_requested: false };
+                self.start_run(claimed, Some(agent), false);
             }
             Submitted::Rejected(lease) => {
                 turn.status = TurnStatus::Failed;

@@ -92,11 +92,24 @@ pub struct CancelRequested {
     pub owner: Option<String>,
 }
 
+/// How [`Store::submit_turn`] records a turn.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SubmitPolicy {
+    /// Refuse the turn (store it failed, `turn_in_progress`) when its thread has an unfinished
+    /// turn.
+    pub reject_if_busy: bool,
+    /// When its thread is idle, claim the turn at once for the submitting replica with a lease of
+    /// this many milliseconds (no trip through the queue).
+    pub start_lease_ms: Option<i64>,
+}
+
 /// How [`Store::submit_turn`] recorded a turn.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Submitted {
     /// Queued: it runs when its thread is free.
     Queued,
+    /// Its thread was idle: it is running already, under this lease of the submitter's.
+    Started(Lease),
     /// The thread was busy and the turn asked to be refused then: it is stored `failed`
     /// (`turn_in_progress`) and the caller holds this lease to write its events.
     Rejected(Lease),
@@ -122,16 +135,56 @@ impl Store {
         }
     }
 
-    /// Records a new turn. With `reject_if_busy`, atomically checks that the thread has no
-    /// unfinished turn and otherwise stores the turn already failed (`turn_in_progress`), leased
-    /// to `owner` so it can write the turn's `error` and `done`.
-    pub async fn submit_turn(&self, turn: &Turn, reject_if_busy: bool, owner: &str) -> StoreResult<Submitted> {
+    /// Records a new turn: queued, or — as `policy` asks — refused when its thread is busy, or
+    /// started at once for `owner` when its thread is idle. Each is decided atomically: the busy
+    /// check under the thread's row lock, the start by the one-active-turn index (a second
+    /// running turn of a thread is not inserted, and the turn is queued instead).
+    pub async fn submit_turn(&self, turn: &Turn, policy: SubmitPolicy, owner: &str) -> StoreResult<Submitted> {
         let input = serde_json::to_string(&turn.input).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let now = self.now_sql();
-        let rejected = on_writer!(self, |pool| {
+        let insert = |status: &str, finished: bool, leased: bool| {
+            format!(
+                "INSERT INTO turns ({TURN_COLUMNS}, lease_owner, lease_token, lease_expires_at)
+                 SELECT $1, $2, $3, $4, $5, $6, $7, '{status}', NULL, $8, $9, $10, $11, {started}, {finished}, NULL,
+                        {owner}, {token}, {expires}",
+                started = if leased { now } else { "NULL" },
+                finished = if finished { now } else { "NULL" },
+                owner = if finished || leased { "$12" } else { "NULL" },
+                token = if finished || leased { 1 } else { 0 },
+                expires = if leased { format!("{now} + $13") } else { "NULL".to_owned() },
+            )
+        };
+        let start = format!(
+            "{} WHERE NOT EXISTS (SELECT 1 FROM turns q WHERE q.thread_id = $2 AND q.status = 'queued')
+             ON CONFLICT (thread_id) WHERE status IN ('running', 'waiting') DO NOTHING",
+            insert("running", false, true)
+        );
+        let (queue, refuse) = (insert("queued", false, false), insert("failed", true, false));
+        let submitted = on_writer!(self, |pool| {
             let mut tx = pool.begin().await?;
+            macro_rules! run {
+                ($sql:expr, $error:expr) => {
+                    sqlx::query(sqlx::AssertSqlSafe($sql))
+                        .bind(&turn.id)
+                        .bind(&turn.thread_id)
+                        .bind(&turn.scope.organization_id)
+                        .bind(&turn.scope.project_id)
+                        .bind(&turn.scope.environment_id)
+                        .bind(&turn.user_id)
+                        .bind(&turn.agent_id)
+                        .bind($error)
+                        .bind(&input)
+                        .bind(&turn.idempotency_key)
+                        .bind(turn.created_at.0)
+                        .bind(owner)
+                        .bind(policy.start_lease_ms.unwrap_or(0))
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected()
+                };
+            }
             let mut busy = false;
-            if reject_if_busy {
+            if policy.reject_if_busy {
                 // Locks the thread's row (Postgres) or takes the write lock (SQLite): concurrent
                 // submits to one thread decide one after the other.
                 sqlx::query("UPDATE threads SET updated_at = updated_at WHERE id = $1")
@@ -146,41 +199,19 @@ impl Store {
                 .await?
                     > 0;
             }
-            let (status, error, finished, lease_owner, token) = if busy {
-                ("failed", Some("turn_in_progress"), Some(()), Some(owner), 1_i64)
+            let submitted = if busy {
+                run!(refuse.clone(), Some("turn_in_progress"));
+                Submitted::Rejected(Lease { turn_id: turn.id.clone(), owner: owner.to_owned(), token: 1 })
+            } else if policy.start_lease_ms.is_some() && run!(start.clone(), None::<&str>) == 1 {
+                Submitted::Started(Lease { turn_id: turn.id.clone(), owner: owner.to_owned(), token: 1 })
             } else {
-                (TurnStatus::Queued.as_str(), None, None, None, 0_i64)
+                run!(queue.clone(), None::<&str>);
+                Submitted::Queued
             };
-            let sql = format!(
-                "INSERT INTO turns ({TURN_COLUMNS}, lease_owner, lease_token)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10, $11, $12, NULL, {finished}, NULL, $13, $14)",
-                finished = if finished.is_some() { now } else { "NULL" },
-            );
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(&turn.id)
-                .bind(&turn.thread_id)
-                .bind(&turn.scope.organization_id)
-                .bind(&turn.scope.project_id)
-                .bind(&turn.scope.environment_id)
-                .bind(&turn.user_id)
-                .bind(&turn.agent_id)
-                .bind(status)
-                .bind(error)
-                .bind(&input)
-                .bind(&turn.idempotency_key)
-                .bind(turn.created_at.0)
-                .bind(lease_owner)
-                .bind(token)
-                .execute(&mut *tx)
-                .await?;
             tx.commit().await?;
-            busy
+            submitted
         });
-        Ok(if rejected {
-            Submitted::Rejected(Lease { turn_id: turn.id.clone(), owner: owner.to_owned(), token: 1 })
-        } else {
-            Submitted::Queued
-        })
+        Ok(submitted)
     }
 
     /// Claims up to `limit` queued turns for `owner`: for each thread with no running or waiting
@@ -273,6 +304,24 @@ impl Store {
                     })
                 })
                 .collect()
+        })
+    }
+
+    /// Whether the lease with `token` on a turn was lost: another token holds it, or it is still
+    /// running under this token past its expiry. A turn that ended or parked under this token was
+    /// not lost.
+    pub async fn lease_lost(&self, turn_id: &str, token: i64) -> StoreResult<bool> {
+        let sql = format!(
+            "SELECT lease_token, status, CASE WHEN lease_expires_at < {now} THEN 1 ELSE 0 END AS expired
+             FROM turns WHERE id = $1",
+            now = self.now_sql()
+        );
+        let row: Option<(i64, String, i64)> = on_writer!(self, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(turn_id).fetch_optional(pool).await?
+        });
+        Ok(match row {
+            Some((current, status, expired)) => current != token || (status == "running" && expired == 1),
+            None => true,
         })
     }
 

@@ -52,7 +52,7 @@ pub use artifacts::ArtifactRevision;
 pub use datasets::DatasetRecord;
 pub use events::{Appended, EventRow};
 pub use idempotency::IdempotencyStart;
-pub use leases::{CancelRequested, Claimed, Finish, HeldLease, Lease, Parked, Submitted};
+pub use leases::{CancelRequested, Claimed, Finish, HeldLease, Lease, Parked, SubmitPolicy, Submitted};
 pub use ledger::{CallStatus, ModelCall};
 pub use scoped_tokens::ScopedToken;
 pub use sockets::{SocketSession, StreamCursor};

@@ -11,7 +11,7 @@ use agentry_core::{
 };
 use agentry_store::{
     CallStatus, Claimed, EventRow, Finish, Lease, ModelCall, Parked, Settlement, SocketSession, Store, StreamCursor,
-    Submitted,
+    SubmitPolicy, Submitted,
 };
 use serde_json::json;
 
@@ -20,6 +20,7 @@ use common::*;
 
 suite!(
     turns_are_claimed_once_in_thread_order,
+    a_turn_of_an_idle_thread_starts_at_once,
     reject_if_busy_is_decided_in_the_store,
     expired_leases_are_taken_over_with_a_new_token,
     fenced_event_batches_keep_other_turns_events,
@@ -35,7 +36,7 @@ replica_suite!(two_replicas_never_run_two_turns_of_a_thread, a_turn_is_taken_ove
 
 async fn submit(store: &Store, scope: &Scope, thread_id: &str) -> Turn {
     let t = turn(scope, thread_id, None);
-    assert_eq!(store.submit_turn(&t, false, "rep_a").await.unwrap(), Submitted::Queued);
+    assert_eq!(store.submit_turn(&t, SubmitPolicy::default(), "rep_a").await.unwrap(), Submitted::Queued);
     t
 }
 
@@ -52,9 +53,9 @@ fn finish(status: TurnStatus) -> Finish<'static> {
 async fn turns_are_claimed_once_in_thread_order(store: &Store) {
     let thread_id = new_thread(store).await;
     let keyed = turn(&scope_a(), &thread_id, Some("k1"));
-    store.submit_turn(&keyed, false, "rep_a").await.unwrap();
+    store.submit_turn(&keyed, SubmitPolicy::default(), "rep_a").await.unwrap();
     let second = submit(store, &scope_a(), &thread_id).await;
-    let again = store.submit_turn(&turn(&scope_a(), &thread_id, Some("k1")), false, "rep_a").await;
+    let again = store.submit_turn(&turn(&scope_a(), &thread_id, Some("k1")), SubmitPolicy::default(), "rep_a").await;
     assert!(again.unwrap_err().is_unique_violation(), "an idempotency key is unique per thread");
     assert_eq!(store.turn_by_idempotency_key(&scope_a(), &thread_id, "k1").await.unwrap().unwrap().id, keyed.id);
     assert!(store.get_turn(&scope_b(), &keyed.id).await.unwrap().is_none());
@@ -83,12 +84,38 @@ async fn turns_are_claimed_once_in_thread_order(store: &Store) {
     assert_eq!(store.unfinished_turns(&scope_a(), &thread_id).await.unwrap().len(), 1);
 }
 
-async fn reject_if_busy_is_decided_in_the_store(store: &Store) {
+async fn a_turn_of_an_idle_thread_starts_at_once(store: &Store) {
+    let start = SubmitPolicy { reject_if_busy: false, start_lease_ms: Some(30_000) };
     let thread_id = new_thread(store).await;
     let first = turn(&scope_a(), &thread_id, None);
-    assert_eq!(store.submit_turn(&first, true, "rep_a").await.unwrap(), Submitted::Queued, "an idle thread takes it");
+    let Submitted::Started(lease) = store.submit_turn(&first, start, "rep_a").await.unwrap() else {
+        panic!("an idle thread's turn starts at once")
+    };
+    assert_eq!((lease.owner.as_str(), lease.token), ("rep_a", 1));
+    let stored = store.get_turn(&scope_a(), &first.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, TurnStatus::Running);
+    assert!(stored.started_at.is_some());
+    assert_eq!(store.renew_leases("rep_a", 30_000).await.unwrap().len(), 1, "it holds a live lease");
     let second = turn(&scope_a(), &thread_id, None);
-    let Submitted::Rejected(lease) = store.submit_turn(&second, true, "rep_b").await.unwrap() else {
+    assert_eq!(store.submit_turn(&second, start, "rep_b").await.unwrap(), Submitted::Queued, "the thread is busy");
+    let third = turn(&scope_a(), &thread_id, None);
+    store.finish_turn(&scope_a(), &lease, &finish(TurnStatus::Completed)).await.unwrap();
+    assert_eq!(
+        store.submit_turn(&third, start, "rep_b").await.unwrap(),
+        Submitted::Queued,
+        "an idle thread with a queued turn keeps its order"
+    );
+    let claimed = store.claim_queued_turns("rep_b", 30_000, 10).await.unwrap();
+    assert_eq!(claimed.iter().map(|c| c.turn.id.as_str()).collect::<Vec<_>>(), [second.id.as_str()]);
+}
+
+async fn reject_if_busy_is_decided_in_the_store(store: &Store) {
+    let reject = SubmitPolicy { reject_if_busy: true, start_lease_ms: None };
+    let thread_id = new_thread(store).await;
+    let first = turn(&scope_a(), &thread_id, None);
+    assert_eq!(store.submit_turn(&first, reject, "rep_a").await.unwrap(), Submitted::Queued, "an idle thread takes it");
+    let second = turn(&scope_a(), &thread_id, None);
+    let Submitted::Rejected(lease) = store.submit_turn(&second, reject, "rep_b").await.unwrap() else {
         panic!("a busy thread refuses")
     };
     assert_eq!((lease.owner.as_str(), lease.token), ("rep_b", 1));
