@@ -312,7 +312,7 @@ impl Store {
     /// not lost.
     pub async fn lease_lost(&self, turn_id: &str, token: i64) -> StoreResult<bool> {
         let sql = format!(
-            "SELECT lease_token, status, CASE WHEN lease_expires_at < {now} THEN 1 ELSE 0 END AS expired
+            "SELECT lease_token, status, CAST(CASE WHEN lease_expires_at < {now} THEN 1 ELSE 0 END AS BIGINT) AS expired
              FROM turns WHERE id = $1",
             now = self.now_sql()
         );

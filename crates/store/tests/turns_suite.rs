@@ -135,6 +135,8 @@ async fn expired_leases_are_taken_over_with_a_new_token(store: &Store) {
     let taken = store.take_over_expired_turns("rep_alive", 30_000, 10).await.unwrap();
     assert_eq!(taken.len(), 1);
     let alive = taken[0].lease.clone();
+    assert!(store.lease_lost(&t.id, dead.token).await.unwrap(), "the dead replica's token moved on");
+    assert!(!store.lease_lost(&t.id, alive.token).await.unwrap());
     assert_eq!((alive.owner.as_str(), alive.token), ("rep_alive", dead.token + 1));
     assert!(store.take_over_expired_turns("rep_other", 30_000, 10).await.unwrap().is_empty(), "taken once");
     let held = store.renew_leases("rep_alive", 30_000).await.unwrap();
@@ -241,6 +243,7 @@ async fn cancel_reaches_running_queued_and_waiting_turns(store: &Store) {
     assert_eq!(store.park_turn(&lease, "approval", "{}").await.unwrap(), Parked::CancelRequested);
     assert!(store.renew_leases("rep_a", 30_000).await.unwrap()[0].cancel_requested);
     store.finish_turn(&scope_a(), &lease, &finish(TurnStatus::Cancelled)).await.unwrap();
+    assert!(!store.lease_lost(&running.id, lease.token).await.unwrap(), "a turn that ended was not lost");
     assert!(store.claim_queued_turns("rep_a", 30_000, 10).await.unwrap().is_empty());
     let idle = store.cancel_idle_turns(Some((&scope_a(), &busy)), "rep_c").await.unwrap();
     assert_eq!(idle.iter().map(|c| c.turn.id.as_str()).collect::<Vec<_>>(), [queued.id.as_str()]);
