@@ -59,6 +59,21 @@ impl TurnFollower {
         Ok(follower)
     }
 
+    /// A follower of a turn that had not started when `live` began listening: every event
+    /// will arrive live, so the log is read only to fill a gap.
+    pub(crate) fn live(store: Store, scope: Scope, turn_id: String, live: broadcast::Receiver<Signal>) -> Self {
+        TurnFollower {
+            store,
+            scope,
+            turn_id,
+            live,
+            pending: VecDeque::new(),
+            last_seq: 0,
+            finished: false,
+            poll: MIN_POLL,
+        }
+    }
+
     /// The turn followed.
     pub fn turn_id(&self) -> &str {
         &self.turn_id

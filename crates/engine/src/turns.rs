@@ -18,12 +18,37 @@ impl Engine {
     /// is free, on whichever replica claims it (policy `enqueue`); with policy `reject` a busy
     /// thread gets a turn that ends at once with `error{code:"turn_in_progress"}` — decided
     /// atomically in the store. A repeated idempotency key returns the turn the key started.
-    pub async fn submit(
+    pub async fn submit(&self, principal: &Principal, thread: &Thread, message: NewMessage) -> Result<Turn, EngineError> {
+        self.submit_turn(principal, thread, message).await.map(|(turn, _)| turn)
+    }
+
+    /// Submits a message and follows its turn from its first event: the transports' "send and
+    /// stream". Listening starts before the turn exists, so a new turn's events all arrive live
+    /// (no read of its log); a repeated idempotency key follows the turn it started, from its log.
+    pub async fn send(
         &self,
         principal: &Principal,
         thread: &Thread,
         message: NewMessage,
-    ) -> Result<Turn, EngineError> {
+    ) -> Result<(Turn, TurnFollower), EngineError> {
+        let live = self.inner.hub.subscribe(&thread.id);
+        let (turn, fresh) = self.submit_turn(principal, thread, message).await?;
+        let store = self.store().clone();
+        let follower = if fresh {
+            TurnFollower::live(store, thread.scope.clone(), turn.id.clone(), live)
+        } else {
+            TurnFollower::start(store, thread.scope.clone(), turn.id.clone(), live, 0).await?
+        };
+        Ok((turn, follower))
+    }
+
+    /// [`Engine::submit`], also saying whether the turn is new (not an idempotent repeat).
+    async fn submit_turn(
+        &self,
+        principal: &Principal,
+        thread: &Thread,
+        message: NewMessage,
+    ) -> Result<(Turn, bool), EngineError> {
         let store = self.store();
         let text = message.text;
         if text.trim().is_empty() {
@@ -40,7 +65,7 @@ impl Engine {
         if let Some(key) = &message.idempotency_key
             && let Some(turn) = store.turn_by_idempotency_key(scope, &thread.id, key).await?
         {
-            return Ok(turn);
+            return Ok((turn, false));
         }
         let agent = store.get_agent(scope, &thread.agent_id).await?.ok_or(EngineError::AgentNotFound)?;
         let reject_if_busy = agent.spec.on_busy.unwrap_or_default() == BusyPolicy::Reject;
@@ -77,7 +102,8 @@ impl Engine {
             // The same key, sent twice at once: the other request stored it first.
             Err(err) if err.is_unique_violation() && turn.idempotency_key.is_some() => {
                 let key = turn.idempotency_key.as_deref().unwrap_or_default();
-                return store.turn_by_idempotency_key(scope, &thread.id, key).await?.ok_or(EngineError::Store(err));
+                let first = store.turn_by_idempotency_key(scope, &thread.id, key).await?;
+                return first.map(|turn| (turn, false)).ok_or(EngineError::Store(err));
             }
             Err(err) => return Err(err.into()),
         };
@@ -108,7 +134,7 @@ impl Engine {
                 terminate(&mut ctx, None, &mut TurnState::default(), outcome).await;
             }
         }
-        Ok(turn)
+        Ok((turn, true))
     }
 
     /// Follows a turn's events after `after_seq` (0 = from the start), ending with `done`.

@@ -159,8 +159,8 @@ async fn start(
         idempotency_key: body.idempotency_key.or(header_key),
         ..NewMessage::default()
     };
-    let turn = state.engine.submit(principal, thread, message).await?;
-    Ok(state.engine.follow(&thread.scope, &turn, 0).await?)
+    let (_, follower) = state.engine.send(principal, thread, message).await?;
+    Ok(follower)
 }
 
 async fn resume(state: &AppState, thread: &Thread, after: i64) -> Result<TurnFollower, ApiError> {

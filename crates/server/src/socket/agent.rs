@@ -16,6 +16,14 @@ use serde_json::{Value, json};
 use super::connection::{Connection, Outgoing, Stream};
 use super::{CursorKey, NAMESPACE, frame, recovery};
 
+/// Where a stream of a turn starts.
+pub(super) enum From {
+    /// After this `seq` of its log.
+    After(i64),
+    /// Where this follower stands (a turn just sent on this socket).
+    Follower(agentry_engine::TurnFollower),
+}
+
 /// Payload of `message`. Unknown fields (`contextType`, `attachmentIds`, …) are ignored.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -94,10 +102,10 @@ impl Connection {
             idempotency_key: payload.idempotency_key,
             ..NewMessage::default()
         };
-        match engine.submit(&principal, &thread, message).await {
-            Ok(turn) => {
+        match engine.send(&principal, &thread, message).await {
+            Ok((turn, follower)) => {
                 let reply = json!({ "ok": true, "threadId": turn.thread_id, "turnId": turn.id });
-                self.stream_turn(&principal, turn, 0);
+                self.stream_turn(&principal, turn, From::Follower(follower));
                 reply
             }
             Err(err) => self.refuse_engine(Some(&thread.id), err).await,
@@ -160,7 +168,7 @@ impl Connection {
             None => self.confirmed_position(&principal, &thread.id, &turn).await,
         };
         let reply = json!({ "ok": true, "threadId": thread.id, "turnId": turn.id, "after": after });
-        self.stream_turn(&principal, turn, after);
+        self.stream_turn(&principal, turn, From::After(after));
         reply
     }
 
@@ -262,7 +270,7 @@ impl Connection {
 
     /// Streams a turn's events after `after` to this socket, once per turn. Each event carries
     /// its recovery offset, and the writer notes its position once it is written.
-    pub(super) fn stream_turn(&mut self, principal: &Principal, turn: Turn, after: i64) {
+    pub(super) fn stream_turn(&mut self, principal: &Principal, turn: Turn, from: From) {
         let finished: Vec<String> =
             self.streams.iter().filter(|(_, s)| s.handle.is_finished()).map(|(id, _)| id.clone()).collect();
         if !finished.is_empty() {
@@ -283,12 +291,15 @@ impl Connection {
         let thread = turn.thread_id.clone();
         let id = turn.id.clone();
         let task = tokio::spawn(async move {
-            let mut follower = match engine.follow(&scope, &turn, after).await {
-                Ok(follower) => follower,
-                Err(err) => {
-                    tracing::warn!(%err, turn = %turn.id, "cannot follow turn");
-                    return;
-                }
+            let mut follower = match from {
+                From::Follower(follower) => follower,
+                From::After(after) => match engine.follow(&scope, &turn, after).await {
+                    Ok(follower) => follower,
+                    Err(err) => {
+                        tracing::warn!(%err, turn = %turn.id, "cannot follow turn");
+                        return;
+                    }
+                },
             };
             loop {
                 match follower.next().await {

@@ -377,7 +377,7 @@ impl Connection {
             };
             // Only a turn of a thread this principal may see.
             if self.state.engine.visible_thread(principal, &turn.thread_id).await.is_ok() {
-                self.stream_turn(principal, turn, after);
+                self.stream_turn(principal, turn, super::agent::From::After(after));
             }
         }
         for thread_id in session.rooms {
