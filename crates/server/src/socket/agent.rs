@@ -285,8 +285,7 @@ impl Connection {
         }
         let engine = self.state.engine.clone();
         let out = self.out.clone();
-        let turn_id: Arc<str> = turn.id.as_str().into();
-        let thread_id: Arc<str> = turn.thread_id.as_str().into();
+        let ids: Arc<(Arc<str>, Arc<str>)> = Arc::new((turn.id.as_str().into(), turn.thread_id.as_str().into()));
         let scope = principal.scope.clone();
         let thread = turn.thread_id.clone();
         let id = turn.id.clone();
@@ -306,7 +305,7 @@ impl Connection {
                     Ok(Some(event)) => {
                         let offset = recovery::offset(&event.turn_id, event.seq);
                         let text = frame::event_with_offset(NAMESPACE, "agent_event", &event.to_wire(), &offset);
-                        let outgoing = Outgoing::stream(text, turn_id.clone(), thread_id.clone(), event.seq);
+                        let outgoing = Outgoing::stream(text, ids.clone(), event.seq);
                         if out.send(outgoing).await.is_err() {
                             break;
                         }

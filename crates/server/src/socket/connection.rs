@@ -35,12 +35,9 @@ pub(super) struct Outgoing {
 
 enum Kind {
     Plain,
-    /// An event of a streamed turn.
-    Stream {
-        turn_id: Arc<str>,
-        thread_id: Arc<str>,
-        seq: i64,
-    },
+    /// An event of a streamed turn: `(turn id, thread id)` and its `seq` (one pointer, so the
+    /// outbox's preallocated slots stay small).
+    Stream(Arc<(Arc<str>, Arc<str>)>, i64),
     /// An Engine.IO ping: its pong confirms everything written before it.
     Ping,
 }
@@ -51,9 +48,9 @@ impl Outgoing {
         Outgoing { message: Message::Text(text.into()), kind: Kind::Plain }
     }
 
-    /// An event of a streamed turn.
-    pub(super) fn stream(text: String, turn_id: Arc<str>, thread_id: Arc<str>, seq: i64) -> Self {
-        Outgoing { message: Message::Text(text.into()), kind: Kind::Stream { turn_id, thread_id, seq } }
+    /// An event of a streamed turn, `ids` being its turn's and its thread's.
+    pub(super) fn stream(text: String, ids: Arc<(Arc<str>, Arc<str>)>, seq: i64) -> Self {
+        Outgoing { message: Message::Text(text.into()), kind: Kind::Stream(ids, seq) }
     }
 
     fn ping() -> Self {
@@ -199,8 +196,8 @@ async fn write_frames(
             let close = matches!(outgoing.message, Message::Close(_));
             match &outgoing.kind {
                 Kind::Plain => {}
-                Kind::Stream { turn_id, thread_id, seq } => {
-                    positions.lock().unwrap_or_else(|p| p.into_inner()).wrote(turn_id, thread_id, *seq);
+                Kind::Stream(ids, seq) => {
+                    positions.lock().unwrap_or_else(|p| p.into_inner()).wrote(&ids.0, &ids.1, *seq);
                 }
                 Kind::Ping => positions.lock().unwrap_or_else(|p| p.into_inner()).pinged(),
             }

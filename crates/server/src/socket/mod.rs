@@ -280,7 +280,9 @@ pub async fn upgrade(
     // Header credentials are a fallback for the namespace CONNECT (the Python client sends them
     // here only); unreadable headers simply count as absent.
     let credentials = Credentials::from_headers(&headers).unwrap_or_default();
-    ws.read_buffer_size(8 * 1024)
+    // Clients send small frames: a small initial read buffer (it grows for a larger frame) keeps
+    // an idle connection small.
+    ws.read_buffer_size(2 * 1024)
         .write_buffer_size(8 * 1024)
         .max_message_size(MAX_PAYLOAD)
         .on_upgrade(move |socket| connection::run(state, socket, credentials))
