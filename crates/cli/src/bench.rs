@@ -201,7 +201,10 @@ pub(crate) async fn connect(base: &str, token: &str) -> Result<Ws, String> {
 
 /// Reads `agent_event`s until `done` and returns the token count. Frames are only matched, not
 /// parsed (the client shares the machine with the server), unless `on_token` wants the event.
-pub(crate) async fn read_turn(ws: &mut Ws, mut on_token: Option<&mut (dyn FnMut(&Value) + Send)>) -> Result<usize, String> {
+pub(crate) async fn read_turn(
+    ws: &mut Ws,
+    mut on_token: Option<&mut (dyn FnMut(&Value) + Send)>,
+) -> Result<usize, String> {
     let mut tokens = 0;
     while let Some(frame) = ws.next().await {
         let Message::Text(text) = frame.map_err(|e| e.to_string())? else { continue };
@@ -377,7 +380,8 @@ fn dechunk(body: &str) -> String {
 fn proc_cpu_time(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which may hold spaces) start after the last ')'.
-    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
     // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after `) state`.
     let ticks: u64 = [11, 12].iter().filter_map(|i| fields.get(*i)?.parse::<u64>().ok()).sum();
     // Linux reports in USER_HZ, 100 per second on every mainstream configuration.

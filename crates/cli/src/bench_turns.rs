@@ -47,7 +47,12 @@ pub async fn run(options: TurnsBench) -> Result<(), String> {
         for _ in 0..replicas {
             servers.push(start_server(Some(&db.url)).await?);
         }
-        let result = report(&format!("postgres, {replicas} replica{}", if replicas > 1 { "s" } else { "" }), &servers, options.turns).await;
+        let result = report(
+            &format!("postgres, {replicas} replica{}", if replicas > 1 { "s" } else { "" }),
+            &servers,
+            options.turns,
+        )
+        .await;
         let latency = if replicas == 2 && result.is_ok() {
             cross_replica_latency(&servers[0], &servers[1], options.latency_tokens).await
         } else {
@@ -85,7 +90,8 @@ async fn throughput(servers: &[Server], clients: usize, turns: usize) -> Result<
     for client in 0..clients {
         let base = &servers[client % servers.len()].base;
         let (status, body) =
-            http(base, "POST", "/api/v1/agent/threads", Some(&token), Some(&json!({ "agentId": "bench-echo" }))).await?;
+            http(base, "POST", "/api/v1/agent/threads", Some(&token), Some(&json!({ "agentId": "bench-echo" })))
+                .await?;
         if status != 201 {
             return Err(format!("thread create answered {status}: {body}"));
         }

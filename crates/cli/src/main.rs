@@ -8,9 +8,9 @@
 
 mod agent_files;
 mod bench;
-mod bench_turns;
 #[cfg(feature = "local")]
 mod bench_model;
+mod bench_turns;
 mod chat;
 mod config;
 

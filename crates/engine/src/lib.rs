@@ -53,6 +53,7 @@ use agentry_llm::ProviderRegistry;
 use agentry_store::{Lease, Store, StoreError};
 
 pub use follow::{ApprovalFeed, ThreadWatch, TurnFollower};
+pub use turns::TurnResult;
 
 /// Limits and timings of the engine.
 #[derive(Debug, Clone)]

@@ -2,7 +2,9 @@
 //! scope's approvals, cancel — each working whichever replica runs the turn.
 
 use agentry_core::id::{new_id, prefix};
-use agentry_core::{BusyPolicy, Principal, Scope, Thread, Timestamp, Turn, TurnEvent, TurnInput, TurnStatus};
+use agentry_core::{
+    BusyPolicy, Principal, Scope, Thread, Timestamp, TokenUsage, Turn, TurnEvent, TurnInput, TurnStatus,
+};
 use agentry_store::{Claimed, StoreError, SubmitPolicy, Submitted};
 use tokio::sync::watch;
 
@@ -13,12 +15,38 @@ use crate::state::TurnState;
 use crate::terminate::terminate;
 use crate::{Engine, EngineError, NewMessage, StopReason};
 
+/// How a turn ended, for callers that waited for it ([`Engine::run_to_completion`]).
+#[derive(Debug, Clone)]
+pub struct TurnResult {
+    /// The turn.
+    pub turn_id: String,
+    /// Its thread.
+    pub thread_id: String,
+    /// The answer as it streamed (steps separated by a blank line).
+    pub text: String,
+    /// The stored answer, if one was stored.
+    pub message_id: Option<String>,
+    /// How it ended.
+    pub status: TurnStatus,
+    /// The `error` event's code and message, if any.
+    pub error: Option<(String, String)>,
+    /// What it cost (the ledger's sum).
+    pub usage: TokenUsage,
+    /// Every event of the turn, in order.
+    pub events: Vec<agentry_core::LoggedEvent>,
+}
+
 impl Engine {
     /// Accepts a message for a thread and returns its turn. The turn runs as soon as its thread
     /// is free, on whichever replica claims it (policy `enqueue`); with policy `reject` a busy
     /// thread gets a turn that ends at once with `error{code:"turn_in_progress"}` — decided
     /// atomically in the store. A repeated idempotency key returns the turn the key started.
-    pub async fn submit(&self, principal: &Principal, thread: &Thread, message: NewMessage) -> Result<Turn, EngineError> {
+    pub async fn submit(
+        &self,
+        principal: &Principal,
+        thread: &Thread,
+        message: NewMessage,
+    ) -> Result<Turn, EngineError> {
         self.submit_turn(principal, thread, message).await.map(|(turn, _)| turn)
     }
 
@@ -40,6 +68,42 @@ impl Engine {
             TurnFollower::start(store, thread.scope.clone(), turn.id.clone(), live, 0).await?
         };
         Ok((turn, follower))
+    }
+
+    /// Submits a message and waits for its turn to end: "run a turn to completion", for callers
+    /// that want the answer rather than the stream (a REST call, a background job).
+    pub async fn run_to_completion(
+        &self,
+        principal: &Principal,
+        thread: &Thread,
+        message: NewMessage,
+    ) -> Result<TurnResult, EngineError> {
+        let (turn, mut follower) = self.send(principal, thread, message).await?;
+        let mut result = TurnResult {
+            turn_id: turn.id,
+            thread_id: turn.thread_id,
+            text: String::new(),
+            message_id: None,
+            status: TurnStatus::Failed,
+            error: None,
+            usage: TokenUsage::default(),
+            events: Vec::new(),
+        };
+        while let Some(event) = follower.next().await? {
+            match &event.event {
+                TurnEvent::Token { text } => result.text.push_str(text),
+                TurnEvent::MessageBoundary {} if !result.text.is_empty() => result.text.push_str("\n\n"),
+                TurnEvent::MessagePersisted { message_id, .. } => result.message_id = Some(message_id.clone()),
+                TurnEvent::Error { code, message, .. } => result.error = Some((code.clone(), message.clone())),
+                TurnEvent::Done { usage, status, .. } => {
+                    result.usage = *usage;
+                    result.status = *status;
+                }
+                _ => {}
+            }
+            result.events.push(event);
+        }
+        Ok(result)
     }
 
     /// [`Engine::submit`], also saying whether the turn is new (not an idempotent repeat).
@@ -93,10 +157,8 @@ impl Engine {
         };
         // With room here, a turn of an idle thread starts at once on this replica.
         let room = self.running_turns() < self.config().max_running_turns;
-        let policy = SubmitPolicy {
-            reject_if_busy,
-            start_lease_ms: room.then(|| crate::dispatch::millis(self.config().lease)),
-        };
+        let policy =
+            SubmitPolicy { reject_if_busy, start_lease_ms: room.then(|| crate::dispatch::millis(self.config().lease)) };
         let submitted = match store.submit_turn(&turn, policy, self.replica_id()).await {
             Ok(submitted) => submitted,
             // The same key, sent twice at once: the other request stored it first.

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 
-use agentry_core::{LoggedEvent, Principal, Thread, TokenUsage, TurnEvent};
+use agentry_core::{LoggedEvent, Principal, Thread};
 use agentry_engine::{NewMessage, TurnFollower};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -99,35 +99,17 @@ pub async fn send_and_wait(
     JsonBody(body): JsonBody<SendMessage>,
 ) -> Result<Json<Value>, ApiError> {
     let thread = state.engine.visible_thread(&principal, &thread_id).await?;
-    let mut follower = start(&state, &principal, &thread, body, &headers).await?;
-    let turn_id = follower.turn_id().to_owned();
-    let mut events = Vec::new();
-    let (mut text, mut message_id, mut usage, mut status, mut error) =
-        (String::new(), None, TokenUsage::default(), None, None);
-    while let Some(event) = follower.next().await? {
-        match &event.event {
-            TurnEvent::Token { text: delta } => text.push_str(delta),
-            TurnEvent::MessageBoundary {} => text.push_str("\n\n"),
-            TurnEvent::MessagePersisted { message_id: id, .. } => message_id = Some(id.clone()),
-            TurnEvent::Error { code, message, .. } => error = Some(json!({ "code": code, "message": message })),
-            TurnEvent::Done { usage: total, status: end, .. } => {
-                usage = *total;
-                status = Some(*end);
-            }
-            _ => {}
-        }
-        events.push(event.to_wire());
-    }
+    let result = state.engine.run_to_completion(&principal, &thread, new_message(body, &headers)?).await?;
     Ok(Json(json!({
-        "text": text,
-        "threadId": thread.id,
-        "turnId": turn_id,
-        "messageId": message_id,
-        "status": status,
-        "error": error,
-        "usage": usage,
-        "costCents": usage.cost.as_cents(),
-        "events": events,
+        "text": result.text,
+        "threadId": result.thread_id,
+        "turnId": result.turn_id,
+        "messageId": result.message_id,
+        "status": result.status,
+        "error": result.error.map(|(code, message)| json!({ "code": code, "message": message })),
+        "usage": result.usage,
+        "costCents": result.usage.cost.as_cents(),
+        "events": result.events.iter().map(LoggedEvent::to_wire).collect::<Vec<_>>(),
     })))
 }
 
@@ -149,18 +131,22 @@ async fn start(
     body: SendMessage,
     headers: &HeaderMap,
 ) -> Result<TurnFollower, ApiError> {
+    let (_, follower) = state.engine.send(principal, thread, new_message(body, headers)?).await?;
+    Ok(follower)
+}
+
+/// The message of a turn-starting request (its idempotency key from the body or the header).
+fn new_message(body: SendMessage, headers: &HeaderMap) -> Result<NewMessage, ApiError> {
     let Some(text) = body.message else {
         return Err(ApiError::invalid_field("message", "is required"));
     };
     let header_key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let message = NewMessage {
+    Ok(NewMessage {
         text,
         dynamic_blocks: body.dynamic_blocks,
         idempotency_key: body.idempotency_key.or(header_key),
         ..NewMessage::default()
-    };
-    let (_, follower) = state.engine.send(principal, thread, message).await?;
-    Ok(follower)
+    })
 }
 
 async fn resume(state: &AppState, thread: &Thread, after: i64) -> Result<TurnFollower, ApiError> {
