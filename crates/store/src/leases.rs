@@ -263,18 +263,7 @@ impl Store {
                 .fetch_all(pool)
                 .await?
                 .iter()
-                .map(|row| {
-                    let turn = turn_from_row(row)?;
-                    Ok(Claimed {
-                        lease: Lease {
-                            turn_id: turn.id.clone(),
-                            owner: owner.to_owned(),
-                            token: row.int("lease_token")?,
-                        },
-                        cancel_requested: row.int("cancel_requested")? != 0,
-                        turn,
-                    })
-                })
+                .map(|row| claimed_from_row(row, owner))
                 .collect()
         })
     }
@@ -472,23 +461,7 @@ impl Store {
                     .bind(&scope.environment_id)
                     .bind(thread_id);
             }
-            query
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(|row| {
-                    let turn = turn_from_row(row)?;
-                    Ok(Claimed {
-                        lease: Lease {
-                            turn_id: turn.id.clone(),
-                            owner: owner.to_owned(),
-                            token: row.int("lease_token")?,
-                        },
-                        cancel_requested: true,
-                        turn,
-                    })
-                })
-                .collect()
+            query.fetch_all(pool).await?.iter().map(|row| claimed_from_row(row, owner)).collect()
         })
     }
 
@@ -520,4 +493,15 @@ impl Store {
             .collect()
         })
     }
+}
+
+/// A turn and the lease `owner` took with it, from a row with [`TURN_COLUMNS`] and
+/// [`CLAIMED_COLUMNS`].
+fn claimed_from_row(row: &impl RowExt, owner: &str) -> StoreResult<Claimed> {
+    let turn = turn_from_row(row)?;
+    Ok(Claimed {
+        lease: Lease { turn_id: turn.id.clone(), owner: owner.to_owned(), token: row.int("lease_token")? },
+        cancel_requested: row.int("cancel_requested")? != 0,
+        turn,
+    })
 }

@@ -5,7 +5,7 @@
 //! unreachable these tests fail.
 
 use agentry_core::id::{new_id, prefix};
-use agentry_core::{Approval, ApprovalStatus, Message, MessageRole, Scope, ThreadStatus, Timestamp, Turn, TurnEvent};
+use agentry_core::{ApprovalStatus, Message, MessageRole, Scope, ThreadStatus, Timestamp, TurnEvent};
 use agentry_store::auth::Installation;
 use agentry_store::{
     ApprovalFilter, ArchivedFilter, ArtifactRevision, DatasetRecord, IdempotencyStart, SafetyEvent, ScopedToken,
@@ -287,30 +287,6 @@ async fn idempotency_records_replay_and_isolate(store: &Store) {
     // An abandoned claim can be taken again.
     store.idempotency_abandon(&s, "bob", "k1").await.unwrap();
     assert_eq!(store.idempotency_start(&s, "bob", "k1", "POST /x {}").await.unwrap(), IdempotencyStart::Fresh);
-}
-
-fn approval(turn: &Turn, user: &str, deadline: Timestamp) -> Approval {
-    Approval {
-        id: new_id(prefix::APPROVAL),
-        scope: turn.scope.clone(),
-        turn_id: turn.id.clone(),
-        thread_id: turn.thread_id.clone(),
-        agent_id: "support".into(),
-        requested_by: user.into(),
-        tool_name: "refund".into(),
-        call_id: "call_1".into(),
-        action: "call tool `refund`".into(),
-        details: json!({"order": "A1"}),
-        args: json!({"order": "A1"}),
-        status: ApprovalStatus::Pending,
-        timeout_secs: 300,
-        created_at: Timestamp::now(),
-        deadline_at: deadline,
-        resolved_at: None,
-        responded_by: None,
-        comment: None,
-        edited_args: None,
-    }
 }
 
 fn settle(status: ApprovalStatus) -> Settlement<'static> {

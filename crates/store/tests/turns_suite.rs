@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use agentry_core::{
-    Approval, ApprovalStatus, LoggedEvent, MessageRole, MicroCents, Scope, Timestamp, TokenUsage, ToolStep,
-    ToolStepCall, Turn, TurnEvent, TurnStatus, id::new_id, id::prefix,
+    ApprovalStatus, LoggedEvent, MessageRole, MicroCents, Scope, Timestamp, TokenUsage, ToolStep, ToolStepCall, Turn,
+    TurnEvent, TurnStatus, id::new_id, id::prefix,
 };
 use agentry_store::{
     CallStatus, Claimed, EventRow, Finish, Lease, ModelCall, Parked, Settlement, SocketSession, Store, StreamCursor,
@@ -268,30 +268,6 @@ async fn cancel_reaches_running_queued_and_waiting_turns(store: &Store) {
     assert_eq!(messages.iter().map(|m| m.content.as_str()).collect::<Vec<_>>(), ["partial"]);
 }
 
-fn approval(turn: &Turn, deadline: Timestamp) -> Approval {
-    Approval {
-        id: new_id(prefix::APPROVAL),
-        scope: turn.scope.clone(),
-        turn_id: turn.id.clone(),
-        thread_id: turn.thread_id.clone(),
-        agent_id: "support".into(),
-        requested_by: "alice".into(),
-        tool_name: "refund".into(),
-        call_id: "call_1".into(),
-        action: "call tool `refund`".into(),
-        details: json!({"order": "A1"}),
-        args: json!({"order": "A1"}),
-        status: ApprovalStatus::Pending,
-        timeout_secs: 300,
-        created_at: Timestamp::now(),
-        deadline_at: deadline,
-        resolved_at: None,
-        responded_by: None,
-        comment: None,
-        edited_args: None,
-    }
-}
-
 fn settle(status: ApprovalStatus) -> Settlement<'static> {
     Settlement { status, responded_by: "alice", comment: Some("ok"), edited_args: None }
 }
@@ -301,8 +277,8 @@ async fn approvals_settle_once_and_wake_their_parked_turn(store: &Store) {
     let parked = submit(store, &scope_a(), &thread_id).await;
     submit(store, &scope_a(), &thread_id).await;
     let lease = store.claim_queued_turns("rep_a", 30_000, 10).await.unwrap().remove(0).lease;
-    let first = approval(&parked, Timestamp(Timestamp::now().0 + 60_000));
-    let second = approval(&parked, Timestamp(Timestamp::now().0 - 1));
+    let first = approval(&parked, "alice", Timestamp(Timestamp::now().0 + 60_000));
+    let second = approval(&parked, "alice", Timestamp(Timestamp::now().0 - 1));
     store.insert_approval(&first).await.unwrap();
     store.insert_approval(&second).await.unwrap();
     assert_eq!(store.park_turn(&lease, "approval", "{\"step\":1}").await.unwrap(), Parked::Parked);

@@ -3,8 +3,11 @@
 #![allow(dead_code)]
 
 use agentry_core::id::{new_id, prefix};
-use agentry_core::{AgentSpec, Scope, Thread, ThreadStatus, Timestamp, Turn, TurnInput, TurnStatus};
+use agentry_core::{
+    AgentSpec, Approval, ApprovalStatus, Scope, Thread, ThreadStatus, Timestamp, Turn, TurnInput, TurnStatus,
+};
 use agentry_store::{Store, StoreLocation};
+use serde_json::json;
 use sqlx::Connection as _;
 
 const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -145,5 +148,29 @@ pub fn turn(scope: &Scope, thread_id: &str, key: Option<&str>) -> Turn {
         started_at: None,
         finished_at: None,
         checkpoint: None,
+    }
+}
+
+pub fn approval(turn: &Turn, user: &str, deadline: Timestamp) -> Approval {
+    Approval {
+        id: new_id(prefix::APPROVAL),
+        scope: turn.scope.clone(),
+        turn_id: turn.id.clone(),
+        thread_id: turn.thread_id.clone(),
+        agent_id: "support".into(),
+        requested_by: user.into(),
+        tool_name: "refund".into(),
+        call_id: "call_1".into(),
+        action: "call tool `refund`".into(),
+        details: json!({"order": "A1"}),
+        args: json!({"order": "A1"}),
+        status: ApprovalStatus::Pending,
+        timeout_secs: 300,
+        created_at: Timestamp::now(),
+        deadline_at: deadline,
+        resolved_at: None,
+        responded_by: None,
+        comment: None,
+        edited_args: None,
     }
 }
