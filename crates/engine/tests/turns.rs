@@ -285,3 +285,39 @@ async fn a_dead_replicas_turn_without_checkpoint_ends_with_replica_lost() {
     assert_eq!(stored.status, TurnStatus::Failed);
     assert!(stored.error.is_some());
 }
+
+#[tokio::test]
+async fn shutdown_leaves_queued_turns_queued_and_hands_the_running_one_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let location = StoreLocation::Sqlite(dir.path().join("s.db"));
+    let store = Store::open(&location).await.unwrap();
+    let f = Fixture {
+        engine: Engine::start(store.clone(), ProviderRegistry::default(), EngineConfig::default()).await.unwrap(),
+        store,
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let thread = f.agent(slow_echo("slow", 50)).await;
+    let running = f.send(&thread, "one two three four five six seven eight nine ten").await;
+    let queued = [f.send(&thread, "later").await, f.send(&thread, "even later").await];
+    let mut follower = f.engine.follow(&thread.scope, &running, 0).await.unwrap();
+    while !matches!(follower.next().await.unwrap().map(|e| e.event), Some(TurnEvent::Token { .. })) {}
+    f.engine.shutdown(Duration::from_millis(0)).await;
+    for turn in &queued {
+        let stored = f.store.get_turn(&thread.scope, &turn.id).await.unwrap().unwrap();
+        assert_eq!(stored.status, TurnStatus::Queued, "a queued turn waits for the next start");
+    }
+    let handed = f.store.get_turn(&thread.scope, &running.id).await.unwrap().unwrap();
+    assert_eq!(handed.status, TurnStatus::Running, "the running turn is left for another replica");
+    drop(f.engine);
+
+    // The next start takes the running turn over (it had no checkpoint: it ends with its
+    // cause) and then runs the queued ones in order.
+    let engine = Engine::start(f.store.clone(), ProviderRegistry::default(), EngineConfig::default()).await.unwrap();
+    let next = Fixture { engine, store: f.store.clone(), dir: tempfile::tempdir().unwrap() };
+    let ended = next.events(&running, 0).await;
+    assert!(ended.iter().any(|e| matches!(&e.event, TurnEvent::Error { code, .. } if code == "replica_lost")));
+    for (turn, text) in queued.iter().zip(["later", "even later"]) {
+        let events = next.events(turn, 0).await;
+        assert_eq!((tokens(&events), done_of(&events).0), (text.to_owned(), TurnStatus::Completed));
+    }
+}
