@@ -66,12 +66,17 @@ pub fn files_in(dir: &Path) -> Result<Vec<PathBuf>, AgentFileError> {
 /// need is configured). Returns `(file, agent id, version number, changed)` per file.
 pub async fn apply_all(
     store: &Store,
+    providers: &agentry_llm::ProviderRegistry,
     check: impl Fn(&agentry_core::AgentSpec) -> Result<(), String>,
     files: &[PathBuf],
 ) -> Result<Vec<(PathBuf, String, i64, bool)>, AgentFileError> {
     let specs = files.iter().map(|f| read(f).map(|s| (f, s))).collect::<Result<Vec<_>, _>>()?;
     for (file, spec) in &specs {
-        check(spec).map_err(|message| AgentFileError::Invalid { path: file.to_path_buf(), message })?;
+        let invalid = |message| AgentFileError::Invalid { path: file.to_path_buf(), message };
+        check(spec).map_err(invalid)?;
+        agentry_engine::budget::check_priced_under_caps(store, providers, &spec.declared_scope(), spec)
+            .await
+            .map_err(invalid)?;
     }
     let mut applied = Vec::new();
     for (file, spec) in specs {

@@ -93,6 +93,7 @@ const KEYS: &[(&str, &str)] = &[
     ("turn_lease_secs", "AGENTRY_TURN_LEASE_SECS"),
     ("max_running_turns", "AGENTRY_MAX_RUNNING_TURNS"),
     ("replica_id", "AGENTRY_REPLICA_ID"),
+    ("allow_private_webhooks", "AGENTRY_ALLOW_PRIVATE_WEBHOOKS"),
 ];
 
 /// Default listen address.
@@ -144,6 +145,10 @@ pub struct Config {
     pub secrets: BTreeMap<String, String>,
     /// MCP servers agents may take tools from (`[mcp_servers.<name>]`).
     pub mcp_servers: BTreeMap<String, agentry_mcp::McpServerConfig>,
+    /// Prices of `provider:model`s of any provider (`[prices."provider:model"]`).
+    pub prices: BTreeMap<String, agentry_llm::config::Price>,
+    /// Budget alert webhooks may reach loopback and private addresses.
+    pub allow_private_webhooks: bool,
 }
 
 /// Raw layered values: key → (value, source).
@@ -154,6 +159,7 @@ pub struct Layers {
     /// `[secrets]`: secret name → the environment variable holding it.
     secrets: BTreeMap<String, (String, Source)>,
     mcp_servers: BTreeMap<String, (agentry_mcp::McpServerConfig, Source)>,
+    prices: BTreeMap<String, (agentry_llm::config::Price, Source)>,
     /// Environment variables read for provider keys and secrets.
     env: BTreeMap<String, String>,
 }
@@ -210,6 +216,28 @@ impl Layers {
                 }
                 continue;
             }
+            if key == "prices" {
+                let prices: BTreeMap<String, agentry_llm::config::Price> =
+                    value.try_into().map_err(|e: toml::de::Error| ConfigError::Invalid {
+                        key: "prices",
+                        origin: Source::File(path.into()),
+                        problem: format!(
+                            "expected [prices.\"provider:model\"] tables with input, output, cached_input: {}",
+                            e.message()
+                        ),
+                    })?;
+                for (model, price) in prices {
+                    if agentry_core::ModelRef::parse(&model).is_err() {
+                        return Err(ConfigError::Invalid {
+                            key: "prices",
+                            origin: Source::File(path.into()),
+                            problem: format!("`{model}` is not a provider:model name"),
+                        });
+                    }
+                    self.prices.insert(model, (price, Source::File(path.into())));
+                }
+                continue;
+            }
             if key == "secrets" {
                 let table: BTreeMap<String, String> =
                     value.try_into().map_err(|e: toml::de::Error| ConfigError::Invalid {
@@ -238,7 +266,7 @@ impl Layers {
                 let known = KEYS
                     .iter()
                     .map(|(k, _)| *k)
-                    .chain(["providers", "secrets", "mcp_servers"])
+                    .chain(["providers", "secrets", "mcp_servers", "prices"])
                     .collect::<Vec<_>>()
                     .join(", ");
                 return Err(ConfigError::UnknownKey { key, path: path.into(), known });
@@ -361,6 +389,16 @@ impl Layers {
         let turn_lease = std::time::Duration::from_secs(self.number("turn_lease_secs", 30, 1, 3600)?);
         let max_running_turns = self.number("max_running_turns", 512, 1, 100_000)?;
         let replica_id = self.get("replica_id", None).map(|(id, _)| id).filter(|id| !id.trim().is_empty());
+        let allow_private_webhooks = match self.get("allow_private_webhooks", Some("false")) {
+            Some((value, origin)) => match value.as_str() {
+                "true" | "1" => true,
+                "false" | "0" | "" => false,
+                other => {
+                    return Err(invalid("allow_private_webhooks", origin, format!("`{other}` is not true or false")));
+                }
+            },
+            None => false,
+        };
         let mut secrets = BTreeMap::new();
         for (name, (var, origin)) in &self.secrets {
             let value = self.env.get(var).filter(|v| !v.is_empty()).ok_or_else(|| {
@@ -406,6 +444,8 @@ impl Layers {
             turn_lease,
             max_running_turns: usize::try_from(max_running_turns).unwrap_or(usize::MAX),
             replica_id,
+            prices: self.prices.iter().map(|(model, (price, _))| (model.clone(), *price)).collect(),
+            allow_private_webhooks,
             secrets,
             mcp_servers,
         })

@@ -273,6 +273,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             lease: config.turn_lease,
             max_running_turns: config.max_running_turns,
             replica_id: config.replica_id.clone().unwrap_or_else(|| agentry_engine::EngineConfig::default().replica_id),
+            allow_private_webhooks: config.allow_private_webhooks,
             ..agentry_engine::EngineConfig::default()
         },
         server: agentry_server::ServerOptions {
@@ -295,7 +296,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     if let Some(dir) = &config.agents_dir {
         let files = agent_files::files_in(dir).map_err(|e| e.to_string())?;
         for (file, id, version, changed) in
-            agent_files::apply_all(&app.store, |spec| check_agent(&config, &providers, spec), &files)
+            agent_files::apply_all(&app.store, &providers, |spec| check_agent(&config, &providers, spec), &files)
                 .await
                 .map_err(|e| e.to_string())?
         {
@@ -392,7 +393,7 @@ async fn apply(args: StoreArgs, files: Vec<PathBuf>) -> Result<(), String> {
     let config = layers(&args)?.resolve().map_err(|e| e.to_string())?;
     let store = open_store(&config).await?;
     let providers = registry(&config);
-    let result = agent_files::apply_all(&store, |spec| check_agent(&config, &providers, spec), &files)
+    let result = agent_files::apply_all(&store, &providers, |spec| check_agent(&config, &providers, spec), &files)
         .await
         .map_err(|e| e.to_string());
     store.close().await;
@@ -429,7 +430,7 @@ fn check_agent(
 }
 
 fn registry(config: &Config) -> agentry_llm::ProviderRegistry {
-    let registry = agentry_llm::ProviderRegistry::new(config.providers.clone());
+    let registry = agentry_llm::ProviderRegistry::new(config.providers.clone()).with_prices(config.prices.clone());
     #[cfg(feature = "local")]
     let registry = registry.with_local_models(agentry_llm::local::LocalModels::new(
         agentry_llm::local::ModelCache::new(&config.models_dir),

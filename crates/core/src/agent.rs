@@ -27,6 +27,18 @@ pub enum BusyPolicy {
     Reject,
 }
 
+/// What a turn does when a budget cap is reached.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BudgetPolicy {
+    /// End the turn with `error{code:"budget_cap"}` + `done`.
+    #[default]
+    Stop,
+    /// Park the turn (`waiting`, reason `budget`) until the cap is raised, overridden or its
+    /// window rolls over, then continue it.
+    Pause,
+}
+
 /// A prompt section the caller fills per message (`dynamicBlocks: {key: content}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -164,6 +176,9 @@ pub struct AgentSpec {
     /// Policy for a message that arrives while a turn runs; default `enqueue`.
     #[serde(default, alias = "onBusy", skip_serializing_if = "Option::is_none")]
     pub on_busy: Option<BusyPolicy>,
+    /// What a turn does when a budget cap is reached; default `stop`.
+    #[serde(default, alias = "onBudget", skip_serializing_if = "Option::is_none")]
+    pub on_budget: Option<BudgetPolicy>,
     /// Prompt sections filled per message.
     #[serde(default, alias = "dynamicBlocks", skip_serializing_if = "Vec::is_empty")]
     pub dynamic_blocks: Vec<DynamicBlock>,
@@ -226,6 +241,7 @@ impl AgentSpec {
             description: None,
             max_steps: None,
             on_busy: None,
+            on_budget: None,
             dynamic_blocks: Vec::new(),
             tools: Vec::new(),
             http_tools: Vec::new(),

@@ -28,6 +28,8 @@ pub mod prefix {
     pub const ARTIFACT: &str = "art";
     /// API keys (the public id part, not the secret).
     pub const API_KEY: &str = "key";
+    /// A budget cap.
+    pub const BUDGET_CAP: &str = "cap";
     /// A model call in the usage ledger.
     pub const MODEL_CALL: &str = "mcl";
     /// A replica (one running `agentry serve`).

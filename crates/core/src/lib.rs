@@ -7,6 +7,7 @@
 //! - [`tool`]: tool declarations (built-in names, HTTP tools, MCP server tools).
 //! - [`approval`]: human approvals, the durable waitpoints of a turn.
 //! - [`content`]: the typed content items a message is made of.
+//! - [`budget`]: budget caps, their periods and UTC window keys.
 //! - [`thread`]: threads and messages.
 //! - [`event`]: [`TurnEvent`], the one event enum every transport translates, and turn states.
 //! - [`money`]: [`MicroCents`], the integer every cost is recorded in.
@@ -21,6 +22,7 @@
 pub mod agent;
 pub mod approval;
 pub mod artifact;
+pub mod budget;
 pub mod content;
 pub mod event;
 pub mod id;
@@ -33,8 +35,11 @@ pub mod time;
 pub mod tool;
 pub mod turn;
 
-pub use agent::{AgentSpec, AgentSpecError, BusyPolicy, DynamicBlock, ModelRef, Script, ScriptStep, ScriptToolCall};
+pub use agent::{
+    AgentSpec, AgentSpecError, BudgetPolicy, BusyPolicy, DynamicBlock, ModelRef, Script, ScriptStep, ScriptToolCall,
+};
 pub use approval::{Approval, ApprovalDecision, ApprovalStatus};
+pub use budget::{BudgetCap, CapScope, Period};
 pub use content::ContentItem;
 pub use event::{LoggedEvent, SafetyFlag, TokenUsage, TurnEvent, TurnStatus};
 pub use money::MicroCents;

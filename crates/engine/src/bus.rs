@@ -60,6 +60,20 @@ pub enum Bell {
         /// The turn.
         turn: String,
     },
+    /// A scope's budget caps changed: forget them, look at the turns waiting for a budget.
+    #[serde(rename = "b")]
+    Budgets {
+        /// The scope.
+        scope: Scope,
+    },
+    /// A budget alert for a scope's operators (small: it travels in the bell).
+    #[serde(rename = "ba")]
+    ScopeAlert {
+        /// The scope.
+        scope: Scope,
+        /// The `budget_alert` object.
+        event: serde_json::Value,
+    },
 }
 
 /// Carries bells to the other replicas. Ringing never blocks and never fails: delivery is best

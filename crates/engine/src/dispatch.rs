@@ -253,14 +253,25 @@ impl Engine {
                     self.inner.hub.publish(&thread, crate::hub::Signal::Logged { turn_id: turn.into(), seq });
                 }
             }
+            Bell::Budgets { scope } => {
+                self.forget_caps(&scope);
+                let engine = self.clone();
+                tokio::spawn(async move { engine.sweep_budgets().await });
+            }
+            Bell::ScopeAlert { scope, event } => {
+                self.inner.hub.publish_scope(&scope, crate::hub::ScopeEvent::Alert(Arc::new(event)));
+            }
             Bell::Approval { scope, thread: _, turn, seq } => {
-                if self.inner.hub.has_approval_listeners(&scope) {
+                if self.inner.hub.has_scope_listeners(&scope) {
                     let engine = self.clone();
                     tokio::spawn(async move {
                         match engine.store().events_after(&scope, &turn, seq - 1, 1).await {
                             Ok(events) => {
                                 for event in events.into_iter().filter(|e| e.seq == seq) {
-                                    engine.inner.hub.publish_approval(&scope, Arc::new(event));
+                                    engine
+                                        .inner
+                                        .hub
+                                        .publish_scope(&scope, crate::hub::ScopeEvent::Turn(Arc::new(event)));
                                 }
                             }
                             Err(err) => tracing::warn!(%err, turn = %turn, "cannot read an approval event"),

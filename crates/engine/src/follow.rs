@@ -1,5 +1,5 @@
 //! Following turns: one turn from a cursor ([`TurnFollower`]), everything of a thread from now on
-//! ([`ThreadWatch`]), a scope's approval events ([`ApprovalFeed`]) — on whichever replica the
+//! ([`ThreadWatch`]), what a scope's operators hear ([`ScopeFeed`]) — on whichever replica the
 //! turns run.
 //!
 //! A follower subscribes to the hub *before* reading the log, so nothing published in between is
@@ -8,14 +8,13 @@
 //! the log is polled, with a backoff, so a missed bell costs latency, never events.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
 use std::time::Duration;
 
 use agentry_core::{LoggedEvent, Scope};
 use agentry_store::{Store, StoreError};
 use tokio::sync::broadcast;
 
-use crate::hub::Signal;
+use crate::hub::{ScopeEvent, Signal};
 
 /// First wait on a quiet hub before the follower reads the log itself; doubles up to
 /// [`MAX_POLL`] while the log has nothing new.
@@ -217,19 +216,19 @@ impl ThreadWatch {
     }
 }
 
-/// The approval events (`approval_needed`, `approval_resolved`) of every thread of a scope, on
-/// every replica, from the moment it was opened.
-pub struct ApprovalFeed {
-    live: broadcast::Receiver<Arc<LoggedEvent>>,
+/// What a scope's operators hear, on every replica, from the moment it was opened: the approval
+/// events (`approval_needed`, `approval_resolved`) of every thread, and budget alerts.
+pub struct ScopeFeed {
+    live: broadcast::Receiver<ScopeEvent>,
 }
 
-impl ApprovalFeed {
-    pub(crate) fn new(live: broadcast::Receiver<Arc<LoggedEvent>>) -> Self {
-        ApprovalFeed { live }
+impl ScopeFeed {
+    pub(crate) fn new(live: broadcast::Receiver<ScopeEvent>) -> Self {
+        ScopeFeed { live }
     }
 
-    /// The next approval event; `None` once the engine is gone.
-    pub async fn next(&mut self) -> Option<Arc<LoggedEvent>> {
+    /// The next event; `None` once the engine is gone.
+    pub async fn next(&mut self) -> Option<ScopeEvent> {
         loop {
             match self.live.recv().await {
                 Ok(event) => return Some(event),

@@ -29,11 +29,20 @@ pub(crate) enum Signal {
     Resync,
 }
 
-/// Per-thread channels, and per-scope channels of approval events (for operators).
+/// What a scope's operators hear: approval events of its turns, and budget alerts.
+#[derive(Debug, Clone)]
+pub enum ScopeEvent {
+    /// An `approval_needed` or `approval_resolved` of a turn.
+    Turn(Arc<LoggedEvent>),
+    /// A `budget_alert` (its wire object).
+    Alert(Arc<serde_json::Value>),
+}
+
+/// Per-thread channels, and per-scope channels of what operators hear.
 #[derive(Debug, Default)]
 pub(crate) struct Hub {
     threads: Mutex<HashMap<String, broadcast::Sender<Signal>>>,
-    approvals: Mutex<HashMap<Scope, broadcast::Sender<Arc<LoggedEvent>>>>,
+    scopes: Mutex<HashMap<Scope, broadcast::Sender<ScopeEvent>>>,
 }
 
 impl Hub {
@@ -67,21 +76,21 @@ impl Hub {
         }
     }
 
-    /// Listens to the approval events of every thread of a scope.
-    pub(crate) fn subscribe_approvals(&self, scope: &Scope) -> broadcast::Receiver<Arc<LoggedEvent>> {
-        let mut channels = self.approvals.lock().unwrap_or_else(|p| p.into_inner());
+    /// Listens to what a scope's operators hear.
+    pub(crate) fn subscribe_scope(&self, scope: &Scope) -> broadcast::Receiver<ScopeEvent> {
+        let mut channels = self.scopes.lock().unwrap_or_else(|p| p.into_inner());
         channels.entry(scope.clone()).or_insert_with(|| broadcast::channel(CAPACITY).0).subscribe()
     }
 
-    /// Whether anyone here listens to a scope's approvals.
-    pub(crate) fn has_approval_listeners(&self, scope: &Scope) -> bool {
-        let channels = self.approvals.lock().unwrap_or_else(|p| p.into_inner());
+    /// Whether anyone here listens to a scope.
+    pub(crate) fn has_scope_listeners(&self, scope: &Scope) -> bool {
+        let channels = self.scopes.lock().unwrap_or_else(|p| p.into_inner());
         channels.get(scope).is_some_and(|s| s.receiver_count() > 0)
     }
 
-    /// Publishes an approval event to the listeners of its scope.
-    pub(crate) fn publish_approval(&self, scope: &Scope, event: Arc<LoggedEvent>) {
-        let mut channels = self.approvals.lock().unwrap_or_else(|p| p.into_inner());
+    /// Publishes to the listeners of a scope.
+    pub(crate) fn publish_scope(&self, scope: &Scope, event: ScopeEvent) {
+        let mut channels = self.scopes.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(sender) = channels.get(scope)
             && sender.send(event).is_err()
         {
@@ -93,7 +102,7 @@ impl Hub {
     pub(crate) fn prune(&self) {
         let mut threads = self.threads.lock().unwrap_or_else(|p| p.into_inner());
         threads.retain(|_, sender| sender.receiver_count() > 0);
-        let mut approvals = self.approvals.lock().unwrap_or_else(|p| p.into_inner());
-        approvals.retain(|_, sender| sender.receiver_count() > 0);
+        let mut scopes = self.scopes.lock().unwrap_or_else(|p| p.into_inner());
+        scopes.retain(|_, sender| sender.receiver_count() > 0);
     }
 }

@@ -27,6 +27,7 @@
 
 pub mod approvals;
 pub mod artifacts;
+pub mod budget;
 pub mod bus;
 pub mod data_tools;
 mod dispatch;
@@ -52,7 +53,8 @@ use agentry_core::{Principal, Scope, Thread, Timestamp};
 use agentry_llm::ProviderRegistry;
 use agentry_store::{Lease, Store, StoreError};
 
-pub use follow::{ApprovalFeed, ThreadWatch, TurnFollower};
+pub use follow::{ScopeFeed, ThreadWatch, TurnFollower};
+pub use hub::ScopeEvent;
 pub use turns::TurnResult;
 
 /// Limits and timings of the engine.
@@ -85,6 +87,8 @@ pub struct EngineConfig {
     pub mcp_servers: BTreeMap<String, agentry_mcp::McpServerConfig>,
     /// Where uploaded datasets live (`None`: the dataset tools answer that datasets are off).
     pub datasets_dir: Option<std::path::PathBuf>,
+    /// Budget alert webhooks may reach loopback and private addresses.
+    pub allow_private_webhooks: bool,
 }
 
 impl Default for EngineConfig {
@@ -103,6 +107,7 @@ impl Default for EngineConfig {
             secrets: BTreeMap::new(),
             mcp_servers: BTreeMap::new(),
             datasets_dir: None,
+            allow_private_webhooks: false,
         }
     }
 }
@@ -197,6 +202,8 @@ struct Inner {
     mcp: mcp::Mcp,
     /// Uploaded datasets, when enabled.
     datasets: Option<agentry_datasets::Datasets>,
+    /// Budget caps per scope, as recently read.
+    caps: budget::CapsCache,
 }
 
 /// Hands the bells of other replicas to the engine once it exists.
@@ -260,6 +267,7 @@ impl Engine {
             tool_env,
             mcp,
             datasets,
+            caps: budget::CapsCache::default(),
         });
         let _ = bells.engine.set(Arc::downgrade(&inner));
         let engine = Engine { inner };
@@ -270,9 +278,10 @@ impl Engine {
         Ok(engine)
     }
 
-    /// Expires approvals, prunes idle channels and purges old logs, until the engine is dropped.
+    /// Expires approvals, releases stale budget reservations and wakes turns a budget allows
+    /// again, prunes idle channels and purges old logs, until the engine is dropped.
     async fn housekeeping(weak: Weak<Inner>) {
-        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
         let mut ticks: u64 = 0;
         loop {
             tick.tick().await;
@@ -281,10 +290,11 @@ impl Engine {
             if let Err(err) = engine.expire_overdue_approvals().await {
                 tracing::warn!(%err, "expiring overdue approvals failed");
             }
+            engine.sweep_budgets().await;
             engine.inner.hub.prune();
             engine.inner.dispatcher.prune();
             ticks += 1;
-            if ticks % 360 == 1 {
+            if ticks % 720 == 1 {
                 engine.purge_logs().await;
             }
         }

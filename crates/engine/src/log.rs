@@ -181,7 +181,7 @@ fn publish(
         entry.1 = entry.1.max(event.seq);
         let event = Arc::new(event);
         if matches!(event.event, TurnEvent::ApprovalNeeded { .. } | TurnEvent::ApprovalResolved { .. }) {
-            hub.publish_approval(&shared.scope, event.clone());
+            hub.publish_scope(&shared.scope, crate::hub::ScopeEvent::Turn(event.clone()));
         }
         let thread_id = event.thread_id.clone();
         hub.publish(&thread_id, Signal::Event(event));

@@ -15,12 +15,13 @@
 //! call that completed is never run again.
 
 use agentry_core::id::{new_id, prefix};
-use agentry_core::{Approval, ApprovalStatus, Message, MessageRole, Timestamp, Turn, TurnEvent};
+use agentry_core::{Approval, ApprovalStatus, BudgetPolicy, Message, MessageRole, Timestamp, Turn, TurnEvent};
 use agentry_llm::{ModelRequest, ToolCallRequest};
 use agentry_store::{Claimed, Lease, Parked, StoredAgent};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+use crate::budget::{BudgetHit, BudgetStop};
 use crate::log::{LogError, TurnLog};
 use crate::state::{PendingCall, TurnState};
 use crate::step::{StepEnd, call_model};
@@ -49,10 +50,40 @@ pub(crate) enum Outcome {
     Refused {
         cause: String,
     },
-    /// Parked on approvals; resumes when they are settled.
-    Waiting,
+    /// Parked: on approvals, resumes when they are settled; on a budget, when it allows the turn.
+    Waiting(WaitReason),
+    /// A budget cap stops the turn.
+    BudgetCap(BudgetHit),
     /// Its replica died before the turn had a state to resume from.
     ReplicaLost,
+}
+
+/// What a parked turn waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WaitReason {
+    Approval,
+    Budget,
+}
+
+impl WaitReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            WaitReason::Approval => "approval",
+            WaitReason::Budget => "budget",
+        }
+    }
+}
+
+/// What a turn does at a budget cap: the agent's `on_budget` policy.
+fn at_budget(agent: &agentry_core::AgentSpec, hit: BudgetHit, log: &mut TurnLog) -> Outcome {
+    match agent.on_budget.unwrap_or_default() {
+        BudgetPolicy::Stop => Outcome::BudgetCap(hit),
+        BudgetPolicy::Pause => {
+            tracing::info!(cap = %hit.cap.id, "turn parks until its budget allows it");
+            log.emit(TurnEvent::Status { status: "waiting".into() });
+            Outcome::Waiting(WaitReason::Budget)
+        }
+    }
 }
 
 /// Where a run starts.
@@ -125,7 +156,7 @@ pub(crate) async fn run(
     };
     let spec = agent.as_ref().ok().map(|a| &a.spec);
     match outcome {
-        Outcome::Waiting => park(&mut ctx, spec, &mut state).await,
+        Outcome::Waiting(reason) => park(&mut ctx, spec, &mut state, reason).await,
         Outcome::Stopped(StopReason::LeaseLost) => {
             tracing::warn!(turn = %turn.id, "stopped a turn this replica no longer holds");
         }
@@ -140,9 +171,14 @@ pub(crate) async fn run(
     }
 }
 
-/// Saves the turn's state and lets go of it until its approvals are settled — or ends it, if
-/// someone asked to stop it meanwhile.
-async fn park(ctx: &mut RunCtx<'_>, agent: Option<&agentry_core::AgentSpec>, state: &mut TurnState) {
+/// Saves the turn's state and lets go of it until its approvals are settled (or its budget
+/// allows it) — or ends it, if someone asked to stop it meanwhile.
+async fn park(
+    ctx: &mut RunCtx<'_>,
+    agent: Option<&agentry_core::AgentSpec>,
+    state: &mut TurnState,
+    reason: WaitReason,
+) {
     // Every event, `approval_needed` included, is in the log before the turn counts as waiting,
     // so whoever resumes it continues the log after them.
     match ctx.log.flush().await {
@@ -157,8 +193,9 @@ async fn park(ctx: &mut RunCtx<'_>, agent: Option<&agentry_core::AgentSpec>, sta
             return terminate(ctx, agent, state, outcome).await;
         }
     };
-    match ctx.engine.store().park_turn(&ctx.lease, "approval", &saved).await {
-        Ok(Parked::Parked) => ctx.engine.approvals_parked(ctx.turn).await,
+    match ctx.engine.store().park_turn(&ctx.lease, reason.as_str(), &saved).await {
+        Ok(Parked::Parked) if reason == WaitReason::Approval => ctx.engine.approvals_parked(ctx.turn).await,
+        Ok(Parked::Parked) => {}
         Ok(Parked::CancelRequested) => {
             if let Err(err) = ctx.engine.cancel_approvals(ctx.turn, &mut ctx.log).await {
                 tracing::error!(%err, turn = %ctx.turn.id, "cannot cancel the turn's approvals");
@@ -255,6 +292,16 @@ async fn execute(ctx: &mut RunCtx<'_>, agent: &StoredAgent, state: &mut TurnStat
             ctx.log.emit(TurnEvent::Status { status: "thinking".into() });
         }
     }
+    // A cap's turn limit counts the turn once, before its first model call.
+    if !state.turn_counted {
+        match engine.count_turn(turn).await {
+            Ok(()) => state.turn_counted = true,
+            Err(BudgetStop::Hit(hit)) => return at_budget(&agent.spec, hit, &mut ctx.log),
+            Err(BudgetStop::Store(err)) => {
+                return failed("service_unavailable", format!("cannot check the budget: {err}"));
+            }
+        }
+    }
     let model = agentry_core::ModelRef::parse(&agent.spec.model).map(|m| m.model).unwrap_or_default();
     let max_steps = agent.spec.max_steps();
     loop {
@@ -279,6 +326,11 @@ async fn execute(ctx: &mut RunCtx<'_>, agent: &StoredAgent, state: &mut TurnStat
                     return Outcome::Stopped(reason);
                 }
                 StepEnd::Failed { code, cause } => return failed(code, cause),
+                StepEnd::Budget(hit) => {
+                    // The call was not made: the next run makes it again.
+                    state.step -= 1;
+                    return at_budget(&agent.spec, hit, &mut ctx.log);
+                }
             };
         state.add_answer(&text, &turn.id);
         if calls.is_empty() {
@@ -315,7 +367,7 @@ async fn execute(ctx: &mut RunCtx<'_>, agent: &StoredAgent, state: &mut TurnStat
         }
         if waiting {
             ctx.log.emit(TurnEvent::Status { status: "waiting".into() });
-            return Outcome::Waiting;
+            return Outcome::Waiting(WaitReason::Approval);
         }
         if let Some(outcome) = checkpoint(ctx, state).await {
             return outcome;

@@ -38,6 +38,9 @@ pub(crate) struct TurnState {
     /// does not count, so the turn's usage is read from the ledger.
     #[serde(default)]
     pub taken_over: bool,
+    /// The turn was counted against its caps' turn limits.
+    #[serde(default)]
+    pub turn_counted: bool,
 }
 
 /// A tool call waiting to run (after its approval, if it needs one).

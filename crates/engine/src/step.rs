@@ -1,8 +1,9 @@
 //! One model call of a turn — the only place the engine calls a model.
 //!
 //! A step streams the model's answer into the turn's log and records the call in the usage
-//! ledger, priced in micro-cents, however it ends: answered, failed or stopped. Budget guards and
-//! spans hook in here and nowhere else.
+//! ledger, priced in micro-cents, however it ends: answered, failed or stopped. Its largest
+//! possible cost is reserved against the budget caps that apply before the model is called, and
+//! settled to the real cost after. Spans hook in here too.
 
 use agentry_core::id::{new_id, prefix};
 use agentry_core::{ModelRef, Timestamp, TokenUsage, TurnEvent};
@@ -10,6 +11,7 @@ use agentry_llm::{ModelDelta, ModelProvider, ModelRequest, ModelUsage, ToolCallR
 use agentry_store::{CallStatus, ModelCall};
 
 use crate::StopReason;
+use crate::budget::{BudgetHit, BudgetStop};
 use crate::runner::{RunCtx, stopped};
 
 /// How a model call ended.
@@ -20,6 +22,8 @@ pub(crate) enum StepEnd {
     Stopped { reason: StopReason, text: String },
     /// The provider failed, or the call could not be recorded.
     Failed { code: &'static str, cause: String },
+    /// A budget cap does not allow the call: nothing was called.
+    Budget(BudgetHit),
 }
 
 /// How the stream ended.
@@ -49,6 +53,16 @@ pub(crate) async fn call_model(
     usage: &mut TokenUsage,
 ) -> StepEnd {
     let prompt_bytes: usize = request.messages.iter().map(|m| m.content.len()).sum();
+    // Reserve the call's largest possible cost against every cap that applies, before calling.
+    let call_id = new_id(prefix::MODEL_CALL);
+    let most = ctx.engine.inner.providers.max_cost(model, provider.bounds(&request));
+    let held = match ctx.engine.reserve(ctx.turn, &ctx.lease, &call_id, most).await {
+        Ok(held) => held,
+        Err(BudgetStop::Hit(hit)) => return StepEnd::Budget(hit),
+        Err(BudgetStop::Store(err)) => {
+            return StepEnd::Failed { code: "service_unavailable", cause: format!("cannot check the budget: {err}") };
+        }
+    };
     let started_at = Timestamp::now();
     let mut first_token_at = None;
     let mut stream = provider.stream(request);
@@ -124,7 +138,7 @@ pub(crate) async fn call_model(
         cost: ctx.engine.inner.providers.cost(model, &tokens),
     };
     let record = ModelCall {
-        id: new_id(prefix::MODEL_CALL),
+        id: call_id,
         scope: ctx.turn.scope.clone(),
         turn_id: ctx.turn.id.clone(),
         thread_id: ctx.turn.thread_id.clone(),
@@ -141,7 +155,11 @@ pub(crate) async fn call_model(
         first_token_at,
         finished_at: Timestamp::now(),
     };
-    if let Err(err) = ctx.engine.store().record_model_call(&record).await {
+    let recorded = match held {
+        Some(held) => ctx.engine.settle(held, &record).await,
+        None => ctx.engine.store().record_model_call(&record).await,
+    };
+    if let Err(err) = recorded {
         // A call whose cost cannot be recorded must not go unnoticed: the turn fails closed.
         tracing::error!(%err, turn = %ctx.turn.id, "cannot record a model call in the ledger");
         return StepEnd::Failed { code: "service_unavailable", cause: format!("cannot record the model call: {err}") };

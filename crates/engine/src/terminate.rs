@@ -7,7 +7,7 @@
 //! its lease writes nothing: the turn belongs to another replica now.
 
 use agentry_core::{AgentSpec, ContentItem, Message, MessageRole, Timestamp, TurnEvent, TurnStatus};
-use agentry_store::Finish;
+use agentry_store::{Finish, SafetyEvent};
 
 use crate::log::LogError;
 use crate::runner::{Outcome, RunCtx};
@@ -24,7 +24,29 @@ pub(crate) async fn terminate(
     let (engine, turn) = (ctx.engine, ctx.turn);
     let store = engine.store();
     let (status, cause) = match outcome {
-        Outcome::Completed | Outcome::Waiting => (TurnStatus::Completed, None),
+        Outcome::Completed | Outcome::Waiting(_) => (TurnStatus::Completed, None),
+        Outcome::BudgetCap(hit) => {
+            ctx.log.emit(TurnEvent::Error {
+                code: "budget_cap".into(),
+                message: hit.message.clone(),
+                flags: vec![hit.flag()],
+            });
+            let event = SafetyEvent {
+                thread_id: turn.thread_id.clone(),
+                turn_id: turn.id.clone(),
+                agent_id: turn.agent_id.clone(),
+                direction: "input".into(),
+                action: "block".into(),
+                flag_type: "budget".into(),
+                severity: "high".into(),
+                detail: hit.message.clone(),
+                created_at: Timestamp::now(),
+            };
+            if let Err(err) = store.record_safety_event(&turn.scope, &event).await {
+                tracing::warn!(%err, turn = %turn.id, "cannot record the budget stop");
+            }
+            (TurnStatus::Failed, Some(hit.message))
+        }
         Outcome::Failed { code, cause } => {
             ctx.log.emit(TurnEvent::error(code, cause.clone()));
             (TurnStatus::Failed, Some(cause))

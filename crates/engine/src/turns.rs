@@ -9,7 +9,7 @@ use agentry_store::{Claimed, StoreError, SubmitPolicy, Submitted};
 use tokio::sync::watch;
 
 use crate::bus::Bell;
-use crate::follow::{ApprovalFeed, ThreadWatch, TurnFollower};
+use crate::follow::{ScopeFeed, ThreadWatch, TurnFollower};
 use crate::runner::{Outcome, RunCtx};
 use crate::state::TurnState;
 use crate::terminate::terminate;
@@ -205,9 +205,9 @@ impl Engine {
         TurnFollower::start(self.store().clone(), scope.clone(), turn.id.clone(), live, after_seq).await
     }
 
-    /// The approval events of every thread of a scope from now on (for operators' sockets).
-    pub fn watch_approvals(&self, scope: &Scope) -> ApprovalFeed {
-        ApprovalFeed::new(self.inner.hub.subscribe_approvals(scope))
+    /// What a scope's operators hear from now on: approval events of every thread, budget alerts.
+    pub fn watch_scope(&self, scope: &Scope) -> ScopeFeed {
+        ScopeFeed::new(self.inner.hub.subscribe_scope(scope))
     }
 
     /// Every event of a thread's turns from now on (for listeners joined to a thread).

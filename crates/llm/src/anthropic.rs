@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use crate::config::ProviderConfig;
 use crate::openai::send_with_retries;
 use crate::sse::ResponseEvents;
-use crate::{ChatRole, ModelDelta, ModelProvider, ModelRequest, ModelStream, ModelUsage, ProviderError};
+use crate::{ChatRole, ModelDelta, ModelProvider, ModelRequest, ModelStream, ModelUsage, ProviderError, TokenBounds};
 
 /// The API version header sent with every request.
 const API_VERSION: &str = "2023-06-01";
@@ -133,6 +133,13 @@ impl ModelProvider for AnthropicProvider {
             }
         });
         rx
+    }
+
+    fn bounds(&self, request: &ModelRequest) -> TokenBounds {
+        TokenBounds::by_bytes(
+            request,
+            u64::from(self.config.max_tokens.max(self.config.thinking_budget_tokens.map_or(0, |b| b + 1))),
+        )
     }
 }
 

@@ -46,6 +46,18 @@ pub struct Price {
     pub cached_input: Option<f64>,
 }
 
+impl Price {
+    /// Cost of a call's usage. Prices are cents per million tokens, i.e. micro-cents per token;
+    /// each part is rounded up.
+    pub fn cost(&self, usage: &crate::ModelUsage) -> MicroCents {
+        let cached = usage.cached_input_tokens.min(usage.input_tokens);
+        let fresh = usage.input_tokens - cached;
+        MicroCents::for_tokens(fresh, self.input)
+            + MicroCents::for_tokens(cached, self.cached_input.unwrap_or(self.input))
+            + MicroCents::for_tokens(usage.output_tokens, self.output)
+    }
+}
+
 /// A `[providers.<name>]` table as written.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -140,15 +152,9 @@ impl ProviderConfig {
         })
     }
 
-    /// Cost of a call's usage for `model`, from the price table (zero when unpriced). Prices are
-    /// cents per million tokens, i.e. micro-cents per token; each part is rounded up.
+    /// Cost of a call's usage for `model`, from the price table (zero when unpriced).
     pub fn cost(&self, model: &str, usage: &crate::ModelUsage) -> MicroCents {
-        let Some(price) = self.prices.get(model) else { return MicroCents::ZERO };
-        let cached = usage.cached_input_tokens.min(usage.input_tokens);
-        let fresh = usage.input_tokens - cached;
-        MicroCents::for_tokens(fresh, price.input)
-            + MicroCents::for_tokens(cached, price.cached_input.unwrap_or(price.input))
-            + MicroCents::for_tokens(usage.output_tokens, price.output)
+        self.prices.get(model).map_or(MicroCents::ZERO, |price| price.cost(usage))
     }
 }
 

@@ -146,10 +146,40 @@ pub enum ProviderError {
 /// A stream of deltas; ends when the response is complete. An `Err` item ends it with a failure.
 pub type ModelStream = mpsc::Receiver<Result<ModelDelta, ProviderError>>;
 
+/// The most tokens a call can use: what it is sent, at most, and what it can answer, at most.
+/// Budgets reserve a call's largest possible cost from these before it is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenBounds {
+    /// Prompt tokens, at most.
+    pub input: u64,
+    /// Completion tokens, at most.
+    pub output: u64,
+}
+
+impl TokenBounds {
+    /// Bounds without knowing the tokenizer: every token covers at least one byte, so the
+    /// request's bytes bound its tokens; `max_output` is what the provider was told to stop at.
+    pub fn by_bytes(request: &ModelRequest, max_output: u64) -> Self {
+        let text: usize = request
+            .messages
+            .iter()
+            .map(|m| m.content.len() + m.tool_calls.iter().map(|c| c.name.len() + c.arguments.len()).sum::<usize>())
+            .sum();
+        let tools: usize =
+            request.tools.iter().map(|t| t.name.len() + t.description.len() + t.parameters.to_string().len()).sum();
+        TokenBounds { input: (text + tools) as u64, output: max_output }
+    }
+}
+
 /// A source of model responses.
 pub trait ModelProvider: Send + Sync {
     /// Starts one model call.
     fn stream(&self, request: ModelRequest) -> ModelStream;
+
+    /// The most tokens `request` can use (default: its bytes in, 4096 out).
+    fn bounds(&self, request: &ModelRequest) -> TokenBounds {
+        TokenBounds::by_bytes(request, 4096)
+    }
 }
 
 /// A provider plugged in with [`ProviderRegistry::with_provider`].
@@ -168,6 +198,8 @@ pub struct ProviderRegistry {
     configured: std::collections::BTreeMap<String, config::ProviderConfig>,
     /// Providers an embedder plugged in by name.
     plugged: std::collections::BTreeMap<String, Plugged>,
+    /// Prices by `provider:model`, for any provider (`[prices]`); a provider's own table wins.
+    prices: std::collections::BTreeMap<String, config::Price>,
     http: reqwest::Client,
     #[cfg(feature = "local")]
     local: Option<local::LocalModels>,
@@ -177,6 +209,12 @@ impl ProviderRegistry {
     /// A registry with the configured providers (by name). `scripted` is always available.
     pub fn new(configured: std::collections::BTreeMap<String, config::ProviderConfig>) -> Self {
         ProviderRegistry { configured, http: reqwest::Client::new(), ..ProviderRegistry::default() }
+    }
+
+    /// Prices `provider:model`s (any provider, e.g. `scripted:echo` in a test) with `prices`.
+    pub fn with_prices(mut self, prices: std::collections::BTreeMap<String, config::Price>) -> Self {
+        self.prices.extend(prices);
+        self
     }
 
     /// Serves `name:…` models with `provider` (an embedder's own model backend).
@@ -234,11 +272,23 @@ impl ProviderRegistry {
         }
     }
 
+    /// The price of an agent's model (`provider:model`), if it has one.
+    pub fn price(&self, model: &str) -> Option<&config::Price> {
+        let parsed = ModelRef::parse(model).ok()?;
+        self.configured
+            .get(&parsed.provider)
+            .and_then(|c| c.prices.get(&parsed.model))
+            .or_else(|| self.prices.get(model))
+    }
+
     /// The cost of `usage` on an agent's model (`provider:model`; zero without a price).
     pub fn cost(&self, model: &str, usage: &ModelUsage) -> agentry_core::MicroCents {
-        let Ok(model) = ModelRef::parse(model) else { return agentry_core::MicroCents::ZERO };
-        self.configured
-            .get(&model.provider)
-            .map_or(agentry_core::MicroCents::ZERO, |config| config.cost(&model.model, usage))
+        self.price(model).map_or(agentry_core::MicroCents::ZERO, |price| price.cost(usage))
+    }
+
+    /// The largest possible cost of a call within `bounds` on `model` (zero without a price).
+    pub fn max_cost(&self, model: &str, bounds: TokenBounds) -> agentry_core::MicroCents {
+        let usage = ModelUsage { input_tokens: bounds.input, output_tokens: bounds.output, ..ModelUsage::default() };
+        self.cost(model, &usage)
     }
 }

@@ -14,7 +14,9 @@ use tokio::sync::mpsc;
 
 use crate::config::ProviderConfig;
 use crate::sse::ResponseEvents;
-use crate::{ChatMessage, ChatRole, ModelDelta, ModelProvider, ModelRequest, ModelStream, ModelUsage, ProviderError};
+use crate::{
+    ChatMessage, ChatRole, ModelDelta, ModelProvider, ModelRequest, ModelStream, ModelUsage, ProviderError, TokenBounds,
+};
 
 /// A model behind an OpenAI-compatible endpoint.
 #[derive(Debug, Clone)]
@@ -116,6 +118,10 @@ impl ModelProvider for OpenAiProvider {
             }
         });
         rx
+    }
+
+    fn bounds(&self, request: &ModelRequest) -> TokenBounds {
+        TokenBounds::by_bytes(request, u64::from(self.config.max_tokens))
     }
 }
 

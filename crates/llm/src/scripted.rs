@@ -13,7 +13,7 @@ use std::time::Duration;
 use agentry_core::{Script, ScriptStep};
 use tokio::sync::mpsc;
 
-use crate::{ChatRole, ModelDelta, ModelProvider, ModelRequest, ModelStream, ModelUsage, ProviderError};
+use crate::{ChatRole, ModelDelta, ModelProvider, ModelRequest, ModelStream, ModelUsage, ProviderError, TokenBounds};
 
 /// Which canned behaviour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +121,20 @@ impl ModelProvider for ScriptedProvider {
             }
         });
         rx
+    }
+
+    /// Exact: the scripted model counts words, and knows what it will answer.
+    fn bounds(&self, request: &ModelRequest) -> TokenBounds {
+        let usage = self.plan(request).ok().and_then(|deltas| {
+            deltas.into_iter().find_map(|d| match d {
+                ModelDelta::Usage(usage) => Some(usage),
+                _ => None,
+            })
+        });
+        usage.map_or(TokenBounds { input: 0, output: 0 }, |u| TokenBounds {
+            input: u.input_tokens,
+            output: u.output_tokens,
+        })
     }
 }
 

@@ -65,41 +65,52 @@ pub struct ModelCall {
     pub finished_at: Timestamp,
 }
 
-impl Store {
-    /// Records a model call.
-    pub async fn record_model_call(&self, call: &ModelCall) -> StoreResult<()> {
+/// Inserts a ledger row on a pool or transaction, ignoring a second insert of the same call; the
+/// statement's result says whether it was written (a macro: compiled for each backend).
+macro_rules! insert_model_call {
+    ($conn:expr, $call:expr) => {{
+        let call: &$crate::ledger::ModelCall = $call;
         let tokens = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        sqlx::query(
+            "INSERT INTO model_calls (id, organization_id, project_id, environment_id, turn_id, thread_id, agent_id,
+                user_id, step, provider, model, status, input_tokens, output_tokens, cached_input_tokens,
+                reasoning_tokens, cost_micro_cents, finish_reason, error, started_at, first_token_at, finished_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&call.id)
+        .bind(&call.scope.organization_id)
+        .bind(&call.scope.project_id)
+        .bind(&call.scope.environment_id)
+        .bind(&call.turn_id)
+        .bind(&call.thread_id)
+        .bind(&call.agent_id)
+        .bind(&call.user_id)
+        .bind(call.step)
+        .bind(&call.provider)
+        .bind(&call.model)
+        .bind(call.status.as_str())
+        .bind(tokens(call.usage.input_tokens))
+        .bind(tokens(call.usage.output_tokens))
+        .bind(tokens(call.usage.cached_input_tokens))
+        .bind(tokens(call.usage.reasoning_tokens))
+        .bind(call.usage.cost.0)
+        .bind(&call.finish_reason)
+        .bind(&call.error)
+        .bind(call.started_at.0)
+        .bind(call.first_token_at.map(|t| t.0))
+        .bind(call.finished_at.0)
+        .execute($conn)
+        .await?
+    }};
+}
+pub(crate) use insert_model_call;
+
+impl Store {
+    /// Records a model call (once: a second record of the same call is ignored).
+    pub async fn record_model_call(&self, call: &ModelCall) -> StoreResult<()> {
         on_writer!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO model_calls (id, organization_id, project_id, environment_id, turn_id, thread_id, agent_id,
-                    user_id, step, provider, model, status, input_tokens, output_tokens, cached_input_tokens,
-                    reasoning_tokens, cost_micro_cents, finish_reason, error, started_at, first_token_at, finished_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)",
-            )
-            .bind(&call.id)
-            .bind(&call.scope.organization_id)
-            .bind(&call.scope.project_id)
-            .bind(&call.scope.environment_id)
-            .bind(&call.turn_id)
-            .bind(&call.thread_id)
-            .bind(&call.agent_id)
-            .bind(&call.user_id)
-            .bind(call.step)
-            .bind(&call.provider)
-            .bind(&call.model)
-            .bind(call.status.as_str())
-            .bind(tokens(call.usage.input_tokens))
-            .bind(tokens(call.usage.output_tokens))
-            .bind(tokens(call.usage.cached_input_tokens))
-            .bind(tokens(call.usage.reasoning_tokens))
-            .bind(call.usage.cost.0)
-            .bind(&call.finish_reason)
-            .bind(&call.error)
-            .bind(call.started_at.0)
-            .bind(call.first_token_at.map(|t| t.0))
-            .bind(call.finished_at.0)
-            .execute(pool)
-            .await?;
+            insert_model_call!(pool, call);
         });
         Ok(())
     }

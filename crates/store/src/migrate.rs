@@ -23,6 +23,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 6, name: "0006_datasets.sql", sql: include_str!("../migrations/0006_datasets.sql") },
     Migration { version: 7, name: "0007_recordings.sql", sql: include_str!("../migrations/0007_recordings.sql") },
     Migration { version: 8, name: "0008_replicas.sql", sql: include_str!("../migrations/0008_replicas.sql") },
+    Migration { version: 9, name: "0009_budgets.sql", sql: include_str!("../migrations/0009_budgets.sql") },
 ];
 
 /// Arbitrary constant identifying Agentry's migration lock.

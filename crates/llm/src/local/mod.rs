@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
-use crate::{ModelDelta, ModelProvider, ModelRequest, ModelStream, ModelUsage, ProviderError};
+use crate::{ModelDelta, ModelProvider, ModelRequest, ModelStream, ModelUsage, ProviderError, TokenBounds};
 pub use catalog::{CATALOG, ModelCache, PullError, catalog_model};
 pub use model::LocalModel;
 
@@ -109,5 +109,9 @@ impl ModelProvider for LocalProvider {
             }
         });
         rx
+    }
+
+    fn bounds(&self, request: &ModelRequest) -> TokenBounds {
+        TokenBounds::by_bytes(request, self.max_tokens as u64)
     }
 }

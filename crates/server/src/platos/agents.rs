@@ -123,6 +123,11 @@ async fn apply(
     })?;
     spec.validate().map_err(spec_error)?;
     state.engine.check_agent(&spec).map_err(|(field, err)| ApiError::invalid_field(field, err))?;
+    state
+        .engine
+        .check_agent_budget(&principal.scope, &spec)
+        .await
+        .map_err(|err| ApiError::invalid_field("model", err))?;
     // The scope comes from the credentials; a body naming another one is a mistake, not a request.
     if (spec.organization.is_some() || spec.project.is_some() || spec.environment.is_some())
         && spec.declared_scope() != principal.scope

@@ -1,10 +1,12 @@
 //! The Platos REST surface under `/api/v1/agent`, in the shapes the official clients read
 //! (`platos-wire.md` §3): list wrapper keys `agents`, `versions`, `threads`, `messages`,
 //! `artifacts`, `approvals`, `tools`; real 404s; camelCase fields. Turns over HTTP (SSE lanes,
-//! non-streaming send, cancel) are in `turns`; approvals in `approvals`; the tool catalog in `tools`.
+//! non-streaming send, cancel) are in `turns`; approvals in `approvals`; the tool catalog in `tools`;
+//! budget caps and their status in `budgets`.
 
 mod agents;
 pub mod approvals;
+mod budgets;
 mod threads;
 mod tools;
 mod turns;
@@ -35,6 +37,12 @@ pub fn routes() -> Router<AppState> {
         .route("/monitoring/approvals/{approval_id}/resolve", post(approvals::resolve))
         .route("/approvals/{approval_id}/resolve", post(approvals::resolve))
         .route("/monitoring/safety-events", get(approvals::safety_events))
+        .route("/monitoring/budget/caps", get(budgets::list))
+        .route("/monitoring/budget/status", get(budgets::status))
+        .route("/budgets", get(budgets::list).post(budgets::create))
+        .route("/budgets/status", get(budgets::status))
+        .route("/budgets/{cap_id}", axum::routing::put(budgets::update).delete(budgets::delete))
+        .route("/budgets/{cap_id}/override", post(budgets::override_cap))
         .route("/tools", get(tools::list))
         .route("/tools/search", get(tools::search))
         .route("/tools/stats", get(tools::stats))

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use agentry_core::id::new_secret;
 use agentry_core::{LoggedEvent, Principal};
-use agentry_engine::ApprovalFeed;
+use agentry_engine::{ScopeEvent, ScopeFeed};
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -78,8 +78,8 @@ pub(super) struct Connection {
     pub(super) streams: HashMap<String, Stream>,
     /// Threads joined with `join_thread`.
     pub(super) rooms: HashMap<String, AbortHandle>,
-    /// For an operator watching the whole scope: its approval events.
-    approvals: Option<ApprovalFeed>,
+    /// For an operator watching the whole scope: its approval events and budget alerts.
+    approvals: Option<ScopeFeed>,
     /// What the writer wrote and the client confirmed.
     pub(super) positions: Arc<Mutex<Positions>>,
     /// The last positions the client confirmed, per turn.
@@ -152,7 +152,10 @@ pub(super) async fn run(state: AppState, socket: WebSocket, header_credentials: 
                     let _ = conn.out.send(Outgoing::ping()).await;
                 }
             }
-            event = next_approval(&mut conn.approvals) => conn.forward_approval(&event).await,
+            event = next_scope_event(&mut conn.approvals) => match event {
+                ScopeEvent::Turn(event) => conn.forward_approval(&event).await,
+                ScopeEvent::Alert(alert) => conn.emit("agent_event", &alert).await,
+            },
             _ = shutdown.changed() => {
                 closing = true;
                 break;
@@ -337,9 +340,9 @@ impl Connection {
             "userId": principal.user_id,
             "socketId": self.sid,
         });
-        // Operators acting for the whole scope hear about every approval in it.
+        // Operators acting for the whole scope hear about every approval and budget alert in it.
         if principal.is_operator() && principal.user_id.is_none() {
-            self.approvals = Some(self.state.engine.watch_approvals(&principal.scope));
+            self.approvals = Some(self.state.engine.watch_scope(&principal.scope));
         }
         self.principal = Some(principal.clone());
         self.emit("connected", &connected).await;
@@ -431,8 +434,8 @@ impl Connection {
     }
 }
 
-/// The next approval event of the scope feed; pending forever without one.
-async fn next_approval(feed: &mut Option<ApprovalFeed>) -> Arc<LoggedEvent> {
+/// The next event of the scope feed; pending forever without one.
+async fn next_scope_event(feed: &mut Option<ScopeFeed>) -> ScopeEvent {
     loop {
         let Some(receiver) = feed else { return std::future::pending().await };
         match receiver.next().await {

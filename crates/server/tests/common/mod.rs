@@ -57,12 +57,18 @@ pub fn replica_config(db: &PgDb) -> AppConfig {
     let mut config = AppConfig::new(StoreLocation::Postgres(db.url.clone()));
     config.engine.lease = Duration::from_secs(2);
     config.engine.dispatch_poll = Duration::from_millis(500);
-    config.bootstrap = Some(BootstrapConfig {
-        supplied: SuppliedSecrets { service_secret: Some(SECRET.into()), api_key: Some(KEY.into()) },
-        default_model: "scripted:echo".into(),
-    });
+    config.bootstrap = replica_config_bootstrap();
     config.shutdown_grace = Duration::from_secs(1);
     config
+}
+
+/// The first start of the tests' installations: known secret and key, the default agent on
+/// `scripted:echo`.
+pub fn replica_config_bootstrap() -> Option<BootstrapConfig> {
+    Some(BootstrapConfig {
+        supplied: SuppliedSecrets { service_secret: Some(SECRET.into()), api_key: Some(KEY.into()) },
+        default_model: "scripted:echo".into(),
+    })
 }
 
 /// One replica, serving on its own runtime.
