@@ -149,6 +149,8 @@ pub struct Config {
     pub prices: BTreeMap<String, agentry_llm::config::Price>,
     /// Budget alert webhooks may reach loopback and private addresses.
     pub allow_private_webhooks: bool,
+    /// Message rate limits (`[rate_limits]`; agents override each key).
+    pub rate_limits: agentry_core::RateLimits,
 }
 
 /// Raw layered values: key → (value, source).
@@ -160,6 +162,7 @@ pub struct Layers {
     secrets: BTreeMap<String, (String, Source)>,
     mcp_servers: BTreeMap<String, (agentry_mcp::McpServerConfig, Source)>,
     prices: BTreeMap<String, (agentry_llm::config::Price, Source)>,
+    rate_limits: agentry_core::RateLimits,
     /// Environment variables read for provider keys and secrets.
     env: BTreeMap<String, String>,
 }
@@ -216,6 +219,14 @@ impl Layers {
                 }
                 continue;
             }
+            if key == "rate_limits" {
+                self.rate_limits = value.try_into().map_err(|e: toml::de::Error| ConfigError::Invalid {
+                    key: "rate_limits",
+                    origin: Source::File(path.into()),
+                    problem: e.message().to_owned(),
+                })?;
+                continue;
+            }
             if key == "prices" {
                 let prices: BTreeMap<String, agentry_llm::config::Price> =
                     value.try_into().map_err(|e: toml::de::Error| ConfigError::Invalid {
@@ -266,7 +277,7 @@ impl Layers {
                 let known = KEYS
                     .iter()
                     .map(|(k, _)| *k)
-                    .chain(["providers", "secrets", "mcp_servers", "prices"])
+                    .chain(["providers", "secrets", "mcp_servers", "prices", "rate_limits"])
                     .collect::<Vec<_>>()
                     .join(", ");
                 return Err(ConfigError::UnknownKey { key, path: path.into(), known });
@@ -446,6 +457,7 @@ impl Layers {
             replica_id,
             prices: self.prices.iter().map(|(model, (price, _))| (model.clone(), *price)).collect(),
             allow_private_webhooks,
+            rate_limits: self.rate_limits,
             secrets,
             mcp_servers,
         })

@@ -274,6 +274,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             max_running_turns: config.max_running_turns,
             replica_id: config.replica_id.clone().unwrap_or_else(|| agentry_engine::EngineConfig::default().replica_id),
             allow_private_webhooks: config.allow_private_webhooks,
+            rate_limits: config.rate_limits,
             ..agentry_engine::EngineConfig::default()
         },
         server: agentry_server::ServerOptions {

@@ -27,6 +27,50 @@ pub enum BusyPolicy {
     Reject,
 }
 
+/// Message rate limits: per user per minute, hour and day, per org per minute and day, and
+/// unfinished turns per user at once. Unset keys do not limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimits {
+    /// Messages one user may send per minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_per_minute: Option<u32>,
+    /// Messages one user may send per hour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_per_hour: Option<u32>,
+    /// Messages one user may send per day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_per_day: Option<u32>,
+    /// Messages an organization may send per minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_per_minute: Option<u32>,
+    /// Messages an organization may send per day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_per_day: Option<u32>,
+    /// Turns one user may have unfinished (queued, running, waiting) at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_concurrent_turns: Option<u32>,
+}
+
+impl RateLimits {
+    /// True when no key is set.
+    pub fn is_unset(&self) -> bool {
+        *self == RateLimits::default()
+    }
+
+    /// These limits, with each key `over` sets taking its place.
+    pub fn overridden_by(&self, over: &RateLimits) -> RateLimits {
+        RateLimits {
+            user_per_minute: over.user_per_minute.or(self.user_per_minute),
+            user_per_hour: over.user_per_hour.or(self.user_per_hour),
+            user_per_day: over.user_per_day.or(self.user_per_day),
+            org_per_minute: over.org_per_minute.or(self.org_per_minute),
+            org_per_day: over.org_per_day.or(self.org_per_day),
+            user_concurrent_turns: over.user_concurrent_turns.or(self.user_concurrent_turns),
+        }
+    }
+}
+
 /// What a turn does when a budget cap is reached.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -179,6 +223,9 @@ pub struct AgentSpec {
     /// What a turn does when a budget cap is reached; default `stop`.
     #[serde(default, alias = "onBudget", skip_serializing_if = "Option::is_none")]
     pub on_budget: Option<BudgetPolicy>,
+    /// Message rate limits for this agent's turns (each key overrides the server's).
+    #[serde(default, alias = "rateLimits", skip_serializing_if = "RateLimits::is_unset")]
+    pub rate_limits: RateLimits,
     /// Prompt sections filled per message.
     #[serde(default, alias = "dynamicBlocks", skip_serializing_if = "Vec::is_empty")]
     pub dynamic_blocks: Vec<DynamicBlock>,
@@ -242,6 +289,7 @@ impl AgentSpec {
             max_steps: None,
             on_busy: None,
             on_budget: None,
+            rate_limits: RateLimits::default(),
             dynamic_blocks: Vec::new(),
             tools: Vec::new(),
             http_tools: Vec::new(),

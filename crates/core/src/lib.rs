@@ -36,7 +36,8 @@ pub mod tool;
 pub mod turn;
 
 pub use agent::{
-    AgentSpec, AgentSpecError, BudgetPolicy, BusyPolicy, DynamicBlock, ModelRef, Script, ScriptStep, ScriptToolCall,
+    AgentSpec, AgentSpecError, BudgetPolicy, BusyPolicy, DynamicBlock, ModelRef, RateLimits, Script, ScriptStep,
+    ScriptToolCall,
 };
 pub use approval::{Approval, ApprovalDecision, ApprovalStatus};
 pub use budget::{BudgetCap, CapScope, Period};

@@ -34,8 +34,11 @@ const WEBHOOK_ATTEMPTS: u32 = 3;
 /// Caps per scope, as recently read.
 #[derive(Default)]
 pub(crate) struct CapsCache {
-    scopes: Mutex<HashMap<Scope, (Instant, Arc<Vec<BudgetCap>>)>>,
+    scopes: Mutex<HashMap<Scope, CachedCaps>>,
 }
+
+/// A scope's caps and when they were read.
+type CachedCaps = (Instant, Arc<Vec<BudgetCap>>);
 
 /// A cap that stops a turn, and why.
 #[derive(Debug, Clone)]
@@ -61,7 +64,7 @@ impl BudgetHit {
 /// Why a budget check did not pass.
 pub(crate) enum BudgetStop {
     /// A cap is reached.
-    Hit(BudgetHit),
+    Hit(Box<BudgetHit>),
     /// The store failed: fail closed.
     Store(StoreError),
 }
@@ -311,7 +314,7 @@ fn hit(charges: Vec<(BudgetCap, Charge)>, cap_id: &str, what: &str) -> BudgetSto
         }
         _ => format!("budget cap {id} reached: {whom} may spend {} cents per {period}", cap.limit.as_cents()),
     };
-    BudgetStop::Hit(BudgetHit { cap, message })
+    BudgetStop::Hit(Box::new(BudgetHit { cap, message }))
 }
 
 /// Refuses an agent whose model has no price when a money cap of `scope` applies to it (a cap

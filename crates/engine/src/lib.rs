@@ -89,6 +89,8 @@ pub struct EngineConfig {
     pub datasets_dir: Option<std::path::PathBuf>,
     /// Budget alert webhooks may reach loopback and private addresses.
     pub allow_private_webhooks: bool,
+    /// Message rate limits (an agent's own `rate_limits` override each key).
+    pub rate_limits: agentry_core::RateLimits,
 }
 
 impl Default for EngineConfig {
@@ -108,6 +110,7 @@ impl Default for EngineConfig {
             mcp_servers: BTreeMap::new(),
             datasets_dir: None,
             allow_private_webhooks: false,
+            rate_limits: agentry_core::RateLimits::default(),
         }
     }
 }
@@ -135,6 +138,16 @@ pub enum EngineError {
         /// The limit.
         limit: usize,
     },
+    /// A rate limit refused the message.
+    #[error("rate limit reached: {limit} for this {scope}; retry in {retry_after_secs} s")]
+    RateLimited {
+        /// `user` or `org`.
+        scope: &'static str,
+        /// The limit, e.g. `20 per minute` or `4 turns at once`.
+        limit: String,
+        /// When a message will be accepted again.
+        retry_after_secs: u64,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -149,6 +162,7 @@ impl EngineError {
             EngineError::AgentPinned => "AGENT_SCOPE_MISMATCH",
             EngineError::EmptyMessage => "empty_message",
             EngineError::MessageTooLarge { .. } => "message_too_large",
+            EngineError::RateLimited { .. } => "rate_limit",
             EngineError::Store(_) => "service_unavailable",
         }
     }

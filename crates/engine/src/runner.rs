@@ -53,7 +53,7 @@ pub(crate) enum Outcome {
     /// Parked: on approvals, resumes when they are settled; on a budget, when it allows the turn.
     Waiting(WaitReason),
     /// A budget cap stops the turn.
-    BudgetCap(BudgetHit),
+    BudgetCap(Box<BudgetHit>),
     /// Its replica died before the turn had a state to resume from.
     ReplicaLost,
 }
@@ -75,7 +75,7 @@ impl WaitReason {
 }
 
 /// What a turn does at a budget cap: the agent's `on_budget` policy.
-fn at_budget(agent: &agentry_core::AgentSpec, hit: BudgetHit, log: &mut TurnLog) -> Outcome {
+fn at_budget(agent: &agentry_core::AgentSpec, hit: Box<BudgetHit>, log: &mut TurnLog) -> Outcome {
     match agent.on_budget.unwrap_or_default() {
         BudgetPolicy::Stop => Outcome::BudgetCap(hit),
         BudgetPolicy::Pause => {

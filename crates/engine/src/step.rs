@@ -23,7 +23,7 @@ pub(crate) enum StepEnd {
     /// The provider failed, or the call could not be recorded.
     Failed { code: &'static str, cause: String },
     /// A budget cap does not allow the call: nothing was called.
-    Budget(BudgetHit),
+    Budget(Box<BudgetHit>),
 }
 
 /// How the stream ended.

@@ -5,7 +5,7 @@ use agentry_core::id::{new_id, prefix};
 use agentry_core::{
     BusyPolicy, Principal, Scope, Thread, Timestamp, TokenUsage, Turn, TurnEvent, TurnInput, TurnStatus,
 };
-use agentry_store::{Claimed, StoreError, SubmitPolicy, Submitted};
+use agentry_store::{Claimed, RateRefusal, RateWindow, StoreError, SubmitPolicy, Submitted};
 use tokio::sync::watch;
 
 use crate::bus::Bell;
@@ -106,6 +106,55 @@ impl Engine {
         Ok(result)
     }
 
+    /// Counts a message against the rate limits that apply (the server's, overridden per agent),
+    /// in the store, so they hold on every replica.
+    async fn take_rate(
+        &self,
+        scope: &Scope,
+        user_id: &str,
+        agent: &agentry_core::AgentSpec,
+    ) -> Result<(), EngineError> {
+        let limits = self.config().rate_limits.overridden_by(&agent.rate_limits);
+        if limits.is_unset() {
+            return Ok(());
+        }
+        let user = format!("user:{}/{}/{}/{user_id}", scope.organization_id, scope.project_id, scope.environment_id);
+        let org = format!("org:{}", scope.organization_id);
+        const MINUTE: i64 = 60_000;
+        let windows: Vec<RateWindow> = [
+            (&user, "minute", MINUTE, limits.user_per_minute),
+            (&user, "hour", 60 * MINUTE, limits.user_per_hour),
+            (&user, "day", 24 * 60 * MINUTE, limits.user_per_day),
+            (&org, "minute", MINUTE, limits.org_per_minute),
+            (&org, "day", 24 * 60 * MINUTE, limits.org_per_day),
+        ]
+        .into_iter()
+        .filter_map(|(key, unit, window_ms, limit)| {
+            Some(RateWindow { key: format!("{key}:{unit}"), window_ms, limit: i64::from(limit?) })
+        })
+        .collect();
+        let concurrent = limits.user_concurrent_turns.map(|limit| (scope, user_id, i64::from(limit)));
+        match self.store().take_rate(&windows, concurrent).await? {
+            Ok(()) => Ok(()),
+            Err(RateRefusal::Window { window, retry_after_ms }) => {
+                let (scope, unit) = match window.key.split(':').next() {
+                    Some("org") => ("org", window.key.rsplit(':').next().unwrap_or("minute")),
+                    _ => ("user", window.key.rsplit(':').next().unwrap_or("minute")),
+                };
+                Err(EngineError::RateLimited {
+                    scope,
+                    limit: format!("{} per {unit}", window.limit),
+                    retry_after_secs: u64::try_from(retry_after_ms.max(0)).unwrap_or(0).div_ceil(1000).max(1),
+                })
+            }
+            Err(RateRefusal::Concurrent { limit }) => Err(EngineError::RateLimited {
+                scope: "user",
+                limit: format!("{limit} turns at once"),
+                retry_after_secs: 1,
+            }),
+        }
+    }
+
     /// [`Engine::submit`], also saying whether the turn is new (not an idempotent repeat).
     async fn submit_turn(
         &self,
@@ -132,6 +181,7 @@ impl Engine {
             return Ok((turn, false));
         }
         let agent = store.get_agent(scope, &thread.agent_id).await?.ok_or(EngineError::AgentNotFound)?;
+        self.take_rate(scope, principal.owner_id(), &agent.spec).await?;
         let reject_if_busy = agent.spec.on_busy.unwrap_or_default() == BusyPolicy::Reject;
         let mut turn = Turn {
             id: new_id(prefix::TURN),

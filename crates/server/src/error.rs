@@ -110,6 +110,10 @@ impl From<agentry_engine::EngineError> for ApiError {
             E::MessageTooLarge { size, limit } => {
                 ApiError::invalid_field("message", format!("is {size} bytes; the limit is {limit}"))
             }
+            E::RateLimited { retry_after_secs, .. } => ApiError {
+                retry_after_seconds: Some(retry_after_secs),
+                ..Self::new(StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED", err.to_string())
+            },
             E::Store(err) => err.into(),
         }
     }

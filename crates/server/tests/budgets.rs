@@ -247,7 +247,7 @@ async fn alerts_fire_once_per_threshold_and_window_with_two_replicas() {
     let mut posted: Vec<u64> = got.lock().unwrap().iter().map(|a| a["threshold"].as_u64().unwrap()).collect();
     posted.sort();
     assert_eq!(posted, [30, 60, 100], "the webhook got each threshold exactly once");
-    let first = &got.lock().unwrap()[0];
+    let first = got.lock().unwrap()[0].clone();
     assert_eq!(first["type"], "budget_alert");
     assert_eq!(first["windowKey"], agentry_core::Period::Day.window_key(agentry_core::Timestamp::now()));
     store.close().await;
@@ -284,5 +284,74 @@ async fn caps_refuse_unpriced_models_and_bad_fields_and_end_users() {
     let (status, _) = call(&base, None, "DELETE", "/budgets/cap_missing", None).await;
     assert_eq!(status, 404);
     replica.stop();
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_hold_across_two_replicas() {
+    let db = PgDb::create().await;
+    let mut reps: Vec<Replica> = (0..2).map(|_| Replica::start(replica_config(&db))).collect();
+    let store = db.store().await;
+    let limited = AgentSpec {
+        rate_limits: agentry_core::RateLimits { user_per_minute: Some(3), ..Default::default() },
+        ..AgentSpec::new("limited", "Limited", "scripted:echo", "")
+    };
+    let one_at_a_time = AgentSpec {
+        rate_limits: agentry_core::RateLimits { user_concurrent_turns: Some(1), ..Default::default() },
+        ..echo("slow", 200)
+    };
+    apply_agents(&store, &[limited, one_at_a_time]).await;
+    let user = token("alice");
+    let thread = new_thread(&reps[0].base(), "alice", "limited").await;
+    let path = format!("/threads/{thread}/messages");
+    for i in 0..3 {
+        let (status, answer) =
+            call(&reps[i % 2].base(), Some(&user), "POST", &path, Some(json!({"message": format!("m{i}")}))).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    // The fourth, through either replica, is over the limit.
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/agent{path}", reps[1].base()))
+        .header("x-platos-session-token", &user)
+        .json(&json!({"message": "m3"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after));
+    let body: Value = response.json().await.unwrap();
+    assert!(body["message"].as_str().unwrap().contains("3 per minute"), "{body}");
+    // Over the socket: error rate_limit + done.
+    let mut sock = Sock::user(reps[0].addr, "alice").await;
+    sock.emit("message", json!({"message": "m4", "threadId": thread})).await;
+    let error = sock.agent_event(Duration::from_secs(5)).await.unwrap();
+    assert_eq!((error["type"].as_str(), error["code"].as_str()), (Some("error"), Some("rate_limit")), "{error}");
+    assert_eq!((error["scope"].as_str(), error["limit"].as_str()), (Some("user"), Some("3 per minute")));
+    assert!(error["retryAfterSeconds"].as_u64().unwrap() >= 1);
+    let done = sock.agent_event(Duration::from_secs(5)).await.unwrap();
+    assert_eq!((done["type"].as_str(), done["status"].as_str()), (Some("done"), Some("failed")));
+    // Another user is not limited by alice's messages.
+    let bob = token("bob");
+    let bobs = new_thread(&reps[1].base(), "bob", "limited").await;
+    let (status, _) =
+        call(&reps[1].base(), Some(&bob), "POST", &format!("/threads/{bobs}/messages"), Some(json!({"message": "hi"})))
+            .await;
+    assert_eq!(status, 200);
+    // One unfinished turn at a time: a message for a second thread is refused meanwhile.
+    let first = new_thread(&reps[0].base(), "carol", "slow").await;
+    let second = new_thread(&reps[1].base(), "carol", "slow").await;
+    let mut carol = Sock::user(reps[0].addr, "carol").await;
+    carol.emit("message", json!({"message": "a b c d e f", "threadId": first})).await;
+    carol.agent_event(Duration::from_secs(5)).await.unwrap();
+    let path = format!("/threads/{second}/messages");
+    let (status, body) =
+        call(&reps[1].base(), Some(&token("carol")), "POST", &path, Some(json!({"message": "x"}))).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("1 turns at once"), "{body}");
+    store.close().await;
+    for replica in &mut reps {
+        replica.stop();
+    }
     db.drop_database().await;
 }

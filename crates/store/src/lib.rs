@@ -8,7 +8,8 @@
 //!   rows), [`leases`] (which replica runs a turn: claims, fenced leases, cancel, the end of a
 //!   turn), [`events`] (fenced event logs), [`ledger`] (one row per model call, in micro-cents),
 //!   [`sockets`] (confirmed stream positions and recoverable Socket.IO sessions), [`budgets`]
-//!   (budget caps, their windows and the reservations of calls in flight), [`approvals`] (the durable waitpoints of turns), [`artifacts`]
+//!   (budget caps, their windows and the reservations of calls in flight), [`rates`] (message
+//!   rate limits), [`approvals`] (the durable waitpoints of turns), [`artifacts`]
 //!   (immutable revisions), [`contents`] (typed content items of messages), [`datasets`] (dataset metadata), [`recordings`] (replayed invocations), [`tools`] (tool switches, the tool-call and safety ledgers),
 //!   [`scoped_tokens`] (Erdo scoped tokens, kept by the hash of their secret), [`idempotency`].
 //! - SQL is written once with `$n` placeholders, which both drivers accept; the `on_pool!` macro
@@ -32,6 +33,7 @@ pub mod leases;
 pub mod ledger;
 pub mod migrate;
 pub mod notify;
+pub mod rates;
 pub mod recordings;
 mod row;
 pub mod scoped_tokens;
@@ -57,6 +59,7 @@ pub use events::{Appended, EventRow};
 pub use idempotency::IdempotencyStart;
 pub use leases::{CancelRequested, Claimed, Finish, HeldLease, Lease, Parked, SubmitPolicy, Submitted};
 pub use ledger::{CallStatus, ModelCall};
+pub use rates::{RateRefusal, RateWindow};
 pub use scoped_tokens::ScopedToken;
 pub use sockets::{SocketSession, StreamCursor};
 pub use threads::{ArchivedFilter, ThreadQuery};

@@ -323,9 +323,17 @@ impl Connection {
 
     /// Ends a request that started no turn: `error` then `done`, so the client's stream ends.
     async fn refuse_turn(&self, thread_id: Option<&str>, code: &str, message: &str) {
+        self.refuse_with(thread_id, json!({ "code": code, "message": message })).await;
+    }
+
+    /// `error` (with `fields`) then `done`.
+    async fn refuse_with(&self, thread_id: Option<&str>, fields: Value) {
         let thread_id = thread_id.map_or(Value::Null, |t| Value::String(t.to_owned()));
-        self.emit("agent_event", &json!({ "type": "error", "code": code, "message": message, "threadId": thread_id }))
-            .await;
+        let mut error = json!({ "type": "error", "threadId": thread_id });
+        if let (Value::Object(error), Value::Object(fields)) = (&mut error, fields) {
+            error.extend(fields);
+        }
+        self.emit("agent_event", &error).await;
         let done = json!({
             "type": "done",
             "status": TurnStatus::Failed,
@@ -343,7 +351,13 @@ impl Connection {
             EngineError::Store(_) => "service temporarily unavailable".to_owned(),
             other => other.to_string(),
         };
-        self.refuse_turn(thread_id, err.code(), &message).await;
+        let mut fields = json!({ "code": err.code(), "message": message });
+        if let EngineError::RateLimited { scope, limit, retry_after_secs } = &err {
+            fields["retryAfterSeconds"] = json!(retry_after_secs);
+            fields["scope"] = json!(scope);
+            fields["limit"] = json!(limit);
+        }
+        self.refuse_with(thread_id, fields).await;
         json!({ "ok": false, "error": message })
     }
 
