@@ -5,12 +5,14 @@
 //! - `agentry agents apply FILE…` creates or updates agents from TOML files.
 //! - `agentry bench stream` prints streaming figures against a server it starts.
 //! - `agentry chat` is a terminal chat built on the SDK.
+//! - `agentry budgets list|status|set|delete|override` manages budget caps of a running server.
 
 mod agent_files;
 mod bench;
 #[cfg(feature = "local")]
 mod bench_model;
 mod bench_turns;
+mod budgets;
 mod chat;
 mod config;
 
@@ -57,6 +59,9 @@ enum Command {
     /// Benchmarks that print figures (they start their own server).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Budget caps of a running server (operator API key).
+    #[command(subcommand)]
+    Budgets(budgets::BudgetsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -216,6 +221,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Chat { store, chat } => chat_with_local_secret(store, chat).await,
         Command::Models(command) => models(command).await,
+        Command::Budgets(command) => budgets::run(command).await,
     }
 }
 

@@ -639,3 +639,56 @@ async fn chat_once_resolves_approvals_by_policy_and_never_hangs() {
         ]
     );
 }
+
+#[tokio::test]
+async fn the_budgets_namespace_and_cli_manage_caps_that_stop_turns() {
+    let prices = "[prices.\"scripted:echo\"]\ninput = 1000\noutput = 1000\n";
+    let server = common::spawn_configured(SECRET, API_KEY, &[], prices).await;
+    let operator = Client::builder(&server.base).api_key(API_KEY, Scope::default_scope()).build().unwrap();
+    // The default agent's prompt is 5 words: the first two-word echo reads 7 words and writes 2
+    // (9,000 µ¢), the second 11 and 2 (13,000 µ¢); the third would need 17,000 more.
+    let cap = operator
+        .budgets()
+        .set(&agentry_client::NewBudgetCap {
+            scope_type: "user".into(),
+            target_id: Some("alice".into()),
+            period: "day".into(),
+            limit_cents: 0.03,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((cap.scope_type.as_str(), cap.limit_cents), ("user", 0.03));
+    let alice = client(&server.base, "alice");
+    let thread = alice.threads().create(None, None).await.unwrap();
+    for _ in 0..2 {
+        let (events, _) = collect(alice.threads().send(&thread.id, "hello there")).await;
+        assert_eq!(done(&events).0, TurnStatus::Completed);
+    }
+    let (events, _) = collect(alice.threads().send(&thread.id, "one more")).await;
+    assert_eq!(done(&events).0, TurnStatus::Failed);
+    assert!(
+        events.iter().any(|e| matches!(e, StreamEvent::Event(TurnEvent::Error { code, .. }) if code == "budget_cap"))
+    );
+    // 22,000 of 30,000 µ¢ spent: the cap is not used up, but the third turn's call did not fit.
+    let status = alice.budgets().status(None, None).await.unwrap();
+    assert!(!status.blocked, "{status:?}");
+    assert_eq!((status.caps[0].spent_cents, status.caps[0].turns), (0.022, 3));
+    assert_eq!(status.caps[0].crossed_thresholds, [50]);
+    // The CLI lifts the block for an hour; the next turn goes through.
+    let cli = Command::new(env!("CARGO_BIN_EXE_agentry"))
+        .args(["budgets", "override", &cap.id, "--minutes", "60", "--server", &server.base, "--api-key", API_KEY])
+        .output()
+        .unwrap();
+    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    assert!(String::from_utf8_lossy(&cli.stdout).contains("does not block until"));
+    let (events, _) = collect(alice.threads().send(&thread.id, "after the override")).await;
+    assert_eq!(done(&events).0, TurnStatus::Completed);
+    let listed = Command::new(env!("CARGO_BIN_EXE_agentry"))
+        .args(["budgets", "list", "--server", &server.base, "--api-key", API_KEY])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&listed.stdout).contains(&cap.id));
+    assert!(operator.budgets().delete(&cap.id).await.unwrap());
+    assert!(!operator.budgets().delete(&cap.id).await.unwrap());
+}

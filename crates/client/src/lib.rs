@@ -67,6 +67,7 @@
 
 #![warn(missing_docs)]
 
+mod budgets;
 mod erdo;
 mod erdo_types;
 mod error;
@@ -82,6 +83,7 @@ use std::time::Duration;
 
 pub use agentry_core::session_token::SessionClaims;
 pub use agentry_core::{ApprovalStatus, SafetyFlag, Scope, Timestamp, TokenUsage, TurnEvent, TurnStatus, UserMeta};
+pub use budgets::{BudgetCap, BudgetStatus, Budgets, CapStatus, NewBudgetCap};
 pub use erdo::{Erdo, EventStream};
 pub use erdo_types::{
     BotResult, ChatMessage, ErdoEvent, ErdoThread, InvokeMode, InvokeParams, InvokeResult, MessageContent, ScopedToken,
@@ -343,6 +345,11 @@ impl Client {
     /// Approvals: list, get, approve (optionally with edited arguments), reject.
     pub fn approvals(&self) -> Approvals<'_> {
         Approvals { client: self }
+    }
+
+    /// Budget caps: list, status, and (operators) set, update, delete, override.
+    pub fn budgets(&self) -> Budgets<'_> {
+        Budgets { client: self }
     }
 
     /// The Erdo surface: invoke bots (whole or streamed), mint and revoke scoped tokens, and

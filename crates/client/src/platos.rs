@@ -189,7 +189,7 @@ fn thread_path(thread_id: &str, suffix: &str) -> String {
 }
 
 /// Percent-encodes a path segment or query value.
-fn encode(value: &str) -> String {
+pub(crate) fn encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for byte in value.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {

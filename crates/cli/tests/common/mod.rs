@@ -23,7 +23,14 @@ impl Drop for Server {
 
 /// Starts `agentry serve` with these agent files (`(file name, TOML)`) and waits until it listens.
 pub async fn spawn(secret: &str, api_key: &str, agent_files: &[(&str, String)]) -> Server {
+    spawn_configured(secret, api_key, agent_files, "").await
+}
+
+/// [`spawn`] with an `agentry.toml` of this text.
+pub async fn spawn_configured(secret: &str, api_key: &str, agent_files: &[(&str, String)], config: &str) -> Server {
     let dir = tempfile::tempdir().unwrap();
+    let config_file = dir.path().join("agentry.toml");
+    std::fs::write(&config_file, config).unwrap();
     let agents = dir.path().join("agents");
     std::fs::create_dir_all(&agents).unwrap();
     for (name, text) in agent_files {
@@ -35,6 +42,8 @@ pub async fn spawn(secret: &str, api_key: &str, agent_files: &[(&str, String)]) 
         .arg(&agents)
         .arg("--data-dir")
         .arg(dir.path().join("data"))
+        .arg("--config")
+        .arg(&config_file)
         .env("AGENTRY_SERVICE_SECRET", secret)
         .env("AGENTRY_API_KEY", api_key)
         .env("AGENTRY_DEFAULT_MODEL", "scripted:echo")
