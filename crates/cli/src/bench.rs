@@ -19,7 +19,7 @@ use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, Buf
 use tokio_tungstenite::tungstenite::Message;
 
 const SECRET: &str = "agentry-bench-secret-0123456789";
-const API_KEY: &str = "agentry-bench-key";
+pub(crate) const API_KEY: &str = "agentry-bench-key";
 
 /// Options of `agentry bench stream`.
 #[derive(Debug, clap::Args)]
@@ -125,6 +125,9 @@ pub(crate) async fn start_server(database_url: Option<&str>) -> Result<Server, S
     std::fs::create_dir_all(&agents).map_err(|e| e.to_string())?;
     write_agent(&agents, "bench-echo", 0)?;
     write_agent(&agents, "paced-echo", 2)?;
+    // Priced, so `bench turns` can measure turns under a budget cap.
+    let config = dir.path().join("agentry.toml");
+    std::fs::write(&config, "[prices.\"scripted:echo\"]\ninput = 1\noutput = 1\n").map_err(|e| e.to_string())?;
     let port =
         std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -133,7 +136,9 @@ pub(crate) async fn start_server(database_url: Option<&str>) -> Result<Server, S
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--agents"])
         .arg(&agents)
         .arg("--data-dir")
-        .arg(dir.path().join("data"));
+        .arg(dir.path().join("data"))
+        .arg("--config")
+        .arg(&config);
     if let Some(url) = database_url {
         command.arg("--database-url").arg(url);
     }

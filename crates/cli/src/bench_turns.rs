@@ -38,6 +38,7 @@ pub async fn run(options: TurnsBench) -> Result<(), String> {
     println!("agentry bench turns — scripted:echo without delay, 5-word messages, Socket.IO clients");
     let server = start_server(None).await?;
     report("sqlite, 1 replica", &[server], options.turns).await?;
+    budget_cost(options.turns).await?;
     if options.sqlite_only {
         return Ok(());
     }
@@ -120,6 +121,37 @@ async fn throughput(servers: &[Server], clients: usize, turns: usize) -> Result<
         done += task.await.map_err(|e| e.to_string())??;
     }
     Ok((done, started.elapsed()))
+}
+
+/// Turns/s at 10 clients without a budget cap, then with a scope cap high enough never to block
+/// (every model call reserves and settles), on fresh SQLite servers.
+async fn budget_cost(turns: usize) -> Result<(), String> {
+    let plain = start_server(None).await?;
+    let (done, elapsed) = throughput(std::slice::from_ref(&plain), 10, turns).await?;
+    let without = done as f64 / elapsed.as_secs_f64();
+    drop(plain);
+    let capped = start_server(None).await?;
+    let cap = json!({ "scopeType": "scope", "period": "day", "limitCents": 1_000_000_000.0 });
+    let answer = reqwest::Client::new()
+        .post(format!("http://{}/api/v1/agent/budgets", capped.base))
+        .bearer_auth(crate::bench::API_KEY)
+        .header("x-platos-organization-id", "default")
+        .header("x-platos-project-id", "default")
+        .header("x-platos-environment-id", "default")
+        .json(&cap)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !answer.status().is_success() {
+        return Err(format!("creating the cap answered {}", answer.status()));
+    }
+    let (done, elapsed) = throughput(std::slice::from_ref(&capped), 10, turns).await?;
+    let with = done as f64 / elapsed.as_secs_f64();
+    println!(
+        "budget cap, sqlite    10 clients: {without:.0} turns/s without a cap, {with:.0} with one: {:.1} % slower (aim < 10 %)",
+        (1.0 - with / without) * 100.0
+    );
+    Ok(())
 }
 
 /// A turn runs on `a` (paced tokens) while a socket on `b` has joined its thread: how long each

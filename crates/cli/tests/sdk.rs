@@ -673,7 +673,7 @@ async fn the_budgets_namespace_and_cli_manage_caps_that_stop_turns() {
     // 22,000 of 30,000 µ¢ spent: the cap is not used up, but the third turn's call did not fit.
     let status = alice.budgets().status(None, None).await.unwrap();
     assert!(!status.blocked, "{status:?}");
-    assert_eq!((status.caps[0].spent_cents, status.caps[0].turns), (0.022, 3));
+    assert_eq!((status.caps[0].spent_cents, status.caps[0].turns), (0.022, 2), "the refused turn made no call");
     assert_eq!(status.caps[0].crossed_thresholds, [50]);
     // The CLI lifts the block for an hour; the next turn goes through.
     let cli = Command::new(env!("CARGO_BIN_EXE_agentry"))

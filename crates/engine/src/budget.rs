@@ -146,28 +146,31 @@ impl Engine {
             .collect()
     }
 
-    /// Counts a starting turn against the turn limits of its caps.
-    pub(crate) async fn count_turn(&self, turn: &Turn) -> Result<(), BudgetStop> {
+    /// Counts a starting turn against the turn limits of its caps. `false`: no cap that applies
+    /// limits turns, nothing was counted (the first call's settlement counts the turn).
+    pub(crate) async fn count_turn(&self, turn: &Turn) -> Result<bool, BudgetStop> {
         let caps = self.caps(&turn.scope).await?;
         let charges = Engine::charges(&caps, turn, Timestamp::now(), |cap| cap.turns_limit);
-        if charges.is_empty() {
-            return Ok(());
+        if !charges.iter().any(|(cap, _)| cap.turns_limit.is_some()) {
+            return Ok(false);
         }
         let only: Vec<Charge> = charges.iter().map(|(_, c)| c.clone()).collect();
         match self.store().count_turn(&only).await? {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(true),
             Err(cap_id) => Err(hit(charges, &cap_id, "turn")),
         }
     }
 
     /// Reserves a model call's largest possible cost (`amount`) against every cap that applies
-    /// to the turn. `None`: no cap applies (nothing to settle).
+    /// to the turn; `count_turn`: its settlement also counts the turn in those windows. `None`:
+    /// no cap applies (nothing to settle).
     pub(crate) async fn reserve(
         &self,
         turn: &Turn,
         lease: &Lease,
         call_id: &str,
         amount: MicroCents,
+        count_turn: bool,
     ) -> Result<Option<Held>, BudgetStop> {
         let caps = self.caps(&turn.scope).await?;
         let charges = Engine::charges(&caps, turn, Timestamp::now(), |cap| Some(cap.limit.0));
@@ -179,6 +182,7 @@ impl Engine {
             turn_id: turn.id.clone(),
             lease_token: lease.token,
             amount,
+            count_turn,
             charges: charges.iter().map(|(_, c)| c.clone()).collect(),
         };
         match self.store().reserve_budget(&reservation).await? {

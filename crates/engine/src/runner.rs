@@ -292,10 +292,14 @@ async fn execute(ctx: &mut RunCtx<'_>, agent: &StoredAgent, state: &mut TurnStat
             ctx.log.emit(TurnEvent::Status { status: "thinking".into() });
         }
     }
-    // A cap's turn limit counts the turn once, before its first model call.
+    // A cap's turn limit counts the turn once, before its first model call (without a turn
+    // limit, the turn is counted with its first call's spend).
     if !state.turn_counted {
         match engine.count_turn(turn).await {
-            Ok(()) => state.turn_counted = true,
+            Ok(counted) => {
+                state.turn_counted = true;
+                state.counted_in_windows |= counted;
+            }
             Err(BudgetStop::Hit(hit)) => return at_budget(&agent.spec, hit, &mut ctx.log),
             Err(BudgetStop::Store(err)) => {
                 return failed("service_unavailable", format!("cannot check the budget: {err}"));
@@ -316,22 +320,21 @@ async fn execute(ctx: &mut RunCtx<'_>, agent: &StoredAgent, state: &mut TurnStat
         }
         let request = ModelRequest { model: model.clone(), messages: state.messages.clone(), tools: tools.specs() };
         state.step += 1;
-        let (text, calls) =
-            match call_model(ctx, provider.as_ref(), &agent.spec.model, request, state.step, &mut state.usage).await {
-                StepEnd::Answered { text, calls } => (text, calls),
-                StepEnd::Stopped { reason, text } => {
-                    // What the user saw of this step is kept with the answer.
-                    state.add_answer(&text, &turn.id);
-                    state.final_text = text;
-                    return Outcome::Stopped(reason);
-                }
-                StepEnd::Failed { code, cause } => return failed(code, cause),
-                StepEnd::Budget(hit) => {
-                    // The call was not made: the next run makes it again.
-                    state.step -= 1;
-                    return at_budget(&agent.spec, hit, &mut ctx.log);
-                }
-            };
+        let (text, calls) = match call_model(ctx, provider.as_ref(), &agent.spec.model, request, state).await {
+            StepEnd::Answered { text, calls } => (text, calls),
+            StepEnd::Stopped { reason, text } => {
+                // What the user saw of this step is kept with the answer.
+                state.add_answer(&text, &turn.id);
+                state.final_text = text;
+                return Outcome::Stopped(reason);
+            }
+            StepEnd::Failed { code, cause } => return failed(code, cause),
+            StepEnd::Budget(hit) => {
+                // The call was not made: the next run makes it again.
+                state.step -= 1;
+                return at_budget(&agent.spec, hit, &mut ctx.log);
+            }
+        };
         state.add_answer(&text, &turn.id);
         if calls.is_empty() {
             state.final_text = text;

@@ -38,9 +38,13 @@ pub(crate) struct TurnState {
     /// does not count, so the turn's usage is read from the ledger.
     #[serde(default)]
     pub taken_over: bool,
-    /// The turn was counted against its caps' turn limits.
+    /// The turn passed its caps' turn limits.
     #[serde(default)]
     pub turn_counted: bool,
+    /// The turn is counted in its caps' windows (at the turn-limit check, or with its first
+    /// call's spend).
+    #[serde(default)]
+    pub counted_in_windows: bool,
 }
 
 /// A tool call waiting to run (after its approval, if it needs one).

@@ -13,6 +13,7 @@ use agentry_store::{CallStatus, ModelCall};
 use crate::StopReason;
 use crate::budget::{BudgetHit, BudgetStop};
 use crate::runner::{RunCtx, stopped};
+use crate::state::TurnState;
 
 /// How a model call ended.
 pub(crate) enum StepEnd {
@@ -41,22 +42,22 @@ struct PartialCall {
     arguments: String,
 }
 
-/// Calls the agent's `model` (`provider:model`) once as the turn's step number `step`: streams its text and thinking into the
+/// Calls the agent's `model` (`provider:model`) once as the turn's step number `state.step`: streams its text and thinking into the
 /// log, assembles its tool calls, and records the call (tokens, cost, timing) in the ledger and
-/// in `usage`.
+/// in `state.usage`.
 pub(crate) async fn call_model(
     ctx: &mut RunCtx<'_>,
     provider: &dyn ModelProvider,
     model: &str,
     request: ModelRequest,
-    step: u32,
-    usage: &mut TokenUsage,
+    state: &mut TurnState,
 ) -> StepEnd {
+    let step = state.step;
     let prompt_bytes: usize = request.messages.iter().map(|m| m.content.len()).sum();
     // Reserve the call's largest possible cost against every cap that applies, before calling.
     let call_id = new_id(prefix::MODEL_CALL);
     let most = ctx.engine.inner.providers.max_cost(model, provider.bounds(&request));
-    let held = match ctx.engine.reserve(ctx.turn, &ctx.lease, &call_id, most).await {
+    let held = match ctx.engine.reserve(ctx.turn, &ctx.lease, &call_id, most, !state.counted_in_windows).await {
         Ok(held) => held,
         Err(BudgetStop::Hit(hit)) => return StepEnd::Budget(hit),
         Err(BudgetStop::Store(err)) => {
@@ -164,7 +165,8 @@ pub(crate) async fn call_model(
         tracing::error!(%err, turn = %ctx.turn.id, "cannot record a model call in the ledger");
         return StepEnd::Failed { code: "service_unavailable", cause: format!("cannot record the model call: {err}") };
     }
-    usage.add(&call_usage);
+    state.usage.add(&call_usage);
+    state.counted_in_windows = true;
     match ended {
         Ended::Finished => StepEnd::Answered { text, calls },
         Ended::Failed(cause) => StepEnd::Failed { code: "provider_unavailable", cause },

@@ -49,6 +49,9 @@ pub struct Reservation {
     pub lease_token: i64,
     /// The largest possible cost of the call.
     pub amount: MicroCents,
+    /// Settling it also counts the turn in its windows (its first call, when no cap limits
+    /// turns).
+    pub count_turn: bool,
     /// The windows it counts in.
     pub charges: Vec<Charge>,
 }
@@ -280,10 +283,11 @@ impl Store {
         on_writer!(self, |pool| {
             let mut tx = pool.begin().await?;
             for charge in charges {
-                ensure_window!(&mut *tx, &charge.window);
                 let counted = sqlx::query(
-                    "UPDATE budget_windows SET turns = turns + 1
-                     WHERE cap_id = $1 AND window_key = $2 AND subject = $3 AND ($4 IS NULL OR turns < $4)",
+                    "INSERT INTO budget_windows (cap_id, window_key, subject, spent_micro_cents, reserved_micro_cents, turns, alerted_json)
+                     SELECT $1, $2, $3, 0, 0, 1, '[]' WHERE $4 IS NULL OR $4 >= 1
+                     ON CONFLICT (cap_id, window_key, subject) DO UPDATE SET turns = budget_windows.turns + 1
+                     WHERE $4 IS NULL OR budget_windows.turns < $4",
                 )
                 .bind(&charge.window.cap_id)
                 .bind(&charge.window.window_key)
@@ -308,11 +312,15 @@ impl Store {
         on_writer!(self, |pool| {
             let mut tx = pool.begin().await?;
             for charge in &reservation.charges {
-                ensure_window!(&mut *tx, &charge.window);
+                // One statement: a new window takes the amount if it fits the limit at all; an
+                // existing one only if spent + reserved + amount still fits.
                 let held = sqlx::query(
-                    "UPDATE budget_windows SET reserved_micro_cents = reserved_micro_cents + $4
-                     WHERE cap_id = $1 AND window_key = $2 AND subject = $3
-                       AND ($5 IS NULL OR spent_micro_cents + reserved_micro_cents + $4 <= $5)",
+                    "INSERT INTO budget_windows (cap_id, window_key, subject, spent_micro_cents, reserved_micro_cents, turns, alerted_json)
+                     SELECT $1, $2, $3, 0, $4, 0, '[]' WHERE $5 IS NULL OR $4 <= $5
+                     ON CONFLICT (cap_id, window_key, subject) DO UPDATE
+                       SET reserved_micro_cents = budget_windows.reserved_micro_cents + excluded.reserved_micro_cents
+                       WHERE $5 IS NULL
+                          OR budget_windows.spent_micro_cents + budget_windows.reserved_micro_cents + excluded.reserved_micro_cents <= $5",
                 )
                 .bind(&charge.window.cap_id)
                 .bind(&charge.window.window_key)
@@ -361,15 +369,16 @@ impl Store {
                 .await?
                 .rows_affected();
             let recorded = crate::ledger::insert_model_call!(&mut *tx, call).rows_affected();
-            let (unreserve, spend) = (
+            let (unreserve, spend, turns) = (
                 if released == 1 { reservation.amount.0 } else { 0 },
                 if recorded == 1 { call.usage.cost.0 } else { 0 },
+                i64::from(recorded == 1 && reservation.count_turn),
             );
             for charge in &reservation.charges {
                 let w = &charge.window;
                 let row = sqlx::query(
                     "UPDATE budget_windows SET reserved_micro_cents = reserved_micro_cents - $4,
-                        spent_micro_cents = spent_micro_cents + $5
+                        spent_micro_cents = spent_micro_cents + $5, turns = turns + $6
                      WHERE cap_id = $1 AND window_key = $2 AND subject = $3
                      RETURNING spent_micro_cents, reserved_micro_cents, turns, alerted_json",
                 )
@@ -378,6 +387,7 @@ impl Store {
                 .bind(&w.subject)
                 .bind(unreserve)
                 .bind(spend)
+                .bind(turns)
                 .fetch_optional(&mut *tx)
                 .await?;
                 let (Some(row), Some(limit)) = (row, charge.limit) else { continue };
@@ -474,23 +484,6 @@ impl Store {
         })
     }
 }
-
-/// Makes sure a window's row exists (a macro: compiled for each backend's transaction).
-macro_rules! ensure_window {
-    ($conn:expr, $window:expr) => {{
-        let window = $window;
-        sqlx::query(
-            "INSERT INTO budget_windows (cap_id, window_key, subject, spent_micro_cents, reserved_micro_cents, turns, alerted_json)
-             VALUES ($1, $2, $3, 0, 0, 0, '[]') ON CONFLICT (cap_id, window_key, subject) DO NOTHING",
-        )
-        .bind(&window.cap_id)
-        .bind(&window.window_key)
-        .bind(&window.subject)
-        .execute($conn)
-        .await?;
-    }};
-}
-use ensure_window;
 
 fn window_from_row(row: &impl RowExt) -> StoreResult<WindowState> {
     Ok(WindowState {

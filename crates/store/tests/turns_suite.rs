@@ -30,9 +30,14 @@ suite!(
     the_ledger_sums_a_turns_model_calls,
     answers_keep_their_tool_steps,
     stream_positions_and_socket_sessions_are_shared,
+    budget_windows_reserve_settle_and_release_exactly_once,
 );
 
-replica_suite!(two_replicas_never_run_two_turns_of_a_thread, a_turn_is_taken_over_by_exactly_one_replica);
+replica_suite!(
+    two_replicas_never_run_two_turns_of_a_thread,
+    a_turn_is_taken_over_by_exactly_one_replica,
+    concurrent_reservations_never_overshoot
+);
 
 async fn submit(store: &Store, scope: &Scope, thread_id: &str) -> Turn {
     let t = turn(scope, thread_id, None);
@@ -499,4 +504,94 @@ async fn a_turn_is_taken_over_by_exactly_one_replica(db: &TestDb) {
     for store in &replicas[1..] {
         store.close().await;
     }
+}
+
+fn charge(cap: &str, limit: Option<i64>) -> agentry_store::Charge {
+    agentry_store::Charge {
+        window: agentry_store::WindowRef {
+            cap_id: cap.into(),
+            window_key: "2026-12-03".into(),
+            subject: String::new(),
+        },
+        limit,
+    }
+}
+
+fn reservation(
+    turn: &Turn,
+    lease: &Lease,
+    amount: i64,
+    charges: Vec<agentry_store::Charge>,
+) -> agentry_store::Reservation {
+    agentry_store::Reservation {
+        id: new_id(prefix::MODEL_CALL),
+        turn_id: turn.id.clone(),
+        lease_token: lease.token,
+        amount: MicroCents(amount),
+        count_turn: true,
+        charges,
+    }
+}
+
+async fn budget_windows_reserve_settle_and_release_exactly_once(store: &Store) {
+    let thread_id = new_thread(store).await;
+    let t = submit(store, &scope_a(), &thread_id).await;
+    let lease = store.claim_queued_turns("rep_a", 30_000, 1).await.unwrap().remove(0).lease;
+    let window = charge("cap_1", Some(100)).window;
+    // Two reservations fit 100 µ¢; a third does not, and takes nothing.
+    let first = reservation(&t, &lease, 60, vec![charge("cap_1", Some(100)), charge("cap_2", None)]);
+    assert_eq!(store.reserve_budget(&first).await.unwrap(), Ok(()));
+    let second = reservation(&t, &lease, 40, vec![charge("cap_1", Some(100))]);
+    assert_eq!(store.reserve_budget(&second).await.unwrap(), Ok(()));
+    let third = reservation(&t, &lease, 1, vec![charge("cap_2", None), charge("cap_1", Some(100))]);
+    assert_eq!(store.reserve_budget(&third).await.unwrap(), Err("cap_1".to_owned()));
+    let states = store.budget_windows(std::slice::from_ref(&window)).await.unwrap();
+    assert_eq!((states[0].reserved, states[0].spent), (MicroCents(100), MicroCents(0)));
+    let cap_2 = store.budget_windows(&[charge("cap_2", None).window]).await.unwrap();
+    assert_eq!(cap_2[0].reserved, MicroCents(60), "the refused reservation took nothing anywhere");
+    // Settling swaps the reservation for the real cost, once, and reports crossed thresholds once.
+    let mut call = model_call(&t, 1, CallStatus::Completed, 55);
+    call.id = first.id.clone();
+    let thresholds = vec![("cap_1".to_owned(), vec![50, 100])];
+    let crossed = store.settle_reservation(&first, &call, &thresholds).await.unwrap();
+    assert_eq!(crossed.iter().map(|c| c.threshold).collect::<Vec<_>>(), [50]);
+    assert!(store.settle_reservation(&first, &call, &thresholds).await.unwrap().is_empty(), "settled once");
+    let states = store.budget_windows(std::slice::from_ref(&window)).await.unwrap();
+    assert_eq!((states[0].spent, states[0].reserved, states[0].turns), (MicroCents(55), MicroCents(40), 1));
+    assert_eq!(store.turn_usage(&scope_a(), &t.id).await.unwrap().cost, MicroCents(55), "one ledger row");
+    // The turn dies: its remaining reservation is released by the sweep.
+    assert_eq!(store.release_stale_reservations().await.unwrap(), 0, "the turn still runs");
+    store.take_over_expired_turns("rep_b", 30_000, 1).await.unwrap();
+    store.release_lease(&lease).await.unwrap();
+    let taken = store.take_over_expired_turns("rep_b", 30_000, 1).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(store.release_stale_reservations().await.unwrap(), 1, "the old lease's reservation goes");
+    let states = store.budget_windows(&[window]).await.unwrap();
+    assert_eq!((states[0].spent, states[0].reserved), (MicroCents(55), MicroCents(0)));
+    // Turn limits: one turn fits a limit of one.
+    let turns = vec![charge("cap_3", Some(1))];
+    assert_eq!(store.count_turn(&turns).await.unwrap(), Ok(()));
+    assert_eq!(store.count_turn(&turns).await.unwrap(), Err("cap_3".to_owned()));
+}
+
+/// Two replicas reserve against one window at once: the limit holds to the micro-cent.
+async fn concurrent_reservations_never_overshoot(db: &TestDb) {
+    let thread_id = new_thread(&db.store).await;
+    let t = submit(&db.store, &scope_a(), &thread_id).await;
+    let lease = db.store.claim_queued_turns("rep_a", 30_000, 1).await.unwrap().remove(0).lease;
+    let replicas = [db.store.clone(), db.another_replica().await];
+    let mut tasks = Vec::new();
+    for n in 0..40 {
+        let store = replicas[n % 2].clone();
+        let held = reservation(&t, &lease, 7, vec![charge("cap_c", Some(100))]);
+        tasks.push(tokio::spawn(async move { store.reserve_budget(&held).await.unwrap().is_ok() }));
+    }
+    let mut held = 0;
+    for task in tasks {
+        held += usize::from(task.await.unwrap());
+    }
+    assert_eq!(held, 14, "100 µ¢ hold fourteen reservations of 7");
+    let states = db.store.budget_windows(&[charge("cap_c", None).window]).await.unwrap();
+    assert_eq!(states[0].reserved, MicroCents(98));
+    replicas[1].close().await;
 }
