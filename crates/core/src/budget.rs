@@ -97,6 +97,28 @@ impl Period {
             Period::Month => format!("{:04}-{:02}", t.year(), t.month()),
         }
     }
+
+    /// When the window `at` falls in starts, and when the next one does.
+    pub fn window_bounds(self, at: Timestamp) -> (Timestamp, Timestamp) {
+        let Some(t) = chrono::DateTime::from_timestamp_millis(at.0) else { return (at, at) };
+        let day = t.date_naive();
+        let (start, end) = match self {
+            Period::Hour => {
+                let start = day.and_hms_opt(t.hour(), 0, 0).unwrap_or_default();
+                (start, start + chrono::TimeDelta::hours(1))
+            }
+            Period::Day => (day.into(), (day + chrono::Days::new(1)).into()),
+            Period::Week => {
+                let monday = day - chrono::Days::new(u64::from(day.weekday().num_days_from_monday()));
+                (monday.into(), (monday + chrono::Days::new(7)).into())
+            }
+            Period::Month => {
+                let first = day.with_day(1).unwrap_or(day);
+                (first.into(), (first + chrono::Months::new(1)).into())
+            }
+        };
+        (Timestamp(start.and_utc().timestamp_millis()), Timestamp(end.and_utc().timestamp_millis()))
+    }
 }
 
 /// A budget cap, as stored.
@@ -213,6 +235,22 @@ mod tests {
         assert_eq!(Period::Week.window_key(next), "2026-W53", "Friday 1 January 2027 is in ISO week 53 of 2026");
         assert_eq!(Period::Week.window_key(at("2027-01-04T00:00:00Z")), "2027-W01");
         assert_eq!(Period::Hour.window_key(at("2026-12-03T18:30:00+02:00")), "2026-12-03T16", "UTC");
+    }
+
+    #[test]
+    fn window_bounds_enclose_the_window_of_their_key() {
+        let t = at("2027-01-01T13:45:10.5Z");
+        let bounds = |p: Period| p.window_bounds(t);
+        assert_eq!(bounds(Period::Hour), (at("2027-01-01T13:00:00Z"), at("2027-01-01T14:00:00Z")));
+        assert_eq!(bounds(Period::Day), (at("2027-01-01T00:00:00Z"), at("2027-01-02T00:00:00Z")));
+        assert_eq!(bounds(Period::Week), (at("2026-12-28T00:00:00Z"), at("2027-01-04T00:00:00Z")), "Monday to Monday");
+        assert_eq!(bounds(Period::Month), (at("2027-01-01T00:00:00Z"), at("2027-02-01T00:00:00Z")));
+        for period in [Period::Hour, Period::Day, Period::Week, Period::Month] {
+            let (start, end) = period.window_bounds(t);
+            assert_eq!(period.window_key(start), period.window_key(t));
+            assert_ne!(period.window_key(end), period.window_key(t));
+            assert_eq!(period.window_key(Timestamp(end.0 - 1)), period.window_key(t));
+        }
     }
 
     fn cap(scope_type: CapScope, target: &str) -> BudgetCap {

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use agentry_core::{BudgetCap, MicroCents, SafetyFlag, Scope, Timestamp, Turn};
-use agentry_store::{Charge, Crossed, Lease, ModelCall, Reservation, StoreError, WindowRef};
+use agentry_store::{Charge, Crossed, Lease, ModelCall, Reservation, StoreError};
 use serde_json::{Value, json};
 
 use crate::Engine;
@@ -139,9 +139,8 @@ impl Engine {
         caps.iter()
             .filter_map(|cap| {
                 let subject = cap.subject_for(&turn.agent_id, &turn.user_id)?;
-                let window = WindowRef { cap_id: cap.id.clone(), window_key: cap.period.window_key(now), subject };
                 let limit = if cap.override_active(now) { None } else { limit(cap) };
-                Some((cap.clone(), Charge { window, limit }))
+                Some((cap.clone(), Charge::new(cap, subject, now, limit)))
             })
             .collect()
     }
@@ -290,8 +289,8 @@ impl Engine {
         let caps = self.caps(&turn.scope).await?;
         let now = Timestamp::now();
         let money = Engine::charges(&caps, turn, now, |cap| Some(cap.limit.0));
-        let windows: Vec<WindowRef> = money.iter().map(|(_, c)| c.window.clone()).collect();
-        let states = self.store().budget_windows(&windows).await?;
+        let charges: Vec<Charge> = money.iter().map(|(_, c)| c.clone()).collect();
+        let states = self.store().budget_windows(&charges).await?;
         Ok(money.iter().zip(&states).all(|((cap, charge), state)| {
             let money_room = charge.limit.is_none_or(|limit| state.spent.0 + state.reserved.0 < limit);
             let turns_room = cap.override_active(now) || cap.turns_limit.is_none_or(|limit| state.turns < limit);

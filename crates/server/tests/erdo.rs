@@ -108,21 +108,22 @@ fn analyst() -> Value {
     })
 }
 
-fn operator_headers_agent_create(spec: Value) -> Request<Body> {
+/// A Platos REST `POST` by the operator in the default scope.
+fn operator_post(path: &str, body: Value) -> Request<Body> {
     Request::builder()
         .method("POST")
-        .uri("/api/v1/agent/agents")
+        .uri(format!("/api/v1/agent{path}"))
         .header("authorization", format!("Bearer {KEY}"))
         .header("x-platos-organization-id", "default")
         .header("x-platos-project-id", "default")
         .header("x-platos-environment-id", "default")
         .header("content-type", "application/json")
-        .body(Body::from(spec.to_string()))
+        .body(Body::from(body.to_string()))
         .unwrap()
 }
 
 async fn add_agent(app: &App, spec: Value) {
-    let response = app.router.clone().oneshot(operator_headers_agent_create(spec)).await.unwrap();
+    let response = app.router.clone().oneshot(operator_post("/agents", spec)).await.unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);
 }
 
@@ -486,4 +487,29 @@ async fn bot_keys_with_dots_resolve_in_the_callers_org() {
     }
     let (status, _) = app.events(KEY, "/bots/acme.team.helper/invoke", hello).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "another org's key looks missing");
+}
+
+#[tokio::test]
+async fn an_invoke_over_its_budget_ends_with_an_erdo_error_before_the_model_is_called() {
+    use std::collections::BTreeMap;
+    let price = agentry_llm::config::Price { input: 1000.0, output: 1000.0, cached_input: None };
+    let app =
+        app_with(ProviderRegistry::default().with_prices(BTreeMap::from([("scripted:echo".to_owned(), price)]))).await;
+    add_agent(&app, json!({"id": "priced", "name": "Priced", "model": "scripted:echo"})).await;
+    let hello = json!({"messages": [{"role": "user", "content": "one two three"}]});
+    let (_, events) = app.events(KEY, "/bots/priced/invoke", hello.clone()).await;
+    assert_eq!(answer_of(&events), ("success".into(), "one two three".into()), "no cap yet");
+
+    // Three words in, three out at 1000 µ¢ each: the cap allows what was spent and nothing more.
+    let cap = json!({"scopeType": "agent", "targetId": "priced", "period": "day", "limitCents": 0.006});
+    let response = app.router.clone().oneshot(operator_post("/budgets", cap)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let (status, events) = app.events(KEY, "/bots/priced/invoke", hello).await;
+    assert_eq!(status, StatusCode::OK);
+    let error = events.iter().find(|e| e["type"] == "error").unwrap_or_else(|| panic!("an error event: {events:#?}"));
+    let message = error["payload"].as_str().unwrap_or_default();
+    assert!(message.contains("budget"), "{error}");
+    assert!(!events.iter().any(|e| e["type"] == "message content delta" || e["type"] == "text delta"), "{events:?}");
+    let (status, _) = answer_of(&events);
+    assert_eq!(status, "error", "{events:?}");
 }

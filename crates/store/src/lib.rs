@@ -8,7 +8,8 @@
 //!   rows), [`leases`] (which replica runs a turn: claims, fenced leases, cancel, the end of a
 //!   turn), [`events`] (fenced event logs), [`ledger`] (one row per model call, in micro-cents),
 //!   [`sockets`] (confirmed stream positions and recoverable Socket.IO sessions), [`budgets`]
-//!   (budget caps, their windows and the reservations of calls in flight), [`rates`] (message
+//!   (budget caps), [`budget_windows`] (what caps counted per window, opened from the ledger, and
+//!   the reservations of calls in flight), [`rates`] (message
 //!   rate limits), [`approvals`] (the durable waitpoints of turns), [`artifacts`]
 //!   (immutable revisions), [`contents`] (typed content items of messages), [`datasets`] (dataset metadata), [`recordings`] (replayed invocations), [`tools`] (tool switches, the tool-call and safety ledgers),
 //!   [`scoped_tokens`] (Erdo scoped tokens, kept by the hash of their secret), [`idempotency`].
@@ -24,6 +25,7 @@ pub mod agents;
 pub mod approvals;
 pub mod artifacts;
 pub mod auth;
+pub mod budget_windows;
 pub mod budgets;
 pub mod contents;
 pub mod datasets;
@@ -53,7 +55,7 @@ pub use agentry_core::Scope;
 pub use agents::{AgentVersion, AppliedAgent, StoredAgent};
 pub use approvals::{ApprovalFilter, Settlement};
 pub use artifacts::ArtifactRevision;
-pub use budgets::{Charge, Crossed, Reservation, WindowRef, WindowState};
+pub use budget_windows::{Charge, Crossed, LedgerSpan, Reservation, WindowRef, WindowState};
 pub use datasets::DatasetRecord;
 pub use events::{Appended, EventRow};
 pub use idempotency::IdempotencyStart;

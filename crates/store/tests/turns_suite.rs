@@ -31,6 +31,7 @@ suite!(
     answers_keep_their_tool_steps,
     stream_positions_and_socket_sessions_are_shared,
     budget_windows_reserve_settle_and_release_exactly_once,
+    a_window_opens_with_what_the_ledger_spent_in_its_span,
 );
 
 replica_suite!(
@@ -506,6 +507,7 @@ async fn a_turn_is_taken_over_by_exactly_one_replica(db: &TestDb) {
     }
 }
 
+/// A charge on a window whose span holds no ledger rows (it opens empty).
 fn charge(cap: &str, limit: Option<i64>) -> agentry_store::Charge {
     agentry_store::Charge {
         window: agentry_store::WindowRef {
@@ -514,7 +516,78 @@ fn charge(cap: &str, limit: Option<i64>) -> agentry_store::Charge {
             subject: String::new(),
         },
         limit,
+        counts: agentry_store::LedgerSpan {
+            scope: scope_a(),
+            agent_id: None,
+            user_id: None,
+            starts_at: Timestamp(0),
+            ends_at: Timestamp(1),
+        },
     }
+}
+
+fn day_cap(id: &str, scope_type: agentry_core::CapScope, target: &str) -> agentry_core::BudgetCap {
+    agentry_core::BudgetCap {
+        id: id.into(),
+        scope: scope_a(),
+        scope_type,
+        target_id: target.into(),
+        period: agentry_core::Period::Day,
+        limit: MicroCents(110),
+        turns_limit: Some(2),
+        alert_thresholds: vec![50],
+        alert_webhook_url: None,
+        alert_emails: Vec::new(),
+        enabled: true,
+        override_until: None,
+        override_by: None,
+        created_at: Timestamp::now(),
+        updated_at: Timestamp::now(),
+    }
+}
+
+/// A cap created in the middle of its window counts what the ledger already holds for its
+/// subject in that window — not other scopes, agents, users or windows.
+async fn a_window_opens_with_what_the_ledger_spent_in_its_span(store: &Store) {
+    use agentry_core::CapScope;
+    use agentry_store::Charge;
+    let thread_id = new_thread(store).await;
+    let alice = submit(store, &scope_a(), &thread_id).await;
+    store.record_model_call(&model_call(&alice, 1, CallStatus::Completed, 100)).await.unwrap();
+    let mut two_days_ago = model_call(&alice, 2, CallStatus::Completed, 1000);
+    two_days_ago.started_at = Timestamp(Timestamp::now().0 - 2 * 86_400_000);
+    store.record_model_call(&two_days_ago).await.unwrap();
+    let bob = Turn { user_id: "bob".into(), agent_id: "sales".into(), ..turn(&scope_a(), &thread_id, None) };
+    store.record_model_call(&model_call(&bob, 1, CallStatus::Completed, 7)).await.unwrap();
+    let elsewhere = turn(&scope_b(), &thread_id, None);
+    store.record_model_call(&model_call(&elsewhere, 1, CallStatus::Completed, 500)).await.unwrap();
+
+    let now = Timestamp::now();
+    let scope_cap = day_cap("cap_s", CapScope::Scope, "");
+    let agent_cap = day_cap("cap_a", CapScope::Agent, "support");
+    let each_user = day_cap("cap_u", CapScope::User, "*");
+    let charges = [
+        Charge::new(&scope_cap, String::new(), now, Some(110)),
+        Charge::new(&agent_cap, String::new(), now, Some(110)),
+        Charge::new(&each_user, "bob".into(), now, Some(110)),
+    ];
+    let counted = |states: Vec<agentry_store::WindowState>| -> Vec<(i64, i64, i64)> {
+        states.iter().map(|s| (s.spent.0, s.reserved.0, s.turns)).collect()
+    };
+    let expected = vec![(107, 0, 2), (100, 0, 1), (7, 0, 1)];
+    assert_eq!(counted(store.budget_windows(&charges).await.unwrap()), expected, "read before opening");
+    // Opening the scope window: 107 µ¢ spent, so 5 more do not fit 110, 3 do.
+    let lease = store.claim_queued_turns("rep_a", 30_000, 1).await.unwrap().remove(0).lease;
+    let too_much = reservation(&alice, &lease, 5, vec![charges[0].clone()]);
+    assert_eq!(store.reserve_budget(&too_much).await.unwrap(), Err("cap_s".to_owned()));
+    let fits = reservation(&alice, &lease, 3, vec![charges[0].clone()]);
+    assert_eq!(store.reserve_budget(&fits).await.unwrap(), Ok(()));
+    // The agent's window opens with one turn counted: one more fits a limit of two.
+    let turns = vec![Charge::new(&agent_cap, String::new(), now, Some(2))];
+    assert_eq!(store.count_turn(&turns).await.unwrap(), Ok(()));
+    assert_eq!(store.count_turn(&turns).await.unwrap(), Err("cap_a".to_owned()));
+    let expected = vec![(107, 3, 2), (100, 0, 2), (7, 0, 1)];
+    assert_eq!(counted(store.budget_windows(&charges).await.unwrap()), expected, "opened once");
 }
 
 fn reservation(
@@ -537,7 +610,7 @@ async fn budget_windows_reserve_settle_and_release_exactly_once(store: &Store) {
     let thread_id = new_thread(store).await;
     let t = submit(store, &scope_a(), &thread_id).await;
     let lease = store.claim_queued_turns("rep_a", 30_000, 1).await.unwrap().remove(0).lease;
-    let window = charge("cap_1", Some(100)).window;
+    let window = charge("cap_1", Some(100));
     // Two reservations fit 100 µ¢; a third does not, and takes nothing.
     let first = reservation(&t, &lease, 60, vec![charge("cap_1", Some(100)), charge("cap_2", None)]);
     assert_eq!(store.reserve_budget(&first).await.unwrap(), Ok(()));
@@ -547,7 +620,7 @@ async fn budget_windows_reserve_settle_and_release_exactly_once(store: &Store) {
     assert_eq!(store.reserve_budget(&third).await.unwrap(), Err("cap_1".to_owned()));
     let states = store.budget_windows(std::slice::from_ref(&window)).await.unwrap();
     assert_eq!((states[0].reserved, states[0].spent), (MicroCents(100), MicroCents(0)));
-    let cap_2 = store.budget_windows(&[charge("cap_2", None).window]).await.unwrap();
+    let cap_2 = store.budget_windows(&[charge("cap_2", None)]).await.unwrap();
     assert_eq!(cap_2[0].reserved, MicroCents(60), "the refused reservation took nothing anywhere");
     // Settling swaps the reservation for the real cost, once, and reports crossed thresholds once.
     let mut call = model_call(&t, 1, CallStatus::Completed, 55);
@@ -591,7 +664,7 @@ async fn concurrent_reservations_never_overshoot(db: &TestDb) {
         held += usize::from(task.await.unwrap());
     }
     assert_eq!(held, 14, "100 µ¢ hold fourteen reservations of 7");
-    let states = db.store.budget_windows(&[charge("cap_c", None).window]).await.unwrap();
+    let states = db.store.budget_windows(&[charge("cap_c", None)]).await.unwrap();
     assert_eq!(states[0].reserved, MicroCents(98));
     replicas[1].close().await;
 }

@@ -9,7 +9,7 @@
 use agentry_core::budget::{CapScope, DEFAULT_ALERT_THRESHOLDS, Period, validate_cap};
 use agentry_core::id::{new_id, prefix};
 use agentry_core::{BudgetCap, MicroCents, Principal, Timestamp};
-use agentry_store::WindowRef;
+use agentry_store::Charge;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -89,21 +89,20 @@ pub async fn status(
             CapScope::User => user.as_deref().is_none_or(|u| c.target_id == "*" || c.target_id == u),
         })
         .collect();
-    let windows: Vec<WindowRef> = caps
+    let charges: Vec<Charge> = caps
         .iter()
-        .map(|c| WindowRef {
-            cap_id: c.id.clone(),
-            window_key: c.period.window_key(now),
-            subject: if c.target_id == "*" { user.clone().unwrap_or_default() } else { String::new() },
+        .map(|c| {
+            let subject = if c.target_id == "*" { user.clone().unwrap_or_default() } else { String::new() };
+            Charge::new(c, subject, now, Some(c.limit.0))
         })
         .collect();
-    let states = state.store.budget_windows(&windows).await?;
+    let states = state.store.budget_windows(&charges).await?;
     let mut blocked_by = None;
     let rows: Vec<Value> = caps
         .iter()
-        .zip(&windows)
+        .zip(&charges)
         .zip(&states)
-        .map(|((cap, window), counted)| {
+        .map(|((cap, Charge { window, .. }), counted)| {
             let override_active = cap.override_active(now);
             let used = counted.spent.0 + counted.reserved.0;
             let percent = if cap.limit.0 > 0 { used as f64 * 100.0 / cap.limit.0 as f64 } else { 0.0 };
