@@ -52,9 +52,12 @@ pub async fn spawn_configured(secret: &str, api_key: &str, agent_files: &[(&str,
         .spawn()
         .unwrap();
     let server = Server { child, base: format!("http://127.0.0.1:{port}"), dir };
+    // The port is bound before the store is set up: ready means the health check answers 200.
     let deadline = Instant::now() + Duration::from_secs(20);
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
     while Instant::now() < deadline {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        let health = http.get(format!("{}/api/health", server.base)).send().await;
+        if health.is_ok_and(|r| r.status().is_success()) {
             return server;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
