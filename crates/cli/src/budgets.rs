@@ -1,7 +1,6 @@
 //! `agentry budgets`: budget caps of a running server, with an operator API key.
 
 use agentry_client::{Client, NewBudgetCap};
-use agentry_core::Scope;
 use clap::{Args, Subcommand};
 
 /// Where the server is and who asks.
@@ -13,15 +12,8 @@ pub struct Connection {
     /// Operator API key.
     #[arg(long, env = "AGENTRY_API_KEY")]
     api_key: String,
-    /// Organization of the scope.
-    #[arg(long, default_value = "default")]
-    org: String,
-    /// Project of the scope.
-    #[arg(long, default_value = "default")]
-    project: String,
-    /// Environment of the scope.
-    #[arg(long, default_value = "default")]
-    env: String,
+    #[command(flatten)]
+    scope: crate::ScopeArgs,
 }
 
 /// `agentry budgets …`
@@ -86,7 +78,7 @@ pub enum BudgetsCommand {
 }
 
 fn client(connection: &Connection) -> Result<Client, String> {
-    let scope = Scope::new(connection.org.clone(), connection.project.clone(), connection.env.clone());
+    let scope = connection.scope.scope();
     Client::builder(connection.server.clone())
         .api_key(connection.api_key.clone(), scope)
         .build()

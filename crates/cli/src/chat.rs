@@ -29,15 +29,8 @@ pub struct ChatArgs {
     /// Operator API key (direct-header mode).
     #[arg(long, env = "AGENTRY_API_KEY")]
     api_key: Option<String>,
-    /// Organization of the scope.
-    #[arg(long, default_value = "default")]
-    org: String,
-    /// Project of the scope.
-    #[arg(long, default_value = "default")]
-    project: String,
-    /// Environment of the scope.
-    #[arg(long, default_value = "default")]
-    env: String,
+    #[command(flatten)]
+    scope: crate::ScopeArgs,
     /// The end user to chat as.
     #[arg(long, default_value = "cli")]
     user: String,
@@ -117,7 +110,7 @@ impl Style {
 
 /// Runs the chat. `mint` produces a session token when neither a token nor an API key is given.
 pub async fn run(args: ChatArgs, mint: impl AsyncFnOnce(&Scope, &str) -> Result<String, String>) -> Result<(), String> {
-    let scope = Scope::new(&args.org, &args.project, &args.env);
+    let scope = args.scope.scope();
     let builder = Client::builder(&args.server);
     let builder = match (&args.token, &args.api_key) {
         (Some(token), _) => builder.session_token(token),

@@ -136,6 +136,27 @@ enum TokenCommand {
     Mint(MintArgs),
 }
 
+/// The scope a client command acts in (`default/default/default` unless named).
+#[derive(Debug, clap::Args)]
+pub(crate) struct ScopeArgs {
+    /// Organization of the scope.
+    #[arg(long, default_value = "default")]
+    org: String,
+    /// Project of the scope.
+    #[arg(long, default_value = "default")]
+    project: String,
+    /// Environment of the scope.
+    #[arg(long, default_value = "default")]
+    env: String,
+}
+
+impl ScopeArgs {
+    /// The scope.
+    pub(crate) fn scope(&self) -> agentry_core::Scope {
+        agentry_core::Scope::new(&self.org, &self.project, &self.env)
+    }
+}
+
 #[derive(Debug, Args)]
 struct MintArgs {
     #[command(flatten)]

@@ -8,6 +8,32 @@ use serde::Serialize;
 use crate::row::RowExt;
 use crate::{Store, StoreError, StoreResult, on_pool, on_writer};
 
+/// Binds a cap's fields in `CAP_COLUMNS` order (`$1`–`$17`), with its thresholds and emails as
+/// stored JSON.
+macro_rules! bind_cap {
+    ($query:expr, $cap:expr, $thresholds:expr, $emails:expr) => {{
+        let cap: &BudgetCap = $cap;
+        $query
+            .bind(&cap.id)
+            .bind(&cap.scope.organization_id)
+            .bind(&cap.scope.project_id)
+            .bind(&cap.scope.environment_id)
+            .bind(cap.scope_type.as_str())
+            .bind(&cap.target_id)
+            .bind(cap.period.as_str())
+            .bind(cap.limit.0)
+            .bind(cap.turns_limit)
+            .bind(&$thresholds)
+            .bind(&cap.alert_webhook_url)
+            .bind(&$emails)
+            .bind(i64::from(cap.enabled))
+            .bind(cap.override_until.map(|t| t.0))
+            .bind(&cap.override_by)
+            .bind(cap.created_at.0)
+            .bind(cap.updated_at.0)
+    }};
+}
+
 const CAP_COLUMNS: &str = "id, organization_id, project_id, environment_id, scope_type, target_id, period,
     limit_micro_cents, turns_limit, alert_thresholds_json, alert_webhook_url, alert_emails_json, enabled,
     override_until, override_by, created_at, updated_at";
@@ -27,26 +53,7 @@ impl Store {
                     alert_webhook_url = excluded.alert_webhook_url, alert_emails_json = excluded.alert_emails_json,
                     enabled = excluded.enabled, updated_at = excluded.updated_at"
             );
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(&cap.id)
-                .bind(&cap.scope.organization_id)
-                .bind(&cap.scope.project_id)
-                .bind(&cap.scope.environment_id)
-                .bind(cap.scope_type.as_str())
-                .bind(&cap.target_id)
-                .bind(cap.period.as_str())
-                .bind(cap.limit.0)
-                .bind(cap.turns_limit)
-                .bind(&thresholds)
-                .bind(&cap.alert_webhook_url)
-                .bind(&emails)
-                .bind(i64::from(cap.enabled))
-                .bind(cap.override_until.map(|t| t.0))
-                .bind(&cap.override_by)
-                .bind(cap.created_at.0)
-                .bind(cap.updated_at.0)
-                .execute(pool)
-                .await?;
+            bind_cap!(sqlx::query(sqlx::AssertSqlSafe(sql)), cap, thresholds, emails).execute(pool).await?;
         });
         let sql = format!(
             "SELECT {CAP_COLUMNS} FROM budget_caps
@@ -73,29 +80,14 @@ impl Store {
     pub async fn update_budget_cap(&self, cap: &BudgetCap) -> StoreResult<Option<BudgetCap>> {
         let (thresholds, emails) = (json_list(&cap.alert_thresholds), json_list(&cap.alert_emails));
         let changed = on_writer!(self, |pool| {
-            sqlx::query(
+            // The parameters are `CAP_COLUMNS` in order; creation and override columns stay.
+            let update = sqlx::query(
                 "UPDATE budget_caps SET scope_type = $5, target_id = $6, period = $7, limit_micro_cents = $8,
                     turns_limit = $9, alert_thresholds_json = $10, alert_webhook_url = $11, alert_emails_json = $12,
-                    enabled = $13, updated_at = $14
-                 WHERE organization_id = $1 AND project_id = $2 AND environment_id = $3 AND id = $4",
-            )
-            .bind(&cap.scope.organization_id)
-            .bind(&cap.scope.project_id)
-            .bind(&cap.scope.environment_id)
-            .bind(&cap.id)
-            .bind(cap.scope_type.as_str())
-            .bind(&cap.target_id)
-            .bind(cap.period.as_str())
-            .bind(cap.limit.0)
-            .bind(cap.turns_limit)
-            .bind(&thresholds)
-            .bind(&cap.alert_webhook_url)
-            .bind(&emails)
-            .bind(i64::from(cap.enabled))
-            .bind(cap.updated_at.0)
-            .execute(pool)
-            .await?
-            .rows_affected()
+                    enabled = $13, updated_at = $17
+                 WHERE id = $1 AND organization_id = $2 AND project_id = $3 AND environment_id = $4",
+            );
+            bind_cap!(update, cap, thresholds, emails).execute(pool).await?.rows_affected()
         });
         if changed == 0 {
             return Ok(None);
