@@ -14,6 +14,7 @@
 //! - [`session_token`]: HS256 session tokens as `@platosdev/token-mint` produces them.
 //! - [`turn`]: a [`Turn`] (one message and its answer) and its [`TurnInput`].
 //! - [`time`]: the millisecond [`Timestamp`] used on every row.
+//! - [`trace`]: W3C `traceparent` and the trace and span ids of a turn's spans.
 //!
 //! Architecture invariant: this crate does no IO (no files, no network, no database).
 
@@ -33,6 +34,7 @@ pub mod session_token;
 pub mod thread;
 pub mod time;
 pub mod tool;
+pub mod trace;
 pub mod turn;
 
 pub use agent::{

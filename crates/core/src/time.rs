@@ -12,6 +12,11 @@ impl Timestamp {
         Timestamp(chrono::Utc::now().timestamp_millis())
     }
 
+    /// The current wall-clock time in nanoseconds since the epoch (span times).
+    pub fn now_nanos() -> i64 {
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
+    }
+
     /// Whole seconds since the epoch (what JWT `iat`/`exp` use).
     pub fn unix_seconds(self) -> i64 {
         self.0.div_euclid(1000)

@@ -27,6 +27,12 @@ pub struct TurnInput {
     /// agents with the dataset tools are told their slugs and columns.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub datasets: Vec<String>,
+    /// The agent's version number when the turn was accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_version: Option<i64>,
+    /// The caller's trace, when the request carried a `traceparent`: the turn's spans join it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_parent: Option<crate::trace::TraceParent>,
 }
 
 /// A turn as stored.
@@ -60,4 +66,19 @@ pub struct Turn {
     pub finished_at: Option<Timestamp>,
     /// Where a turn that waited (on an approval) resumes: the engine's saved state, opaque here.
     pub checkpoint: Option<String>,
+}
+
+impl Turn {
+    /// The trace the turn's spans belong to: the caller's, or one of its own.
+    pub fn trace_id(&self) -> String {
+        match &self.input.trace_parent {
+            Some(parent) => parent.trace_id.clone(),
+            None => crate::trace::trace_id_of_turn(&self.id),
+        }
+    }
+
+    /// The span of the whole turn (`invoke_agent`), parent of its model and tool call spans.
+    pub fn span_id(&self) -> String {
+        crate::trace::span_id(&self.id)
+    }
 }

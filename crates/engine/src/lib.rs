@@ -16,6 +16,7 @@
 //!   [`mcp`]); [`artifacts`] the artifact tools; [`data_tools`] the dataset query and chart
 //!   tools; [`safety`] applies an agent's safety policy.
 //! - [`approvals`]: resolving, timing out and cancelling the approvals a parked turn waits on.
+//! - [`telemetry`]: spans of turns (stored with their events, exported over OTLP) and metrics.
 //!
 //! Architecture invariant: the engine knows nothing about HTTP or wire formats; transports only
 //! translate [`TurnEvent`](agentry_core::TurnEvent)s.
@@ -40,6 +41,7 @@ mod runner;
 pub mod safety;
 mod state;
 mod step;
+pub mod telemetry;
 mod terminate;
 pub mod tools;
 mod turns;
@@ -91,6 +93,8 @@ pub struct EngineConfig {
     pub allow_private_webhooks: bool,
     /// Message rate limits (an agent's own `rate_limits` override each key).
     pub rate_limits: agentry_core::RateLimits,
+    /// Spans, their retention and export.
+    pub telemetry: telemetry::TelemetryConfig,
 }
 
 impl Default for EngineConfig {
@@ -111,6 +115,7 @@ impl Default for EngineConfig {
             datasets_dir: None,
             allow_private_webhooks: false,
             rate_limits: agentry_core::RateLimits::default(),
+            telemetry: telemetry::TelemetryConfig::default(),
         }
     }
 }
@@ -181,6 +186,8 @@ pub struct NewMessage {
     pub allowed_datasets: Option<Vec<String>>,
     /// The datasets (ids) the message is about; described to agents with the dataset tools.
     pub datasets: Vec<String>,
+    /// The caller's trace (an inbound `traceparent`): the turn's spans join it.
+    pub trace_parent: Option<agentry_core::trace::TraceParent>,
 }
 
 /// Why a running turn is being stopped.
@@ -218,6 +225,8 @@ struct Inner {
     datasets: Option<agentry_datasets::Datasets>,
     /// Budget caps per scope, as recently read.
     caps: budget::CapsCache,
+    /// Metrics and span export.
+    telemetry: Arc<telemetry::Telemetry>,
 }
 
 /// Hands the bells of other replicas to the engine once it exists.
@@ -260,9 +269,12 @@ impl Engine {
             None => Arc::new(bus::LocalBus),
         };
         let hub = Arc::new(hub::Hub::default());
-        let log_writer = log::LogWriter::spawn(store.clone(), hub.clone(), bus.clone());
+        let http = reqwest::Client::new();
+        let telemetry =
+            Arc::new(telemetry::Telemetry::start(config.telemetry.clone(), &config.replica_id, http.clone()));
+        let log_writer = log::LogWriter::spawn(store.clone(), hub.clone(), bus.clone(), telemetry.clone());
         let tool_env = tools::ToolEnv {
-            http: reqwest::Client::new(),
+            http,
             secrets: config.secrets.clone(),
             timeout: config.tool_timeout,
             max_result_bytes: config.max_tool_result_bytes,
@@ -282,6 +294,7 @@ impl Engine {
             mcp,
             datasets,
             caps: budget::CapsCache::default(),
+            telemetry,
         });
         let _ = bells.engine.set(Arc::downgrade(&inner));
         let engine = Engine { inner };
@@ -424,6 +437,17 @@ impl Engine {
             Ok(n) => tracing::info!(events = n, "purged event logs past retention"),
             Err(err) => tracing::warn!(%err, "purging event logs failed"),
         }
+        let retention = i64::try_from(self.config().telemetry.span_retention.as_nanos()).unwrap_or(i64::MAX);
+        match self.inner.store.purge_spans(Timestamp::now_nanos().saturating_sub(retention)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(spans = n, "purged spans past retention"),
+            Err(err) => tracing::warn!(%err, "purging spans failed"),
+        }
+    }
+
+    /// The runtime's metrics (the HTTP layer adds its own and serves them).
+    pub fn metrics(&self) -> &telemetry::Metrics {
+        &self.inner.telemetry.metrics
     }
 }
 

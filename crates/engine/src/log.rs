@@ -6,17 +6,21 @@
 //! then publishes it in the hub and rings the bus for the other replicas. Events of a turn whose
 //! lease moved on are refused by the store without touching the rest of the batch; that turn's
 //! log is marked lost, and its runner stops.
+//!
+//! Spans ([`TurnLog::span`]) ride the same queue and the same transaction (unfenced: they record
+//! work that happened), and are offered to the OTLP exporter once written.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use agentry_core::{LoggedEvent, Scope, Timestamp, TurnEvent};
-use agentry_store::{EventRow, Lease, Store, StoreError};
+use agentry_store::{EventRow, Lease, Span, Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::bus::{Bell, Bus};
 use crate::hub::{Hub, Signal};
+use crate::telemetry::Telemetry;
 
 /// Largest batch written in one transaction.
 const MAX_BATCH: usize = 2048;
@@ -36,6 +40,8 @@ struct LogShared {
 #[allow(clippy::large_enum_variant)]
 enum Command {
     Append(Arc<LogShared>, LoggedEvent),
+    /// A finished span of a turn.
+    Span(Box<Span>),
     /// Answered once every event queued before it is written and published.
     Flush(oneshot::Sender<Result<(), String>>),
 }
@@ -48,9 +54,9 @@ pub struct LogWriter {
 
 impl LogWriter {
     /// Starts the writer task.
-    pub(crate) fn spawn(store: Store, hub: Arc<Hub>, bus: Arc<dyn Bus>) -> Self {
+    pub(crate) fn spawn(store: Store, hub: Arc<Hub>, bus: Arc<dyn Bus>, telemetry: Arc<Telemetry>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(write_batches(store, hub, bus, rx));
+        tokio::spawn(write_batches(store, hub, bus, telemetry, rx));
         LogWriter { tx }
     }
 }
@@ -108,6 +114,12 @@ impl TurnLog {
         self.last_seq
     }
 
+    /// Records a finished span: stored with the next batch of events (when spans are stored) and
+    /// then exported.
+    pub(crate) fn span(&self, span: Span) {
+        let _ = self.writer.tx.send(Command::Span(Box::new(span)));
+    }
+
     /// True once the store refused an event of this log (the lease was lost).
     pub fn is_lost(&self) -> bool {
         self.shared.lost.load(Ordering::Acquire)
@@ -126,21 +138,34 @@ impl TurnLog {
     }
 }
 
-async fn write_batches(store: Store, hub: Arc<Hub>, bus: Arc<dyn Bus>, mut rx: mpsc::UnboundedReceiver<Command>) {
+async fn write_batches(
+    store: Store,
+    hub: Arc<Hub>,
+    bus: Arc<dyn Bus>,
+    telemetry: Arc<Telemetry>,
+    mut rx: mpsc::UnboundedReceiver<Command>,
+) {
     let mut events: Vec<(Arc<LogShared>, LoggedEvent)> = Vec::new();
+    let mut spans: Vec<Span> = Vec::new();
     let mut flushes = Vec::new();
+    let store_spans = telemetry.config.store_spans;
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);
         while let Some(command) = next.take() {
             match command {
                 Command::Append(shared, event) => events.push((shared, event)),
+                Command::Span(span) => spans.push(*span),
                 Command::Flush(done) => flushes.push(done),
             }
-            if events.len() < MAX_BATCH {
+            if events.len() + spans.len() < MAX_BATCH {
                 next = rx.try_recv().ok();
             }
         }
-        let result = write(&store, &events).await;
+        let result = write(&store, &events, if store_spans { &spans } else { &[] }).await;
+        if result.is_ok() {
+            telemetry.export(&spans);
+        }
+        spans.clear();
         match &result {
             Ok(refused) => publish(&hub, bus.as_ref(), events.drain(..), refused),
             Err(_) => {
@@ -195,13 +220,14 @@ fn publish(
 async fn write(
     store: &Store,
     events: &[(Arc<LogShared>, LoggedEvent)],
+    spans: &[Span],
 ) -> Result<std::collections::BTreeSet<String>, String> {
     let rows: Vec<EventRow<'_>> =
         events.iter().map(|(s, e)| EventRow { scope: &s.scope, event: e, token: s.token }).collect();
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match store.append_events(&rows).await {
+        match store.append_log(&rows, spans).await {
             Ok(appended) => {
                 for turn in &appended.refused {
                     tracing::warn!(turn = %turn, "events refused: this replica no longer holds the turn");

@@ -198,6 +198,8 @@ impl Engine {
                 user_meta: principal.user_meta.clone(),
                 allowed_datasets: message.allowed_datasets,
                 datasets: message.datasets,
+                agent_version: Some(agent.version_number),
+                trace_parent: message.trace_parent,
             },
             idempotency_key: message.idempotency_key,
             created_at: Timestamp::now(),

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use agentry_core::{LoggedEvent, Scope, Timestamp, TurnEvent};
 
 use crate::row::RowExt;
+use crate::spans::Span;
 use crate::{Db, Store, StoreError, StoreResult, on_pool, on_writer};
 
 /// One event to append, with the scope of its turn and the writer's fencing token.
@@ -35,9 +36,14 @@ impl Store {
     /// Appends a batch of events (of any turns) in one transaction, with multi-row inserts, each
     /// row only if its token is still its turn's.
     pub async fn append_events(&self, rows: &[EventRow<'_>]) -> StoreResult<Appended> {
+        self.append_log(rows, &[]).await
+    }
+
+    /// [`Store::append_events`], with spans written in the same transaction (never fenced).
+    pub async fn append_log(&self, rows: &[EventRow<'_>], spans: &[Span]) -> StoreResult<Appended> {
         /// Rows per INSERT statement (9 parameters each, well under both backends' limits).
         const ROWS_PER_STATEMENT: usize = 500;
-        if rows.is_empty() {
+        if rows.is_empty() && spans.is_empty() {
             return Ok(Appended::default());
         }
         let encoded = rows
@@ -95,6 +101,9 @@ impl Store {
                         .bind(row.token);
                 }
                 inserted += query.execute(&mut *tx).await?.rows_affected();
+            }
+            if !spans.is_empty() {
+                crate::spans::insert_spans!(tx, spans, anonymous);
             }
             tx.commit().await?;
             inserted

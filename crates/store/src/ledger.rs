@@ -118,28 +118,19 @@ impl Store {
     /// The sum of a turn's model calls.
     pub async fn turn_usage(&self, scope: &Scope, turn_id: &str) -> StoreResult<TokenUsage> {
         on_pool!(self, |pool| {
-            let row = sqlx::query(
-                "SELECT CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens, CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens,
-                        CAST(COALESCE(SUM(cached_input_tokens), 0) AS BIGINT) AS cached_input_tokens,
-                        CAST(COALESCE(SUM(reasoning_tokens), 0) AS BIGINT) AS reasoning_tokens,
-                        CAST(COALESCE(SUM(cost_micro_cents), 0) AS BIGINT) AS cost_micro_cents
-                 FROM model_calls
+            let sql = format!(
+                "SELECT {} FROM model_calls
                  WHERE organization_id = $1 AND project_id = $2 AND environment_id = $3 AND turn_id = $4",
-            )
-            .bind(&scope.organization_id)
-            .bind(&scope.project_id)
-            .bind(&scope.environment_id)
-            .bind(turn_id)
-            .fetch_one(pool)
-            .await?;
-            let tokens = |column: &str| row.int(column).map(|n| u64::try_from(n).unwrap_or(0));
-            Ok(TokenUsage {
-                input_tokens: tokens("input_tokens")?,
-                output_tokens: tokens("output_tokens")?,
-                cached_input_tokens: tokens("cached_input_tokens")?,
-                reasoning_tokens: tokens("reasoning_tokens")?,
-                cost: MicroCents(row.int("cost_micro_cents")?),
-            })
+                crate::monitoring::USAGE_SUMS
+            );
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(&scope.organization_id)
+                .bind(&scope.project_id)
+                .bind(&scope.environment_id)
+                .bind(turn_id)
+                .fetch_one(pool)
+                .await?;
+            crate::monitoring::usage_from_row(&row)
         })
     }
 

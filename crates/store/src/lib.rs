@@ -7,7 +7,8 @@
 //!   (agents and their immutable versions), [`threads`] (threads and messages), [`turns`] (turn
 //!   rows), [`leases`] (which replica runs a turn: claims, fenced leases, cancel, the end of a
 //!   turn), [`events`] (fenced event logs), [`ledger`] (one row per model call, in micro-cents),
-//!   [`sockets`] (confirmed stream positions and recoverable Socket.IO sessions), [`budgets`]
+//!   [`sockets`] (confirmed stream positions and recoverable Socket.IO sessions), [`spans`] (trace
+//!   spans of turns), [`monitoring`] (turn lists with their usage, cost rollups), [`budgets`]
 //!   (budget caps), [`budget_windows`] (what caps counted per window, opened from the ledger, and
 //!   the reservations of calls in flight), [`rates`] (message
 //!   rate limits), [`approvals`] (the durable waitpoints of turns), [`artifacts`]
@@ -34,12 +35,14 @@ pub mod idempotency;
 pub mod leases;
 pub mod ledger;
 pub mod migrate;
+pub mod monitoring;
 pub mod notify;
 pub mod rates;
 pub mod recordings;
 mod row;
 pub mod scoped_tokens;
 pub mod sockets;
+pub mod spans;
 pub mod threads;
 pub mod tools;
 pub mod turns;
@@ -61,9 +64,11 @@ pub use events::{Appended, EventRow};
 pub use idempotency::IdempotencyStart;
 pub use leases::{CancelRequested, Claimed, Finish, HeldLease, Lease, Parked, SubmitPolicy, Submitted};
 pub use ledger::{CallStatus, ModelCall};
+pub use monitoring::{RollupBy, RollupRow, TurnFilter, TurnStats, TurnSummary};
 pub use rates::{RateRefusal, RateWindow};
 pub use scoped_tokens::ScopedToken;
 pub use sockets::{SocketSession, StreamCursor};
+pub use spans::{Span, SpanKind, SpanStatus};
 pub use threads::{ArchivedFilter, ThreadQuery};
 pub use tools::{SafetyEvent, ToolCallRecord, ToolHealth, ToolKey};
 

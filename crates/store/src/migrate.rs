@@ -25,6 +25,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 8, name: "0008_replicas.sql", sql: include_str!("../migrations/0008_replicas.sql") },
     Migration { version: 9, name: "0009_budgets.sql", sql: include_str!("../migrations/0009_budgets.sql") },
     Migration { version: 10, name: "0010_rate_limits.sql", sql: include_str!("../migrations/0010_rate_limits.sql") },
+    Migration { version: 11, name: "0011_traces.sql", sql: include_str!("../migrations/0011_traces.sql") },
 ];
 
 /// Arbitrary constant identifying Agentry's migration lock.

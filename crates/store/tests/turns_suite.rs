@@ -10,8 +10,8 @@ use agentry_core::{
     TurnEvent, TurnStatus, id::new_id, id::prefix,
 };
 use agentry_store::{
-    CallStatus, Claimed, EventRow, Finish, Lease, ModelCall, Parked, Settlement, SocketSession, Store, StreamCursor,
-    SubmitPolicy, Submitted,
+    CallStatus, Claimed, EventRow, Finish, Lease, Parked, Settlement, SocketSession, Store, StreamCursor, SubmitPolicy,
+    Submitted,
 };
 use serde_json::json;
 
@@ -318,33 +318,6 @@ async fn approvals_settle_once_and_wake_their_parked_turn(store: &Store) {
     assert_eq!(first.edited_args, Some(edited));
     assert!(first.resolved_at.is_some());
     assert!(store.get_approval(&scope_b(), &first.id).await.unwrap().is_none());
-}
-
-fn model_call(turn: &Turn, step: i64, status: CallStatus, cost: i64) -> ModelCall {
-    ModelCall {
-        id: new_id(prefix::MODEL_CALL),
-        scope: turn.scope.clone(),
-        turn_id: turn.id.clone(),
-        thread_id: turn.thread_id.clone(),
-        agent_id: turn.agent_id.clone(),
-        user_id: turn.user_id.clone(),
-        step,
-        provider: "openai".into(),
-        model: "gpt-4o-mini".into(),
-        status,
-        usage: TokenUsage {
-            input_tokens: 100,
-            output_tokens: 10,
-            cached_input_tokens: 5,
-            reasoning_tokens: 1,
-            cost: MicroCents(cost),
-        },
-        finish_reason: Some("stop".into()),
-        error: None,
-        started_at: Timestamp::now(),
-        first_token_at: Some(Timestamp::now()),
-        finished_at: Timestamp::now(),
-    }
 }
 
 async fn the_ledger_sums_a_turns_model_calls(store: &Store) {

@@ -4,9 +4,10 @@
 
 use agentry_core::id::{new_id, prefix};
 use agentry_core::{
-    AgentSpec, Approval, ApprovalStatus, Scope, Thread, ThreadStatus, Timestamp, Turn, TurnInput, TurnStatus,
+    AgentSpec, Approval, ApprovalStatus, MicroCents, Scope, Thread, ThreadStatus, Timestamp, TokenUsage, Turn,
+    TurnInput, TurnStatus,
 };
-use agentry_store::{Store, StoreLocation};
+use agentry_store::{CallStatus, ModelCall, Store, StoreLocation};
 use serde_json::json;
 use sqlx::Connection as _;
 
@@ -172,5 +173,33 @@ pub fn approval(turn: &Turn, user: &str, deadline: Timestamp) -> Approval {
         responded_by: None,
         comment: None,
         edited_args: None,
+    }
+}
+
+/// A model call of `turn` in the ledger: 100 tokens in, 10 out, costing `cost` µ¢.
+pub fn model_call(turn: &Turn, step: i64, status: CallStatus, cost: i64) -> ModelCall {
+    ModelCall {
+        id: new_id(prefix::MODEL_CALL),
+        scope: turn.scope.clone(),
+        turn_id: turn.id.clone(),
+        thread_id: turn.thread_id.clone(),
+        agent_id: turn.agent_id.clone(),
+        user_id: turn.user_id.clone(),
+        step,
+        provider: "openai".into(),
+        model: "gpt-4o-mini".into(),
+        status,
+        usage: TokenUsage {
+            input_tokens: 100,
+            output_tokens: 10,
+            cached_input_tokens: 5,
+            reasoning_tokens: 1,
+            cost: MicroCents(cost),
+        },
+        finish_reason: Some("stop".into()),
+        error: None,
+        started_at: Timestamp::now(),
+        first_token_at: Some(Timestamp::now()),
+        finished_at: Timestamp::now(),
     }
 }
