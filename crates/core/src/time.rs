@@ -22,6 +22,24 @@ impl Timestamp {
         self.0.div_euclid(1000)
     }
 
+    /// Reads a time a person or client writes: RFC 3339, a `YYYY-MM-DD` day (its midnight,
+    /// UTC) or Unix milliseconds.
+    pub fn parse(text: &str) -> Option<Timestamp> {
+        let text = text.trim();
+        if let Ok(ms) = text.parse::<i64>() {
+            return Some(Timestamp(ms));
+        }
+        if let Ok(day) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+            return Some(Timestamp(day.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_millis()));
+        }
+        chrono::DateTime::parse_from_rfc3339(text).ok().map(|dt| Timestamp(dt.timestamp_millis()))
+    }
+
+    /// The midnight (UTC) that starts this time's day.
+    pub fn start_of_day(self) -> Timestamp {
+        Timestamp(self.0 - self.0.rem_euclid(86_400_000))
+    }
+
     /// RFC 3339 with millisecond precision and a `Z` suffix, e.g. `2026-11-22T08:00:00.000Z`.
     pub fn to_rfc3339(self) -> String {
         match chrono::DateTime::from_timestamp_millis(self.0) {
@@ -56,5 +74,14 @@ mod tests {
         assert_eq!(Timestamp(1_700_000_000_123).unix_seconds(), 1_700_000_000);
         let back: Timestamp = serde_json::from_str("\"2023-11-14T22:13:20.123Z\"").unwrap();
         assert_eq!(back, Timestamp(1_700_000_000_123));
+    }
+
+    #[test]
+    fn parses_days_times_and_millis() {
+        assert_eq!(Timestamp::parse("2023-11-14"), Some(Timestamp(1_699_920_000_000)));
+        assert_eq!(Timestamp::parse("2023-11-14T22:13:20.123Z"), Some(Timestamp(1_700_000_000_123)));
+        assert_eq!(Timestamp::parse("1700000000123"), Some(Timestamp(1_700_000_000_123)));
+        assert_eq!(Timestamp::parse("yesterday"), None);
+        assert_eq!(Timestamp(1_700_000_000_123).start_of_day(), Timestamp(1_699_920_000_000));
     }
 }

@@ -25,6 +25,7 @@ use crate::budget::{BudgetHit, BudgetStop};
 use crate::log::{LogError, TurnLog};
 use crate::state::{PendingCall, TurnState};
 use crate::step::{StepEnd, call_model};
+use crate::telemetry::{ToolOutcome, Window};
 use crate::terminate::terminate;
 use crate::tools::{AgentTool, BuiltinTool, ToolBox, ToolFailure, ToolKind};
 use crate::{Engine, StopReason, artifacts, data_tools, prompt, safety};
@@ -75,7 +76,9 @@ impl WaitReason {
 }
 
 /// What a turn does at a budget cap: the agent's `on_budget` policy.
-fn at_budget(agent: &agentry_core::AgentSpec, hit: Box<BudgetHit>, log: &mut TurnLog) -> Outcome {
+fn at_budget(ctx: &mut RunCtx<'_>, agent: &agentry_core::AgentSpec, hit: Box<BudgetHit>) -> Outcome {
+    ctx.engine.metrics().refused("budget_cap");
+    let log = &mut ctx.log;
     match agent.on_budget.unwrap_or_default() {
         BudgetPolicy::Stop => Outcome::BudgetCap(hit),
         BudgetPolicy::Pause => {
@@ -300,7 +303,7 @@ async fn execute(ctx: &mut RunCtx<'_>, agent: &StoredAgent, state: &mut TurnStat
                 state.turn_counted = true;
                 state.counted_in_windows |= counted;
             }
-            Err(BudgetStop::Hit(hit)) => return at_budget(&agent.spec, hit, &mut ctx.log),
+            Err(BudgetStop::Hit(hit)) => return at_budget(ctx, &agent.spec, hit),
             Err(BudgetStop::Store(err)) => {
                 return failed("service_unavailable", format!("cannot check the budget: {err}"));
             }
@@ -332,7 +335,7 @@ async fn execute(ctx: &mut RunCtx<'_>, agent: &StoredAgent, state: &mut TurnStat
             StepEnd::Budget(hit) => {
                 // The call was not made: the next run makes it again.
                 state.step -= 1;
-                return at_budget(&agent.spec, hit, &mut ctx.log);
+                return at_budget(ctx, &agent.spec, hit);
             }
         };
         state.add_answer(&text, &turn.id);
@@ -402,6 +405,8 @@ async fn run_calls(ctx: &mut RunCtx<'_>, state: &mut TurnState, tools: &ToolBox)
             });
         }
         let tool = tools.get(&call.name);
+        // A call that waited for a human starts when it asked.
+        let start_ns = approval.map_or_else(Timestamp::now_nanos, |a| a.created_at.0.saturating_mul(1_000_000));
         let failure = |message: String| (json!({ "error": message }), true);
         let (result, is_error) = match (&call.params, tool, approval) {
             (Err(problem), _, _) => failure(problem.clone()),
@@ -441,6 +446,21 @@ async fn run_calls(ctx: &mut RunCtx<'_>, state: &mut TurnState, tools: &ToolBox)
                 }
             }
         };
+        let refused = approval.is_some_and(|a| a.status != ApprovalStatus::Approved) && is_error;
+        let outcome = ToolOutcome {
+            status: if refused {
+                "refused"
+            } else if is_error {
+                "error"
+            } else {
+                "ok"
+            },
+            error: if is_error { result.get("error").and_then(Value::as_str) } else { None },
+            approval_wait_ms: approval.and_then(|a| Some(a.resolved_at?.0 - a.created_at.0)),
+            content: Some((call.params.as_ref().unwrap_or(&Value::Null), &result)),
+        };
+        let at = Window { start_ns, end_ns: Timestamp::now_nanos() };
+        engine.inner.telemetry.tool_call(&ctx.log, turn, &call.id, &call.name, at, outcome);
         state.calls.remove(0);
         state.add_tool_result(&call.id, &result, is_error);
         ctx.log.emit(TurnEvent::ToolResult { name: call.name, result, call_id: call.id, is_error });

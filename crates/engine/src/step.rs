@@ -3,7 +3,7 @@
 //! A step streams the model's answer into the turn's log and records the call in the usage
 //! ledger, priced in micro-cents, however it ends: answered, failed or stopped. Its largest
 //! possible cost is reserved against the budget caps that apply before the model is called, and
-//! settled to the real cost after. Spans hook in here too.
+//! settled to the real cost after. Each call ends with its `chat` span and its metrics.
 
 use agentry_core::id::{new_id, prefix};
 use agentry_core::{ModelRef, Timestamp, TokenUsage, TurnEvent};
@@ -64,7 +64,10 @@ pub(crate) async fn call_model(
             return StepEnd::Failed { code: "service_unavailable", cause: format!("cannot check the budget: {err}") };
         }
     };
+    let telemetry = &ctx.engine.inner.telemetry;
+    let prompt = telemetry.config.capture_content.then(|| serde_json::to_value(&request.messages).unwrap_or_default());
     let started_at = Timestamp::now();
+    let start_ns = Timestamp::now_nanos();
     let mut first_token_at = None;
     let mut stream = provider.stream(request);
     let mut text = String::new();
@@ -165,6 +168,8 @@ pub(crate) async fn call_model(
         tracing::error!(%err, turn = %ctx.turn.id, "cannot record a model call in the ledger");
         return StepEnd::Failed { code: "service_unavailable", cause: format!("cannot record the model call: {err}") };
     }
+    let at = crate::telemetry::Window { start_ns, end_ns: Timestamp::now_nanos() };
+    telemetry.model_call(&ctx.log, ctx.turn, &record, at, prompt.map(|p| (p, text.as_str())));
     state.usage.add(&call_usage);
     state.counted_in_windows = true;
     match ended {

@@ -3,8 +3,8 @@
 //!
 //! In order: the `error` that explains a failure, the answer checked by the agent's safety
 //! policy, then (in one fenced transaction) the answer and the final state, then
-//! `message_persisted`, `usage` (the sum of the turn's ledger rows) and `done`. A run that lost
-//! its lease writes nothing: the turn belongs to another replica now.
+//! `message_persisted`, `usage` (the sum of the turn's ledger rows), the turn's span and metrics,
+//! and `done`. A run that lost its lease writes nothing: the turn belongs to another replica now.
 
 use agentry_core::{AgentSpec, ContentItem, Message, MessageRole, Timestamp, TurnEvent, TurnStatus};
 use agentry_store::{Finish, SafetyEvent};
@@ -12,6 +12,7 @@ use agentry_store::{Finish, SafetyEvent};
 use crate::log::LogError;
 use crate::runner::{Outcome, RunCtx};
 use crate::state::TurnState;
+use crate::telemetry::{TurnEnd, Window};
 use crate::{StopReason, safety};
 
 /// Ends the turn held by `ctx` with `outcome`, storing what `state` says was answered.
@@ -23,6 +24,8 @@ pub(crate) async fn terminate(
 ) {
     let (engine, turn) = (ctx.engine, ctx.turn);
     let store = engine.store();
+    let end_ns = Timestamp::now_nanos();
+    let mut error_code: Option<&'static str> = None;
     let (status, cause) = match outcome {
         Outcome::Completed | Outcome::Waiting(_) => (TurnStatus::Completed, None),
         Outcome::BudgetCap(hit) => {
@@ -45,23 +48,30 @@ pub(crate) async fn terminate(
             if let Err(err) = store.record_safety_event(&turn.scope, &event).await {
                 tracing::warn!(%err, turn = %turn.id, "cannot record the budget stop");
             }
+            error_code = Some("budget_cap");
             (TurnStatus::Failed, Some(hit.message))
         }
         Outcome::Failed { code, cause } => {
             ctx.log.emit(TurnEvent::error(code, cause.clone()));
+            error_code = Some(code);
             (TurnStatus::Failed, Some(cause))
         }
-        Outcome::Refused { cause } => (TurnStatus::Failed, Some(cause)),
+        Outcome::Refused { cause } => {
+            error_code = Some("refused");
+            (TurnStatus::Failed, Some(cause))
+        }
         Outcome::Stopped(StopReason::Requested) => (TurnStatus::Cancelled, None),
         Outcome::Stopped(StopReason::LeaseLost) => return,
         Outcome::Stopped(StopReason::Shutdown) => {
             let cause = "the server shut down during this turn".to_owned();
             ctx.log.emit(TurnEvent::error("interrupted", cause.clone()));
+            error_code = Some("interrupted");
             (TurnStatus::Failed, Some(cause))
         }
         Outcome::ReplicaLost => {
             let cause = "the replica running this turn stopped before the turn could be resumed".to_owned();
             ctx.log.emit(TurnEvent::error("replica_lost", cause.clone()));
+            error_code = Some("replica_lost");
             (TurnStatus::Failed, Some(cause))
         }
     };
@@ -126,6 +136,17 @@ pub(crate) async fn terminate(
             cost_cents: usage.cost.as_cents(),
         });
     }
+    let started = turn.started_at.unwrap_or(turn.created_at);
+    let at = Window { start_ns: started.0.saturating_mul(1_000_000), end_ns };
+    let end = TurnEnd {
+        agent_name: agent.map(|a| a.name.as_str()),
+        status: status.as_str(),
+        error: error_code.zip(cause.as_deref()),
+        usage: &usage,
+        steps: state.step,
+        content: answer.as_ref().map(|(message, _)| (turn.input.text.as_str(), message.content.as_str())),
+    };
+    engine.inner.telemetry.turn_ended(&ctx.log, turn, at, end);
     ctx.log.emit(TurnEvent::Usage { usage });
     ctx.log.emit(TurnEvent::Done { usage, status, stopped: status == TurnStatus::Cancelled });
     match ctx.log.flush().await {

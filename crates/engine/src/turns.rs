@@ -181,7 +181,12 @@ impl Engine {
             return Ok((turn, false));
         }
         let agent = store.get_agent(scope, &thread.agent_id).await?.ok_or(EngineError::AgentNotFound)?;
-        self.take_rate(scope, principal.owner_id(), &agent.spec).await?;
+        if let Err(err) = self.take_rate(scope, principal.owner_id(), &agent.spec).await {
+            if matches!(err, EngineError::RateLimited { .. }) {
+                self.metrics().refused("rate_limit");
+            }
+            return Err(err);
+        }
         let reject_if_busy = agent.spec.on_busy.unwrap_or_default() == BusyPolicy::Reject;
         let mut turn = Turn {
             id: new_id(prefix::TURN),

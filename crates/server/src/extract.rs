@@ -64,6 +64,27 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
     }
 }
 
+/// The caller's W3C trace context (`traceparent`): a turn started by the request joins it. An
+/// absent or malformed header starts a trace of the turn's own, as the W3C spec asks.
+#[derive(Debug, Default)]
+pub struct TraceContext(pub Option<agentry_core::trace::TraceParent>);
+
+impl TraceContext {
+    /// Reads the `traceparent` header.
+    pub fn from_headers(headers: &axum::http::HeaderMap) -> Self {
+        let header = headers.get("traceparent").and_then(|v| v.to_str().ok());
+        TraceContext(header.and_then(agentry_core::trace::TraceParent::parse))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for TraceContext {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(TraceContext::from_headers(&parts.headers))
+    }
+}
+
 /// Bounds a page size: absent → `default`, otherwise 1..=`max`.
 pub fn page_limit(requested: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
     match requested {

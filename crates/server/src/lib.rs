@@ -80,8 +80,8 @@ pub struct AppState {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// Limits.
     pub options: Arc<ServerOptions>,
-    /// Request counters for `/metrics`.
-    pub metrics: Arc<metrics::Metrics>,
+    /// The HTTP layer's metric families (the engine's registry serves them).
+    pub metrics: Arc<metrics::HttpMetrics>,
     /// Process start, for uptime.
     pub started: Instant,
 }
@@ -90,13 +90,14 @@ impl AppState {
     /// State over an open store and a started engine.
     pub fn new(engine: Engine, options: ServerOptions, shutdown: tokio::sync::watch::Receiver<bool>) -> Self {
         let store = engine.store().clone();
+        let metrics = Arc::new(metrics::HttpMetrics::register(engine.metrics()));
         AppState {
             store: store.clone(),
             engine,
             sockets: socket::Sockets::new(store.clone()),
             shutdown,
             options: Arc::new(options),
-            metrics: Arc::new(metrics::Metrics::default()),
+            metrics,
             started: Instant::now(),
         }
     }

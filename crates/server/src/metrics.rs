@@ -1,92 +1,108 @@
-//! Prometheus text metrics: request counts and latency by route and status.
-//!
-//! Hand-rolled on purpose: a handful of counters does not justify a metrics framework.
+//! `/metrics` and the request log: the HTTP layer's families (requests, their duration,
+//! connections, uptime) join the engine's registry ([`agentry_engine::telemetry::Metrics`]), and
+//! every request ends with one structured log line.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
+use agentry_engine::telemetry::Metrics as Registry;
+use agentry_engine::telemetry::metrics::{Histograms, histograms};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 
 use crate::AppState;
 
-#[derive(Debug, Default)]
-struct RouteStats {
-    count: u64,
-    seconds_sum: f64,
+/// A request, under its route template (never the raw path, which carries ids).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: u16,
 }
 
-/// Request counters, keyed by (method, route template, status).
-#[derive(Debug, Default)]
-pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, u16), RouteStats>>,
+/// The running version.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabels {
+    version: &'static str,
 }
 
-impl Metrics {
-    fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
-        let stats = requests.entry((method.to_owned(), route.to_owned(), status)).or_default();
-        stats.count += 1;
-        stats.seconds_sum += seconds;
-    }
+/// The HTTP layer's metric families.
+pub struct HttpMetrics {
+    requests: Family<RequestLabels, Counter>,
+    duration: Histograms<RequestLabels>,
+    connections: Gauge,
+    uptime: Gauge<f64, AtomicU64>,
+}
 
-    /// The metrics in Prometheus text exposition format.
-    pub fn to_prometheus(&self, uptime_seconds: f64, open_sockets: usize) -> String {
-        let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
-        let mut out = String::new();
-        out.push_str("# HELP agentry_http_requests_total HTTP requests answered.\n");
-        out.push_str("# TYPE agentry_http_requests_total counter\n");
-        for ((method, route, status), stats) in requests.iter() {
-            let _ = writeln!(
-                out,
-                "agentry_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {}",
-                stats.count
+impl HttpMetrics {
+    /// Creates the families and adds them to the engine's registry.
+    pub fn register(registry: &Registry) -> Self {
+        let metrics = HttpMetrics {
+            requests: Family::default(),
+            duration: histograms(),
+            connections: Gauge::default(),
+            uptime: Gauge::default(),
+        };
+        let build = Family::<VersionLabels, Gauge>::default();
+        build.get_or_create(&VersionLabels { version: env!("CARGO_PKG_VERSION") }).set(1);
+        registry.register(|r| {
+            r.register("http_requests", "HTTP requests answered", metrics.requests.clone());
+            r.register(
+                "http_request_duration_seconds",
+                "Time to answer an HTTP request (to its headers, for streams)",
+                metrics.duration.clone(),
             );
-        }
-        out.push_str("# HELP agentry_http_request_duration_seconds_sum Time spent answering HTTP requests.\n");
-        out.push_str("# TYPE agentry_http_request_duration_seconds_sum counter\n");
-        for ((method, route, status), stats) in requests.iter() {
-            let _ = writeln!(
-                out,
-                "agentry_http_request_duration_seconds_sum{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {:.6}",
-                stats.seconds_sum
-            );
-        }
-        out.push_str("# HELP agentry_socket_connections Open Socket.IO connections.\n");
-        out.push_str("# TYPE agentry_socket_connections gauge\n");
-        let _ = writeln!(out, "agentry_socket_connections {open_sockets}");
-        out.push_str("# HELP agentry_uptime_seconds Seconds since the server started.\n");
-        out.push_str("# TYPE agentry_uptime_seconds gauge\n");
-        let _ = writeln!(out, "agentry_uptime_seconds {uptime_seconds:.3}");
-        let _ = writeln!(
-            out,
-            "# TYPE agentry_build_info gauge\nagentry_build_info{{version=\"{}\"}} 1",
-            env!("CARGO_PKG_VERSION")
-        );
-        out
+            r.register("socket_connections", "Open Socket.IO connections on this replica", metrics.connections.clone());
+            r.register("uptime_seconds", "Seconds since this replica started", metrics.uptime.clone());
+            r.register("build_info", "The running version", build);
+        });
+        metrics
     }
 }
 
-/// Middleware recording every request under its route template (never the raw path, which
-/// would carry ids and grow without bound).
+/// Middleware: counts and times every request, then logs it.
 pub async fn layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().as_str().to_owned();
+    let path = request.uri().path().to_owned();
     let route =
         request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(request).await;
-    state.metrics.record(&method, &route, response.status().as_u16(), started.elapsed().as_secs_f64());
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    let quiet = matches!(route.as_str(), "/api/health" | "/metrics");
+    let labels = RequestLabels { method, route, status };
+    state.metrics.requests.get_or_create(&labels).inc();
+    state.metrics.duration.get_or_create(&labels).observe(elapsed.as_secs_f64());
+    let duration_ms = elapsed.as_secs_f64() * 1e3;
+    let RequestLabels { method, route, status } = labels;
+    if quiet {
+        tracing::debug!(%method, %route, %path, status, duration_ms, "request");
+    } else {
+        tracing::info!(%method, %route, %path, status, duration_ms, "request");
+    }
     response
 }
 
-/// `GET /metrics`.
+/// `GET /metrics`: every family in the Prometheus text format.
 pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.metrics.to_prometheus(state.started.elapsed().as_secs_f64(), state.sockets.open_connections()),
-    )
+    let registry = state.engine.metrics();
+    state.metrics.uptime.set(state.started.elapsed().as_secs_f64());
+    state.metrics.connections.set(i64::try_from(state.sockets.open_connections()).unwrap_or(i64::MAX));
+    match state.store.unfinished_turn_counts().await {
+        Ok(counts) => {
+            for name in ["queued", "running", "waiting"] {
+                let n = counts.iter().find(|(state, _)| state == name).map_or(0, |(_, n)| *n);
+                registry.turns_in_state(name, n);
+            }
+        }
+        Err(err) => tracing::warn!(%err, "cannot count unfinished turns for /metrics"),
+    }
+    ([(header::CONTENT_TYPE, agentry_engine::telemetry::metrics::CONTENT_TYPE)], registry.encode())
 }

@@ -72,6 +72,8 @@ pub enum RollupBy {
     Model,
     /// The user id.
     User,
+    /// Nothing: one row (`total`) for the whole span, each turn counted once.
+    Total,
 }
 
 impl RollupBy {
@@ -81,6 +83,7 @@ impl RollupBy {
             RollupBy::Day => "CAST(CAST(started_at / 86400000 AS BIGINT) AS TEXT)",
             RollupBy::Model => "provider || ':' || model",
             RollupBy::User => "user_id",
+            RollupBy::Total => "'total'",
         }
     }
 }
@@ -274,5 +277,15 @@ impl Store {
         summary.p50_ms = percentile(50);
         summary.p95_ms = percentile(95);
         Ok(summary)
+    }
+
+    /// Unfinished turns of the whole installation by state (`queued`, `running`, `waiting`), for
+    /// the metrics gauge every replica reports alike.
+    pub async fn unfinished_turn_counts(&self) -> StoreResult<Vec<(String, i64)>> {
+        let sql =
+            "SELECT status, COUNT(*) AS n FROM turns WHERE status IN ('queued', 'running', 'waiting') GROUP BY status";
+        on_pool!(self, |pool| {
+            sqlx::query(sql).fetch_all(pool).await?.iter().map(|row| Ok((row.text("status")?, row.int("n")?))).collect()
+        })
     }
 }

@@ -106,11 +106,14 @@ async fn turns_are_listed_with_their_calls_and_rolled_up(store: &Store) {
         turns.into_iter().map(|t| t.id).collect::<Vec<_>>()
     };
     assert_eq!(list(TurnFilter::default()).await, [bob.id.clone(), alice.id.clone()], "newest first, one scope");
-    assert_eq!(list(TurnFilter { agent_id: Some("support".into()), ..Default::default() }).await, [alice.id.clone()]);
-    assert_eq!(list(TurnFilter { user_id: Some("bob".into()), ..Default::default() }).await, [bob.id.clone()]);
+    assert_eq!(
+        list(TurnFilter { agent_id: Some("support".into()), ..Default::default() }).await,
+        vec![alice.id.clone()]
+    );
+    assert_eq!(list(TurnFilter { user_id: Some("bob".into()), ..Default::default() }).await, vec![bob.id.clone()]);
     assert_eq!(
         list(TurnFilter { thread_id: Some(alice.thread_id.clone()), ..Default::default() }).await,
-        [alice.id.clone()]
+        vec![alice.id.clone()]
     );
     assert_eq!(list(TurnFilter { status: Some("queued".into()), ..Default::default() }).await.len(), 2);
     assert!(list(TurnFilter { status: Some("completed".into()), ..Default::default() }).await.is_empty());

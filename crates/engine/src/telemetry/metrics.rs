@@ -115,7 +115,7 @@ pub struct Metrics {
     /// Spans not exported (queue full, collector failing).
     pub spans_dropped: Family<ReasonLabels, Counter>,
     /// Turns by state across the installation (read from the store when scraped).
-    pub turns_by_state: Family<StateLabels, Gauge>,
+    turns_by_state: Family<StateLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -162,7 +162,7 @@ impl Default for Metrics {
 }
 
 /// A family of latency histograms.
-fn histograms<L: Clone + std::hash::Hash + Eq>() -> Histograms<L> {
+pub fn histograms<L: Clone + std::hash::Hash + Eq>() -> Histograms<L> {
     Family::new_with_constructor(latency_histogram as fn() -> Histogram)
 }
 
@@ -179,6 +179,11 @@ impl Metrics {
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &registry);
         out
+    }
+
+    /// Sets how many unfinished turns are in `state` (`queued`, `running`, `waiting`).
+    pub fn turns_in_state(&self, state: &str, n: i64) {
+        self.turns_by_state.get_or_create(&StateLabels { state: state.to_owned() }).set(n);
     }
 
     /// Counts a refusal (`budget_cap`, `rate_limit`).

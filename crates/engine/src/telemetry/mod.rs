@@ -14,7 +14,12 @@ pub(crate) mod spans;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentry_store::Span;
+use agentry_core::{TokenUsage, Turn};
+use agentry_store::{ModelCall, Span};
+
+use crate::log::TurnLog;
+use metrics::{CostLabels, ModelCallLabels, ModelLabels, TokenLabels, ToolLabels, TurnLabels};
+pub(crate) use spans::{ToolOutcome, TurnEnd, Window};
 
 pub use metrics::Metrics;
 pub use otlp::OtlpConfig;
@@ -59,8 +64,98 @@ impl Telemetry {
     }
 
     /// Whether spans are wanted at all (stored or exported).
-    pub(crate) fn records_spans(&self) -> bool {
+    fn records_spans(&self) -> bool {
         self.config.store_spans || self.exporter.is_some()
+    }
+
+    /// A model call ended: its metrics, and its span on the turn's log.
+    pub(crate) fn model_call(
+        &self,
+        log: &TurnLog,
+        turn: &Turn,
+        call: &ModelCall,
+        at: Window,
+        content: Option<(serde_json::Value, &str)>,
+    ) {
+        let model = format!("{}:{}", call.provider, call.model);
+        let m = &self.metrics;
+        let seconds = (at.end_ns - at.start_ns).max(0) as f64 / 1e9;
+        m.model_call_duration
+            .get_or_create(&ModelCallLabels { model: model.clone(), status: call.status.as_str().to_owned() })
+            .observe(seconds);
+        if let Some(first) = call.first_token_at {
+            let ttft = (first.0 - call.started_at.0).max(0) as f64 / 1e3;
+            m.time_to_first_token.get_or_create(&ModelLabels { model: model.clone() }).observe(ttft);
+        }
+        self.count_usage(&turn.agent_id, &model, &call.usage);
+        if self.records_spans() {
+            let content = content.filter(|_| self.config.capture_content);
+            log.span(spans::chat(turn, call, at, content));
+        }
+    }
+
+    fn count_usage(&self, agent: &str, model: &str, usage: &TokenUsage) {
+        let m = &self.metrics;
+        for (kind, n) in [
+            ("input", usage.input_tokens),
+            ("output", usage.output_tokens),
+            ("cached_input", usage.cached_input_tokens),
+            ("reasoning", usage.reasoning_tokens),
+        ] {
+            if n > 0 {
+                let labels = TokenLabels { agent: agent.to_owned(), model: model.to_owned(), kind: kind.to_owned() };
+                m.tokens.get_or_create(&labels).inc_by(n);
+            }
+        }
+        let cost = u64::try_from(usage.cost.0).unwrap_or(0);
+        m.cost.get_or_create(&CostLabels { agent: agent.to_owned(), model: model.to_owned() }).inc_by(cost);
+    }
+
+    /// A tool call of a turn ended: its metrics and its span.
+    pub(crate) fn tool_call(
+        &self,
+        log: &TurnLog,
+        turn: &Turn,
+        call_id: &str,
+        tool: &str,
+        at: Window,
+        outcome: ToolOutcome<'_>,
+    ) {
+        let labels = ToolLabels { tool: tool.to_owned(), status: outcome.status.to_owned() };
+        self.metrics.tool_calls.get_or_create(&labels).inc();
+        self.metrics.tool_call_duration.get_or_create(&labels).observe((at.end_ns - at.start_ns).max(0) as f64 / 1e9);
+        if self.records_spans() {
+            let outcome = ToolOutcome { content: outcome.content.filter(|_| self.config.capture_content), ..outcome };
+            log.span(spans::tool(turn, call_id, tool, at, outcome));
+        }
+    }
+
+    /// A turn ended: its metrics, its span and its log line.
+    pub(crate) fn turn_ended(&self, log: &TurnLog, turn: &Turn, at: Window, end: TurnEnd<'_>) {
+        let labels = TurnLabels { agent: turn.agent_id.clone(), status: end.status.to_owned() };
+        let seconds = (at.end_ns - at.start_ns).max(0) as f64 / 1e9;
+        self.metrics.turns.get_or_create(&labels).inc();
+        self.metrics.turn_duration.get_or_create(&labels).observe(seconds);
+        tracing::info!(
+            turn = %turn.id,
+            thread = %turn.thread_id,
+            agent = %turn.agent_id,
+            user = %turn.user_id,
+            organization = %turn.scope.organization_id,
+            project = %turn.scope.project_id,
+            status = end.status,
+            duration_ms = (at.end_ns - at.start_ns) / 1_000_000,
+            steps = end.steps,
+            input_tokens = end.usage.input_tokens,
+            output_tokens = end.usage.output_tokens,
+            cost_cents = end.usage.cost.as_cents(),
+            error = end.error.map(|(code, _)| code),
+            "turn ended"
+        );
+        if self.records_spans() {
+            let end = TurnEnd { content: end.content.filter(|_| self.config.capture_content), ..end };
+            log.span(spans::turn(turn, at, end));
+        }
     }
 
     /// Offers written spans to the exporter.

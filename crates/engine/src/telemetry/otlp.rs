@@ -163,16 +163,14 @@ fn key_value(key: &str, value: &Value) -> KeyValue {
 
 fn any_value(value: &Value) -> AnyValue {
     let value = match value {
-        Value::String(s) => any_value::Value::StringValue(s.clone()),
-        Value::Bool(b) => any_value::Value::BoolValue(*b),
+        Value::String(s) => any_value::Value::Text(s.clone()),
+        Value::Bool(b) => any_value::Value::Bool(*b),
         Value::Number(n) => match n.as_i64() {
-            Some(i) => any_value::Value::IntValue(i),
-            None => any_value::Value::DoubleValue(n.as_f64().unwrap_or(0.0)),
+            Some(i) => any_value::Value::Int(i),
+            None => any_value::Value::Double(n.as_f64().unwrap_or(0.0)),
         },
-        Value::Array(items) => {
-            any_value::Value::ArrayValue(ArrayValue { values: items.iter().map(any_value).collect() })
-        }
-        Value::Null | Value::Object(_) => any_value::Value::StringValue(value.to_string()),
+        Value::Array(items) => any_value::Value::Array(ArrayValue { values: items.iter().map(any_value).collect() }),
+        Value::Null | Value::Object(_) => any_value::Value::Text(value.to_string()),
     };
     AnyValue { value: Some(value) }
 }
@@ -271,15 +269,15 @@ mod any_value {
     #[derive(Clone, PartialEq, prost::Oneof)]
     pub(super) enum Value {
         #[prost(string, tag = "1")]
-        StringValue(String),
+        Text(String),
         #[prost(bool, tag = "2")]
-        BoolValue(bool),
+        Bool(bool),
         #[prost(int64, tag = "3")]
-        IntValue(i64),
+        Int(i64),
         #[prost(double, tag = "4")]
-        DoubleValue(f64),
+        Double(f64),
         #[prost(message, tag = "5")]
-        ArrayValue(super::ArrayValue),
+        Array(super::ArrayValue),
     }
 }
 

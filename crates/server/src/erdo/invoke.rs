@@ -26,7 +26,7 @@ use super::auth::{ErdoAuth, ErdoCaller, erdo_scope};
 use super::stream::{BotInfo, ErdoStream, Framing, frame};
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::JsonBody;
+use crate::extract::{JsonBody, TraceContext};
 
 /// Resolves a bot key for the caller: its agent, and how the events name it. A key not qualified
 /// with the caller's org is an agent id of the caller's org (agent ids may contain dots), so a bot
@@ -114,6 +114,7 @@ pub async fn invoke(
     State(state): State<AppState>,
     ErdoAuth(caller): ErdoAuth,
     Path(key): Path<String>,
+    trace: TraceContext,
     JsonBody(body): JsonBody<InvokeBody>,
 ) -> Result<Response, ApiError> {
     let mode = Mode::parse(body.mode.as_ref(), body.manual_mocks.as_ref())?;
@@ -155,7 +156,7 @@ pub async fn invoke(
         state.store.append_message(&thread.scope, &message).await?;
     }
     let text = body.messages[last].content.clone();
-    let invocation = Invocation { record: recording, about, ..Invocation::new(text, Framing::Invoke, bot) };
+    let invocation = Invocation { record: recording, about, trace, ..Invocation::new(text, Framing::Invoke, bot) };
     run(&state, &caller, &thread, invocation).await
 }
 
@@ -226,6 +227,7 @@ pub async fn invoke_from_thread(
     State(state): State<AppState>,
     ErdoAuth(caller): ErdoAuth,
     Path(key): Path<String>,
+    trace: TraceContext,
     JsonBody(body): JsonBody<InvokeFromThreadBody>,
 ) -> Result<Response, ApiError> {
     if !matches!(Mode::parse(body.mode.as_ref(), None)?, Mode::Live) {
@@ -237,7 +239,7 @@ pub async fn invoke_from_thread(
     let (agent, bot) = resolve_bot(&state, &caller, &key).await?;
     let thread = super::threads::visible_thread(&state, &caller, &body.thread_id).await?;
     let thread = Thread { agent_id: agent.spec.id.clone(), ..thread };
-    run(&state, &caller, &thread, Invocation::new(body.message, Framing::Invoke, bot)).await
+    run(&state, &caller, &thread, Invocation { trace, ..Invocation::new(body.message, Framing::Invoke, bot) }).await
 }
 
 /// A fresh thread for a stateless invocation, archived so it stays out of the user's thread list.
@@ -265,12 +267,14 @@ pub struct Invocation {
     pub record: Option<String>,
     /// Datasets (ids) the request names.
     pub about: Vec<String>,
+    /// The caller's trace, which the turn joins.
+    pub trace: TraceContext,
 }
 
 impl Invocation {
     /// A live invocation of `bot` with `text`.
     pub fn new(text: String, framing: Framing, bot: BotInfo) -> Self {
-        Invocation { text, framing, bot, record: None, about: Vec::new() }
+        Invocation { text, framing, bot, record: None, about: Vec::new(), trace: TraceContext::default() }
     }
 }
 
@@ -282,7 +286,7 @@ pub async fn run(
     thread: &Thread,
     invocation: Invocation,
 ) -> Result<Response, ApiError> {
-    let Invocation { text, framing, bot, record, about } = invocation;
+    let Invocation { text, framing, bot, record, about, trace } = invocation;
     // The thread's datasets (attached to it, or uploaded into it) and those the request names.
     let mut datasets = state.store.thread_dataset_ids(&thread.scope, &thread.id).await?;
     for id in about {
@@ -294,6 +298,7 @@ pub async fn run(
         text,
         allowed_datasets: super::datasets::allowed_for(caller, &datasets),
         datasets,
+        trace_parent: trace.0,
         ..NewMessage::default()
     };
     let turn = state.engine.submit(&caller.principal, thread, message).await?;

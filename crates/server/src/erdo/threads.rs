@@ -186,11 +186,12 @@ pub async fn send(
     State(state): State<AppState>,
     ErdoAuth(caller): ErdoAuth,
     Path(thread_id): Path<String>,
+    trace: crate::extract::TraceContext,
     JsonBody(body): JsonBody<SendMessage>,
 ) -> Result<Response, ApiError> {
     let thread = visible_thread(&state, &caller, &thread_id).await?;
     let key = body.bot_key.unwrap_or_else(|| format!("{}.{}", thread.scope.organization_id, thread.agent_id));
     let (agent, bot): (_, BotInfo) = resolve_bot(&state, &caller, &key).await?;
     let thread = Thread { agent_id: agent.spec.id.clone(), ..thread };
-    run(&state, &caller, &thread, Invocation::new(body.content, Framing::Thread, bot)).await
+    run(&state, &caller, &thread, Invocation { trace, ..Invocation::new(body.content, Framing::Thread, bot) }).await
 }

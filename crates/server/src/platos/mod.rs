@@ -2,11 +2,14 @@
 //! (`platos-wire.md` §3): list wrapper keys `agents`, `versions`, `threads`, `messages`,
 //! `artifacts`, `approvals`, `tools`; real 404s; camelCase fields. Turns over HTTP (SSE lanes,
 //! non-streaming send, cancel) are in `turns`; approvals in `approvals`; the tool catalog in `tools`;
-//! budget caps and their status in `budgets`.
+//! budget caps and their status in `budgets`; turns and traces in `monitoring`; cost rollups and
+//! the summary in `costs`.
 
 mod agents;
 pub mod approvals;
 mod budgets;
+mod costs;
+mod monitoring;
 mod threads;
 mod tools;
 mod turns;
@@ -37,6 +40,21 @@ pub fn routes() -> Router<AppState> {
         .route("/monitoring/approvals/{approval_id}/resolve", post(approvals::resolve))
         .route("/approvals/{approval_id}/resolve", post(approvals::resolve))
         .route("/monitoring/safety-events", get(approvals::safety_events))
+        .route("/monitoring/runs", get(monitoring::runs))
+        .route("/turns", get(monitoring::turns))
+        .route("/turns/{turn_id}", get(monitoring::turn))
+        .route("/monitoring/traces", get(monitoring::traces))
+        .route("/monitoring/traces/{trace_id}", get(monitoring::trace))
+        .route("/monitoring/trace/{thread_id}", get(monitoring::thread_trace))
+        .route("/monitoring/cost/by-agent", get(costs::by_agent))
+        .route("/monitoring/cost-by-agent", get(costs::by_agent))
+        .route("/monitoring/cost/by-scope", get(costs::by_day))
+        .route("/monitoring/cost", get(costs::by_day))
+        .route("/monitoring/cost/by-model", get(costs::by_model))
+        .route("/monitoring/cost-by-model", get(costs::by_model))
+        .route("/monitoring/cost/by-user", get(costs::by_user))
+        .route("/monitoring/cost-by-user", get(costs::by_user))
+        .route("/monitoring/summary", get(costs::summary))
         .route("/monitoring/budget/caps", get(budgets::list))
         .route("/monitoring/budget/status", get(budgets::status))
         .route("/budgets", get(budgets::list).post(budgets::create))

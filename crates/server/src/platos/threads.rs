@@ -108,6 +108,7 @@ pub async fn messages(
     let offset = page_offset(page.offset)?;
     let thread = visible_thread(&state, &principal, &thread_id).await?;
     let (messages, total) = state.store.list_messages(&principal.scope, &thread.id, limit, offset).await?;
+    let messages: Vec<Value> = messages.iter().map(super::views::message).collect();
     Ok(Json(json!({ "messages": messages, "total": total, "limit": limit, "offset": offset })))
 }
 

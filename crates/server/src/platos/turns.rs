@@ -143,6 +143,7 @@ fn new_message(body: SendMessage, headers: &HeaderMap) -> Result<NewMessage, Api
     let header_key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
     Ok(NewMessage {
         text,
+        trace_parent: crate::extract::TraceContext::from_headers(headers).0,
         dynamic_blocks: body.dynamic_blocks,
         idempotency_key: body.idempotency_key.or(header_key),
         ..NewMessage::default()

@@ -1,7 +1,7 @@
 //! JSON views of domain objects in the Platos shapes.
 
-use agentry_core::AgentSpec;
-use agentry_store::{AgentVersion, StoredAgent};
+use agentry_core::{AgentSpec, Message, Timestamp, Turn};
+use agentry_store::{AgentVersion, Span, StoredAgent, TurnStats};
 use serde_json::{Value, json};
 
 /// An agent spec's user-facing fields, camelCase (also the version `snapshot`).
@@ -44,6 +44,89 @@ pub fn version(version: &AgentVersion, current_version_id: &str) -> Value {
         "snapshot": spec_fields(&version.spec),
         "createdAt": version.created_at,
         "isCurrent": version.id == current_version_id,
+    })
+}
+
+/// A message, with its turn and — for an answer that used tools — each tool call with its
+/// arguments and result (`toolCalls`, an extra the clients ignore).
+pub fn message(message: &Message) -> Value {
+    let mut value = serde_json::to_value(message).unwrap_or_default();
+    if !message.tool_steps.is_empty() {
+        let parse = |text: &str| serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()));
+        let calls: Vec<Value> = message
+            .tool_steps
+            .iter()
+            .enumerate()
+            .flat_map(|(step, s)| s.calls.iter().map(move |c| (step, c)))
+            .map(|(step, call)| {
+                json!({
+                    "id": call.id,
+                    "name": call.name,
+                    "arguments": parse(&call.arguments),
+                    "result": parse(&call.result),
+                    "isError": call.is_error,
+                    "step": step + 1,
+                })
+            })
+            .collect();
+        merge(&mut value, json!({ "toolCalls": calls }));
+    }
+    value
+}
+
+/// How long a finished turn ran, start to end.
+pub fn turn_duration_ms(turn: &Turn) -> Option<i64> {
+    Some(turn.finished_at?.0 - turn.started_at.unwrap_or(turn.created_at).0)
+}
+
+/// A turn in the monitoring lists: the 0.1.x `run` and 1.x `turn` fields, with its usage.
+pub fn turn(turn: &Turn, stats: &TurnStats) -> Value {
+    let started = turn.started_at.unwrap_or(turn.created_at);
+    json!({
+        "id": turn.id,
+        "agentId": turn.agent_id,
+        "agentVersion": turn.input.agent_version,
+        "threadId": turn.thread_id,
+        "userId": turn.user_id,
+        "status": turn.status.as_str(),
+        "waitReason": turn.wait_reason,
+        "createdAt": turn.created_at,
+        "startedAt": turn.started_at,
+        "completedAt": turn.finished_at,
+        "durationMs": turn_duration_ms(turn),
+        "ttftMs": stats.first_token_at.map(|t| t.0 - started.0),
+        "costCents": stats.usage.cost.as_cents(),
+        "costMicroCents": stats.usage.cost.0,
+        "inputTokens": stats.usage.input_tokens,
+        "outputTokens": stats.usage.output_tokens,
+        "cachedInputTokens": stats.usage.cached_input_tokens,
+        "reasoningTokens": stats.usage.reasoning_tokens,
+        "steps": stats.model_calls,
+        "toolCalls": stats.tool_calls,
+        "error": turn.error,
+        "traceId": turn.trace_id(),
+    })
+}
+
+/// A span, OpenTelemetry-shaped (`startTimeUnixNano` as a string: it does not fit a double).
+pub fn span(span: &Span) -> Value {
+    json!({
+        "traceId": span.trace_id,
+        "spanId": span.span_id,
+        "parentSpanId": span.parent_span_id,
+        "name": span.name,
+        "kind": span.kind.as_str(),
+        "startTimeUnixNano": span.start_ns.to_string(),
+        "endTimeUnixNano": span.end_ns.to_string(),
+        "startTime": Timestamp(span.start_ns.div_euclid(1_000_000)),
+        "endTime": Timestamp(span.end_ns.div_euclid(1_000_000)),
+        "durationMs": span.duration_ms(),
+        "status": span.status.as_str(),
+        "errorMessage": span.error,
+        "turnId": span.turn_id,
+        "threadId": span.thread_id,
+        "agentId": span.agent_id,
+        "attributes": span.attributes,
     })
 }
 

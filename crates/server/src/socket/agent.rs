@@ -37,6 +37,9 @@ struct MessagePayload {
     dynamic_blocks: BTreeMap<String, String>,
     #[serde(default)]
     idempotency_key: Option<String>,
+    /// A W3C `traceparent` the turn joins (sockets have no per-message headers).
+    #[serde(default)]
+    traceparent: Option<String>,
 }
 
 /// Payload of `stop`, `join_thread`, `leave_thread`, `resume_stream`.
@@ -100,6 +103,7 @@ impl Connection {
             text: payload.message,
             dynamic_blocks: payload.dynamic_blocks,
             idempotency_key: payload.idempotency_key,
+            trace_parent: payload.traceparent.as_deref().and_then(agentry_core::trace::TraceParent::parse),
             ..NewMessage::default()
         };
         match engine.send(&principal, &thread, message).await {
