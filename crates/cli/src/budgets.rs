@@ -1,20 +1,9 @@
 //! `agentry budgets`: budget caps of a running server, with an operator API key.
 
-use agentry_client::{Client, NewBudgetCap};
-use clap::{Args, Subcommand};
+use agentry_client::NewBudgetCap;
+use clap::Subcommand;
 
-/// Where the server is and who asks.
-#[derive(Debug, Args)]
-pub struct Connection {
-    /// Server base URL.
-    #[arg(long, env = "AGENTRY_SERVER", default_value = "http://127.0.0.1:3100")]
-    server: String,
-    /// Operator API key.
-    #[arg(long, env = "AGENTRY_API_KEY")]
-    api_key: String,
-    #[command(flatten)]
-    scope: crate::ScopeArgs,
-}
+use crate::OperatorArgs as Connection;
 
 /// `agentry budgets …`
 #[derive(Debug, Subcommand)]
@@ -77,14 +66,6 @@ pub enum BudgetsCommand {
     },
 }
 
-fn client(connection: &Connection) -> Result<Client, String> {
-    let scope = connection.scope.scope();
-    Client::builder(connection.server.clone())
-        .api_key(connection.api_key.clone(), scope)
-        .build()
-        .map_err(|e| e.to_string())
-}
-
 /// Runs a budgets command and prints its result.
 pub async fn run(command: BudgetsCommand) -> Result<(), String> {
     let show = |cap: &agentry_client::BudgetCap| {
@@ -95,14 +76,15 @@ pub async fn run(command: BudgetsCommand) -> Result<(), String> {
     };
     match command {
         BudgetsCommand::List(connection) => {
-            let caps = client(&connection)?.budgets().list().await.map_err(|e| e.to_string())?;
+            let caps = connection.client()?.budgets().list().await.map_err(|e| e.to_string())?;
             if caps.is_empty() {
                 println!("no budget caps (add one with `agentry budgets set`)");
             }
             caps.iter().for_each(show);
         }
         BudgetsCommand::Status { connection, agent, user } => {
-            let status = client(&connection)?
+            let status = connection
+                .client()?
                 .budgets()
                 .status(agent.as_deref(), user.as_deref())
                 .await
@@ -145,17 +127,17 @@ pub async fn run(command: BudgetsCommand) -> Result<(), String> {
                 alert_webhook_url: webhook,
                 enabled: None,
             };
-            let stored = client(&connection)?.budgets().set(&cap).await.map_err(|e| e.to_string())?;
+            let stored = connection.client()?.budgets().set(&cap).await.map_err(|e| e.to_string())?;
             show(&stored);
         }
         BudgetsCommand::Delete { connection, cap_id } => {
-            match client(&connection)?.budgets().delete(&cap_id).await.map_err(|e| e.to_string())? {
+            match connection.client()?.budgets().delete(&cap_id).await.map_err(|e| e.to_string())? {
                 true => println!("deleted {cap_id}"),
                 false => return Err(format!("no budget cap {cap_id} in this scope")),
             }
         }
         BudgetsCommand::Override { connection, cap_id, minutes } => {
-            let cap = client(&connection)?.budgets().override_for(&cap_id, minutes).await.map_err(|e| e.to_string())?;
+            let cap = connection.client()?.budgets().override_for(&cap_id, minutes).await.map_err(|e| e.to_string())?;
             match cap.override_until {
                 Some(until) => println!("{cap_id} does not block until {until}"),
                 None => println!("{cap_id} blocks again"),

@@ -90,6 +90,7 @@ const KEYS: &[(&str, &str)] = &[
     ("max_tool_argument_bytes", "AGENTRY_MAX_TOOL_ARGUMENT_BYTES"),
     ("max_tool_result_bytes", "AGENTRY_MAX_TOOL_RESULT_BYTES"),
     ("log", "AGENTRY_LOG"),
+    ("log_format", "AGENTRY_LOG_FORMAT"),
     ("turn_lease_secs", "AGENTRY_TURN_LEASE_SECS"),
     ("max_running_turns", "AGENTRY_MAX_RUNNING_TURNS"),
     ("replica_id", "AGENTRY_REPLICA_ID"),
@@ -118,6 +119,8 @@ pub struct Config {
     pub event_retention: std::time::Duration,
     /// `tracing` filter directive.
     pub log: String,
+    /// Log lines as JSON objects (`log_format = "json"`) rather than text.
+    pub log_json: bool,
     /// Cache of local GGUF models.
     pub models_dir: PathBuf,
     /// Where uploaded datasets are kept (`<data_dir>/datasets`).
@@ -151,6 +154,8 @@ pub struct Config {
     pub allow_private_webhooks: bool,
     /// Message rate limits (`[rate_limits]`; agents override each key).
     pub rate_limits: agentry_core::RateLimits,
+    /// Spans and their export (`[telemetry]`).
+    pub telemetry: agentry_engine::telemetry::TelemetryConfig,
 }
 
 /// Raw layered values: key → (value, source).
@@ -163,6 +168,7 @@ pub struct Layers {
     mcp_servers: BTreeMap<String, (agentry_mcp::McpServerConfig, Source)>,
     prices: BTreeMap<String, (agentry_llm::config::Price, Source)>,
     rate_limits: agentry_core::RateLimits,
+    telemetry: crate::telemetry_config::TelemetryLayers,
     /// Environment variables read for provider keys and secrets.
     env: BTreeMap<String, String>,
 }
@@ -192,6 +198,7 @@ impl Layers {
                 layers.values.insert(key, (value, Source::Env(var)));
             }
         }
+        layers.telemetry.read_env(&env);
         Ok(layers)
     }
 
@@ -225,6 +232,10 @@ impl Layers {
                     origin: Source::File(path.into()),
                     problem: e.message().to_owned(),
                 })?;
+                continue;
+            }
+            if key == "telemetry" {
+                self.telemetry.read_file(value, path)?;
                 continue;
             }
             if key == "prices" {
@@ -277,7 +288,7 @@ impl Layers {
                 let known = KEYS
                     .iter()
                     .map(|(k, _)| *k)
-                    .chain(["providers", "secrets", "mcp_servers", "prices", "rate_limits"])
+                    .chain(["providers", "secrets", "mcp_servers", "prices", "rate_limits", "telemetry"])
                     .collect::<Vec<_>>()
                     .join(", ");
                 return Err(ConfigError::UnknownKey { key, path: path.into(), known });
@@ -430,6 +441,11 @@ impl Layers {
         }
 
         let (log, _) = self.get("log", Some("info,sqlx=warn")).unwrap_or_default();
+        let log_json = match self.get("log_format", Some("text")).unwrap_or_default() {
+            (format, _) if format == "text" => false,
+            (format, _) if format == "json" => true,
+            (format, origin) => return Err(invalid("log_format", origin, format!("`{format}` is not text or json"))),
+        };
 
         let mut providers = BTreeMap::new();
         for (name, (section, origin)) in &self.providers {
@@ -445,6 +461,7 @@ impl Layers {
             max_message_bytes,
             event_retention,
             log,
+            log_json,
             models_dir,
             datasets_dir: data_dir.join("datasets"),
             default_model,
@@ -458,6 +475,7 @@ impl Layers {
             prices: self.prices.iter().map(|(model, (price, _))| (model.clone(), *price)).collect(),
             allow_private_webhooks,
             rate_limits: self.rate_limits,
+            telemetry: self.telemetry.resolve()?,
             secrets,
             mcp_servers,
         })

@@ -15,6 +15,8 @@ mod bench_turns;
 mod budgets;
 mod chat;
 mod config;
+mod monitoring;
+mod telemetry_config;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -62,6 +64,10 @@ enum Command {
     /// Budget caps of a running server (operator API key).
     #[command(subcommand)]
     Budgets(budgets::BudgetsCommand),
+    /// Recent turns of a running server, with their cost (operator API key).
+    Turns(monitoring::TurnsArgs),
+    /// A thread's trace as a tree of spans with durations and costs (operator API key).
+    Trace(monitoring::TraceArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -157,6 +163,29 @@ impl ScopeArgs {
     }
 }
 
+/// A running server and an operator's API key for one scope.
+#[derive(Debug, Args)]
+pub(crate) struct OperatorArgs {
+    /// Server base URL.
+    #[arg(long, env = "AGENTRY_SERVER", default_value = "http://127.0.0.1:3100")]
+    server: String,
+    /// Operator API key.
+    #[arg(long, env = "AGENTRY_API_KEY")]
+    api_key: String,
+    #[command(flatten)]
+    scope: ScopeArgs,
+}
+
+impl OperatorArgs {
+    /// A client of the server, as the operator of the scope.
+    pub(crate) fn client(&self) -> Result<agentry_client::Client, String> {
+        agentry_client::Client::builder(self.server.clone())
+            .api_key(self.api_key.clone(), self.scope.scope())
+            .build()
+            .map_err(|e| e.to_string())
+    }
+}
+
 #[derive(Debug, Args)]
 struct MintArgs {
     #[command(flatten)]
@@ -243,6 +272,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Chat { store, chat } => chat_with_local_secret(store, chat).await,
         Command::Models(command) => models(command).await,
         Command::Budgets(command) => budgets::run(command).await,
+        Command::Turns(args) => monitoring::turns(args).await,
+        Command::Trace(args) => monitoring::trace(args).await,
     }
 }
 
@@ -253,14 +284,16 @@ fn layers(args: &StoreArgs) -> Result<Layers, String> {
     Ok(layers)
 }
 
-fn init_logging(filter: &str) {
+/// Logs to stderr: text, or one JSON object a line (`log_format = "json"`).
+fn init_logging(filter: &str, json: bool) {
     let filter =
         tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        logs.json().flatten_event(true).init();
+    } else {
+        logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init();
+    }
 }
 
 async fn open_store(config: &Config) -> Result<Store, String> {
@@ -278,7 +311,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     layers.flag("agents_dir", "--agents", args.agents_dir);
     layers.flag("max_body_bytes", "--max-body-bytes", args.max_body_bytes);
     let config = layers.resolve().map_err(|e| e.to_string())?;
-    init_logging(&config.log);
+    init_logging(&config.log, config.log_json);
 
     // The port is taken before anything is set up, so a start that cannot serve changes nothing.
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -302,6 +335,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             replica_id: config.replica_id.clone().unwrap_or_else(|| agentry_engine::EngineConfig::default().replica_id),
             allow_private_webhooks: config.allow_private_webhooks,
             rate_limits: config.rate_limits,
+            telemetry: config.telemetry.clone(),
             ..agentry_engine::EngineConfig::default()
         },
         server: agentry_server::ServerOptions {

@@ -5,6 +5,7 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::platos::{field, required};
 use crate::{Client, Error, Result};
 
 /// A budget cap, as the server shows it.
@@ -161,13 +162,4 @@ impl Budgets<'_> {
         let answer: Value = required(self.client.call(Method::POST, &path, Some(&body)).await)?;
         field(answer, "cap")
     }
-}
-
-fn required<T>(result: Result<Option<T>>) -> Result<T> {
-    result?.ok_or_else(|| Error::Protocol("the server answered with an empty body".into()))
-}
-
-fn field<T: serde::de::DeserializeOwned>(mut body: Value, key: &str) -> Result<T> {
-    serde_json::from_value(body.get_mut(key).map(Value::take).unwrap_or(Value::Null))
-        .map_err(|e| Error::Protocol(format!("`{key}`: {e}")))
 }

@@ -25,6 +25,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::erdo_types::{ErdoEvent, ErdoThread, InvokeParams, InvokeResult, ScopedToken, ThreadMessage, TokenParams};
+use crate::platos::{encode, required};
 use crate::sse::{SseBlock, SseParser};
 use crate::{Client, Credentials, Error, Result};
 
@@ -389,10 +390,6 @@ async fn call<T: DeserializeOwned>(client: &Client, request: &Request) -> Result
     serde_json::from_str(&text).map(Some).map_err(|e| Error::Protocol(format!("{}: {e}", request.path)))
 }
 
-fn required<T>(result: Result<Option<T>>) -> Result<T> {
-    result?.ok_or_else(|| Error::Protocol("the server answered with an empty body".into()))
-}
-
 /// Sends with retries: a replayable request on every retryable error, another only when it
 /// certainly did not run. Waits `Retry-After` when the server gave one.
 async fn send(client: &Client, request: &Request) -> Result<Answer> {
@@ -484,19 +481,6 @@ fn authorize(client: &Client, builder: reqwest::RequestBuilder) -> Result<reqwes
             ));
         }
     })
-}
-
-/// Percent-encodes a path segment or query value.
-fn encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

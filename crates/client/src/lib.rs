@@ -50,6 +50,8 @@
 //!   [`Approval`], [`ApprovalFilter`], [`ApprovalPage`]; the turn events are the server's own
 //!   [`TurnEvent`] (tokens, tool calls, [`TurnEvent::ApprovalNeeded`] /
 //!   [`TurnEvent::ApprovalResolved`], artifacts, [`SafetyFlag`]s, errors, `done`).
+//! - [`Client::monitoring`] ([`Monitoring`]): [`TurnRecord`]s, traces ([`TraceSpan`],
+//!   [`ThreadTrace`]), cost rollups ([`CostBy`] → [`CostRollup`]) and the [`Summary`].
 //! - [`Error`]: one error type with [`Error::is_retryable`]. Requests are retried with exponential
 //!   backoff and jitter on network errors, 5xx and 429 (honouring `Retry-After`); writes carry an
 //!   `Idempotency-Key` the client sets, so retrying them is safe. 409 is [`Error::Conflict`]
@@ -71,6 +73,7 @@ mod budgets;
 mod erdo;
 mod erdo_types;
 mod error;
+mod monitoring;
 mod platos;
 mod sse;
 mod stream;
@@ -90,9 +93,15 @@ pub use erdo_types::{
     StepInfo, ThreadMessage, TokenParams,
 };
 pub use error::{Error, Result};
+pub use monitoring::{
+    CostBy, CostRollup, CostRow, Monitoring, Summary, ThreadTrace, TraceRollup, TraceSpan, TurnQuery, TurnRecord,
+};
 pub use platos::{Agents, Approvals, Threads};
 pub use stream::{StreamEvent, TurnStream};
-pub use types::{Agent, AgentVersion, Approval, ApprovalFilter, ApprovalPage, Artifact, Message, Thread, ThreadFilter};
+pub use types::{
+    Agent, AgentVersion, Approval, ApprovalFilter, ApprovalPage, Artifact, Message, MessageToolCall, Thread,
+    ThreadFilter,
+};
 
 use reqwest::Method;
 use serde::de::DeserializeOwned;
@@ -350,6 +359,11 @@ impl Client {
     /// Budget caps: list, status, and (operators) set, update, delete, override.
     pub fn budgets(&self) -> Budgets<'_> {
         Budgets { client: self }
+    }
+
+    /// Monitoring: turns, traces, cost rollups by agent, day, model and user, and the summary.
+    pub fn monitoring(&self) -> Monitoring<'_> {
+        Monitoring { client: self }
     }
 
     /// The Erdo surface: invoke bots (whole or streamed), mint and revoke scoped tokens, and
