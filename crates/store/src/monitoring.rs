@@ -197,8 +197,14 @@ impl Store {
              FROM model_calls
              WHERE organization_id = $1 AND project_id = $2 AND environment_id = $3
                AND started_at >= $4 AND started_at < $5 AND ($6 IS NULL OR user_id = $6)
-             GROUP BY {key} ORDER BY {order}",
-            key = by.key_sql()
+             {group}",
+            key = by.key_sql(),
+            // Postgres does not group by a constant: the total is one row without GROUP BY.
+            group = if by == RollupBy::Total {
+                String::new()
+            } else {
+                format!("GROUP BY {} ORDER BY {order}", by.key_sql())
+            },
         );
         let mut rows: Vec<RollupRow> = on_pool!(self, |pool| {
             sqlx::query(sqlx::AssertSqlSafe(sql))

@@ -141,6 +141,8 @@ async fn turns_are_listed_with_their_calls_and_rolled_up(store: &Store) {
     let today = agentry_core::Period::Day.window_key(Timestamp::now());
     assert_eq!(rollup(RollupBy::Day, None).await, [(today, 157, 2, 3)]);
     assert_eq!(rollup(RollupBy::Agent, Some("bob")).await, [("sales".into(), 7, 1, 1)]);
+    assert_eq!(rollup(RollupBy::Total, None).await, [("total".into(), 157, 2, 3)]);
+    assert_eq!(rollup(RollupBy::Total, Some("carol")).await, [("total".into(), 0, 0, 0)], "an empty span totals zero");
     let later = store.cost_rollup(&scope_a(), RollupBy::Agent, until, Timestamp(until.0 + 1), None).await.unwrap();
     assert!(later.is_empty());
 
