@@ -120,6 +120,11 @@ pub async fn run(options: StreamBench) -> Result<(), String> {
 /// Starts `agentry serve` with the bench agents: on SQLite in a temporary directory, or as a
 /// replica on the Postgres database `database_url`.
 pub(crate) async fn start_server(database_url: Option<&str>) -> Result<Server, String> {
+    start_server_with(database_url, &[]).await
+}
+
+/// [`start_server`] with extra environment variables.
+pub(crate) async fn start_server_with(database_url: Option<&str>, env: &[(&str, &str)]) -> Result<Server, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let agents = dir.path().join("agents");
     std::fs::create_dir_all(&agents).map_err(|e| e.to_string())?;
@@ -142,6 +147,7 @@ pub(crate) async fn start_server(database_url: Option<&str>) -> Result<Server, S
     if let Some(url) = database_url {
         command.arg("--database-url").arg(url);
     }
+    command.envs(env.iter().copied());
     let child = command
         .env("AGENTRY_SERVICE_SECRET", SECRET)
         .env("AGENTRY_API_KEY", API_KEY)

@@ -5,6 +5,9 @@
 //!
 //! A client sends a message and reads its turn up to `done`, then sends the next one; each client
 //! has its own thread. Server CPU per turn is the servers' user+system time over the run.
+//!
+//! What a feature costs (a budget cap; spans) is measured on two fresh SQLite servers, one with
+//! and one without it, in alternation, best of two rounds each.
 
 use std::time::{Duration, Instant};
 
@@ -14,7 +17,9 @@ use tokio_tungstenite::tungstenite::Message;
 
 use futures_util::{SinkExt as _, StreamExt as _};
 
-use crate::bench::{Server, agent_event, connect, http, mint, now_ms, read_turn, start_server, words};
+use crate::bench::{
+    Server, agent_event, connect, http, mint, now_ms, read_turn, start_server, start_server_with, words,
+};
 
 /// Options of `agentry bench turns`.
 #[derive(Debug, clap::Args)]
@@ -39,6 +44,7 @@ pub async fn run(options: TurnsBench) -> Result<(), String> {
     let server = start_server(None).await?;
     report("sqlite, 1 replica", &[server], options.turns).await?;
     budget_cost(options.turns).await?;
+    telemetry_cost(options.turns).await?;
     if options.sqlite_only {
         return Ok(());
     }
@@ -124,8 +130,7 @@ async fn throughput(servers: &[Server], clients: usize, turns: usize) -> Result<
 }
 
 /// Turns/s at 10 clients without a budget cap and with a scope cap high enough never to block
-/// (every model call reserves and settles), on two fresh SQLite servers measured in alternation,
-/// best of two rounds each, so that machine noise does not pass for the cost of the cap.
+/// (every model call reserves and settles).
 async fn budget_cost(turns: usize) -> Result<(), String> {
     let plain = start_server(None).await?;
     let capped = start_server(None).await?;
@@ -143,9 +148,24 @@ async fn budget_cost(turns: usize) -> Result<(), String> {
     if !answer.status().is_success() {
         return Err(format!("creating the cap answered {}", answer.status()));
     }
+    compare("budget cap", ("without a cap", &plain), ("with one", &capped), turns).await
+}
+
+/// Turns/s at 10 clients with spans off (`AGENTRY_STORE_SPANS=false`) and on (the default: a
+/// `chat` and an `invoke_agent` span a turn, stored with the turn's events). The usage ledger is
+/// written either way.
+async fn telemetry_cost(turns: usize) -> Result<(), String> {
+    let off = start_server_with(None, &[("AGENTRY_STORE_SPANS", "false")]).await?;
+    let on = start_server(None).await?;
+    compare("spans", ("spans off", &off), ("spans on", &on), turns).await
+}
+
+/// Measures `base` and `variant` in alternation at 10 clients, best of two rounds each, so that
+/// machine noise does not pass for the variant's cost; prints how much slower the variant is.
+async fn compare(what: &str, base: (&str, &Server), variant: (&str, &Server), turns: usize) -> Result<(), String> {
     let mut best = [(0.0_f64, f64::MAX); 2];
     for _round in 0..2 {
-        for (server, best) in [&plain, &capped].into_iter().zip(best.iter_mut()) {
+        for (server, best) in [base.1, variant.1].into_iter().zip(best.iter_mut()) {
             let cpu_before = server.cpu_time();
             let (done, elapsed) = throughput(std::slice::from_ref(server), 10, turns).await?;
             let cpu_ms = server.cpu_time().saturating_sub(cpu_before).as_secs_f64() * 1000.0 / done.max(1) as f64;
@@ -153,11 +173,13 @@ async fn budget_cost(turns: usize) -> Result<(), String> {
             best.1 = best.1.min(cpu_ms);
         }
     }
-    let [(without, cpu_without), (with, cpu_with)] = best;
+    let [(rate_base, cpu_base), (rate_variant, cpu_variant)] = best;
     println!(
-        "budget cap, sqlite    10 clients: {without:.0} turns/s ({cpu_without:.2} ms CPU/turn) without a cap, \
-         {with:.0} ({cpu_with:.2} ms) with one: {:.1} % slower (aim < 10 %)",
-        (1.0 - with / without) * 100.0
+        "{what:<12} sqlite 10 clients: {rate_base:.0} turns/s ({cpu_base:.2} ms CPU/turn) {}, \
+         {rate_variant:.0} ({cpu_variant:.2} ms) {}: {:.1} % slower (aim < 10 %)",
+        base.0,
+        variant.0,
+        (1.0 - rate_variant / rate_base) * 100.0
     );
     Ok(())
 }

@@ -7,8 +7,11 @@
 //! lease moved on are refused by the store without touching the rest of the batch; that turn's
 //! log is marked lost, and its runner stops.
 //!
-//! Spans ([`TurnLog::span`]) ride the same queue and the same transaction (unfenced: they record
-//! work that happened), and are offered to the OTLP exporter once written.
+//! Spans ([`TurnLog::span`]) are held by the turn's log until the run ends or parks
+//! ([`TurnLog::send_spans`]), then ride the same queue and the same transaction as events
+//! (unfenced: they record work that happened), and are offered to the OTLP exporter once
+//! written. Sending them once per run keeps them to one more statement per turn's last batch (a
+//! statement is a round trip to SQLite's worker thread); a run cut short by a crash loses them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -40,8 +43,8 @@ struct LogShared {
 #[allow(clippy::large_enum_variant)]
 enum Command {
     Append(Arc<LogShared>, LoggedEvent),
-    /// A finished span of a turn.
-    Span(Box<Span>),
+    /// Finished spans of a turn.
+    Spans(Vec<Span>),
     /// Answered once every event queued before it is written and published.
     Flush(oneshot::Sender<Result<(), String>>),
 }
@@ -85,6 +88,8 @@ pub struct TurnLog {
     shared: Arc<LogShared>,
     last_seq: i64,
     writer: LogWriter,
+    /// Spans recorded and not yet sent.
+    spans: Vec<Span>,
 }
 
 impl TurnLog {
@@ -96,6 +101,7 @@ impl TurnLog {
             shared: Arc::new(LogShared { scope, token: lease.token, lost: AtomicBool::new(false) }),
             last_seq,
             writer,
+            spans: Vec::new(),
         }
     }
 
@@ -114,10 +120,17 @@ impl TurnLog {
         self.last_seq
     }
 
-    /// Records a finished span: stored with the next batch of events (when spans are stored) and
-    /// then exported.
-    pub(crate) fn span(&self, span: Span) {
-        let _ = self.writer.tx.send(Command::Span(Box::new(span)));
+    /// Records a finished span, sent with [`TurnLog::send_spans`].
+    pub(crate) fn span(&mut self, span: Span) {
+        self.spans.push(span);
+    }
+
+    /// Queues the recorded spans with the next batch of events: stored (when spans are stored)
+    /// and then exported. Called when a run ends or parks, before its last flush.
+    pub(crate) fn send_spans(&mut self) {
+        if !self.spans.is_empty() {
+            let _ = self.writer.tx.send(Command::Spans(std::mem::take(&mut self.spans)));
+        }
     }
 
     /// True once the store refused an event of this log (the lease was lost).
@@ -154,7 +167,7 @@ async fn write_batches(
         while let Some(command) = next.take() {
             match command {
                 Command::Append(shared, event) => events.push((shared, event)),
-                Command::Span(span) => spans.push(*span),
+                Command::Spans(mut more) => spans.append(&mut more),
                 Command::Flush(done) => flushes.push(done),
             }
             if events.len() + spans.len() < MAX_BATCH {

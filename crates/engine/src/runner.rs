@@ -165,6 +165,7 @@ pub(crate) async fn run(
         }
         Outcome::Stopped(StopReason::Shutdown) => {
             // What was logged stays; the turn resumes elsewhere from its last checkpoint.
+            ctx.log.send_spans();
             let _ = ctx.log.flush().await;
             if let Err(err) = engine.store().release_lease(&ctx.lease).await {
                 tracing::warn!(%err, turn = %turn.id, "cannot release the turn's lease");
@@ -184,6 +185,7 @@ async fn park(
 ) {
     // Every event, `approval_needed` included, is in the log before the turn counts as waiting,
     // so whoever resumes it continues the log after them.
+    ctx.log.send_spans();
     match ctx.log.flush().await {
         Ok(()) => {}
         Err(LogError::LeaseLost) => return,
@@ -460,7 +462,7 @@ async fn run_calls(ctx: &mut RunCtx<'_>, state: &mut TurnState, tools: &ToolBox)
             content: Some((call.params.as_ref().unwrap_or(&Value::Null), &result)),
         };
         let at = Window { start_ns, end_ns: Timestamp::now_nanos() };
-        engine.inner.telemetry.tool_call(&ctx.log, turn, &call.id, &call.name, at, outcome);
+        engine.inner.telemetry.tool_call(&mut ctx.log, turn, &call.id, &call.name, at, outcome);
         state.calls.remove(0);
         state.add_tool_result(&call.id, &result, is_error);
         ctx.log.emit(TurnEvent::ToolResult { name: call.name, result, call_id: call.id, is_error });

@@ -169,7 +169,7 @@ pub(crate) async fn call_model(
         return StepEnd::Failed { code: "service_unavailable", cause: format!("cannot record the model call: {err}") };
     }
     let at = crate::telemetry::Window { start_ns, end_ns: Timestamp::now_nanos() };
-    telemetry.model_call(&ctx.log, ctx.turn, &record, at, prompt.map(|p| (p, text.as_str())));
+    telemetry.model_call(&mut ctx.log, ctx.turn, &record, at, prompt.map(|p| (p, text.as_str())));
     state.usage.add(&call_usage);
     state.counted_in_windows = true;
     match ended {

@@ -146,7 +146,8 @@ pub(crate) async fn terminate(
         steps: state.step,
         content: answer.as_ref().map(|(message, _)| (turn.input.text.as_str(), message.content.as_str())),
     };
-    engine.inner.telemetry.turn_ended(&ctx.log, turn, at, end);
+    engine.inner.telemetry.turn_ended(&mut ctx.log, turn, at, end);
+    ctx.log.send_spans();
     ctx.log.emit(TurnEvent::Usage { usage });
     ctx.log.emit(TurnEvent::Done { usage, status, stopped: status == TurnStatus::Cancelled });
     match ctx.log.flush().await {

@@ -21,7 +21,8 @@ CREATE TABLE spans (
 );
 CREATE INDEX spans_by_trace ON spans (trace_id);
 CREATE INDEX spans_by_thread ON spans (thread_id, start_ns);
-CREATE INDEX spans_by_scope ON spans (organization_id, project_id, environment_id, start_ns);
+-- For the retention sweep. Reads are by trace or by thread, then filtered by scope.
+CREATE INDEX spans_by_start ON spans (start_ns);
 
 -- The monitoring views list a scope's turns by time and count a turn's tool calls.
 CREATE INDEX turns_by_scope ON turns (organization_id, project_id, environment_id, created_at);

@@ -71,7 +71,7 @@ impl Telemetry {
     /// A model call ended: its metrics, and its span on the turn's log.
     pub(crate) fn model_call(
         &self,
-        log: &TurnLog,
+        log: &mut TurnLog,
         turn: &Turn,
         call: &ModelCall,
         at: Window,
@@ -114,7 +114,7 @@ impl Telemetry {
     /// A tool call of a turn ended: its metrics and its span.
     pub(crate) fn tool_call(
         &self,
-        log: &TurnLog,
+        log: &mut TurnLog,
         turn: &Turn,
         call_id: &str,
         tool: &str,
@@ -131,7 +131,7 @@ impl Telemetry {
     }
 
     /// A turn ended: its metrics, its span and its log line.
-    pub(crate) fn turn_ended(&self, log: &TurnLog, turn: &Turn, at: Window, end: TurnEnd<'_>) {
+    pub(crate) fn turn_ended(&self, log: &mut TurnLog, turn: &Turn, at: Window, end: TurnEnd<'_>) {
         let labels = TurnLabels { agent: turn.agent_id.clone(), status: end.status.to_owned() };
         let seconds = (at.end_ns - at.start_ns).max(0) as f64 / 1e9;
         self.metrics.turns.get_or_create(&labels).inc();
