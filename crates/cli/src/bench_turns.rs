@@ -152,20 +152,28 @@ async fn budget_cost(turns: usize) -> Result<(), String> {
 }
 
 /// Turns/s at 10 clients with spans off (`AGENTRY_STORE_SPANS=false`) and on (the default: a
-/// `chat` and an `invoke_agent` span a turn, stored with the turn's events). The usage ledger is
+/// `chat` and an `invoke_agent` span a turn, stored with the turn's events); the usage ledger is
 /// written either way.
+/// Then with spans also exported to a collector that is not there (nothing listens on port 9):
+/// a turn must not notice.
 async fn telemetry_cost(turns: usize) -> Result<(), String> {
     let off = start_server_with(None, &[("AGENTRY_STORE_SPANS", "false")]).await?;
     let on = start_server(None).await?;
-    compare("spans", ("spans off", &off), ("spans on", &on), turns).await
+    compare("spans", ("spans off", &off), ("spans on", &on), turns).await?;
+    drop(off);
+    let down = start_server_with(None, &[("AGENTRY_OTLP_ENDPOINT", "http://127.0.0.1:9")]).await?;
+    compare("otlp down", ("spans on", &on), ("collector absent", &down), turns).await
 }
 
-/// Measures `base` and `variant` in alternation at 10 clients, best of two rounds each, so that
-/// machine noise does not pass for the variant's cost; prints how much slower the variant is.
+/// Measures `base` and `variant` in alternation (A B B A) at 10 clients, best of two runs each, so
+/// that machine noise does not pass for the variant's cost; prints how much slower the variant is.
 async fn compare(what: &str, base: (&str, &Server), variant: (&str, &Server), turns: usize) -> Result<(), String> {
     let mut best = [(0.0_f64, f64::MAX); 2];
-    for _round in 0..2 {
-        for (server, best) in [base.1, variant.1].into_iter().zip(best.iter_mut()) {
+    // A B B A: a server that slows as its database grows, or a machine that slows over the run,
+    // weighs on both alike.
+    for order in [[0, 1], [1, 0]] {
+        for i in order {
+            let (server, best) = ([base.1, variant.1][i], &mut best[i]);
             let cpu_before = server.cpu_time();
             let (done, elapsed) = throughput(std::slice::from_ref(server), 10, turns).await?;
             let cpu_ms = server.cpu_time().saturating_sub(cpu_before).as_secs_f64() * 1000.0 / done.max(1) as f64;

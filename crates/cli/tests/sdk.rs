@@ -692,3 +692,66 @@ async fn the_budgets_namespace_and_cli_manage_caps_that_stop_turns() {
     assert!(operator.budgets().delete(&cap.id).await.unwrap());
     assert!(!operator.budgets().delete(&cap.id).await.unwrap());
 }
+
+#[tokio::test]
+async fn the_monitoring_namespace_and_cli_show_turns_traces_and_costs() {
+    let prices = "[prices.\"scripted:echo\"]\ninput = 1000\noutput = 1000\n";
+    let server = common::spawn_configured(SECRET, API_KEY, &[], prices).await;
+    let alice = client(&server.base, "alice");
+    let thread = alice.threads().create(None, None).await.unwrap();
+    let (events, _) = collect(alice.threads().send(&thread.id, "hello there")).await;
+    let Some(StreamEvent::Event(TurnEvent::Done { usage, .. })) = events.last() else { panic!("{events:?}") };
+    let cost = usage.cost.0;
+    assert!(cost > 0);
+
+    let turns = alice.monitoring().turns(&agentry_client::TurnQuery::default()).await.unwrap();
+    assert_eq!(turns.len(), 1);
+    let turn = &turns[0];
+    assert_eq!(
+        (turn.thread_id.as_str(), turn.status.as_str(), turn.cost_micro_cents),
+        (thread.id.as_str(), "completed", cost)
+    );
+    assert_eq!(alice.monitoring().turn(&turn.id).await.unwrap().steps, 1);
+    let spans = alice.monitoring().trace(&turn.trace_id).await.unwrap();
+    assert_eq!(spans.len(), 2, "the turn and its model call");
+    let story = alice.monitoring().thread_trace(&thread.id).await.unwrap();
+    assert_eq!((story.rollup.total_cost_micro_cents, story.messages.len()), (cost, 2));
+    assert_eq!(story.messages[1].turn_id.as_deref(), Some(turn.id.as_str()));
+    assert_eq!(story.span_tree[0].children.len(), 1);
+    for by in [
+        agentry_client::CostBy::Agent,
+        agentry_client::CostBy::Day,
+        agentry_client::CostBy::Model,
+        agentry_client::CostBy::User,
+    ] {
+        let rollup = alice.monitoring().cost(by, 1).await.unwrap();
+        assert_eq!((rollup.cost_micro_cents, rollup.turns, rollup.rows.len()), (cost, 1, 1), "{by:?}");
+        assert_eq!(rollup.rows[0].cost_micro_cents, cost);
+    }
+    let rollup = alice.monitoring().cost(agentry_client::CostBy::User, 1).await.unwrap();
+    assert_eq!(rollup.rows[0].key, "alice");
+    let summary = alice.monitoring().summary(None).await.unwrap();
+    assert_eq!((summary.turns, summary.failures), (1, 0));
+    // Bob sees none of it.
+    let bob = client(&server.base, "bob");
+    assert!(bob.monitoring().turns(&agentry_client::TurnQuery::default()).await.unwrap().is_empty());
+    assert!(matches!(bob.monitoring().turn(&turn.id).await, Err(Error::NotFound { .. })));
+    assert!(matches!(bob.monitoring().thread_trace(&thread.id).await, Err(Error::NotFound { .. })));
+
+    let cli = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_agentry"))
+            .args(args)
+            .args(["--server", &server.base, "--api-key", API_KEY])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let listed = cli(&["turns", "--limit", "5"]);
+    assert!(listed.contains("completed") && listed.contains(&thread.id), "{listed}");
+    let tree = cli(&["trace", &thread.id]);
+    let lines: Vec<&str> = tree.lines().collect();
+    assert!(lines[0].starts_with(&format!("thread {}: 2 messages, 1 turns", thread.id)), "{tree}");
+    assert!(lines[1].starts_with("invoke_agent ") && lines[1].contains(" ms"), "{tree}");
+    assert!(lines[2].starts_with("└─ chat echo") && lines[2].contains("¢"), "{tree}");
+}

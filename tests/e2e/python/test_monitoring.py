@@ -79,6 +79,7 @@ class OtlpReceiver:
 
     def close(self) -> None:
         self._server.shutdown()
+        self._server.server_close()
 
 
 def attributes(span: Span) -> dict[str, Any]:
