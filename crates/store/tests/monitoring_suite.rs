@@ -84,6 +84,8 @@ async fn turns_are_listed_with_their_calls_and_rolled_up(store: &Store) {
     let alice = submitted(store, "alice", "support", &scope_a()).await;
     let bob = submitted(store, "bob", "sales", &scope_a()).await;
     let elsewhere = submitted(store, "alice", "support", &scope_b()).await;
+    let counts = store.unfinished_turn_counts().await.unwrap();
+    assert_eq!(counts, [("queued".to_owned(), 3)], "the gauge counts every scope's turns");
     for cost in [100, 50] {
         store.record_model_call(&model_call(&alice, 1, CallStatus::Completed, cost)).await.unwrap();
     }
