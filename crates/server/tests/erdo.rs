@@ -513,3 +513,28 @@ async fn an_invoke_over_its_budget_ends_with_an_erdo_error_before_the_model_is_c
     let (status, _) = answer_of(&events);
     assert_eq!(status, "error", "{events:?}");
 }
+
+#[tokio::test]
+async fn a_replay_is_served_only_to_a_caller_who_could_run_it_live() {
+    let app = app().await;
+    app.upload_sales().await;
+    add_agent(&app, analyst()).await;
+    let body = json!({"messages": [{"role": "user", "content": "q"}], "dataset_slugs": ["sales"], "mode": "replay"});
+    let (status, recorded) = app.events(KEY, "/bots/analyst/invoke", body.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer_of(&recorded).0, "success");
+
+    // A token for the bot alone must not get the recorded rows: the same body is a 404, as live.
+    let (_, bot_only) = app.call(KEY, "POST", "/tokens", Some(json!({"botKeys": ["analyst"]}))).await;
+    let bot_only = bot_only["token"].as_str().unwrap();
+    for mode in ["replay", "live"] {
+        let body = json!({"messages": [{"role": "user", "content": "q"}], "dataset_slugs": ["sales"], "mode": mode});
+        let (status, events) = app.events(bot_only, "/bots/analyst/invoke", body).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{mode}: {} events", events.len());
+    }
+    // Nor without naming the dataset: its recording is keyed by what it may read.
+    let unnamed = json!({"messages": [{"role": "user", "content": "q"}], "mode": "replay"});
+    let (_, events) = app.events(bot_only, "/bots/analyst/invoke", unnamed).await;
+    let all = serde_json::to_string(&events).unwrap();
+    assert!(!all.contains("gadget"), "no row of the dataset reaches the token: {all}");
+}

@@ -122,16 +122,33 @@ pub async fn invoke(
     let Some(last) = body.messages.iter().rposition(|m| m.role == "user") else {
         return Err(ApiError::invalid_field("messages", "must contain a message with role `user`"));
     };
+    if let Mode::Manual(mocks) = &mode {
+        return Ok(replayed(manual_events(mocks, &body.messages[last].content)?, bot));
+    }
+    // Every grant is checked before anything runs or is replayed: a replayed answer goes only to
+    // a caller who could have produced it live.
+    let mut about = Vec::new();
+    for slug in &body.dataset_slugs {
+        let slug = slug.split_once('.').filter(|(org, _)| *org == caller.org()).map_or(slug.as_str(), |(_, s)| s);
+        about.push(super::datasets::visible_dataset(&state, &caller, slug).await?.id);
+    }
     let recording = match mode {
-        Mode::Live => None,
-        Mode::Manual(mocks) => return Ok(replayed(manual_events(&mocks, &body.messages[last].content)?, bot)),
+        Mode::Live | Mode::Manual(_) => None,
         Mode::Replay { refresh } => {
+            // Keyed by what the caller may read too, so a narrower grant never shares a recording
+            // made by a wider one.
+            let mut readable = super::datasets::allowed_for(&caller, &about);
+            if let Some(ids) = &mut readable {
+                ids.sort();
+                ids.dedup();
+            }
             let request = json!({
                 "bot": bot.key,
                 "version": agent.current_version_id,
                 "messages": body.messages,
                 "parameters": body.parameters,
-                "datasets": body.dataset_slugs,
+                "datasets": about,
+                "readable": readable,
             });
             let key = agentry_core::sha256_hex(request.to_string().as_bytes());
             if !refresh && let Some(events) = state.store.recording(&caller.principal.scope, &key).await? {
@@ -140,11 +157,6 @@ pub async fn invoke(
             Some(key)
         }
     };
-    let mut about = Vec::new();
-    for slug in &body.dataset_slugs {
-        let slug = slug.split_once('.').filter(|(org, _)| *org == caller.org()).map_or(slug.as_str(), |(_, s)| s);
-        about.push(super::datasets::visible_dataset(&state, &caller, slug).await?.id);
-    }
     let thread = invocation_thread(&state, &caller.principal, &agent, &key).await?;
     for earlier in &body.messages[..last] {
         let role = match earlier.role.as_str() {
