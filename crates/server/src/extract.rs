@@ -32,9 +32,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);
 
-/// Parses JSON, reporting the path of the offending field.
+/// Parses JSON, reporting the path of the offending field. A string with a NUL character is
+/// refused (400 naming the field): Postgres cannot store one, and both backends take the same
+/// inputs.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { bytes };
+    // JSON can carry a NUL only as the escape `\u0000`: look closer only then.
+    if bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000"))
+        && let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes)
+        && let Some(path) = nul_path(&value)
+    {
+        return Err(ApiError::invalid_field(&path, "must not contain a NUL character"));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
         let path = err.path().to_string();
@@ -47,6 +56,31 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             ApiError::invalid_field(&path, inner)
         }
     })
+}
+
+/// Where in `value` a string (or an object key) holds a NUL character, as a path like
+/// `messages[0].content`.
+pub fn nul_path(value: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => text.contains('\0').then(String::new),
+        Value::Array(items) => {
+            items.iter().enumerate().find_map(|(i, item)| nul_path(item).map(|rest| format!("[{i}]{rest}")))
+        }
+        Value::Object(fields) => fields.iter().find_map(|(key, item)| {
+            let here = if key.contains('\0') { Some(String::new()) } else { nul_path(item) };
+            here.map(|rest| {
+                if rest.starts_with('[') {
+                    format!("{key}{rest}")
+                } else if rest.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{key}.{rest}")
+                }
+            })
+        }),
+        _ => None,
+    }
 }
 
 /// Query parameters; a bad value is 400 naming the parameter.

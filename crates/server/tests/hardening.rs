@@ -41,3 +41,72 @@ async fn random_methods_and_paths_do_not_grow_the_metrics() {
     assert!(after.len() < before.len() + 8_000, "/metrics grew from {} to {} bytes", before.len(), after.len());
     replica.stop();
 }
+
+/// A NUL character is refused with a 400 naming the field, the same on both backends, and never
+/// reaches the database (Postgres cannot store it).
+async fn nul_inputs_are_refused_by_name(base: &str, addr: std::net::SocketAddr) {
+    let client = reqwest::Client::new();
+    let user = token("nul-user");
+    let thread = new_thread(base, "nul-user", "default").await;
+    let platos = |method: &str, path: &str, body: serde_json::Value| {
+        client
+            .request(method.parse().unwrap(), format!("{base}/api/v1/agent{path}"))
+            .header("x-platos-session-token", &user)
+            .json(&body)
+    };
+    let erdo = |path: &str, body: serde_json::Value| client.post(format!("{base}{path}")).bearer_auth(KEY).json(&body);
+    let cases = [
+        (platos("POST", "/threads", serde_json::json!({"title": "a\u{0}b"})), "title"),
+        (platos("POST", &format!("/threads/{thread}/messages"), serde_json::json!({"message": "hi\u{0}"})), "message"),
+        (
+            platos(
+                "POST",
+                &format!("/threads/{thread}/messages"),
+                serde_json::json!({"message": "x", "dynamicBlocks": {"k": "\u{0}"}}),
+            ),
+            "dynamicBlocks.k",
+        ),
+        (erdo("/threads", serde_json::json!({"name": "n\u{0}"})), "name"),
+        (erdo("/datasets", serde_json::json!({"slug": "nul", "content": "a,b\n1,\u{0}\n"})), "content"),
+    ];
+    for (request, field) in cases {
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(status, 400, "{field}: {body}");
+        assert!(body["message"].as_str().unwrap().contains(field), "{field}: {body}");
+        assert!(!body.to_string().contains("database"), "no database text reaches a client: {body}");
+    }
+    // The thread is untouched: no message was stored.
+    let (_, messages) = call(base, Some(&user), "GET", &format!("/threads/{thread}/messages"), None).await;
+    assert_eq!(messages["messages"], serde_json::json!([]));
+    // Over the socket: refused with an error naming the field, and no thread is created.
+    let mut sock = Sock::user(addr, "nul-user").await;
+    sock.emit("message", serde_json::json!({"message": "a\u{0}", "threadId": thread})).await;
+    let error = sock.agent_event(std::time::Duration::from_secs(5)).await.unwrap();
+    assert_eq!(error["type"], "error", "{error}");
+    assert!(error["message"].as_str().unwrap().contains("message: must not contain a NUL"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_characters_are_refused_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = AppConfig::new(StoreLocation::Sqlite(dir.path().join("n.db")));
+    config.bootstrap = replica_config_bootstrap();
+    config.engine.datasets_dir = Some(dir.path().join("datasets"));
+    let mut replica = Replica::start(config);
+    nul_inputs_are_refused_by_name(&replica.base(), replica.addr).await;
+    replica.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_characters_are_refused_on_postgres() {
+    let db = PgDb::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = replica_config(&db);
+    config.engine.datasets_dir = Some(dir.path().join("datasets"));
+    let mut replica = Replica::start(config);
+    nul_inputs_are_refused_by_name(&replica.base(), replica.addr).await;
+    replica.stop();
+    db.drop_database().await;
+}

@@ -207,6 +207,9 @@ pub async fn create(
     }
     let source = String::from_utf8(upload.bytes)
         .map_err(|_| ApiError::invalid_field("content", "must be UTF-8 text (CSV or JSON)"))?;
+    if source.contains('\0') {
+        return Err(ApiError::invalid_field("content", "must not contain a NUL character"));
+    }
     let files = datasets(&state)?;
     let id = new_id("dst");
     let info = match upload.format.as_str() {

@@ -373,6 +373,9 @@ impl Connection {
 
 /// Parses an event payload, naming the offending field.
 fn parse<T: serde::de::DeserializeOwned>(data: Value) -> Result<T, String> {
+    if let Some(path) = crate::extract::nul_path(&data) {
+        return Err(format!("{path}: must not contain a NUL character"));
+    }
     serde_path_to_error::deserialize(data).map_err(|err| {
         let path = err.path().to_string();
         if path == "." {
