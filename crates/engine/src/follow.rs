@@ -54,7 +54,16 @@ impl TurnFollower {
             finished: false,
             poll: MIN_POLL,
         };
-        follower.reload().await?;
+        // A cursor at (or past) the turn's `done` has nothing left to follow: the follower ends
+        // at once rather than waiting for events that will never come.
+        if follower.reload().await? == 0 && follower.last_seq > 0 {
+            let (store, scope, turn) = (&follower.store, &follower.scope, &follower.turn_id);
+            let last = store.last_event_seq(scope, turn).await?;
+            if last > 0 && last <= follower.last_seq {
+                let tail = store.events_after(scope, turn, last - 1, 1).await?;
+                follower.finished = tail.first().is_some_and(|e| e.event.is_done());
+            }
+        }
         Ok(follower)
     }
 

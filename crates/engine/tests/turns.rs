@@ -42,6 +42,18 @@ async fn echo_turn_streams_the_message_and_ends_with_done_and_usage() {
 }
 
 #[tokio::test]
+async fn following_from_done_or_past_it_ends_at_once() {
+    let f = fixture().await;
+    let thread = f.agent(echo("echo")).await;
+    let turn = f.send(&thread, "hi").await;
+    let done = f.events(&turn, 0).await.last().unwrap().seq;
+    // `f.events` times out (and fails) if a follower never ends.
+    assert!(f.events(&turn, done).await.is_empty(), "a cursor at done");
+    assert!(f.events(&turn, done + 50).await.is_empty(), "a cursor past done");
+    assert_eq!(f.events(&turn, done - 1).await.len(), 1, "a cursor before done gets done");
+}
+
+#[tokio::test]
 async fn tool_steps_run_tools_and_continue_the_same_turn() {
     let f = fixture().await;
     let spec = AgentSpec {
