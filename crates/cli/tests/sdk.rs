@@ -489,9 +489,9 @@ async fn approvals_park_the_turn_until_the_sdk_resolves_them() {
             );
             assert_eq!((pending.tool_name.as_str(), &pending.args), ("refund", &json!({"id": "A1", "amount": 30})));
             assert!(backend_calls.is_empty(), "nothing runs before the approval");
-            // Another user neither sees nor resolves it (403 is the SDK's Auth error).
+            // Another user neither sees nor resolves it: to them it does not exist.
             assert!(bob.approvals().get(&id).await.unwrap().is_none());
-            assert!(matches!(bob.approvals().approve(&id, None, None).await, Err(Error::Auth { status: 403, .. })));
+            assert!(matches!(bob.approvals().approve(&id, None, None).await, Err(Error::NotFound { .. })));
 
             let approved = alice
                 .approvals()

@@ -24,9 +24,6 @@ pub enum ApprovalError {
     /// No such approval in the caller's scope.
     #[error("approval not found")]
     NotFound,
-    /// The caller neither requested it nor is an operator.
-    #[error("only the user whose turn asked, or an operator, may resolve this approval")]
-    Forbidden,
     /// Someone (or the timeout) settled it first.
     #[error("approval is already {}", .0.status.as_str())]
     AlreadySettled(Box<Approval>),
@@ -39,13 +36,14 @@ pub enum ApprovalError {
 }
 
 impl Engine {
-    /// An approval the caller may see: operators see the scope's, end users their own turns'.
+    /// An approval the caller may see and resolve: as with threads, an operator without a user
+    /// sees the scope's, anyone acting as a user (an end user, an API key with a user id) that
+    /// user's turns'. Anything else is missing — never "forbidden", which would say it exists.
     pub async fn visible_approval(&self, principal: &Principal, id: &str) -> Result<Approval, ApprovalError> {
         let approval = self.store().get_approval(&principal.scope, id).await?.ok_or(ApprovalError::NotFound)?;
-        if principal.is_operator() || approval.requested_by == principal.owner_id() {
-            Ok(approval)
-        } else {
-            Err(ApprovalError::NotFound)
+        match principal.thread_owner_filter() {
+            Some(user) if approval.requested_by != user => Err(ApprovalError::NotFound),
+            _ => Ok(approval),
         }
     }
 
@@ -57,10 +55,7 @@ impl Engine {
         id: &str,
         decision: ApprovalDecision,
     ) -> Result<Approval, ApprovalError> {
-        let approval = self.store().get_approval(&principal.scope, id).await?.ok_or(ApprovalError::NotFound)?;
-        if !principal.is_operator() && approval.requested_by != principal.owner_id() {
-            return Err(ApprovalError::Forbidden);
-        }
+        let approval = self.visible_approval(principal, id).await?;
         if let Some(edited) = &decision.edited_args
             && !edited.is_object()
         {

@@ -255,10 +255,17 @@ async fn only_the_requester_or_an_operator_may_resolve() {
     let turn = f.send(&thread, "refund").await;
     let (_, approval_id) = until_approval(&f, &turn).await;
     let mallory = Principal { user_id: Some("mallory".into()), ..principal() };
-    assert!(matches!(
-        f.engine.resolve_approval(&mallory, &approval_id, approve("")).await,
-        Err(ApprovalError::Forbidden)
-    ));
+    assert!(
+        matches!(f.engine.resolve_approval(&mallory, &approval_id, approve("")).await, Err(ApprovalError::NotFound)),
+        "another user's approval looks missing"
+    );
+    let acting =
+        Principal { user_id: Some("mallory".into()), kind: agentry_core::PrincipalKind::Operator, ..principal() };
+    assert!(matches!(f.engine.visible_approval(&acting, &approval_id).await, Err(ApprovalError::NotFound)));
+    assert!(
+        matches!(f.engine.resolve_approval(&acting, &approval_id, approve("")).await, Err(ApprovalError::NotFound)),
+        "an API key acting as another user is that user"
+    );
     let other_scope = Principal { scope: agentry_core::Scope::new("other", "default", "default"), ..principal() };
     assert!(matches!(
         f.engine.resolve_approval(&other_scope, &approval_id, approve("")).await,

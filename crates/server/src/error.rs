@@ -124,7 +124,6 @@ impl From<agentry_engine::approvals::ApprovalError> for ApiError {
         use agentry_engine::approvals::ApprovalError as E;
         match err {
             E::NotFound => ApiError::not_found("Approval"),
-            E::Forbidden => ApiError::forbidden("NOT_REQUESTER", err.to_string()),
             E::AlreadySettled(_) => ApiError::conflict("APPROVAL_SETTLED", err.to_string()),
             E::Invalid(message) => ApiError::invalid_field("editedArgs", message),
             E::Store(err) => err.into(),

@@ -594,7 +594,7 @@ def test_only_the_requester_or_an_operator_may_resolve(approvals_server: Agentry
                 foreign = {"X-Platos-Session-Token": foreign_token}
 
                 denied = await resolve(h, stranger.headers(), approval_id, {"response": "approve"})
-                assert denied.status_code == 403, f"another end user: {denied.status_code} {denied.text}"
+                assert denied.status_code == 404, f"another end user: {denied.status_code} {denied.text}"
                 hidden = await h.get(approval_path(approval_id), headers=stranger.headers())
                 assert hidden.status_code == 404, f"another end user's GET: {hidden.status_code} {hidden.text}"
                 theirs = await list_approvals(h, stranger.headers())

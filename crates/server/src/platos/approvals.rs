@@ -43,7 +43,7 @@ pub async fn list(
     };
     let limit = page_limit(query.limit, 50, 200)?;
     let offset = page_offset(query.offset)?;
-    let owner = (!principal.is_operator()).then(|| principal.owner_id());
+    let owner = principal.thread_owner_filter();
     let filter = ApprovalFilter {
         status,
         agent_id: query.agent_id.as_deref(),

@@ -87,9 +87,9 @@ impl WindowQuery {
     }
 }
 
-/// Only the caller's own spend, for an end user.
+/// Only the acting user's spend, for an end user or an API key acting as a user.
 fn user_filter(principal: &Principal) -> Option<&str> {
-    (!principal.is_operator()).then(|| principal.owner_id())
+    principal.thread_owner_filter()
 }
 
 fn usage_fields(usage: &TokenUsage, turns: i64) -> Map<String, Value> {

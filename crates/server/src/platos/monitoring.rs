@@ -4,8 +4,8 @@
 //! thread's whole story (`GET /monitoring/trace/:threadId`: messages, spans, their tree, a
 //! timeline and a rollup) and a list of traces (`GET /monitoring/traces`).
 //!
-//! Operators see their scope; end users see only their own turns, traces and threads; a turn
-//! or trace outside that is missing (404), never forbidden.
+//! Operators see their scope; end users (and an API key acting as a user) see only that user's
+//! turns, traces and threads; a turn or trace outside that is missing (404), never forbidden.
 
 use std::collections::HashMap;
 
@@ -62,8 +62,7 @@ fn turn_filter(principal: &Principal, query: TurnQuery) -> Result<Option<TurnFil
         limit: page_limit(query.limit, 50, 500)?,
         offset: page_offset(query.offset)?,
     };
-    if !principal.is_operator() {
-        let own = principal.owner_id();
+    if let Some(own) = principal.thread_owner_filter() {
         if filter.user_id.as_deref().is_some_and(|u| u != own) {
             return Ok(None);
         }
@@ -80,7 +79,7 @@ fn turn_filter(principal: &Principal, query: TurnQuery) -> Result<Option<TurnFil
 
 /// Whether `principal` may see `turn` (scope already matched).
 fn may_see(principal: &Principal, turn: &Turn) -> bool {
-    (principal.is_operator() || turn.user_id == principal.owner_id())
+    principal.thread_owner_filter().is_none_or(|user| turn.user_id == user)
         && principal.pinned_agent_id.as_ref().is_none_or(|a| *a == turn.agent_id)
 }
 
@@ -208,7 +207,7 @@ pub async fn trace(
     Auth(principal): Auth,
     Path(trace_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let user = (!principal.is_operator()).then(|| principal.owner_id());
+    let user = principal.thread_owner_filter();
     let spans: Vec<Span> = state
         .store
         .spans_of_trace(&principal.scope, &trace_id.to_ascii_lowercase(), user)
