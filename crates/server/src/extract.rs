@@ -32,11 +32,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);
 
-/// Parses JSON, reporting the path of the offending field. A string with a NUL character is
-/// refused (400 naming the field): Postgres cannot store one, and both backends take the same
-/// inputs.
+/// Parses a JSON object body, reporting the path of the offending field. Anything but one
+/// object (an array, trailing bytes after it) is refused, and so is a string with a NUL character
+/// (400 naming the field): Postgres cannot store one, and both backends take the same inputs.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { bytes };
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::validation("the request body must be a JSON object", Vec::new()));
+    }
     // JSON can carry a NUL only as the escape `\u0000`: look closer only then.
     if bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000"))
         && let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes)
@@ -45,7 +48,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         return Err(ApiError::invalid_field(&path, "must not contain a NUL character"));
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+    let parsed = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
         if inner.is_syntax() || inner.is_eof() {
@@ -55,7 +58,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         } else {
             ApiError::invalid_field(&path, inner)
         }
-    })
+    })?;
+    deserializer
+        .end()
+        .map_err(|err| ApiError::validation(format!("malformed JSON body: {err} after the object"), Vec::new()))?;
+    Ok(parsed)
 }
 
 /// Where in `value` a string (or an object key) holds a NUL character, as a path like
@@ -134,5 +141,33 @@ pub fn page_offset(requested: Option<i64>) -> Result<i64, ApiError> {
         None => Ok(0),
         Some(n) if n >= 0 => Ok(n),
         Some(n) => Err(ApiError::invalid_field("offset", format!("{n} must not be negative"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Body {
+        message: Option<String>,
+    }
+
+    fn refused(body: &str) -> String {
+        let err = parse_json::<Body>(body.as_bytes()).unwrap_err();
+        assert_eq!(err.status, axum::http::StatusCode::BAD_REQUEST, "{body}");
+        format!("{} {:?}", err.message, err.validation_errors)
+    }
+
+    #[test]
+    fn only_one_json_object_is_a_body() {
+        assert!(parse_json::<Body>(b" {\"message\": \"hi\"} \n").is_ok());
+        assert!(parse_json::<Body>(b"").is_ok(), "an empty body reads as {{}}");
+        assert!(refused("[]").contains("must be a JSON object"));
+        assert!(refused("\"text\"").contains("must be a JSON object"));
+        assert!(refused("{\"message\": \"hi\"} trailing").contains("after the object"));
+        assert!(refused("{} {}").contains("after the object"));
+        assert!(refused("{\"message\": \"a\\u0000b\"}").contains("message"));
     }
 }
