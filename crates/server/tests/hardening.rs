@@ -110,3 +110,37 @@ async fn nul_characters_are_refused_on_postgres() {
     replica.stop();
     db.drop_database().await;
 }
+
+/// A socket is authorised only as long as its session token: once it expires, the next event is
+/// answered with `error{code:"token_expired"}` and the namespace is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_stops_serving_when_its_token_expires() {
+    use agentry_core::session_token::{SessionClaims, sign};
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = AppConfig::new(StoreLocation::Sqlite(dir.path().join("t.db")));
+    config.bootstrap = replica_config_bootstrap();
+    let mut replica = Replica::start(config);
+    let now = agentry_core::Timestamp::now().unix_seconds();
+    let claims = SessionClaims {
+        iat: now,
+        exp: now + 2,
+        ..SessionClaims::new(&agentry_core::Scope::default_scope(), "short-lived", "default")
+    };
+    let short = sign(SECRET, &claims).unwrap();
+    let mut sock = Sock::connect(replica.addr, serde_json::json!({ "token": short })).await;
+    sock.emit("message", serde_json::json!({"message": "while valid"})).await;
+    let first = sock.agent_event(std::time::Duration::from_secs(5)).await.unwrap();
+    assert_ne!(first["type"], "error", "served while the token is valid: {first}");
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    sock.emit("message", serde_json::json!({"message": "after expiry"})).await;
+    let refused = loop {
+        let event = sock.agent_event(std::time::Duration::from_secs(5)).await.expect("an answer after expiry");
+        if event["type"] == "error" {
+            break event;
+        }
+    };
+    assert_eq!(refused["code"], "token_expired", "{refused}");
+    sock.emit("message", serde_json::json!({"message": "still trying"})).await;
+    assert!(sock.agent_event(std::time::Duration::from_secs(1)).await.is_none(), "the namespace was left");
+    replica.stop();
+}

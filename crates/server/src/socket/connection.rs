@@ -73,6 +73,8 @@ pub(super) struct Connection {
     pub(super) out: mpsc::Sender<Outgoing>,
     /// Set once the `/agent` namespace is connected.
     pub(super) principal: Option<Principal>,
+    /// When the session token it connected with expires (Unix seconds); `None` for an API key.
+    expires_at: Option<i64>,
     header_credentials: Credentials,
     /// Turns being streamed to this socket, by turn id.
     pub(super) streams: HashMap<String, Stream>,
@@ -105,6 +107,7 @@ pub(super) async fn run(state: AppState, socket: WebSocket, header_credentials: 
         pid: new_secret("sid", 16),
         out,
         principal: None,
+        expires_at: None,
         header_credentials,
         streams: HashMap::new(),
         rooms: HashMap::new(),
@@ -245,6 +248,11 @@ impl Connection {
                 true
             }
             Ok(EngineFrame::Pong) => {
+                // An idle socket learns of its expired token within one ping interval.
+                if self.token_expired() {
+                    self.end_expired().await;
+                    return true;
+                }
                 let confirmed = self.positions.lock().unwrap_or_else(|p| p.into_inner()).ponged();
                 if let Some(confirmed) = confirmed {
                     self.confirm(confirmed);
@@ -270,6 +278,8 @@ impl Connection {
                         json!({ "status": 401, "code": "unauthorized" }),
                     ))
                     .await;
+                } else if self.token_expired() {
+                    self.end_expired().await;
                 } else {
                     self.dispatch(&name, data, ack).await;
                 }
@@ -344,6 +354,10 @@ impl Connection {
         if principal.is_operator() && principal.user_id.is_none() {
             self.approvals = Some(self.state.engine.watch_scope(&principal.scope));
         }
+        // The token was verified: its `exp` is its own.
+        self.expires_at = credentials.session_token.as_deref().and_then(|token| {
+            agentry_core::session_token::UnverifiedToken::parse(token).ok().map(|t| t.unverified_claims().exp)
+        });
         self.principal = Some(principal.clone());
         self.emit("connected", &connected).await;
         self.recover(&principal, session.unwrap_or_default(), offset).await;
@@ -424,6 +438,22 @@ impl Connection {
     }
 
     /// Stops every stream and room of this connection.
+    fn token_expired(&self) -> bool {
+        self.principal.is_some()
+            && self.expires_at.is_some_and(|exp| agentry_core::Timestamp::now().unix_seconds() >= exp)
+    }
+
+    /// The session token ran out: the socket stops streaming and leaves the namespace, with an
+    /// `error{code:"token_expired"}` first, so the client reconnects with a fresh token.
+    async fn end_expired(&mut self) {
+        let error = json!({ "type": "error", "code": "token_expired", "message": "the session token expired; reconnect with a new one" });
+        self.send(frame::event(NAMESPACE, "agent_event", &error)).await;
+        self.send(format!("41{NAMESPACE},")).await;
+        self.close();
+        self.principal = None;
+        self.expires_at = None;
+    }
+
     pub(super) fn close(&mut self) {
         for (_, stream) in self.streams.drain() {
             stream.handle.abort();
