@@ -95,6 +95,7 @@ const KEYS: &[(&str, &str)] = &[
     ("max_running_turns", "AGENTRY_MAX_RUNNING_TURNS"),
     ("replica_id", "AGENTRY_REPLICA_ID"),
     ("allow_private_webhooks", "AGENTRY_ALLOW_PRIVATE_WEBHOOKS"),
+    ("max_token_lifetime_secs", "AGENTRY_MAX_TOKEN_LIFETIME_SECS"),
 ];
 
 /// Default listen address.
@@ -152,6 +153,8 @@ pub struct Config {
     pub prices: BTreeMap<String, agentry_llm::config::Price>,
     /// Budget alert webhooks may reach loopback and private addresses.
     pub allow_private_webhooks: bool,
+    /// The longest session-token lifetime (`exp - iat`) accepted.
+    pub max_token_lifetime_secs: i64,
     /// Message rate limits (`[rate_limits]`; agents override each key).
     pub rate_limits: agentry_core::RateLimits,
     /// Spans and their export (`[telemetry]`).
@@ -410,6 +413,7 @@ impl Layers {
         let max_tool_result_bytes = self.number("max_tool_result_bytes", 64 * 1024, 256, 16 << 20)?;
         let turn_lease = std::time::Duration::from_secs(self.number("turn_lease_secs", 30, 1, 3600)?);
         let max_running_turns = self.number("max_running_turns", 512, 1, 100_000)?;
+        let max_token_lifetime_secs = self.number("max_token_lifetime_secs", 30 * 86_400, 60, 366 * 86_400)?;
         let replica_id = self.get("replica_id", None).map(|(id, _)| id).filter(|id| !id.trim().is_empty());
         let allow_private_webhooks = match self.get("allow_private_webhooks", Some("false")) {
             Some((value, origin)) => match value.as_str() {
@@ -474,6 +478,7 @@ impl Layers {
             replica_id,
             prices: self.prices.iter().map(|(model, (price, _))| (model.clone(), *price)).collect(),
             allow_private_webhooks,
+            max_token_lifetime_secs: i64::try_from(max_token_lifetime_secs).unwrap_or(i64::MAX),
             rate_limits: self.rate_limits,
             telemetry: self.telemetry.resolve()?,
             secrets,

@@ -340,6 +340,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         },
         server: agentry_server::ServerOptions {
             max_body_bytes: config.max_body_bytes,
+            max_token_lifetime_secs: config.max_token_lifetime_secs,
             ..agentry_server::ServerOptions::default()
         },
         providers: providers.clone(),

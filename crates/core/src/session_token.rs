@@ -48,6 +48,9 @@ pub struct SessionClaims {
     pub iat: i64,
     /// Expiry, Unix seconds; the token is refused once `now > exp`.
     pub exp: i64,
+    /// Not before, Unix seconds: refused until then (with the `iat` skew allowance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
     /// Optional `{name, email}` of the user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_meta: Option<UserMeta>,
@@ -74,6 +77,7 @@ impl SessionClaims {
             user_meta: None,
             agent_id: None,
             user_token: None,
+            nbf: None,
         }
     }
 }
@@ -97,11 +101,14 @@ pub enum TokenError {
     #[error("session token has expired")]
     Expired,
     /// `iat` lies in the future beyond the allowed skew.
-    #[error("session token is not valid yet (iat in the future)")]
+    #[error("session token is not valid yet (iat or nbf in the future)")]
     NotYetValid,
     /// The signing secret is too short.
     #[error("service secret must be at least {MIN_SECRET_LEN} characters")]
     SecretTooShort,
+    /// `exp - iat` is longer than the server accepts.
+    #[error("session token lives longer than the {0} seconds this server accepts (exp - iat)")]
+    TooLong(i64),
     /// The requested lifetime is outside the accepted range.
     #[error("ttl must be between {MIN_TTL_SECONDS} and {MAX_TTL_SECONDS} seconds")]
     TtlOutOfRange,
@@ -177,16 +184,27 @@ impl UnverifiedToken {
         &self.claims
     }
 
-    /// Checks the signature against `secret` (constant time) and the time claims against `now_seconds`.
-    pub fn verify(self, secret: &str, now_seconds: i64) -> Result<SessionClaims, TokenError> {
+    /// Checks the signature against `secret` (constant time) and the time claims against
+    /// `now_seconds`: `exp`, `iat` and `nbf` (with [`IAT_SKEW_SECONDS`]), and a lifetime
+    /// (`exp - iat`) of at most `max_lifetime_seconds`.
+    pub fn verify(
+        self,
+        secret: &str,
+        now_seconds: i64,
+        max_lifetime_seconds: i64,
+    ) -> Result<SessionClaims, TokenError> {
         hmac(secret, self.signing_input.as_bytes())
             .verify_slice(&self.signature)
             .map_err(|_| TokenError::BadSignature)?;
         if now_seconds > self.claims.exp {
             return Err(TokenError::Expired);
         }
-        if self.claims.iat > now_seconds + IAT_SKEW_SECONDS {
+        let not_before = self.claims.nbf.unwrap_or(i64::MIN).max(self.claims.iat);
+        if not_before > now_seconds + IAT_SKEW_SECONDS {
             return Err(TokenError::NotYetValid);
+        }
+        if self.claims.exp - self.claims.iat > max_lifetime_seconds {
+            return Err(TokenError::TooLong(max_lifetime_seconds));
         }
         Ok(self.claims)
     }
@@ -242,11 +260,12 @@ mod tests {
             user_meta: Some(UserMeta { name: Some("Ada".into()), email: None }),
             agent_id: None,
             user_token: None,
+            nbf: None,
         }
     }
 
     fn verify(token: &str, secret: &str, now: i64) -> Result<SessionClaims, TokenError> {
-        UnverifiedToken::parse(token)?.verify(secret, now)
+        UnverifiedToken::parse(token)?.verify(secret, now, MAX_TTL_SECONDS)
     }
 
     #[test]
@@ -331,5 +350,18 @@ mod tests {
     fn iat_far_in_the_future_is_refused() {
         let token = mint(SECRET, claims(), 3600, NOW + 600).unwrap();
         assert_eq!(verify(&token, SECRET, NOW), Err(TokenError::NotYetValid));
+    }
+
+    #[test]
+    fn nbf_in_the_future_and_overlong_lifetimes_are_refused() {
+        let future = SessionClaims { iat: NOW, exp: NOW + 3600, nbf: Some(NOW + 600), ..claims() };
+        let token = sign(SECRET, &future).unwrap();
+        assert!(matches!(verify(&token, SECRET, NOW), Err(TokenError::NotYetValid)));
+        assert!(verify(&token, SECRET, NOW + 600).is_ok(), "valid from nbf on");
+        let long = SessionClaims { iat: NOW, exp: NOW + MAX_TTL_SECONDS + 1, ..claims() };
+        let token = sign(SECRET, &long).unwrap();
+        assert!(matches!(verify(&token, SECRET, NOW), Err(TokenError::TooLong(_))));
+        let parsed = UnverifiedToken::parse(&token).unwrap();
+        assert!(parsed.verify(SECRET, NOW, 30 * 86_400).is_ok(), "the limit is the server's to choose");
     }
 }

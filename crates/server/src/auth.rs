@@ -124,7 +124,8 @@ pub async fn authenticate_session_token(state: &AppState, token: &str) -> Result
         .await?
         // An unknown entity is reported like a bad signature: no oracle for which entities exist.
         .ok_or_else(|| token_error(TokenError::BadSignature))?;
-    let claims = unverified.verify(&secret, Timestamp::now().unix_seconds()).map_err(token_error)?;
+    let now = Timestamp::now().unix_seconds();
+    let claims = unverified.verify(&secret, now, state.options.max_token_lifetime_secs).map_err(token_error)?;
     for (name, value) in [
         ("organizationId", &claims.organization_id),
         ("projectId", &claims.project_id),

@@ -53,6 +53,8 @@ pub struct ServerOptions {
     /// While a turn streams to a socket, how often it is pinged: each pong confirms what the
     /// client has, which is where a bare `resume_stream` continues.
     pub stream_ping_interval: std::time::Duration,
+    /// The longest lifetime (`exp - iat`) of a session token accepted, in seconds.
+    pub max_token_lifetime_secs: i64,
 }
 
 impl Default for ServerOptions {
@@ -63,6 +65,7 @@ impl Default for ServerOptions {
             ping_timeout: std::time::Duration::from_secs(600),
             sse_heartbeat: std::time::Duration::from_secs(15),
             stream_ping_interval: std::time::Duration::from_millis(500),
+            max_token_lifetime_secs: 30 * 86_400,
         }
     }
 }

@@ -144,3 +144,26 @@ async fn a_socket_stops_serving_when_its_token_expires() {
     assert!(sock.agent_event(std::time::Duration::from_secs(1)).await.is_none(), "the namespace was left");
     replica.stop();
 }
+
+/// `nbf` is honoured and a token may not live longer than the server allows (30 days by default).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_not_yet_valid_or_too_long_lived_are_refused() {
+    use agentry_core::session_token::{SessionClaims, sign};
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = AppConfig::new(StoreLocation::Sqlite(dir.path().join("l.db")));
+    config.bootstrap = replica_config_bootstrap();
+    let mut replica = Replica::start(config);
+    let now = agentry_core::Timestamp::now().unix_seconds();
+    let base = SessionClaims::new(&agentry_core::Scope::default_scope(), "timely", "default");
+    let cases = [
+        (SessionClaims { iat: now, exp: now + 3600, ..base.clone() }, 200, "an ordinary token"),
+        (SessionClaims { iat: now, exp: now + 3600, nbf: Some(now + 600), ..base.clone() }, 401, "nbf in 10 minutes"),
+        (SessionClaims { iat: now, exp: now + 31 * 86_400, ..base.clone() }, 401, "31 days"),
+    ];
+    for (claims, expected, label) in cases {
+        let token = sign(SECRET, &claims).unwrap();
+        let (status, body) = call(&replica.base(), Some(&token), "GET", "/threads", None).await;
+        assert_eq!(status, expected, "{label}: {body}");
+    }
+    replica.stop();
+}
