@@ -167,3 +167,20 @@ async fn tokens_not_yet_valid_or_too_long_lived_are_refused() {
     }
     replica.stop();
 }
+
+/// A socket `message` without a `threadId` that is refused leaves no empty thread behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_first_message_leaves_no_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = AppConfig::new(StoreLocation::Sqlite(dir.path().join("r.db")));
+    config.bootstrap = replica_config_bootstrap();
+    config.engine.max_message_bytes = 8;
+    let mut replica = Replica::start(config);
+    let mut sock = Sock::user(replica.addr, "refused").await;
+    sock.emit("message", serde_json::json!({"message": "far longer than eight bytes"})).await;
+    let error = sock.agent_event(std::time::Duration::from_secs(5)).await.unwrap();
+    assert_eq!(error["type"], "error", "{error}");
+    let (_, threads) = call(&replica.base(), Some(&token("refused")), "GET", "/threads", None).await;
+    assert_eq!(threads["threads"], serde_json::json!([]), "{threads}");
+    replica.stop();
+}

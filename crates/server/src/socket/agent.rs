@@ -112,6 +112,14 @@ impl Connection {
                 self.stream_turn(&principal, turn, From::Follower(follower));
                 reply
             }
+            Err(err) if payload.thread_id.is_none() => {
+                // The thread was made for this message: a refused message leaves nothing behind.
+                let owner = principal.thread_owner_filter();
+                if let Err(cause) = self.state.store.delete_thread(&thread.scope, owner, &thread.id).await {
+                    tracing::warn!(%cause, thread = %thread.id, "cannot remove the thread of a refused message");
+                }
+                self.refuse_engine(None, err).await
+            }
             Err(err) => self.refuse_engine(Some(&thread.id), err).await,
         }
     }
