@@ -96,6 +96,7 @@ const KEYS: &[(&str, &str)] = &[
     ("replica_id", "AGENTRY_REPLICA_ID"),
     ("allow_private_webhooks", "AGENTRY_ALLOW_PRIVATE_WEBHOOKS"),
     ("max_token_lifetime_secs", "AGENTRY_MAX_TOKEN_LIFETIME_SECS"),
+    ("cors_origins", "AGENTRY_CORS_ORIGINS"),
 ];
 
 /// Default listen address.
@@ -155,6 +156,8 @@ pub struct Config {
     pub allow_private_webhooks: bool,
     /// The longest session-token lifetime (`exp - iat`) accepted.
     pub max_token_lifetime_secs: i64,
+    /// Browser origins allowed by CORS (`None`: any but `null`).
+    pub cors_origins: Option<Vec<String>>,
     /// Message rate limits (`[rate_limits]`; agents override each key).
     pub rate_limits: agentry_core::RateLimits,
     /// Spans and their export (`[telemetry]`).
@@ -414,6 +417,25 @@ impl Layers {
         let turn_lease = std::time::Duration::from_secs(self.number("turn_lease_secs", 30, 1, 3600)?);
         let max_running_turns = self.number("max_running_turns", 512, 1, 100_000)?;
         let max_token_lifetime_secs = self.number("max_token_lifetime_secs", 30 * 86_400, 60, 366 * 86_400)?;
+        let cors_origins = match self.get("cors_origins", None) {
+            None => None,
+            Some((list, _)) if list.trim() == "*" => None,
+            Some((list, origin)) => {
+                let origins: Vec<String> = list
+                    .split(',')
+                    .map(|o| o.trim().trim_end_matches('/').to_owned())
+                    .filter(|o| !o.is_empty())
+                    .collect();
+                if let Some(bad) = origins.iter().find(|o| !(o.starts_with("http://") || o.starts_with("https://"))) {
+                    return Err(invalid(
+                        "cors_origins",
+                        origin,
+                        format!("`{bad}` is not an origin such as https://app.example.com"),
+                    ));
+                }
+                Some(origins)
+            }
+        };
         let replica_id = self.get("replica_id", None).map(|(id, _)| id).filter(|id| !id.trim().is_empty());
         let allow_private_webhooks = match self.get("allow_private_webhooks", Some("false")) {
             Some((value, origin)) => match value.as_str() {
@@ -479,6 +501,7 @@ impl Layers {
             prices: self.prices.iter().map(|(model, (price, _))| (model.clone(), *price)).collect(),
             allow_private_webhooks,
             max_token_lifetime_secs: i64::try_from(max_token_lifetime_secs).unwrap_or(i64::MAX),
+            cors_origins,
             rate_limits: self.rate_limits,
             telemetry: self.telemetry.resolve()?,
             secrets,

@@ -341,6 +341,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         server: agentry_server::ServerOptions {
             max_body_bytes: config.max_body_bytes,
             max_token_lifetime_secs: config.max_token_lifetime_secs,
+            cors_origins: config.cors_origins.clone(),
             ..agentry_server::ServerOptions::default()
         },
         providers: providers.clone(),

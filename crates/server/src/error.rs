@@ -70,6 +70,16 @@ impl ApiError {
     }
 
     /// 413 for bodies over the configured limit.
+    /// 415: a body that is not JSON where JSON is read.
+    pub fn not_json(content_type: &str) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            format!("send the body as application/json (Content-Type was `{content_type}`)"),
+        )
+    }
+
+    /// 413.
     pub fn payload_too_large(limit: usize) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,

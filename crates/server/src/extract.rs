@@ -8,7 +8,8 @@ use serde::de::DeserializeOwned;
 use crate::error::ApiError;
 
 /// A JSON body. Malformed JSON and wrong types are 400 naming the field; an empty body reads as
-/// `{}`; a body over the limit is 413. The `Content-Type` is not required (clients vary).
+/// `{}`; a body over the limit is 413; a body sent as anything but JSON (`application/json` or
+/// `…+json`) is 415, so a cross-site form or `text/plain` post cannot pass for an API call.
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
 
@@ -17,6 +18,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let limit = req.extensions().get::<BodyLimit>().map_or(0, |l| l.0);
+        let content_type = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::payload_too_large(limit)
@@ -24,8 +29,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 ApiError::validation(format!("could not read request body: {rejection}"), Vec::new())
             }
         })?;
+        if !bytes.iter().all(u8::is_ascii_whitespace)
+            && let Some(content_type) = content_type.filter(|t| !is_json(t))
+        {
+            return Err(ApiError::not_json(&content_type));
+        }
         parse_json(&bytes).map(JsonBody)
     }
+}
+
+/// `application/json`, `application/…+json`, with or without parameters.
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// The configured body limit, made visible to extractors for their error message.

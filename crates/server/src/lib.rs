@@ -55,6 +55,9 @@ pub struct ServerOptions {
     pub stream_ping_interval: std::time::Duration,
     /// The longest lifetime (`exp - iat`) of a session token accepted, in seconds.
     pub max_token_lifetime_secs: i64,
+    /// Browser origins allowed to call the API (`None`: any origin but `null`). Credentials
+    /// travel in headers, never cookies, so CORS never allows credentials.
+    pub cors_origins: Option<Vec<String>>,
 }
 
 impl Default for ServerOptions {
@@ -66,6 +69,7 @@ impl Default for ServerOptions {
             sse_heartbeat: std::time::Duration::from_secs(15),
             stream_ping_interval: std::time::Duration::from_millis(500),
             max_token_lifetime_secs: 30 * 86_400,
+            cors_origins: None,
         }
     }
 }
@@ -121,11 +125,20 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), metrics::layer))
         .layer(
             tower_http::cors::CorsLayer::new()
-                .allow_origin(tower_http::cors::AllowOrigin::mirror_request())
+                .allow_origin(allowed_origins(state.options.cors_origins.clone()))
                 .allow_methods(tower_http::cors::AllowMethods::mirror_request())
                 .allow_headers(tower_http::cors::AllowHeaders::mirror_request())
                 .max_age(std::time::Duration::from_secs(600)),
         )
         .fallback(|| async { error::ApiError::not_found("route") })
         .with_state(state)
+}
+
+/// The CORS origin rule: the configured list, or any origin but `null` (sandboxed frames, local
+/// files), which no API client needs.
+fn allowed_origins(list: Option<Vec<String>>) -> tower_http::cors::AllowOrigin {
+    tower_http::cors::AllowOrigin::predicate(move |origin, _| {
+        let origin = origin.as_bytes();
+        origin != b"null" && list.as_ref().is_none_or(|list| list.iter().any(|o| o.as_bytes() == origin))
+    })
 }

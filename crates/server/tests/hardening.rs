@@ -184,3 +184,49 @@ async fn a_refused_first_message_leaves_no_thread() {
     assert_eq!(threads["threads"], serde_json::json!([]), "{threads}");
     replica.stop();
 }
+
+/// CORS allows the configured origins only (never `null`), and a JSON route refuses a body that
+/// is not sent as JSON, so a cross-site `text/plain` post cannot pass for an API call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_allows_configured_origins_and_json_routes_want_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = AppConfig::new(StoreLocation::Sqlite(dir.path().join("c.db")));
+    config.bootstrap = replica_config_bootstrap();
+    config.server.cors_origins = Some(vec!["https://app.example.com".into()]);
+    let mut replica = Replica::start(config);
+    let client = reqwest::Client::new();
+    let url = format!("{}/api/v1/agent/threads", replica.base());
+    for (origin, allowed) in [("https://app.example.com", true), ("https://evil.example.com", false), ("null", false)] {
+        let preflight = client
+            .request(reqwest::Method::OPTIONS, &url)
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "x-platos-session-token, content-type")
+            .send()
+            .await
+            .unwrap();
+        let granted = preflight.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(granted.as_deref() == Some(origin), allowed, "{origin}: {granted:?}");
+        assert!(preflight.headers().get("access-control-allow-credentials").is_none());
+    }
+    let body = r#"{"agentId":"default"}"#;
+    let plain = client
+        .post(&url)
+        .header("x-platos-session-token", token("cors-user"))
+        .header("content-type", "text/plain")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status().as_u16(), 415);
+    let json = client
+        .post(&url)
+        .header("x-platos-session-token", token("cors-user"))
+        .header("content-type", "application/json; charset=utf-8")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json.status().as_u16(), 201);
+    replica.stop();
+}
