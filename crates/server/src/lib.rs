@@ -55,6 +55,9 @@ pub struct ServerOptions {
     pub stream_ping_interval: std::time::Duration,
     /// The longest lifetime (`exp - iat`) of a session token accepted, in seconds.
     pub max_token_lifetime_secs: i64,
+    /// How long a socket may stay open without a connected `/agent` namespace (after opening,
+    /// or after leaving it) before it is closed.
+    pub namespace_deadline: std::time::Duration,
     /// Browser origins allowed to call the API (`None`: any origin but `null`). Credentials
     /// travel in headers, never cookies, so CORS never allows credentials.
     pub cors_origins: Option<Vec<String>>,
@@ -70,6 +73,7 @@ impl Default for ServerOptions {
             stream_ping_interval: std::time::Duration::from_millis(500),
             max_token_lifetime_secs: 30 * 86_400,
             cors_origins: None,
+            namespace_deadline: std::time::Duration::from_secs(10),
         }
     }
 }

@@ -230,3 +230,31 @@ async fn cors_allows_configured_origins_and_json_routes_want_json() {
     assert_eq!(json.status().as_u16(), 201);
     replica.stop();
 }
+
+/// A WebSocket that never connects the `/agent` namespace is closed after the deadline; one that
+/// connects stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockets_without_a_namespace_are_closed_after_the_deadline() {
+    use futures_util::StreamExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = AppConfig::new(StoreLocation::Sqlite(dir.path().join("w.db")));
+    config.bootstrap = replica_config_bootstrap();
+    config.server.namespace_deadline = std::time::Duration::from_secs(1);
+    let mut replica = Replica::start(config);
+    let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket", replica.addr);
+    let (mut idle, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let mut connected = Sock::user(replica.addr, "stays").await;
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while let Some(Ok(frame)) = idle.next().await {
+            if frame.is_close() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "a socket that never connected the namespace is closed");
+    connected.emit("message", serde_json::json!({"message": "still here"})).await;
+    let event = connected.agent_event(std::time::Duration::from_secs(5)).await;
+    assert!(event.is_some_and(|e| e["type"] != "error"), "a connected socket is served past the deadline");
+    replica.stop();
+}

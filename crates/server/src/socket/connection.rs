@@ -126,7 +126,15 @@ pub(super) async fn run(state: AppState, socket: WebSocket, header_credentials: 
     let mut last_heard = Instant::now();
     let mut last_ping = Instant::now();
     let mut closing = false;
+    // Since when the socket has had no connected namespace: one that never connects (or stays
+    // out after leaving) is closed after the deadline instead of holding a connection.
+    let mut outside_since = Some(Instant::now());
     loop {
+        outside_since = match (conn.principal.is_some(), outside_since) {
+            (true, _) => None,
+            (false, None) => Some(Instant::now()),
+            (false, since) => since,
+        };
         tokio::select! {
             message = stream.next() => match message {
                 Some(Ok(Message::Text(text))) => {
@@ -147,6 +155,9 @@ pub(super) async fn run(state: AppState, socket: WebSocket, header_credentials: 
                 // timeout, and for as long as a turn streams to them, however long it runs.
                 let streaming = conn.is_streaming();
                 if last_heard.elapsed() > options.ping_interval + options.ping_timeout && !streaming {
+                    break;
+                }
+                if outside_since.is_some_and(|since| since.elapsed() > options.namespace_deadline) {
                     break;
                 }
                 let confirming = streaming && conn.positions.lock().unwrap_or_else(|p| p.into_inner()).confirming();
