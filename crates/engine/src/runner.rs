@@ -462,7 +462,7 @@ async fn run_calls(ctx: &mut RunCtx<'_>, state: &mut TurnState, tools: &ToolBox)
             content: Some((call.params.as_ref().unwrap_or(&Value::Null), &result)),
         };
         let at = Window { start_ns, end_ns: Timestamp::now_nanos() };
-        engine.inner.telemetry.tool_call(&mut ctx.log, turn, &call.id, &call.name, at, outcome);
+        engine.inner.telemetry.tool_call(&mut ctx.log, turn, &call.id, &call.name, tool.is_some(), at, outcome);
         state.calls.remove(0);
         state.add_tool_result(&call.id, &result, is_error);
         ctx.log.emit(TurnEvent::ToolResult { name: call.name, result, call_id: call.id, is_error });

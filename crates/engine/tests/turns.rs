@@ -107,6 +107,23 @@ async fn tool_steps_run_tools_and_continue_the_same_turn() {
     assert!(results[1].0 && results[1].1["error"].as_str().unwrap().contains("unknown tool"), "{results:?}");
     let (messages, _) = f.store.list_messages(&thread.scope, &thread.id, 10, 0).await.unwrap();
     assert_eq!(messages[1].content, "Checking.\n\nDone.");
+    // Metrics label a tool the agent does not have `unknown`: a model cannot grow the series.
+    let metrics = f.engine.metrics().encode();
+    assert!(metrics.contains(r#"agentry_tool_calls_total{tool="current_time",status="ok"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"agentry_tool_calls_total{tool="unknown",status="error"} 1"#), "{metrics}");
+    assert!(!metrics.contains("no_such_tool"));
+    // The turn's spans: the turn, two model calls, two tool calls, under one root.
+    let spans = f.store.spans_of_thread(&thread.scope, &thread.id).await.unwrap();
+    let mut names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["chat steps", "chat steps", "execute_tool current_time", "execute_tool no_such_tool", "invoke_agent Tooler"]
+    );
+    let root = spans.iter().find(|s| s.name.starts_with("invoke_agent")).unwrap();
+    assert!(
+        spans.iter().filter(|s| s.span_id != root.span_id).all(|s| s.parent_span_id.as_ref() == Some(&root.span_id))
+    );
 }
 
 #[tokio::test]

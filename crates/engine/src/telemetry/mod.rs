@@ -2,10 +2,10 @@
 //! per-turn log line.
 //!
 //! Spans are built where the work happens — [`crate::step::call_model`] (a model call), the tool
-//! loop (a tool call), [`crate::terminate`] (the turn) — and go through the turn's log to the
-//! replica's [`crate::log::LogWriter`], which stores them in the transaction that stores the
-//! events of the same moment and then offers them to the exporter. Nothing here makes a turn
-//! wait: the exporter's queue is bounded and drops what does not fit.
+//! loop (a tool call), [`crate::terminate`] (the turn) — and held by the run's
+//! [`crate::log::TurnLog`] until the run ends or parks; the replica's [`crate::log::LogWriter`]
+//! then stores them in the transaction of that event batch and offers them to the exporter.
+//! Nothing here makes a turn wait: the exporter's queue is bounded and drops what does not fit.
 
 pub mod metrics;
 mod otlp;
@@ -111,17 +111,21 @@ impl Telemetry {
         m.cost.get_or_create(&CostLabels { agent: agent.to_owned(), model: model.to_owned() }).inc_by(cost);
     }
 
-    /// A tool call of a turn ended: its metrics and its span.
+    /// A tool call of a turn ended: its metrics and its span. `known`: the agent has the tool —
+    /// a name a model made up is labelled `unknown`, so models cannot grow the series.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn tool_call(
         &self,
         log: &mut TurnLog,
         turn: &Turn,
         call_id: &str,
         tool: &str,
+        known: bool,
         at: Window,
         outcome: ToolOutcome<'_>,
     ) {
-        let labels = ToolLabels { tool: tool.to_owned(), status: outcome.status.to_owned() };
+        let label = if known { tool } else { "unknown" };
+        let labels = ToolLabels { tool: label.to_owned(), status: outcome.status.to_owned() };
         self.metrics.tool_calls.get_or_create(&labels).inc();
         self.metrics.tool_call_duration.get_or_create(&labels).observe((at.end_ns - at.start_ns).max(0) as f64 / 1e9);
         if self.records_spans() {
