@@ -97,6 +97,9 @@ const KEYS: &[(&str, &str)] = &[
     ("allow_private_webhooks", "AGENTRY_ALLOW_PRIVATE_WEBHOOKS"),
     ("max_token_lifetime_secs", "AGENTRY_MAX_TOKEN_LIFETIME_SECS"),
     ("cors_origins", "AGENTRY_CORS_ORIGINS"),
+    ("max_connections", "AGENTRY_MAX_CONNECTIONS"),
+    ("max_connections_per_ip", "AGENTRY_MAX_CONNECTIONS_PER_IP"),
+    ("header_read_timeout_secs", "AGENTRY_HEADER_READ_TIMEOUT_SECS"),
 ];
 
 /// Default listen address.
@@ -158,6 +161,8 @@ pub struct Config {
     pub max_token_lifetime_secs: i64,
     /// Browser origins allowed by CORS (`None`: any but `null`).
     pub cors_origins: Option<Vec<String>>,
+    /// Connection caps and the header-read timeout.
+    pub connections: agentry_server::listen::ConnectionLimits,
     /// Message rate limits (`[rate_limits]`; agents override each key).
     pub rate_limits: agentry_core::RateLimits,
     /// Spans and their export (`[telemetry]`).
@@ -417,6 +422,15 @@ impl Layers {
         let turn_lease = std::time::Duration::from_secs(self.number("turn_lease_secs", 30, 1, 3600)?);
         let max_running_turns = self.number("max_running_turns", 512, 1, 100_000)?;
         let max_token_lifetime_secs = self.number("max_token_lifetime_secs", 30 * 86_400, 60, 366 * 86_400)?;
+        let connections = agentry_server::listen::ConnectionLimits {
+            max_connections: usize::try_from(self.number("max_connections", 20_000, 16, 1_000_000)?)
+                .unwrap_or(usize::MAX),
+            max_connections_per_ip: match self.number("max_connections_per_ip", 0, 0, 1_000_000)? {
+                0 => None,
+                n => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+            },
+            header_read_timeout: std::time::Duration::from_secs(self.number("header_read_timeout_secs", 10, 1, 300)?),
+        };
         let cors_origins = match self.get("cors_origins", None) {
             None => None,
             Some((list, _)) if list.trim() == "*" => None,
@@ -502,6 +516,7 @@ impl Layers {
             allow_private_webhooks,
             max_token_lifetime_secs: i64::try_from(max_token_lifetime_secs).unwrap_or(i64::MAX),
             cors_origins,
+            connections,
             rate_limits: self.rate_limits,
             telemetry: self.telemetry.resolve()?,
             secrets,

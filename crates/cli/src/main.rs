@@ -342,6 +342,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             max_body_bytes: config.max_body_bytes,
             max_token_lifetime_secs: config.max_token_lifetime_secs,
             cors_origins: config.cors_origins.clone(),
+            connections: config.connections.clone(),
             ..agentry_server::ServerOptions::default()
         },
         providers: providers.clone(),

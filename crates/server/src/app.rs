@@ -123,14 +123,6 @@ impl App {
         listener: tokio::net::TcpListener,
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), AppError> {
-        // Streams are many small frames: without TCP_NODELAY, Nagle's algorithm and delayed ACKs
-        // hold them back ~40 ms.
-        use axum::serve::ListenerExt as _;
-        let listener = listener.tap_io(|tcp| {
-            if let Err(err) = tcp.set_nodelay(true) {
-                tracing::warn!(%err, "cannot set TCP_NODELAY");
-            }
-        });
         let engine = self.engine.clone();
         let shutdown = self.shutdown.clone();
         let grace = self.grace;
@@ -140,7 +132,8 @@ impl App {
             engine.shutdown(grace).await;
             let _ = shutdown.send(true);
         };
-        let served = axum::serve(listener, self.router()).with_graceful_shutdown(stopping).await;
+        let limits = self.state.options.connections.clone();
+        let served = crate::listen::serve(listener, self.router(), limits, stopping).await;
         // Upgraded connections (sockets) outlive the HTTP server: let them finish their close
         // handshake, which confirms what their clients have, before the store goes.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(3);

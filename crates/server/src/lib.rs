@@ -23,6 +23,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod idempotency;
+pub mod listen;
 pub mod metrics;
 pub mod platos;
 pub mod socket;
@@ -55,6 +56,8 @@ pub struct ServerOptions {
     pub stream_ping_interval: std::time::Duration,
     /// The longest lifetime (`exp - iat`) of a session token accepted, in seconds.
     pub max_token_lifetime_secs: i64,
+    /// Connection caps and the header-read timeout.
+    pub connections: listen::ConnectionLimits,
     /// How long a socket may stay open without a connected `/agent` namespace (after opening,
     /// or after leaving it) before it is closed.
     pub namespace_deadline: std::time::Duration,
@@ -74,6 +77,7 @@ impl Default for ServerOptions {
             max_token_lifetime_secs: 30 * 86_400,
             cors_origins: None,
             namespace_deadline: std::time::Duration::from_secs(10),
+            connections: listen::ConnectionLimits::default(),
         }
     }
 }

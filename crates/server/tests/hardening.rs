@@ -258,3 +258,54 @@ async fn sockets_without_a_namespace_are_closed_after_the_deadline() {
     assert!(event.is_some_and(|e| e["type"] != "error"), "a connected socket is served past the deadline");
     replica.stop();
 }
+
+/// Connections that send headers slowly (slowloris) or nothing at all are closed after the
+/// header-read timeout; one address gets at most its cap of connections; `/api/health` keeps
+/// answering from another client meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_idle_connections_are_closed_and_capped_per_address() {
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = AppConfig::new(StoreLocation::Sqlite(dir.path().join("s.db")));
+    config.bootstrap = replica_config_bootstrap();
+    config.server.connections.header_read_timeout = Duration::from_secs(1);
+    config.server.connections.max_connections_per_ip = Some(20);
+    let mut replica = Replica::start(config);
+    let addr = replica.addr;
+    // Is the connection closed by the server (EOF) within `within`?
+    async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
+        let mut buf = [0u8; 1024];
+        let deadline = Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline.into(), stream.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let started = Instant::now();
+    let health = reqwest::get(format!("{}/api/health", replica.base())).await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(closed_within(&mut idle, Duration::from_secs(4)).await, "a connection that sends nothing is closed");
+    assert!(closed_within(&mut slow, Duration::from_secs(4)).await, "a slowloris connection is closed");
+    assert!(started.elapsed() < Duration::from_secs(4));
+
+    // The per-address cap: the connection over it is closed at once, the others stay.
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        held.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut over = tokio::net::TcpStream::connect(addr).await.unwrap();
+    assert!(closed_within(&mut over, Duration::from_millis(500)).await, "the 21st connection is refused");
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let health = reqwest::get(format!("{}/api/health", replica.base())).await.unwrap();
+    assert_eq!(health.status(), 200, "places are given back");
+    replica.stop();
+}
