@@ -306,6 +306,12 @@ impl AgentSpec {
     /// Checks every field; returns the first problem found.
     pub fn validate(&self) -> Result<(), AgentSpecError> {
         validate_agent_id(&self.id)?;
+        if let Some(path) = serde_json::to_value(self).ok().as_ref().and_then(crate::nul_path) {
+            return Err(AgentSpecError::Invalid {
+                field: "spec",
+                problem: format!("`{path}` contains a NUL character"),
+            });
+        }
         if self.name.trim().is_empty() {
             return Err(AgentSpecError::Invalid { field: "name", problem: "must not be empty".into() });
         }
@@ -459,5 +465,13 @@ mod tests {
         let mut s = spec("a", "scripted:echo");
         s.organization = Some("acme".into());
         assert_eq!(s.declared_scope(), Scope::new("acme", "default", "default"));
+    }
+
+    #[test]
+    fn a_nul_character_anywhere_is_refused_by_path() {
+        let spec = AgentSpec { system_prompt: "be kind\0".into(), ..AgentSpec::new("a", "A", "scripted:echo", "") };
+        let err = spec.validate().unwrap_err().to_string();
+        assert!(err.contains("system_prompt") && err.contains("NUL"), "{err}");
+        assert!(crate::nul_path(&serde_json::json!({"a": [{"b": "x"}, {"c": "\u{0}"}]})).as_deref() == Some("a[1].c"));
     }
 }

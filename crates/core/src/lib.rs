@@ -51,6 +51,30 @@ pub use thread::{Message, MessageRole, Thread, ThreadStatus, ToolStep, ToolStepC
 pub use time::Timestamp;
 pub use turn::{Turn, TurnInput};
 
+/// Where in `value` a string (or an object key) holds a NUL character, as a path such as
+/// `messages[0].content` (empty for the value itself). Postgres cannot store one; every input is
+/// checked with this so both backends take the same inputs.
+pub fn nul_path(value: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    // `head` followed by the path below it: `a` + `b` = `a.b`, `a` + `[0]` = `a[0]`.
+    let join = |head: String, rest: String| match rest.chars().next() {
+        None => head,
+        Some('[') => format!("{head}{rest}"),
+        Some(_) => format!("{head}.{rest}"),
+    };
+    match value {
+        Value::String(text) => text.contains('\0').then(String::new),
+        Value::Array(items) => {
+            items.iter().enumerate().find_map(|(i, item)| nul_path(item).map(|rest| join(format!("[{i}]"), rest)))
+        }
+        Value::Object(fields) => fields.iter().find_map(|(key, item)| {
+            let rest = if key.contains('\0') { Some(String::new()) } else { nul_path(item) }?;
+            Some(join(key.clone(), rest))
+        }),
+        _ => None,
+    }
+}
+
 /// Operator API keys: generated secrets, stored only as a SHA-256 hex digest.
 pub mod api_key {
     /// Prefix of generated API keys, so a leaked key is recognisable.

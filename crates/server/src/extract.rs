@@ -59,7 +59,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // JSON can carry a NUL only as the escape `\u0000`: look closer only then.
     if bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000"))
         && let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes)
-        && let Some(path) = nul_path(&value)
+        && let Some(path) = agentry_core::nul_path(&value)
     {
         return Err(ApiError::invalid_field(&path, "must not contain a NUL character"));
     }
@@ -79,31 +79,6 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         .end()
         .map_err(|err| ApiError::validation(format!("malformed JSON body: {err} after the object"), Vec::new()))?;
     Ok(parsed)
-}
-
-/// Where in `value` a string (or an object key) holds a NUL character, as a path like
-/// `messages[0].content`.
-pub fn nul_path(value: &serde_json::Value) -> Option<String> {
-    use serde_json::Value;
-    match value {
-        Value::String(text) => text.contains('\0').then(String::new),
-        Value::Array(items) => {
-            items.iter().enumerate().find_map(|(i, item)| nul_path(item).map(|rest| format!("[{i}]{rest}")))
-        }
-        Value::Object(fields) => fields.iter().find_map(|(key, item)| {
-            let here = if key.contains('\0') { Some(String::new()) } else { nul_path(item) };
-            here.map(|rest| {
-                if rest.starts_with('[') {
-                    format!("{key}{rest}")
-                } else if rest.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{key}.{rest}")
-                }
-            })
-        }),
-        _ => None,
-    }
 }
 
 /// Query parameters; a bad value is 400 naming the parameter.

@@ -381,7 +381,7 @@ impl Connection {
 
 /// Parses an event payload, naming the offending field.
 fn parse<T: serde::de::DeserializeOwned>(data: Value) -> Result<T, String> {
-    if let Some(path) = crate::extract::nul_path(&data) {
+    if let Some(path) = agentry_core::nul_path(&data) {
         return Err(format!("{path}: must not contain a NUL character"));
     }
     serde_path_to_error::deserialize(data).map_err(|err| {
