@@ -307,5 +307,23 @@ async fn slow_and_idle_connections_are_closed_and_capped_per_address() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let health = reqwest::get(format!("{}/api/health", replica.base())).await.unwrap();
     assert_eq!(health.status(), 200, "places are given back");
+
+    // The timeout is for reading headers only: an answer that takes longer (a slow turn, a
+    // stream) is not cut.
+    let store = agentry_store::Store::open(&StoreLocation::Sqlite(dir.path().join("s.db"))).await.unwrap();
+    let slow = agentry_core::AgentSpec {
+        script: Some(agentry_core::Script { token_delay_ms: 400, steps: Vec::new() }),
+        ..agentry_core::AgentSpec::new("slow", "Slow", "scripted:echo", "")
+    };
+    apply_agents(&store, &[slow]).await;
+    let thread = new_thread(&replica.base(), "patient", "slow").await;
+    let started = Instant::now();
+    let body = serde_json::json!({"message": "one two three four five six"});
+    let (status, answer) =
+        call(&replica.base(), Some(&token("patient")), "POST", &format!("/threads/{thread}/messages"), Some(body))
+            .await;
+    assert_eq!((status, answer["status"].as_str()), (200, Some("completed")), "{answer}");
+    assert!(started.elapsed() > Duration::from_secs(2), "the answer took longer than the header timeout");
+    store.close().await;
     replica.stop();
 }
