@@ -450,6 +450,19 @@ async fn turns_traces_and_rollups_agree_with_done_usage_on_sqlite() {
     let mut replica = Replica::start(config);
     let store = Store::open(&location).await.unwrap();
     let (sent, foreign) = scenario(&[replica.base()], &store).await;
+    // Bad filters are 400s that name the parameter.
+    for (path, field) in [
+        ("/turns?status=bogus", "status"),
+        ("/turns?since=yesterday", "since"),
+        ("/turns?limit=0", "limit"),
+        ("/monitoring/cost?daysBack=0", "daysBack"),
+        ("/monitoring/cost-by-agent?day=soon", "day"),
+        ("/monitoring/cost-by-user?limit=5000", "limit"),
+    ] {
+        let (status, body) = request(&replica.base(), Who::Operator("default"), "GET", path, None).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(body.to_string().contains(field), "{path}: {body}");
+    }
     // One replica ran every turn: the default scope's and the other project's.
     let tool_calls = sent.turns.values().filter(|(agent, _, _)| agent == "tooler").count();
     let cost = sent.total(|_, _| true).0 + micro(&foreign["usage"]);
