@@ -296,6 +296,25 @@ fn init_logging(filter: &str, json: bool) {
     }
 }
 
+/// Raises the soft open-file limit to the hard one, as far as the system allows: every client
+/// connection is a file descriptor, and distributions often start processes at 1,024.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed by reference.
+    let raised = unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= limit.rlim_max {
+            return;
+        }
+        let wanted = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+        libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0
+    };
+    if raised {
+        tracing::info!(from = limit.rlim_cur, to = limit.rlim_max, "raised the open-file limit");
+    } else {
+        tracing::warn!(limit = limit.rlim_cur, "cannot raise the open-file limit");
+    }
+}
+
 async fn open_store(config: &Config) -> Result<Store, String> {
     Store::open(&config.store).await.map_err(|e| format!("cannot open the store at {}: {e}", config.store.describe()))
 }
@@ -312,6 +331,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     layers.flag("max_body_bytes", "--max-body-bytes", args.max_body_bytes);
     let config = layers.resolve().map_err(|e| e.to_string())?;
     init_logging(&config.log, config.log_json);
+    raise_open_file_limit();
 
     // The port is taken before anything is set up, so a start that cannot serve changes nothing.
     let listener = tokio::net::TcpListener::bind(config.listen)

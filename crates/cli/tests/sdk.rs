@@ -755,3 +755,33 @@ async fn the_monitoring_namespace_and_cli_show_turns_traces_and_costs() {
     assert!(lines[1].starts_with("invoke_agent ") && lines[1].contains(" ms"), "{tree}");
     assert!(lines[2].starts_with("└─ chat echo") && lines[2].contains("¢"), "{tree}");
 }
+
+/// `agentry serve` raises its soft open-file limit to the hard one (each connection is a file).
+#[tokio::test]
+async fn serve_raises_its_open_file_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = Command::new("sh")
+        .args(["-c", "ulimit -Sn 256 && exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_agentry")])
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("AGENTRY_SERVICE_SECRET", SECRET)
+        .env("AGENTRY_API_KEY", API_KEY)
+        .env("AGENTRY_DEFAULT_MODEL", "scripted:echo")
+        .env("AGENTRY_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reqwest::get(format!("http://127.0.0.1:{port}/api/health")).await.map_or(true, |r| !r.status().is_success()) {
+        assert!(Instant::now() < deadline, "the server did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap().to_owned();
+    let numbers: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_ne!(numbers[0], "256", "{line}");
+    assert_eq!(numbers[0], numbers[1], "soft = hard: {line}");
+}
