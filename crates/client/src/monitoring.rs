@@ -287,9 +287,17 @@ impl Monitoring<'_> {
     /// Spend grouped `by`, over the last `days` UTC days (today included).
     pub async fn cost(&self, by: CostBy, days: u32) -> Result<CostRollup> {
         let path = with_query(by.path(), &[("days", Some(days.to_string()))]);
-        let body: Value = required(self.client.call(Method::GET, &path, None).await)?;
-        let raw: Vec<Value> = field(body.clone(), "rows")?;
-        let rows = raw
+        /// The answer's parts the SDK reads.
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Answer {
+            rows: Vec<Value>,
+            cost_micro_cents: i64,
+            turns: i64,
+        }
+        let answer: Answer = required(self.client.call(Method::GET, &path, None).await)?;
+        let rows = answer
+            .rows
             .into_iter()
             .map(|row| {
                 let key = row.get(by.key()).and_then(Value::as_str).unwrap_or_default().to_owned();
@@ -298,7 +306,7 @@ impl Monitoring<'_> {
                 Ok(CostRow { key, ..parsed })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(CostRollup { rows, cost_micro_cents: field(body.clone(), "costMicroCents")?, turns: field(body, "turns")? })
+        Ok(CostRollup { rows, cost_micro_cents: answer.cost_micro_cents, turns: answer.turns })
     }
 
     /// The overview of the last `days` days (`None`: the last 24 hours).

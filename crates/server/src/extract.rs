@@ -117,6 +117,14 @@ impl<S: Send + Sync> FromRequestParts<S> for TraceContext {
     }
 }
 
+/// A time query parameter: RFC 3339, a `YYYY-MM-DD` day or Unix milliseconds; 400 naming
+/// `field` otherwise.
+pub fn time_param(field: &str, text: &str) -> Result<agentry_core::Timestamp, ApiError> {
+    agentry_core::Timestamp::parse(text).ok_or_else(|| {
+        ApiError::invalid_field(field, format!("`{text}` is not an RFC 3339 time, a day or Unix milliseconds"))
+    })
+}
+
 /// Bounds a page size: absent → `default`, otherwise 1..=`max`.
 pub fn page_limit(requested: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
     match requested {

@@ -51,10 +51,10 @@ struct PerIp {
 }
 
 impl IpCounts {
-    fn admit(counts: &Arc<IpCounts>, ip: IpAddr, max: Option<usize>) -> Option<PerIp> {
+    fn admit(counts: &Arc<IpCounts>, ip: IpAddr, max: usize) -> Option<PerIp> {
         let mut map = counts.0.lock().unwrap_or_else(|p| p.into_inner());
         let open = map.entry(ip).or_default();
-        if max.is_some_and(|max| *open >= max) {
+        if *open >= max {
             return None;
         }
         *open += 1;
@@ -104,9 +104,16 @@ pub async fn serve(
             tracing::debug!(%peer, "connection refused: the server is at max_connections");
             continue;
         };
-        let Some(place) = IpCounts::admit(&per_ip, peer.ip(), limits.max_connections_per_ip) else {
-            tracing::debug!(%peer, "connection refused: its address is at max_connections_per_ip");
-            continue;
+        // Addresses are counted only when they are capped.
+        let place = match limits.max_connections_per_ip {
+            None => None,
+            Some(max) => match IpCounts::admit(&per_ip, peer.ip(), max) {
+                Some(place) => Some(place),
+                None => {
+                    tracing::debug!(%peer, "connection refused: its address is at max_connections_per_ip");
+                    continue;
+                }
+            },
         };
         // Streams are many small frames: without TCP_NODELAY, Nagle's algorithm and delayed ACKs
         // hold them back ~40 ms.

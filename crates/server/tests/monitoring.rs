@@ -68,26 +68,12 @@ async fn request_with(
     body: Option<Value>,
     traceparent: Option<&str>,
 ) -> (u16, Value) {
-    let client = reqwest::Client::new();
-    let mut request = client.request(method.parse().unwrap(), format!("{base}/api/v1/agent{path}"));
-    request = match who {
-        Who::User(user) => request.header("x-platos-session-token", token(user)),
-        Who::Operator(project) => request
-            .bearer_auth(KEY)
-            .header("x-platos-organization-id", "default")
-            .header("x-platos-project-id", project)
-            .header("x-platos-environment-id", "default"),
+    let mut headers = match who {
+        Who::User(user) => vec![("x-platos-session-token", token(user))],
+        Who::Operator(project) => operator_headers(project),
     };
-    if let Some(traceparent) = traceparent {
-        request = request.header("traceparent", traceparent);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    headers.extend(traceparent.map(|t| ("traceparent", t.to_owned())));
+    call_with(base, &headers, method, path, body).await
 }
 
 async fn thread(base: &str, who: Who<'_>, agent: &str) -> String {

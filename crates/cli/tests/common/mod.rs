@@ -1,9 +1,57 @@
-//! A real `agentry serve` for the SDK tests: a temporary data and agents dir, a free loopback
-//! port, a fixed service secret and API key; killed when dropped.
+//! A real `agentry serve` for the SDK and operator tests: a temporary data and agents dir, a free
+//! loopback port, a fixed service secret and API key; killed when dropped. And the SDK helpers
+//! both use: tokens, clients, collecting a turn.
 #![allow(dead_code)] // each test file uses part of it
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use agentry_client::{Client, Scope, SessionClaims, StreamEvent, TurnEvent, TurnStatus};
+use futures_util::StreamExt as _;
+
+/// The service secret of the servers the SDK and operator tests spawn.
+pub const SECRET: &str = "sdk-test-secret-0123456789abcdef";
+/// Their operator API key.
+pub const API_KEY: &str = "sdk-test-operator-key";
+
+/// Claims for `user` in the default scope.
+pub fn claims(user: &str) -> SessionClaims {
+    SessionClaims::new(&Scope::default_scope(), user, "default")
+}
+
+/// A ten-minute session token for `user`.
+pub fn token(user: &str) -> String {
+    agentry_client::mint_session_token(SECRET, claims(user), Duration::from_secs(600)).unwrap()
+}
+
+/// An SDK client acting as `user`.
+pub fn client(base: &str, user: &str) -> Client {
+    Client::builder(base).session_token(token(user)).build().unwrap()
+}
+
+/// Collects a turn; returns the stream events and the concatenated tokens.
+pub async fn collect(mut turn: agentry_client::TurnStream) -> (Vec<StreamEvent>, String) {
+    let mut events = Vec::new();
+    let mut text = String::new();
+    while let Some(event) = tokio::time::timeout(Duration::from_secs(30), turn.next()).await.unwrap() {
+        let event = event.unwrap();
+        if let StreamEvent::Event(TurnEvent::Token { text: delta }) = &event {
+            text.push_str(delta);
+        }
+        events.push(event);
+    }
+    (events, text)
+}
+
+/// A turn's `done`: status, whether it was stopped, output tokens.
+pub fn done(events: &[StreamEvent]) -> (TurnStatus, bool, u64) {
+    match events.last() {
+        Some(StreamEvent::Event(TurnEvent::Done { status, stopped, usage })) => {
+            (*status, *stopped, usage.output_tokens)
+        }
+        other => panic!("last event is not done: {other:?}"),
+    }
+}
 
 /// A running server.
 pub struct Server {

@@ -21,7 +21,7 @@ use serde_json::{Map, Value, json};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::extract::QueryParams;
+use crate::extract::{QueryParams, time_param};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -48,23 +48,27 @@ struct Window {
     until: Timestamp,
 }
 
-fn parse_time(field: &str, text: &str) -> Result<Timestamp, ApiError> {
-    Timestamp::parse(text).ok_or_else(|| {
-        ApiError::invalid_field(field, format!("`{text}` is not an RFC 3339 time, a day or Unix milliseconds"))
-    })
-}
-
 impl WindowQuery {
+    /// Whether the query names a span at all.
+    fn names_a_span(&self) -> bool {
+        self.day.is_some()
+            || self.date.is_some()
+            || self.days.is_some()
+            || self.days_back.is_some()
+            || self.since.is_some()
+            || self.until.is_some()
+    }
+
     /// The span asked for; without one, the last `default_days` days.
     fn window(&self, default_days: i64) -> Result<Window, ApiError> {
         let today = Timestamp::now().start_of_day();
         if let Some((field, day)) = self.day.as_ref().map(|d| ("day", d)).or(self.date.as_ref().map(|d| ("date", d))) {
-            let since = parse_time(field, day)?.start_of_day();
+            let since = time_param(field, day)?.start_of_day();
             return Ok(Window { since, until: Timestamp(since.0 + DAY_MS) });
         }
         if self.since.is_some() || self.until.is_some() {
-            let since = self.since.as_deref().map(|t| parse_time("since", t)).transpose()?.unwrap_or(Timestamp(0));
-            let until = self.until.as_deref().map(|t| parse_time("until", t)).transpose()?;
+            let since = self.since.as_deref().map(|t| time_param("since", t)).transpose()?.unwrap_or(Timestamp(0));
+            let until = self.until.as_deref().map(|t| time_param("until", t)).transpose()?;
             return Ok(Window { since, until: until.unwrap_or(Timestamp(today.0 + DAY_MS)) });
         }
         let (field, days) = match (self.days, self.days_back) {
@@ -184,12 +188,11 @@ pub async fn summary(
     Auth(principal): Auth,
     QueryParams(query): QueryParams<WindowQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let window = match (&query.day, &query.date, query.days, query.days_back, &query.since, &query.until) {
-        (None, None, None, None, None, None) => {
-            let now = Timestamp::now();
-            Window { since: Timestamp(now.0 - DAY_MS), until: Timestamp(now.0 + 1) }
-        }
-        _ => query.window(1)?,
+    let window = if query.names_a_span() {
+        query.window(1)?
+    } else {
+        let now = Timestamp::now();
+        Window { since: Timestamp(now.0 - DAY_MS), until: Timestamp(now.0 + 1) }
     };
     let user = user_filter(&principal);
     let summary = state.store.turn_summary(&principal.scope, window.since, user).await?;

@@ -20,7 +20,7 @@ use super::views;
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::extract::{QueryParams, page_limit, page_offset};
+use crate::extract::{QueryParams, page_limit, page_offset, time_param};
 
 /// Filters of the turn and trace lists.
 #[derive(Debug, Default, Deserialize)]
@@ -47,12 +47,7 @@ fn turn_filter(principal: &Principal, query: TurnQuery) -> Result<Option<TurnFil
             format!("`{status}` is not one of queued, running, waiting, completed, failed, cancelled"),
         ));
     }
-    let since = match &query.since {
-        Some(text) => Some(Timestamp::parse(text).ok_or_else(|| {
-            ApiError::invalid_field("since", format!("`{text}` is not an RFC 3339 time, a day or Unix milliseconds"))
-        })?),
-        None => None,
-    };
+    let since = query.since.as_deref().map(|text| time_param("since", text)).transpose()?;
     let mut filter = TurnFilter {
         agent_id: query.agent_id,
         thread_id: query.thread_id,

@@ -149,17 +149,37 @@ pub fn token(user: &str) -> String {
 
 /// Calls a replica as an end user (`Some(token)`) or as the operator for the whole scope.
 pub async fn call(base: &str, token: Option<&str>, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let headers = match token {
+        Some(token) => vec![("x-platos-session-token", token.to_owned())],
+        None => operator_headers("default"),
+    };
+    call_with(base, &headers, method, path, body).await
+}
+
+/// The headers of the operator of `project` (organization and environment `default`).
+pub fn operator_headers(project: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("authorization", format!("Bearer {KEY}")),
+        ("x-platos-organization-id", "default".into()),
+        ("x-platos-project-id", project.into()),
+        ("x-platos-environment-id", "default".into()),
+    ]
+}
+
+/// Calls a Platos route with these headers; the body's JSON (or its text).
+pub async fn call_with(
+    base: &str,
+    headers: &[(&str, String)],
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let client = reqwest::Client::new();
     let url = format!("{base}/api/v1/agent{path}");
     let mut request = client.request(method.parse().unwrap(), url);
-    request = match token {
-        Some(token) => request.header("x-platos-session-token", token),
-        None => request
-            .bearer_auth(KEY)
-            .header("x-platos-organization-id", "default")
-            .header("x-platos-project-id", "default")
-            .header("x-platos-environment-id", "default"),
-    };
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
     if let Some(body) = body {
         request = request.json(&body);
     }

@@ -1,0 +1,157 @@
+//! Operator commands against a real `agentry serve`: budgets and monitoring, through the SDK
+//! namespaces and the `agentry budgets|turns|trace` commands, and what `serve` sets up for
+//! itself at start.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use agentry_client::{Client, Error, Scope, StreamEvent, TurnEvent, TurnStatus};
+use common::{API_KEY, SECRET, client, collect, done};
+
+#[tokio::test]
+async fn the_budgets_namespace_and_cli_manage_caps_that_stop_turns() {
+    let prices = "[prices.\"scripted:echo\"]\ninput = 1000\noutput = 1000\n";
+    let server = common::spawn_configured(SECRET, API_KEY, &[], prices).await;
+    let operator = Client::builder(&server.base).api_key(API_KEY, Scope::default_scope()).build().unwrap();
+    // The default agent's prompt is 5 words: the first two-word echo reads 7 words and writes 2
+    // (9,000 µ¢), the second 11 and 2 (13,000 µ¢); the third would need 17,000 more.
+    let cap = operator
+        .budgets()
+        .set(&agentry_client::NewBudgetCap {
+            scope_type: "user".into(),
+            target_id: Some("alice".into()),
+            period: "day".into(),
+            limit_cents: 0.03,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((cap.scope_type.as_str(), cap.limit_cents), ("user", 0.03));
+    let alice = client(&server.base, "alice");
+    let thread = alice.threads().create(None, None).await.unwrap();
+    for _ in 0..2 {
+        let (events, _) = collect(alice.threads().send(&thread.id, "hello there")).await;
+        assert_eq!(done(&events).0, TurnStatus::Completed);
+    }
+    let (events, _) = collect(alice.threads().send(&thread.id, "one more")).await;
+    assert_eq!(done(&events).0, TurnStatus::Failed);
+    assert!(
+        events.iter().any(|e| matches!(e, StreamEvent::Event(TurnEvent::Error { code, .. }) if code == "budget_cap"))
+    );
+    // 22,000 of 30,000 µ¢ spent: the cap is not used up, but the third turn's call did not fit.
+    let status = alice.budgets().status(None, None).await.unwrap();
+    assert!(!status.blocked, "{status:?}");
+    assert_eq!((status.caps[0].spent_cents, status.caps[0].turns), (0.022, 2), "the refused turn made no call");
+    assert_eq!(status.caps[0].crossed_thresholds, [50]);
+    // The CLI lifts the block for an hour; the next turn goes through.
+    let cli = Command::new(env!("CARGO_BIN_EXE_agentry"))
+        .args(["budgets", "override", &cap.id, "--minutes", "60", "--server", &server.base, "--api-key", API_KEY])
+        .output()
+        .unwrap();
+    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    assert!(String::from_utf8_lossy(&cli.stdout).contains("does not block until"));
+    let (events, _) = collect(alice.threads().send(&thread.id, "after the override")).await;
+    assert_eq!(done(&events).0, TurnStatus::Completed);
+    let listed = Command::new(env!("CARGO_BIN_EXE_agentry"))
+        .args(["budgets", "list", "--server", &server.base, "--api-key", API_KEY])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&listed.stdout).contains(&cap.id));
+    assert!(operator.budgets().delete(&cap.id).await.unwrap());
+    assert!(!operator.budgets().delete(&cap.id).await.unwrap());
+}
+
+#[tokio::test]
+async fn the_monitoring_namespace_and_cli_show_turns_traces_and_costs() {
+    let prices = "[prices.\"scripted:echo\"]\ninput = 1000\noutput = 1000\n";
+    let server = common::spawn_configured(SECRET, API_KEY, &[], prices).await;
+    let alice = client(&server.base, "alice");
+    let thread = alice.threads().create(None, None).await.unwrap();
+    let (events, _) = collect(alice.threads().send(&thread.id, "hello there")).await;
+    let Some(StreamEvent::Event(TurnEvent::Done { usage, .. })) = events.last() else { panic!("{events:?}") };
+    let cost = usage.cost.0;
+    assert!(cost > 0);
+
+    let turns = alice.monitoring().turns(&agentry_client::TurnQuery::default()).await.unwrap();
+    assert_eq!(turns.len(), 1);
+    let turn = &turns[0];
+    assert_eq!(
+        (turn.thread_id.as_str(), turn.status.as_str(), turn.cost_micro_cents),
+        (thread.id.as_str(), "completed", cost)
+    );
+    assert_eq!(alice.monitoring().turn(&turn.id).await.unwrap().steps, 1);
+    let spans = alice.monitoring().trace(&turn.trace_id).await.unwrap();
+    assert_eq!(spans.len(), 2, "the turn and its model call");
+    let story = alice.monitoring().thread_trace(&thread.id).await.unwrap();
+    assert_eq!((story.rollup.total_cost_micro_cents, story.messages.len()), (cost, 2));
+    assert_eq!(story.messages[1].turn_id.as_deref(), Some(turn.id.as_str()));
+    assert_eq!(story.span_tree[0].children.len(), 1);
+    for by in [
+        agentry_client::CostBy::Agent,
+        agentry_client::CostBy::Day,
+        agentry_client::CostBy::Model,
+        agentry_client::CostBy::User,
+    ] {
+        let rollup = alice.monitoring().cost(by, 1).await.unwrap();
+        assert_eq!((rollup.cost_micro_cents, rollup.turns, rollup.rows.len()), (cost, 1, 1), "{by:?}");
+        assert_eq!(rollup.rows[0].cost_micro_cents, cost);
+    }
+    let rollup = alice.monitoring().cost(agentry_client::CostBy::User, 1).await.unwrap();
+    assert_eq!(rollup.rows[0].key, "alice");
+    let summary = alice.monitoring().summary(None).await.unwrap();
+    assert_eq!((summary.turns, summary.failures), (1, 0));
+    // Bob sees none of it.
+    let bob = client(&server.base, "bob");
+    assert!(bob.monitoring().turns(&agentry_client::TurnQuery::default()).await.unwrap().is_empty());
+    assert!(matches!(bob.monitoring().turn(&turn.id).await, Err(Error::NotFound { .. })));
+    assert!(matches!(bob.monitoring().thread_trace(&thread.id).await, Err(Error::NotFound { .. })));
+
+    let cli = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_agentry"))
+            .args(args)
+            .args(["--server", &server.base, "--api-key", API_KEY])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let listed = cli(&["turns", "--limit", "5"]);
+    assert!(listed.contains("completed") && listed.contains(&thread.id), "{listed}");
+    let tree = cli(&["trace", &thread.id]);
+    let lines: Vec<&str> = tree.lines().collect();
+    assert!(lines[0].starts_with(&format!("thread {}: 2 messages, 1 turns", thread.id)), "{tree}");
+    assert!(lines[1].starts_with("invoke_agent ") && lines[1].contains(" ms"), "{tree}");
+    assert!(lines[2].starts_with("└─ chat echo") && lines[2].contains("¢"), "{tree}");
+}
+
+/// `agentry serve` raises its soft open-file limit to the hard one (each connection is a file).
+#[tokio::test]
+async fn serve_raises_its_open_file_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = Command::new("sh")
+        .args(["-c", "ulimit -Sn 256 && exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_agentry")])
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("AGENTRY_SERVICE_SECRET", SECRET)
+        .env("AGENTRY_API_KEY", API_KEY)
+        .env("AGENTRY_DEFAULT_MODEL", "scripted:echo")
+        .env("AGENTRY_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reqwest::get(format!("http://127.0.0.1:{port}/api/health")).await.map_or(true, |r| !r.status().is_success()) {
+        assert!(Instant::now() < deadline, "the server did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap().to_owned();
+    let numbers: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_ne!(numbers[0], "256", "{line}");
+    assert_eq!(numbers[0], numbers[1], "soft = hard: {line}");
+}
