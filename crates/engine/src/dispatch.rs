@@ -3,12 +3,13 @@
 //! The dispatcher claims queued turns ([`agentry_store::Store::claim_queued_turns`]) whenever it
 //! is woken — a turn submitted here, a bell from another replica, a turn that ended here — and
 //! on a slow poll as a safety net; on the same poll it takes over the turns of replicas whose
-//! leases expired. One task renews all of this replica's leases in one statement and stops any
-//! turn whose lease was lost. Each running turn has a stop switch here, which cancel, shutdown
+//! leases expired (after renewing its own, if their renewal is late: a slow replica never takes
+//! over its own live turns). One task renews all of this replica's leases in one statement and
+//! stops any turn whose lease was lost. Each running turn has a stop switch here, which cancel, shutdown
 //! and lease loss flip.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -22,15 +23,19 @@ use crate::{Engine, Inner, StopReason, runner};
 const EARLY_STOP_TTL: Duration = Duration::from_secs(60);
 /// Turns taken over per sweep.
 const TAKEOVER_BATCH: i64 = 64;
+/// How soon a failed renewal is tried again.
+const RENEW_RETRY: Duration = Duration::from_secs(1);
 
 /// The running turns of this replica and the wake-up of its dispatcher.
-#[derive(Default)]
 pub(crate) struct Dispatcher {
     wake: Notify,
     /// Set when leases were released: sweep now rather than at the next poll.
     sweep_now: AtomicBool,
     running: Mutex<Running>,
     accepting: AtomicBool,
+    /// When this replica's leases were last renewed, in ms since `epoch`.
+    renewed_ms: AtomicU64,
+    epoch: Instant,
 }
 
 struct RunningTurn {
@@ -51,7 +56,25 @@ struct Running {
 
 impl Dispatcher {
     pub(crate) fn new() -> Self {
-        Dispatcher { accepting: AtomicBool::new(true), ..Dispatcher::default() }
+        Dispatcher {
+            wake: Notify::new(),
+            sweep_now: AtomicBool::new(false),
+            running: Mutex::new(Running::default()),
+            accepting: AtomicBool::new(true),
+            renewed_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// Time since the leases were last renewed.
+    fn since_renewal(&self) -> Duration {
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        Duration::from_millis(now.saturating_sub(self.renewed_ms.load(Ordering::Acquire)))
+    }
+
+    fn renewed_at(&self, at: Instant) {
+        let ms = u64::try_from(at.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX);
+        self.renewed_ms.fetch_max(ms, Ordering::AcqRel);
     }
 
     /// Asks the dispatcher to look for work now.
@@ -160,6 +183,9 @@ impl Engine {
     /// (their canceller died before it could).
     async fn sweep(&self) -> Result<(), StoreError> {
         let config = self.config();
+        if self.inner.dispatcher.since_renewal() > config.lease / 3 {
+            self.renew_leases().await?;
+        }
         let taken =
             self.store().take_over_expired_turns(&config.replica_id, millis(config.lease), TAKEOVER_BATCH).await?;
         for claimed in taken {
@@ -193,22 +219,32 @@ impl Engine {
             Some(inner) => inner.config.lease / 3,
             None => return,
         };
-        let mut tick = tokio::time::interval(every);
-        tick.tick().await;
+        let mut wait = every;
         loop {
-            tick.tick().await;
+            tokio::time::sleep(wait).await;
             let Some(inner) = weak.upgrade() else { return };
             let engine = Engine { inner };
-            if let Err(err) = engine.renew_leases().await {
-                tracing::warn!(%err, "cannot renew this replica's leases");
-            }
+            wait = match engine.renew_leases().await {
+                Ok(()) => every.saturating_sub(engine.inner.dispatcher.since_renewal()),
+                Err(err) => {
+                    tracing::warn!(%err, "cannot renew this replica's leases; trying again in a second");
+                    RENEW_RETRY.min(every)
+                }
+            };
         }
     }
 
+    /// Renews the leases of the turns running here, and stops those whose lease was lost.
     async fn renew_leases(&self) -> Result<(), StoreError> {
         let config = self.config();
         let asked = Instant::now();
-        let held = self.store().renew_leases(&config.replica_id, millis(config.lease)).await?;
+        let ids: Vec<String> = {
+            let running = self.inner.dispatcher.running.lock().unwrap_or_else(|p| p.into_inner());
+            running.turns.keys().cloned().collect()
+        };
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let held = self.store().renew_leases(&config.replica_id, millis(config.lease), &ids).await?;
+        self.inner.dispatcher.renewed_at(asked);
         let held: HashMap<String, (i64, bool)> =
             held.into_iter().map(|h| (h.turn_id, (h.token, h.cancel_requested))).collect();
         let mut missing = Vec::new();

@@ -116,6 +116,8 @@ pub enum Submitted {
 }
 
 const CLAIMED_COLUMNS: &str = "lease_token, cancel_requested";
+/// Turns renewed per statement.
+const RENEWALS_PER_STATEMENT: usize = 500;
 
 impl Store {
     /// The database's clock in Unix milliseconds, as SQL: leases are measured on one clock
@@ -268,32 +270,38 @@ impl Store {
         })
     }
 
-    /// Renews every unexpired lease `owner` holds on a running turn by `lease_ms`, and returns
-    /// them. A turn the owner thinks it runs but that is missing here (or has another token) was
-    /// lost: its lease expired and the turn was, or will be, taken over.
-    pub async fn renew_leases(&self, owner: &str, lease_ms: i64) -> StoreResult<Vec<HeldLease>> {
-        let now = self.now_sql();
-        let sql = format!(
-            "UPDATE turns SET lease_expires_at = {now} + $2
-             WHERE lease_owner = $1 AND status = 'running' AND lease_expires_at >= {now}
-             RETURNING id, {CLAIMED_COLUMNS}"
-        );
-        on_writer!(self, |pool| {
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(owner)
-                .bind(lease_ms)
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(|row| {
-                    Ok(HeldLease {
+    /// Renews `owner`'s leases on the running turns `turn_ids` (the turns it runs) by `lease_ms`,
+    /// and returns them. A lease that ran out is renewed too as long as nobody took the turn over
+    /// (the token did not move, so nobody else wrote): a replica that was slow to renew keeps its
+    /// turns. A turn the owner runs that is missing here was taken over (or ended or parked).
+    pub async fn renew_leases(&self, owner: &str, lease_ms: i64, turn_ids: &[&str]) -> StoreResult<Vec<HeldLease>> {
+        if turn_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut held = Vec::with_capacity(turn_ids.len());
+        for chunk in turn_ids.chunks(RENEWALS_PER_STATEMENT) {
+            let placeholders = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect::<Vec<_>>().join(", ");
+            let sql = format!(
+                "UPDATE turns SET lease_expires_at = {now} + $2
+                 WHERE lease_owner = $1 AND status = 'running' AND id IN ({placeholders})
+                 RETURNING id, {CLAIMED_COLUMNS}",
+                now = self.now_sql()
+            );
+            on_writer!(self, |pool| {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(owner).bind(lease_ms);
+                for id in chunk {
+                    query = query.bind(*id);
+                }
+                for row in &query.fetch_all(pool).await? {
+                    held.push(HeldLease {
                         turn_id: row.text("id")?,
                         token: row.int("lease_token")?,
                         cancel_requested: row.int("cancel_requested")? != 0,
-                    })
-                })
-                .collect()
-        })
+                    });
+                }
+            });
+        }
+        Ok(held)
     }
 
     /// Whether the lease with `token` on a turn was lost: another token holds it, or it is still
@@ -315,10 +323,11 @@ impl Store {
     }
 
     /// Lets go of a running turn at once (a replica shutting down), so another replica takes it
-    /// over now rather than when the lease would have run out.
+    /// over now rather than when the lease would have run out. A released lease has no owner, so
+    /// no late renewal of its former owner keeps it.
     pub async fn release_lease(&self, lease: &Lease) -> StoreResult<bool> {
         let sql = format!(
-            "UPDATE turns SET lease_expires_at = {now} - 1 WHERE id = $1 AND lease_token = $2 AND status = 'running'",
+            "UPDATE turns SET lease_expires_at = {now} - 1, lease_owner = NULL WHERE id = $1 AND lease_token = $2 AND status = 'running'",
             now = self.now_sql()
         );
         self.fenced_update(sql, lease, None).await

@@ -23,6 +23,7 @@ suite!(
     a_turn_of_an_idle_thread_starts_at_once,
     reject_if_busy_is_decided_in_the_store,
     expired_leases_are_taken_over_with_a_new_token,
+    a_late_renewal_keeps_an_expired_lease_nobody_took_over,
     fenced_event_batches_keep_other_turns_events,
     event_logs_append_and_read_after_a_cursor,
     cancel_reaches_running_queued_and_waiting_turns,
@@ -101,7 +102,7 @@ async fn a_turn_of_an_idle_thread_starts_at_once(store: &Store) {
     let stored = store.get_turn(&scope_a(), &first.id).await.unwrap().unwrap();
     assert_eq!(stored.status, TurnStatus::Running);
     assert!(stored.started_at.is_some());
-    assert_eq!(store.renew_leases("rep_a", 30_000).await.unwrap().len(), 1, "it holds a live lease");
+    assert_eq!(store.renew_leases("rep_a", 30_000, &[&first.id]).await.unwrap().len(), 1, "it holds a live lease");
     let second = turn(&scope_a(), &thread_id, None);
     assert_eq!(store.submit_turn(&second, start, "rep_b").await.unwrap(), Submitted::Queued, "the thread is busy");
     let third = turn(&scope_a(), &thread_id, None);
@@ -133,11 +134,21 @@ async fn reject_if_busy_is_decided_in_the_store(store: &Store) {
     assert!(store.append_events(&rows).await.unwrap().refused.is_empty());
 }
 
+async fn a_late_renewal_keeps_an_expired_lease_nobody_took_over(store: &Store) {
+    let thread_id = new_thread(store).await;
+    let t = submit(store, &scope_a(), &thread_id).await;
+    let slow = store.claim_queued_turns("rep_slow", -1, 10).await.unwrap().remove(0).lease;
+    let held = store.renew_leases("rep_slow", 30_000, &[&t.id]).await.unwrap();
+    assert_eq!(held.iter().map(|h| (h.turn_id.as_str(), h.token)).collect::<Vec<_>>(), [(t.id.as_str(), slow.token)]);
+    assert!(store.take_over_expired_turns("rep_other", 30_000, 10).await.unwrap().is_empty(), "renewed in time");
+    assert!(!store.lease_lost(&t.id, slow.token).await.unwrap());
+    assert!(store.renew_leases("rep_other", 30_000, &[&t.id]).await.unwrap().is_empty(), "only its holder renews it");
+}
+
 async fn expired_leases_are_taken_over_with_a_new_token(store: &Store) {
     let thread_id = new_thread(store).await;
     let t = submit(store, &scope_a(), &thread_id).await;
     let dead = store.claim_queued_turns("rep_dead", -1, 10).await.unwrap().remove(0).lease;
-    assert!(store.renew_leases("rep_dead", 30_000).await.unwrap().is_empty(), "an expired lease is not renewed");
     let taken = store.take_over_expired_turns("rep_alive", 30_000, 10).await.unwrap();
     assert_eq!(taken.len(), 1);
     let alive = taken[0].lease.clone();
@@ -145,8 +156,9 @@ async fn expired_leases_are_taken_over_with_a_new_token(store: &Store) {
     assert!(!store.lease_lost(&t.id, alive.token).await.unwrap());
     assert_eq!((alive.owner.as_str(), alive.token), ("rep_alive", dead.token + 1));
     assert!(store.take_over_expired_turns("rep_other", 30_000, 10).await.unwrap().is_empty(), "taken once");
-    let held = store.renew_leases("rep_alive", 30_000).await.unwrap();
+    let held = store.renew_leases("rep_alive", 30_000, &[&t.id]).await.unwrap();
     assert_eq!(held.iter().map(|h| (h.turn_id.as_str(), h.token)).collect::<Vec<_>>(), [(t.id.as_str(), alive.token)]);
+    assert!(store.renew_leases("rep_dead", 30_000, &[&t.id]).await.unwrap().is_empty(), "taken over: not renewed");
     // The dead replica's late writes are refused.
     assert!(!store.save_checkpoint(&dead, "{}").await.unwrap());
     assert!(!store.finish_turn(&scope_a(), &dead, &finish(TurnStatus::Completed)).await.unwrap());
@@ -155,6 +167,10 @@ async fn expired_leases_are_taken_over_with_a_new_token(store: &Store) {
     assert_eq!((stored.status, stored.checkpoint.as_deref()), (TurnStatus::Running, Some("{\"step\":1}")));
     // A released lease is taken over at once.
     assert!(store.release_lease(&alive).await.unwrap());
+    assert!(
+        store.renew_leases("rep_alive", 30_000, &[&t.id]).await.unwrap().is_empty(),
+        "a released lease stays released"
+    );
     assert_eq!(store.take_over_expired_turns("rep_next", 30_000, 10).await.unwrap().len(), 1);
 }
 
@@ -247,7 +263,7 @@ async fn cancel_reaches_running_queued_and_waiting_turns(store: &Store) {
     assert!(store.request_cancel(&scope_b(), &busy).await.unwrap().is_empty(), "another scope cancels nothing");
     // The running turn cannot park once asked to stop; the queued one is never claimed.
     assert_eq!(store.park_turn(&lease, "approval", "{}").await.unwrap(), Parked::CancelRequested);
-    assert!(store.renew_leases("rep_a", 30_000).await.unwrap()[0].cancel_requested);
+    assert!(store.renew_leases("rep_a", 30_000, &[&running.id]).await.unwrap()[0].cancel_requested);
     store.finish_turn(&scope_a(), &lease, &finish(TurnStatus::Cancelled)).await.unwrap();
     assert!(!store.lease_lost(&running.id, lease.token).await.unwrap(), "a turn that ended was not lost");
     assert!(store.claim_queued_turns("rep_a", 30_000, 10).await.unwrap().is_empty());
