@@ -34,6 +34,12 @@ pub mod prefix {
     pub const MODEL_CALL: &str = "mcl";
     /// A replica (one running `agentry serve`).
     pub const REPLICA: &str = "rep";
+    /// A run of a background task.
+    pub const RUN: &str = "run";
+    /// A schedule of a background task.
+    pub const SCHEDULE: &str = "sched";
+    /// A batch of runs.
+    pub const BATCH: &str = "batch";
 }
 
 /// The last id value minted by this process.

@@ -7,6 +7,8 @@
 //! - [`tool`]: tool declarations (built-in names, HTTP tools, MCP server tools).
 //! - [`approval`]: human approvals, the durable waitpoints of a turn.
 //! - [`content`]: the typed content items a message is made of.
+//! - [`cron`]: cron schedules read in an IANA time zone, with classic daylight-saving rules.
+//! - [`task`]: background tasks as written in task files, their runs' statuses and retries.
 //! - [`budget`]: budget caps, their periods and UTC window keys.
 //! - [`thread`]: threads and messages.
 //! - [`event`]: [`TurnEvent`], the one event enum every transport translates, and turn states.
@@ -25,12 +27,14 @@ pub mod approval;
 pub mod artifact;
 pub mod budget;
 pub mod content;
+pub mod cron;
 pub mod event;
 pub mod id;
 pub mod money;
 pub mod safety;
 pub mod scope;
 pub mod session_token;
+pub mod task;
 pub mod thread;
 pub mod time;
 pub mod tool;
