@@ -129,6 +129,13 @@ impl RetryPolicy {
         let half = full / 2.0;
         Duration::from_millis((half + half * jitter.clamp(0.0, 1.0)) as u64)
     }
+
+    /// [`RetryPolicy::delay`] with a random jitter.
+    pub fn jittered_delay(&self, attempt: u32) -> Duration {
+        let mut bytes = [0u8; 4];
+        crate::id::fill_random(&mut bytes);
+        self.delay(attempt, f64::from(u32::from_le_bytes(bytes)) / (f64::from(u32::MAX) + 1.0))
+    }
 }
 
 /// A schedule declared in a task file.

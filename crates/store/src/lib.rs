@@ -40,9 +40,12 @@ pub mod notify;
 pub mod rates;
 pub mod recordings;
 mod row;
+pub mod runs;
+pub mod schedules;
 pub mod scoped_tokens;
 pub mod sockets;
 pub mod spans;
+pub mod tasks;
 pub mod threads;
 pub mod tools;
 pub mod turns;
@@ -66,9 +69,12 @@ pub use leases::{CancelRequested, Claimed, Finish, HeldLease, Lease, Parked, Sub
 pub use ledger::{CallStatus, ModelCall};
 pub use monitoring::{RollupBy, RollupRow, TurnFilter, TurnStats, TurnSummary};
 pub use rates::{RateRefusal, RateWindow};
+pub use runs::{AttemptEnd, ClaimedRun, NewRun, RunAttempt, RunCancel, RunFilter, RunLease, StoredRun, Swept};
+pub use schedules::StoredSchedule;
 pub use scoped_tokens::ScopedToken;
 pub use sockets::{SocketSession, StreamCursor};
 pub use spans::{Span, SpanKind, SpanStatus};
+pub use tasks::{StoredBatch, StoredTask};
 pub use threads::{ArchivedFilter, ThreadQuery};
 pub use tools::{SafetyEvent, ToolCallRecord, ToolHealth, ToolKey};
 

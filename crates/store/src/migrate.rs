@@ -26,6 +26,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 9, name: "0009_budgets.sql", sql: include_str!("../migrations/0009_budgets.sql") },
     Migration { version: 10, name: "0010_rate_limits.sql", sql: include_str!("../migrations/0010_rate_limits.sql") },
     Migration { version: 11, name: "0011_traces.sql", sql: include_str!("../migrations/0011_traces.sql") },
+    Migration { version: 12, name: "0012_tasks.sql", sql: include_str!("../migrations/0012_tasks.sql") },
 ];
 
 /// Arbitrary constant identifying Agentry's migration lock.
