@@ -217,6 +217,9 @@ pub(crate) const RUN_COLUMNS: &str = "id, organization_id, project_id, environme
     user_id, batch_id, schedule_id, replay_of, available_at, expires_at, output_json, error, thread_id, turn_id,
     created_at, started_at, finished_at, updated_at, lease_token";
 
+/// `number, status, replica, error, started_at, finished_at` of an attempt.
+type AttemptRow = (i64, String, String, Option<String>, i64, Option<i64>);
+
 /// Runs inserted per statement of a batch.
 pub(crate) const RUNS_PER_STATEMENT: usize = 100;
 /// Runs swept per statement.
@@ -446,7 +449,7 @@ impl Store {
 
     /// The attempts of a run, in order.
     pub async fn run_attempts(&self, run_id: &str) -> StoreResult<Vec<RunAttempt>> {
-        let rows: Vec<(i64, String, String, Option<String>, i64, Option<i64>)> = on_pool!(self, |pool| {
+        let rows: Vec<AttemptRow> = on_pool!(self, |pool| {
             sqlx::query_as(
                 "SELECT number, status, replica, error, started_at, finished_at FROM task_run_attempts
                  WHERE run_id = $1 ORDER BY number",
