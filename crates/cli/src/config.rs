@@ -81,6 +81,8 @@ const KEYS: &[(&str, &str)] = &[
     ("data_dir", "AGENTRY_DATA_DIR"),
     ("database_url", "AGENTRY_DATABASE_URL"),
     ("agents_dir", "AGENTRY_AGENTS_DIR"),
+    ("tasks_dir", "AGENTRY_TASKS_DIR"),
+    ("jobs_concurrency", "AGENTRY_JOBS_CONCURRENCY"),
     ("max_body_bytes", "AGENTRY_MAX_BODY_BYTES"),
     ("max_message_bytes", "AGENTRY_MAX_MESSAGE_BYTES"),
     ("event_retention_days", "AGENTRY_EVENT_RETENTION_DAYS"),
@@ -116,6 +118,10 @@ pub struct Config {
     pub store: StoreLocation,
     /// Directory of agent files loaded at start.
     pub agents_dir: Option<PathBuf>,
+    /// Directory of task files loaded at start.
+    pub tasks_dir: Option<PathBuf>,
+    /// Runs of background tasks one replica executes at once (`[jobs] concurrency`).
+    pub jobs_concurrency: usize,
     /// Request body limit.
     pub max_body_bytes: usize,
     /// Largest user message a turn accepts.
@@ -249,6 +255,26 @@ impl Layers {
                 self.telemetry.read_file(value, path)?;
                 continue;
             }
+            if key == "jobs" {
+                // `[jobs] concurrency = N` is the file's spelling of `jobs_concurrency`.
+                let invalid = |problem: String| ConfigError::Invalid {
+                    key: "jobs_concurrency",
+                    origin: Source::File(path.into()),
+                    problem,
+                };
+                let toml::Value::Table(jobs) = value else { return Err(invalid("expected a [jobs] table".into())) };
+                for (name, value) in jobs {
+                    match (name.as_str(), value) {
+                        ("concurrency", toml::Value::Integer(n)) => {
+                            self.values.insert("jobs_concurrency", (n.to_string(), Source::File(path.into())));
+                        }
+                        (name, _) => {
+                            return Err(invalid(format!("[jobs] has `concurrency = <number>` only, not `{name}`")));
+                        }
+                    }
+                }
+                continue;
+            }
             if key == "prices" {
                 let prices: BTreeMap<String, agentry_llm::config::Price> =
                     value.try_into().map_err(|e: toml::de::Error| ConfigError::Invalid {
@@ -299,7 +325,7 @@ impl Layers {
                 let known = KEYS
                     .iter()
                     .map(|(k, _)| *k)
-                    .chain(["providers", "secrets", "mcp_servers", "prices", "rate_limits", "telemetry"])
+                    .chain(["providers", "secrets", "mcp_servers", "prices", "rate_limits", "telemetry", "jobs"])
                     .collect::<Vec<_>>()
                     .join(", ");
                 return Err(ConfigError::UnknownKey { key, path: path.into(), known });
@@ -369,16 +395,19 @@ impl Layers {
             }
         };
 
-        let agents_dir = match self.get("agents_dir", None) {
-            None => None,
+        let directory = |key: &'static str| match self.get(key, None) {
+            None => Ok(None),
             Some((dir, source)) => {
                 let path = PathBuf::from(&dir);
                 if !path.is_dir() {
-                    return Err(invalid("agents_dir", source, format!("`{dir}` is not a directory")));
+                    return Err(invalid(key, source, format!("`{dir}` is not a directory")));
                 }
-                Some(path)
+                Ok(Some(path))
             }
         };
+        let agents_dir = directory("agents_dir")?;
+        let tasks_dir = directory("tasks_dir")?;
+        let jobs_concurrency = usize::try_from(self.number("jobs_concurrency", 64, 1, 10_000)?).unwrap_or(64);
 
         let (max_body, source) = self.get("max_body_bytes", Some("1048576")).unwrap_or_default();
         let max_body_bytes = match max_body.parse::<usize>() {
@@ -497,6 +526,8 @@ impl Layers {
             listen,
             store,
             agents_dir,
+            tasks_dir,
+            jobs_concurrency,
             max_body_bytes,
             max_message_bytes,
             event_retention,

@@ -16,6 +16,7 @@ mod budgets;
 mod chat;
 mod config;
 mod monitoring;
+mod task_files;
 mod telemetry_config;
 
 use std::path::PathBuf;
@@ -48,6 +49,9 @@ enum Command {
     /// Agent definitions.
     #[command(subcommand)]
     Agents(AgentsCommand),
+    /// Background tasks (declared in task files).
+    #[command(subcommand)]
+    Tasks(TasksCommand),
     /// The local model cache.
     #[command(subcommand)]
     Models(ModelsCommand),
@@ -131,6 +135,9 @@ struct ServeArgs {
     /// Directory of agent files (*.toml) loaded at start.
     #[arg(long = "agents", value_name = "DIR")]
     agents_dir: Option<String>,
+    /// Directory of task files (*.toml) loaded at start.
+    #[arg(long = "tasks", value_name = "DIR")]
+    tasks_dir: Option<String>,
     /// Largest accepted request body in bytes [default: 1048576].
     #[arg(long, value_name = "BYTES")]
     max_body_bytes: Option<String>,
@@ -231,6 +238,18 @@ enum AgentsCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum TasksCommand {
+    /// Create or update tasks (and the schedules they declare) from TOML files.
+    Apply {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Task files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
 fn main() -> ExitCode {
     // The local model runs on one thread unless told otherwise: two inference threads on a busy
     // 2-core machine spin-wait each other down to a few tokens per second.
@@ -260,6 +279,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Serve(args) => serve(args).await,
         Command::Token(TokenCommand::Mint(args)) => mint(args).await,
         Command::Agents(AgentsCommand::Apply { store, files }) => apply(store, files).await,
+        Command::Tasks(TasksCommand::Apply { store, files }) => apply_tasks(store, files).await,
         Command::Bench(BenchCommand::Stream(options)) => bench::run(options).await,
         Command::Bench(BenchCommand::Turns(options)) => bench_turns::run(options).await,
         #[cfg(feature = "local")]
@@ -328,6 +348,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let mut layers = layers(&args.store)?;
     layers.flag("listen", "--listen", args.listen);
     layers.flag("agents_dir", "--agents", args.agents_dir);
+    layers.flag("tasks_dir", "--tasks", args.tasks_dir);
     layers.flag("max_body_bytes", "--max-body-bytes", args.max_body_bytes);
     let config = layers.resolve().map_err(|e| e.to_string())?;
     init_logging(&config.log, config.log_json);
@@ -352,6 +373,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             datasets_dir: Some(config.datasets_dir.clone()),
             lease: config.turn_lease,
             max_running_turns: config.max_running_turns,
+            jobs_concurrency: config.jobs_concurrency,
             replica_id: config.replica_id.clone().unwrap_or_else(|| agentry_engine::EngineConfig::default().replica_id),
             allow_private_webhooks: config.allow_private_webhooks,
             rate_limits: config.rate_limits,
@@ -386,6 +408,12 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                 .map_err(|e| e.to_string())?
         {
             tracing::info!(file = %file.display(), agent = %id, version, changed, "loaded agent file");
+        }
+    }
+    if let Some(dir) = &config.tasks_dir {
+        let files = agent_files::files_in(dir).map_err(|e| e.to_string())?;
+        for (file, id, changed) in task_files::apply_all(&app.store, &files).await.map_err(|e| e.to_string())? {
+            tracing::info!(file = %file.display(), task = %id, changed, "loaded task file");
         }
     }
     tracing::info!(address = %config.listen, store = %config.store.describe(), replica = %app.engine.replica_id(), "agentry is listening");
@@ -485,6 +513,17 @@ async fn apply(args: StoreArgs, files: Vec<PathBuf>) -> Result<(), String> {
     for (file, id, version, changed) in result? {
         let what = if changed { "now at version" } else { "unchanged at version" };
         println!("{}: agent `{id}` {what} {version}", file.display());
+    }
+    Ok(())
+}
+
+async fn apply_tasks(args: StoreArgs, files: Vec<PathBuf>) -> Result<(), String> {
+    let config = layers(&args)?.resolve().map_err(|e| e.to_string())?;
+    let store = open_store(&config).await?;
+    let result = task_files::apply_all(&store, &files).await.map_err(|e| e.to_string());
+    store.close().await;
+    for (file, id, changed) in result? {
+        println!("{}: task `{id}` {}", file.display(), if changed { "applied" } else { "unchanged" });
     }
     Ok(())
 }

@@ -66,6 +66,23 @@ pub enum Bell {
         /// The scope.
         scope: Scope,
     },
+    /// Runs of background tasks are waiting to be claimed (or a schedule changed).
+    #[serde(rename = "rq")]
+    RunsQueued,
+    /// Someone asked to stop an executing run.
+    #[serde(rename = "rc")]
+    CancelRun {
+        /// The run.
+        run: String,
+    },
+    /// A run changed state: its scope's operators hear of it.
+    #[serde(rename = "ru")]
+    RunUpdate {
+        /// The run's scope.
+        scope: Scope,
+        /// The run.
+        run: String,
+    },
     /// A budget alert for a scope's operators (small: it travels in the bell).
     #[serde(rename = "ba")]
     ScopeAlert {

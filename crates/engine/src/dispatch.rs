@@ -280,6 +280,7 @@ impl Engine {
             Bell::Released => {
                 self.inner.dispatcher.sweep_now.store(true, Ordering::Release);
                 self.inner.dispatcher.wake();
+                self.inner.jobs.wake();
             }
             Bell::Cancel { turn } => {
                 self.inner.dispatcher.stop(&turn, StopReason::Requested);
@@ -293,6 +294,14 @@ impl Engine {
                 self.forget_caps(&scope);
                 let engine = self.clone();
                 tokio::spawn(async move { engine.sweep_budgets().await });
+            }
+            Bell::RunsQueued => self.inner.jobs.wake(),
+            Bell::CancelRun { run } => {
+                self.inner.jobs.stop(&run, crate::jobs::RunStop::Canceled);
+            }
+            Bell::RunUpdate { scope, run } => {
+                let engine = self.clone();
+                tokio::spawn(async move { engine.relay_run_update(&scope, &run).await });
             }
             Bell::ScopeAlert { scope, event } => {
                 self.inner.hub.publish_scope(&scope, crate::hub::ScopeEvent::Alert(Arc::new(event)));
@@ -320,28 +329,32 @@ impl Engine {
 
     /// Graceful shutdown: claims nothing more, gives running turns `grace` to finish, then stops
     /// the rest and lets go of their leases so another replica (or this one, restarted) resumes
-    /// them from their checkpoint. Queued turns stay queued.
+    /// them from their checkpoint. Queued turns stay queued. Runs of background tasks get the same
+    /// grace; those still executing are queued again for another replica.
     pub async fn shutdown(&self, grace: Duration) {
         self.inner.dispatcher.accepting.store(false, Ordering::Release);
         self.inner.dispatcher.wake();
-        let deadline = tokio::time::Instant::now() + grace;
-        while tokio::time::Instant::now() < deadline && self.inner.dispatcher.running() > 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let ids: Vec<String> = {
-            let running = self.inner.dispatcher.running.lock().unwrap_or_else(|p| p.into_inner());
-            running.turns.keys().cloned().collect()
+        let turns = async {
+            let deadline = tokio::time::Instant::now() + grace;
+            while tokio::time::Instant::now() < deadline && self.inner.dispatcher.running() > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let ids: Vec<String> = {
+                let running = self.inner.dispatcher.running.lock().unwrap_or_else(|p| p.into_inner());
+                running.turns.keys().cloned().collect()
+            };
+            for id in &ids {
+                self.inner.dispatcher.stop(id, StopReason::Shutdown);
+            }
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+            while tokio::time::Instant::now() < deadline && self.inner.dispatcher.running() > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            if !ids.is_empty() {
+                self.inner.bus.ring(Bell::Released);
+            }
         };
-        for id in &ids {
-            self.inner.dispatcher.stop(id, StopReason::Shutdown);
-        }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-        while tokio::time::Instant::now() < deadline && self.inner.dispatcher.running() > 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        if !ids.is_empty() {
-            self.inner.bus.ring(Bell::Released);
-        }
+        tokio::join!(self.shutdown_jobs(grace), turns);
         self.inner.mcp.shutdown().await;
     }
 }

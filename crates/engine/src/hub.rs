@@ -36,6 +36,8 @@ pub enum ScopeEvent {
     Turn(Arc<LoggedEvent>),
     /// A `budget_alert` (its wire object).
     Alert(Arc<serde_json::Value>),
+    /// A run of a background task changed state.
+    Run(Arc<agentry_store::StoredRun>),
 }
 
 /// Per-thread channels, and per-scope channels of what operators hear.

@@ -34,6 +34,7 @@ pub mod data_tools;
 mod dispatch;
 pub mod follow;
 mod hub;
+pub mod jobs;
 pub mod log;
 pub mod mcp;
 pub mod prompt;
@@ -77,6 +78,8 @@ pub struct EngineConfig {
     pub dispatch_poll: Duration,
     /// Turns this replica runs at once.
     pub max_running_turns: usize,
+    /// Runs of background tasks this replica executes at once.
+    pub jobs_concurrency: usize,
     /// How long the event logs of finished turns are kept.
     pub event_retention: Duration,
     /// Largest tool-call arguments accepted from the model, in bytes.
@@ -107,6 +110,7 @@ impl Default for EngineConfig {
             lease: Duration::from_secs(30),
             dispatch_poll: Duration::from_secs(1),
             max_running_turns: 512,
+            jobs_concurrency: 64,
             event_retention: Duration::from_secs(7 * 24 * 3600),
             max_tool_argument_bytes: 64 * 1024,
             max_tool_result_bytes: 64 * 1024,
@@ -217,6 +221,8 @@ struct Inner {
     log_writer: log::LogWriter,
     config: EngineConfig,
     dispatcher: dispatch::Dispatcher,
+    /// The background-task worker's state.
+    jobs: jobs::Jobs,
     /// What tools need: HTTP client, secrets, limits.
     tool_env: tools::ToolEnv,
     /// Connections to MCP servers.
@@ -290,6 +296,7 @@ impl Engine {
             log_writer,
             config,
             dispatcher: dispatch::Dispatcher::new(),
+            jobs: jobs::Jobs::new(),
             tool_env,
             mcp,
             datasets,
@@ -301,6 +308,8 @@ impl Engine {
         tracing::info!(replica = %engine.config().replica_id, backend = engine.store().backend(), "turn engine started");
         tokio::spawn(Engine::dispatch_loop(Arc::downgrade(&engine.inner)));
         tokio::spawn(Engine::renew_loop(Arc::downgrade(&engine.inner)));
+        tokio::spawn(Engine::jobs_loop(Arc::downgrade(&engine.inner)));
+        tokio::spawn(Engine::jobs_renew_loop(Arc::downgrade(&engine.inner)));
         tokio::spawn(Engine::housekeeping(Arc::downgrade(&engine.inner)));
         Ok(engine)
     }

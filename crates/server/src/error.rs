@@ -129,6 +129,22 @@ impl From<agentry_engine::EngineError> for ApiError {
     }
 }
 
+impl From<agentry_engine::jobs::JobError> for ApiError {
+    fn from(err: agentry_engine::jobs::JobError) -> Self {
+        use agentry_engine::jobs::JobError as E;
+        match err {
+            E::TaskNotFound(id) => ApiError::not_found(&format!("Task `{id}`")),
+            E::RunNotFound => ApiError::not_found("Run"),
+            E::ScheduleNotFound => ApiError::not_found("Schedule"),
+            E::BatchNotFound => ApiError::not_found("Batch"),
+            E::Forbidden(message) => ApiError::forbidden("OPERATOR_ONLY", message),
+            E::Invalid { field, problem } => ApiError::invalid_field(&field, problem),
+            E::Cron(err) => ApiError::invalid_field("cron", err),
+            E::Store(err) => err.into(),
+        }
+    }
+}
+
 impl From<agentry_engine::approvals::ApprovalError> for ApiError {
     fn from(err: agentry_engine::approvals::ApprovalError) -> Self {
         use agentry_engine::approvals::ApprovalError as E;

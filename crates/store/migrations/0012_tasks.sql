@@ -115,3 +115,11 @@ CREATE TABLE task_threads (
     thread_id       TEXT NOT NULL,
     PRIMARY KEY (organization_id, project_id, environment_id, task_id, thread_key)
 );
+
+-- Short-lived tokens that read one run (`publicAccessToken`), by their SHA-256.
+CREATE TABLE run_access_tokens (
+    token_hash TEXT PRIMARY KEY,
+    run_id     TEXT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX run_access_tokens_expiry ON run_access_tokens (expires_at);

@@ -777,4 +777,39 @@ impl Store {
         });
         Ok(row.is_none_or(|(current, _)| current != token))
     }
+
+    /// Records a token (by its SHA-256) that reads one run until `expires_at`; forgets expired ones.
+    pub async fn add_run_access_token(&self, run_id: &str, token_hash: &str, expires_at: Timestamp) -> StoreResult<()> {
+        on_writer!(self, |pool| {
+            sqlx::query("DELETE FROM run_access_tokens WHERE expires_at < $1")
+                .bind(Timestamp::now().0)
+                .execute(pool)
+                .await?;
+            sqlx::query("INSERT INTO run_access_tokens (token_hash, run_id, expires_at) VALUES ($1, $2, $3)")
+                .bind(token_hash)
+                .bind(run_id)
+                .bind(expires_at.0)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// The run an unexpired access token (by its SHA-256) reads.
+    pub async fn run_by_access_token(&self, token_hash: &str) -> StoreResult<Option<StoredRun>> {
+        let sql = format!(
+            "SELECT {columns} FROM task_runs r JOIN run_access_tokens a ON a.run_id = r.id
+             WHERE a.token_hash = $1 AND a.expires_at > $2",
+            columns = RUN_COLUMNS.split(',').map(|c| format!("r.{}", c.trim())).collect::<Vec<_>>().join(", ")
+        );
+        on_pool!(self, |pool| {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(token_hash)
+                .bind(Timestamp::now().0)
+                .fetch_optional(pool)
+                .await?
+                .map(|row| run_from_row(&row))
+                .transpose()
+        })
+    }
 }

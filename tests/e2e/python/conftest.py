@@ -225,6 +225,8 @@ class AgentryServer:
     startup_timeout_s: float = STARTUP_TIMEOUT_S
     # Agent files written next to AGENT_FILES (name -> TOML text).
     agent_files: dict[str, str] = field(default_factory=dict)
+    # Task files (name -> TOML text), loaded with `--tasks` when there are any.
+    task_files: dict[str, str] = field(default_factory=dict)
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     _log_file: object | None = field(default=None, repr=False)
@@ -272,18 +274,25 @@ class AgentryServer:
                 env.pop(key, None)
             else:
                 env[key] = value
+        args = [
+            str(self.binary),
+            "serve",
+            "--listen",
+            f"127.0.0.1:{self.port}",
+            "--data-dir",
+            str(self.data_dir),
+            "--agents",
+            str(self.agents_dir),
+        ]
+        if self.task_files:
+            tasks_dir = self.root / "tasks"
+            tasks_dir.mkdir(parents=True, exist_ok=True)
+            for name, text in self.task_files.items():
+                (tasks_dir / name).write_text(text)
+            args += ["--tasks", str(tasks_dir)]
         self._log_file = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [
-                str(self.binary),
-                "serve",
-                "--listen",
-                f"127.0.0.1:{self.port}",
-                "--data-dir",
-                str(self.data_dir),
-                "--agents",
-                str(self.agents_dir),
-            ],
+            args,
             cwd=self.root,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -460,6 +469,7 @@ class ServerFactory:
         extra_env: dict[str, str | None] | None = None,
         startup_timeout_s: float = STARTUP_TIMEOUT_S,
         agent_files: dict[str, str] | None = None,
+        task_files: dict[str, str] | None = None,
     ) -> AgentryServer:
         srv = AgentryServer(
             agentry_bin(),
@@ -467,6 +477,7 @@ class ServerFactory:
             extra_env=extra_env or {},
             startup_timeout_s=startup_timeout_s,
             agent_files=agent_files or {},
+            task_files=task_files or {},
         )
         self.started.append(srv)
         try:
@@ -495,6 +506,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentryServer]:
         srv.stop_gracefully()
 
 
+@pytest.fixture(scope="module")
+def start_server_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFactory]:
+    """Like `start_server`, for servers shared by one module's tests (stopped gracefully)."""
+    factory = ServerFactory(tmp_path_factory)
+    yield factory
+    for srv in factory.started:
+        srv.stop_gracefully()
+
+
 @pytest.fixture
 def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFactory]:
     """Factory for tests that need a private server (e.g. shutdown tests)."""
@@ -519,9 +539,10 @@ class RecordedRequest:
 
 
 class ToolEndpoint:
-    """A local HTTP server the agents' HTTP tools call.  Records every request
-    and answers 200 with JSON describing what it received:
-    `{"ok": true, "method", "path", "query", "body"}`."""
+    """A local HTTP server the agents' HTTP tools (and `http` tasks) call.
+    Records every request and answers 200 with JSON describing what it
+    received: `{"ok": true, "method", "path", "query", "body"}`.  A path
+    `/sleep/<ms>/…` answers after that many milliseconds."""
 
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
@@ -539,6 +560,9 @@ class ToolEndpoint:
                 except json.JSONDecodeError:
                     body = raw
                 parts = urlsplit(self.path)
+                segments = parts.path.split("/")
+                if len(segments) > 2 and segments[1] == "sleep" and segments[2].isdigit():
+                    time.sleep(int(segments[2]) / 1000)
                 recorded = RecordedRequest(
                     method=self.command,
                     path=parts.path,

@@ -3,10 +3,12 @@
 //! `artifacts`, `approvals`, `tools`; real 404s; camelCase fields. Turns over HTTP (SSE lanes,
 //! non-streaming send, cancel) are in `turns`; approvals in `approvals`; the tool catalog in `tools`;
 //! budget caps and their status in `budgets`; turns and traces in `monitoring`; cost rollups and
-//! the summary in `costs`.
+//! the summary in `costs`; background tasks, runs, schedules and batches (and the 1.x `/jobs`) in
+//! `bgo`.
 
 mod agents;
 pub mod approvals;
+pub(crate) mod bgo;
 mod budgets;
 mod costs;
 mod monitoring;
@@ -67,4 +69,19 @@ pub fn routes() -> Router<AppState> {
         .route("/tools/matrix", get(tools::matrix))
         .route("/tools/{entity_id}/{tool_name}/enabled", patch(tools::set_enabled))
         .route("/tools/{tool_id}/test", post(tools::test))
+        .route("/trigger/tasks", get(bgo::list_tasks))
+        .route("/trigger/tasks/{task_id}/trigger", post(bgo::trigger))
+        .route("/trigger/runs", get(bgo::list_runs))
+        .route("/trigger/runs/{run_id}", get(bgo::get_run))
+        .route("/trigger/runs/{run_id}/cancel", post(bgo::cancel_run))
+        .route("/trigger/runs/{run_id}/replay", post(bgo::replay_run))
+        .route("/trigger/schedules", get(bgo::list_schedules).post(bgo::create_schedule))
+        .route("/trigger/schedules/{schedule_id}", get(bgo::get_schedule).delete(bgo::delete_schedule))
+        .route("/trigger/schedules/{schedule_id}/activate", post(bgo::activate_schedule))
+        .route("/trigger/schedules/{schedule_id}/deactivate", post(bgo::deactivate_schedule))
+        .route("/trigger/batches/{id}", get(bgo::get_batch).post(bgo::trigger_batch))
+        .route("/jobs", get(bgo::list_jobs).post(bgo::spawn_job))
+        .route("/jobs/{run_id}", get(bgo::get_job))
+        .route("/jobs/{run_id}/cancel", post(bgo::cancel_run))
+        .route("/jobs/{run_id}/replay", post(bgo::replay_job))
 }
