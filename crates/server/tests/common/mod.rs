@@ -250,11 +250,16 @@ impl Sock {
 
     /// The next `agent_event`, or `None` after `timeout` of silence.
     pub async fn agent_event(&mut self, timeout: Duration) -> Option<Value> {
+        self.event("agent_event", timeout).await
+    }
+
+    /// The data of the next event called `name`, or `None` after `timeout` of silence.
+    pub async fn event(&mut self, name: &str, timeout: Duration) -> Option<Value> {
         loop {
             let text = self.frame(timeout).await?;
             let Some(payload) = text.strip_prefix("42/agent,") else { continue };
             let Ok(Value::Array(items)) = serde_json::from_str::<Value>(payload) else { continue };
-            if items.first().and_then(Value::as_str) == Some("agent_event") {
+            if items.first().and_then(Value::as_str) == Some(name) {
                 return items.get(1).cloned();
             }
         }
