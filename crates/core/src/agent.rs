@@ -230,9 +230,13 @@ pub struct AgentSpec {
     #[serde(default, alias = "dynamicBlocks", skip_serializing_if = "Vec::is_empty")]
     pub dynamic_blocks: Vec<DynamicBlock>,
     /// Built-in tools the agent may call: `current_time`, `request_approval`,
-    /// `generate_artifact`, `revise_artifact`.
+    /// `generate_artifact`, `revise_artifact`, `query_dataset`, `create_chart`, `trigger_task`,
+    /// `create_schedule`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<String>,
+    /// Built-in tools (of `tools`) whose every call waits for a human's approval.
+    #[serde(default, alias = "approvalTools", skip_serializing_if = "Vec::is_empty")]
+    pub approval_tools: Vec<String>,
     /// HTTP endpoints the agent may call as tools.
     #[serde(default, alias = "httpTools", skip_serializing_if = "Vec::is_empty")]
     pub http_tools: Vec<HttpToolSpec>,
@@ -292,6 +296,7 @@ impl AgentSpec {
             rate_limits: RateLimits::default(),
             dynamic_blocks: Vec::new(),
             tools: Vec::new(),
+            approval_tools: Vec::new(),
             http_tools: Vec::new(),
             mcp_tools: Vec::new(),
             approval_timeout_secs: None,
@@ -329,6 +334,14 @@ impl AgentSpec {
                 return Err(AgentSpecError::Invalid {
                     field: "tools",
                     problem: format!("unknown tool `{tool}` (available: {})", BUILTIN_TOOLS.join(", ")),
+                });
+            }
+        }
+        for tool in &self.approval_tools {
+            if !self.tools.contains(tool) {
+                return Err(AgentSpecError::Invalid {
+                    field: "approval_tools",
+                    problem: format!("`{tool}` is not one of the agent's `tools`"),
                 });
             }
         }

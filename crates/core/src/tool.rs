@@ -12,8 +12,16 @@ use crate::agent::AgentSpecError;
 use crate::approval::MAX_APPROVAL_TIMEOUT_SECS;
 
 /// Built-in tools an agent may list in `tools`.
-pub const BUILTIN_TOOLS: &[&str] =
-    &["current_time", "request_approval", "generate_artifact", "revise_artifact", "query_dataset", "create_chart"];
+pub const BUILTIN_TOOLS: &[&str] = &[
+    "current_time",
+    "request_approval",
+    "generate_artifact",
+    "revise_artifact",
+    "query_dataset",
+    "create_chart",
+    "trigger_task",
+    "create_schedule",
+];
 /// Longest HTTP tool timeout accepted, in seconds.
 pub const MAX_HTTP_TIMEOUT_SECS: u64 = 300;
 /// Entity id under which built-in tools are listed.

@@ -496,6 +496,8 @@ async fn run_tool(
             "comment": approval.and_then(|a| a.comment.clone()),
             "respondedBy": approval.and_then(|a| a.responded_by.clone()),
         })),
+        ToolKind::Builtin(BuiltinTool::TriggerTask) => engine.tool_trigger_task(turn, params).await,
+        ToolKind::Builtin(BuiltinTool::CreateSchedule) => engine.tool_create_schedule(turn, params).await,
         ToolKind::Builtin(BuiltinTool::GenerateArtifact) => artifacts::generate(engine, turn, log, params).await,
         ToolKind::Builtin(BuiltinTool::ReviseArtifact) => artifacts::revise(engine, turn, log, params).await,
         _ => crate::tools::call(&engine.inner.tool_env, &engine.inner.mcp, tool, params).await,

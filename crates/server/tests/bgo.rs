@@ -336,6 +336,93 @@ async fn an_agent_run_waits_for_its_approval_and_operators_hear_every_change() {
     drop(replica);
 }
 
+/// Schedules a reminder (each call approved by a human), then triggers a task now.
+fn reminder() -> AgentSpec {
+    let schedule = json!({"taskId": "remind", "cron": "0 9 * * 1", "timezone": "Europe/Berlin", "payload": {"n": 9}});
+    let steps = vec![
+        ScriptStep {
+            tool_calls: vec![ScriptToolCall { name: "create_schedule".into(), arguments: schedule }],
+            ..Default::default()
+        },
+        ScriptStep {
+            tool_calls: vec![ScriptToolCall {
+                name: "trigger_task".into(),
+                arguments: json!({"taskId": "remind", "payload": {"n": 1}}),
+            }],
+            ..Default::default()
+        },
+        ScriptStep {
+            tool_calls: vec![ScriptToolCall {
+                name: "trigger_task".into(),
+                arguments: json!({"taskId": "internal", "payload": {}}),
+            }],
+            ..Default::default()
+        },
+        ScriptStep { text: Some("Done.".into()), ..Default::default() },
+    ];
+    AgentSpec {
+        tools: vec!["create_schedule".into(), "trigger_task".into()],
+        approval_tools: vec!["create_schedule".into()],
+        script: Some(Script { token_delay_ms: 0, steps }),
+        ..AgentSpec::new("reminder", "Reminder", "scripted:steps", "")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_schedules_and_triggers_tasks_for_its_user() {
+    let (target, _seen) = endpoint().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (replica, location) = sqlite_replica(&dir);
+    let store = Store::open(&location).await.unwrap();
+    apply_agents(&store, &[reminder()]).await;
+    apply(
+        &store,
+        &[
+            task(&format!("id = \"remind\"\nkind = \"http\"\nurl = \"{target}/ok/{{n}}\"\nallow_users = true")),
+            task(&format!("id = \"internal\"\nkind = \"http\"\nurl = \"{target}/ok/0\"")),
+        ],
+    )
+    .await;
+    let base = replica.base();
+    let thread_id = new_thread(&base, "rita", "reminder").await;
+    let mut rita = Sock::user(replica.addr, "rita").await;
+    rita.emit("message", json!({"message": "remind me every Monday at 9", "threadId": thread_id})).await;
+    let needed = loop {
+        let event = rita.agent_event(Duration::from_secs(10)).await.expect("approval_needed");
+        if event["type"] == "approval_needed" {
+            break event;
+        }
+    };
+    assert_eq!(needed["toolName"], "create_schedule", "{needed}");
+    let approval_id = needed["approvalId"].as_str().unwrap();
+    let (status, body) =
+        call(&base, None, "POST", &format!("/approvals/{approval_id}/resolve"), Some(json!({"approved": true}))).await;
+    assert_eq!(status, 200, "{body}");
+    let turn_id = needed["turnId"].as_str().unwrap().to_owned();
+    let events = rita.turn_until_done(&turn_id, Duration::from_secs(10)).await;
+    let results: Vec<&Value> = events.iter().filter(|e| e["type"] == "tool_result").collect();
+    assert_eq!(results.len(), 3, "{events:?}");
+    assert!(results[0]["result"]["nextRunAt"].as_str().unwrap().contains("T0"), "{:?}", results[0]);
+    let run_id = results[1]["result"]["runId"].as_str().unwrap().to_owned();
+    assert!(results[2]["isError"].as_bool().unwrap_or(false), "a task not open to users: {:?}", results[2]);
+
+    // The run is rita's: she reads it, another user does not; the schedule is the operator's to see.
+    let done = until(&base, &run_id, &["COMPLETED"], Duration::from_secs(10)).await;
+    assert_eq!((done["userId"].as_str(), done["metadata"]["turnId"].as_str()), (Some("rita"), Some(turn_id.as_str())));
+    let (status, _) = call(&base, Some(&token("rita")), "GET", &format!("/trigger/runs/{run_id}"), None).await;
+    assert_eq!(status, 200);
+    let (status, _) = call(&base, Some(&token("sam")), "GET", &format!("/trigger/runs/{run_id}"), None).await;
+    assert_eq!(status, 404);
+    let (_, schedules) = call(&base, None, "GET", "/trigger/schedules", None).await;
+    let schedule = &schedules["schedules"][0];
+    assert_eq!((schedule["taskId"].as_str(), schedule["timezone"].as_str()), (Some("remind"), Some("Europe/Berlin")));
+    assert!(schedule["createdBy"].as_str().unwrap().starts_with("agent:reminder"));
+    let (status, _) = call(&base, Some(&token("rita")), "GET", "/trigger/schedules", None).await;
+    assert_eq!(status, 403, "schedules are listed by operators");
+    store.close().await;
+    drop(replica);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_fire_a_two_second_schedule_once_per_occurrence_for_a_minute() {
     let (target, seen) = endpoint().await;

@@ -8,6 +8,7 @@
 
 mod execute;
 mod schedules;
+mod tools;
 mod worker;
 
 use std::time::Duration;

@@ -45,6 +45,10 @@ pub enum BuiltinTool {
     QueryDataset,
     /// Chart the rows of a dataset query.
     CreateChart,
+    /// Trigger a run of a background task.
+    TriggerTask,
+    /// Schedule a background task with a cron expression.
+    CreateSchedule,
 }
 
 impl BuiltinTool {
@@ -57,6 +61,8 @@ impl BuiltinTool {
             "revise_artifact" => Some(BuiltinTool::ReviseArtifact),
             "query_dataset" => Some(BuiltinTool::QueryDataset),
             "create_chart" => Some(BuiltinTool::CreateChart),
+            "trigger_task" => Some(BuiltinTool::TriggerTask),
+            "create_schedule" => Some(BuiltinTool::CreateSchedule),
             _ => None,
         }
     }
@@ -64,6 +70,25 @@ impl BuiltinTool {
     /// What the model is told about it.
     pub fn spec(self) -> ToolSpec {
         let (name, description, parameters) = match self {
+            BuiltinTool::TriggerTask => (
+                "trigger_task",
+                "Start a run of a background task now. Returns {runId, status}.",
+                json!({"type": "object", "properties": {
+                    "taskId": {"type": "string", "description": "The task's id."},
+                    "payload": {"description": "What the task gets (a JSON value)."}
+                }, "required": ["taskId"]}),
+            ),
+            BuiltinTool::CreateSchedule => (
+                "create_schedule",
+                "Run a background task on a schedule, e.g. every Monday at 9 in Berlin: cron \"0 9 * * 1\", \
+                 timezone \"Europe/Berlin\". Returns {scheduleId, nextRunAt}.",
+                json!({"type": "object", "properties": {
+                    "taskId": {"type": "string"},
+                    "cron": {"type": "string", "description": "5 fields (minute hour day month weekday), or 6 with seconds first."},
+                    "timezone": {"type": "string", "description": "IANA zone, default UTC."},
+                    "payload": {"description": "What each run gets."}
+                }, "required": ["taskId", "cron"]}),
+            ),
             BuiltinTool::CurrentTime => (
                 "current_time",
                 "The current date and time in UTC.",
@@ -180,9 +205,15 @@ pub struct ToolBox {
 impl ToolBox {
     /// The tools an agent declares, minus those switched off in `disabled` (`(entity, name)`).
     pub fn for_agent(agent: &AgentSpec, disabled: &HashSet<(String, String)>) -> Self {
-        let builtins = agent.tools.iter().filter_map(|n| BuiltinTool::named(n));
-        let mut tools: Vec<AgentTool> =
-            builtins.map(|b| builtin_tool(b, agent.approval_timeout_secs())).chain(http_tools(agent)).collect();
+        let builtins = agent.tools.iter().filter_map(|n| BuiltinTool::named(n).map(|b| (b, n)));
+        let mut tools: Vec<AgentTool> = builtins
+            .map(|(b, name)| {
+                let mut tool = builtin_tool(b, agent.approval_timeout_secs());
+                tool.requires_approval |= agent.approval_tools.contains(name);
+                tool
+            })
+            .chain(http_tools(agent))
+            .collect();
         tools.retain(|t| !disabled.contains(&(t.entity_id.clone(), t.spec.name.clone())));
         ToolBox { tools }
     }
@@ -215,13 +246,15 @@ pub fn builtin_tool(builtin: BuiltinTool, approval_timeout_secs: u64) -> AgentTo
 }
 
 /// Every built-in tool.
-pub const ALL_BUILTINS: [BuiltinTool; 6] = [
+pub const ALL_BUILTINS: [BuiltinTool; 8] = [
     BuiltinTool::CurrentTime,
     BuiltinTool::RequestApproval,
     BuiltinTool::GenerateArtifact,
     BuiltinTool::ReviseArtifact,
     BuiltinTool::QueryDataset,
     BuiltinTool::CreateChart,
+    BuiltinTool::TriggerTask,
+    BuiltinTool::CreateSchedule,
 ];
 
 /// The HTTP tools an agent declares.
