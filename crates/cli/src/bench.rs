@@ -15,6 +15,7 @@ use agentry_core::Timestamp;
 use agentry_core::session_token::{self, SessionClaims};
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
+use sqlx::Connection as _;
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -407,4 +408,35 @@ pub(crate) fn proc_status_kib(pid: u32, field: &str) -> u64 {
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// A throwaway Postgres database for the benchmarks' replicas.
+pub(crate) struct Database {
+    admin: String,
+    name: String,
+    pub(crate) url: String,
+}
+
+impl Database {
+    pub(crate) async fn create(admin: &str) -> Result<Database, String> {
+        let mut conn = sqlx::PgConnection::connect(admin)
+            .await
+            .map_err(|e| format!("cannot reach Postgres at {admin} (pass --postgres or --sqlite-only): {e}"))?;
+        let name = agentry_core::id::new_id("agentry_bench").to_lowercase();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        let base = admin.rsplit_once('/').map_or(admin, |(base, _)| base);
+        Ok(Database { admin: admin.to_owned(), url: format!("{base}/{name}"), name })
+    }
+
+    pub(crate) async fn drop_database(self) -> Result<(), String> {
+        let mut conn = sqlx::PgConnection::connect(&self.admin).await.map_err(|e| e.to_string())?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)))
+            .execute(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
 }

@@ -12,13 +12,12 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sqlx::Connection as _;
 use tokio_tungstenite::tungstenite::Message;
 
 use futures_util::{SinkExt as _, StreamExt as _};
 
 use crate::bench::{
-    Server, agent_event, connect, http, mint, now_ms, read_turn, start_server, start_server_with, words,
+    Database, Server, agent_event, connect, http, mint, now_ms, read_turn, start_server, start_server_with, words,
 };
 
 /// Options of `agentry bench turns`.
@@ -243,35 +242,4 @@ async fn cross_replica_latency(a: &Server, b: &Server, tokens: usize) -> Result<
         pct(0.99) / 20.0
     );
     Ok(())
-}
-
-/// A fresh Postgres database for one configuration.
-struct Database {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl Database {
-    async fn create(admin: &str) -> Result<Database, String> {
-        let mut conn = sqlx::PgConnection::connect(admin)
-            .await
-            .map_err(|e| format!("cannot reach Postgres at {admin} (pass --postgres or --sqlite-only): {e}"))?;
-        let name = agentry_core::id::new_id("agentry_bench").to_lowercase();
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .map_err(|e| e.to_string())?;
-        let base = admin.rsplit_once('/').map_or(admin, |(base, _)| base);
-        Ok(Database { admin: admin.to_owned(), url: format!("{base}/{name}"), name })
-    }
-
-    async fn drop_database(self) -> Result<(), String> {
-        let mut conn = sqlx::PgConnection::connect(&self.admin).await.map_err(|e| e.to_string())?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)))
-            .execute(&mut conn)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(())
-    }
 }

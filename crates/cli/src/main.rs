@@ -10,6 +10,7 @@
 mod agent_files;
 mod bench;
 #[cfg(feature = "local")]
+mod bench_jobs;
 mod bench_model;
 mod bench_turns;
 mod budgets;
@@ -101,6 +102,8 @@ enum BenchCommand {
     /// Whole turns per second at 1 and 10 clients (SQLite, Postgres with 1 and 2 replicas) and
     /// the latency of an event crossing replicas.
     Turns(bench_turns::TurnsBench),
+    /// Runs of an `http` task per second (SQLite, Postgres) and the trigger → start latency.
+    Jobs(bench_jobs::JobsBench),
     /// The embedded model's prefill/decode speed and peak RSS, next to llama.cpp's.
     #[cfg(feature = "local")]
     Model {
@@ -282,6 +285,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Tasks(TasksCommand::Apply { store, files }) => apply_tasks(store, files).await,
         Command::Bench(BenchCommand::Stream(options)) => bench::run(options).await,
         Command::Bench(BenchCommand::Turns(options)) => bench_turns::run(options).await,
+        Command::Bench(BenchCommand::Jobs(options)) => bench_jobs::run(options).await,
         #[cfg(feature = "local")]
         Command::Bench(BenchCommand::Model { store, options }) => {
             let config = layers(&store)?.resolve().map_err(|e| e.to_string())?;

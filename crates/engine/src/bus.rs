@@ -66,9 +66,12 @@ pub enum Bell {
         /// The scope.
         scope: Scope,
     },
-    /// Runs of background tasks are waiting to be claimed (or a schedule changed).
+    /// Runs of background tasks are waiting to be claimed.
     #[serde(rename = "rq")]
     RunsQueued,
+    /// A schedule was created or changed: look at the due ones.
+    #[serde(rename = "sc")]
+    SchedulesChanged,
     /// Someone asked to stop an executing run.
     #[serde(rename = "rc")]
     CancelRun {

@@ -296,6 +296,7 @@ impl Engine {
                 tokio::spawn(async move { engine.sweep_budgets().await });
             }
             Bell::RunsQueued => self.inner.jobs.wake(),
+            Bell::SchedulesChanged => self.inner.jobs.schedules_changed(),
             Bell::CancelRun { run } => {
                 self.inner.jobs.stop(&run, crate::jobs::RunStop::Canceled);
             }

@@ -204,15 +204,17 @@ async function freePort() {
 export class AgentryServer {
   /**
    * `new AgentryServer()`, `new AgentryServer(binary)` or
-   * `new AgentryServer({binary, agentFiles, databaseUrl, env})`; `agentFiles`
-   * (name -> TOML) are written next to AGENT_FILES; `databaseUrl` puts the
-   * state in Postgres (replicas share it); `env` adds AGENTRY_* settings.
+   * `new AgentryServer({binary, agentFiles, taskFiles, databaseUrl, env})`;
+   * `agentFiles` (name -> TOML) are written next to AGENT_FILES; `taskFiles`
+   * (name -> TOML) are loaded with `--tasks`; `databaseUrl` puts the state in
+   * Postgres (replicas share it); `env` adds AGENTRY_* settings.
    */
   constructor(options = {}) {
-    const { binary = agentryBin(), agentFiles = {}, databaseUrl = null, env = {} } =
+    const { binary = agentryBin(), agentFiles = {}, taskFiles = {}, databaseUrl = null, env = {} } =
       typeof options === 'string' ? { binary: options } : options;
     this.binary = binary;
     this.agentFiles = agentFiles;
+    this.taskFiles = taskFiles;
     this.databaseUrl = databaseUrl;
     this.extraEnv = env;
     this.root = null;
@@ -224,6 +226,7 @@ export class AgentryServer {
 
   get dataDir() { return path.join(this.root, 'data'); }
   get agentsDir() { return path.join(this.root, 'agents'); }
+  get tasksDir() { return path.join(this.root, 'tasks'); }
   get logPath() { return path.join(this.root, 'server.log'); }
   get baseUrl() { return `http://127.0.0.1:${this.port}`; }
 
@@ -233,6 +236,12 @@ export class AgentryServer {
     await mkdir(this.agentsDir, { recursive: true });
     for (const [name, text] of Object.entries({ ...AGENT_FILES, ...this.agentFiles })) {
       await writeFile(path.join(this.agentsDir, name), text);
+    }
+    if (Object.keys(this.taskFiles).length > 0) {
+      await mkdir(this.tasksDir, { recursive: true });
+      for (const [name, text] of Object.entries(this.taskFiles)) {
+        await writeFile(path.join(this.tasksDir, name), text);
+      }
     }
     this.port = await freePort();
     await this.#spawn();
@@ -258,6 +267,7 @@ export class AgentryServer {
     Object.assign(env, this.extraEnv);
     const args = ['serve', '--listen', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir, '--agents', this.agentsDir];
     if (this.databaseUrl) args.push('--database-url', this.databaseUrl);
+    if (Object.keys(this.taskFiles).length > 0) args.push('--tasks', this.tasksDir);
     const logFd = openSync(this.logPath, 'a');
     try {
       this.proc = spawn(this.binary, args, { cwd: this.root, env, stdio: ['ignore', logFd, logFd] });
@@ -495,8 +505,13 @@ export class ToolEndpoint {
         const recorded = { method: req.method, path: url.pathname, query, headers: req.headers, body };
         this.requests.push(recorded);
         const answer = JSON.stringify({ ok: true, method: req.method, path: url.pathname, query, body });
-        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(answer) });
-        res.end(answer);
+        // `/sleep/<ms>/…` answers after that many milliseconds.
+        const sleep = /^\/sleep\/(\d+)(\/|$)/.exec(url.pathname);
+        setTimeout(() => {
+          if (res.destroyed) return;
+          res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(answer) });
+          res.end(answer);
+        }, sleep ? Number(sleep[1]) : 0);
       });
     });
   }

@@ -1,9 +1,11 @@
 // Real `agentry serve` processes as replicas of one installation on one fresh
 // Postgres database: five starting at the same moment all come up; a socket on
-// one follows a turn running on another; and `kill -9` of the replica running
+// one follows a turn running on another; `kill -9` of the replica running
 // a turn hands it to another, which resumes it from its last completed step
 // (the tool call it made is not made again) within the lease plus a few
-// seconds.
+// seconds; and `kill -9` of the replica running a background run's attempt
+// leaves that attempt CRASHED and the run retried and completed on another,
+// the endpoint called once per attempt.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -12,9 +14,12 @@ import {
   AgentryServer,
   PgDatabase,
   ToolEndpoint,
+  api,
   connectSocket,
   createThread,
+  operatorCaller,
   sessionCaller,
+  sleep,
   tokenText,
 } from './harness.mjs';
 
@@ -48,10 +53,25 @@ text = "${answer}"
   };
 }
 
-function replica(db, id, agentFiles) {
+function tasks(toolBase) {
+  return {
+    'slow-call.toml': `\
+id = "slow-call"
+kind = "http"
+url = "${toolBase}/sleep/3000/job"
+max_attempts = 3
+[retry]
+min_delay_ms = 10
+max_delay_ms = 10
+`,
+  };
+}
+
+function replica(db, id, agentFiles, taskFiles) {
   return new AgentryServer({
     databaseUrl: db.url,
     agentFiles,
+    taskFiles,
     env: { AGENTRY_TURN_LEASE_SECS: String(LEASE_SECS), AGENTRY_REPLICA_ID: id },
   });
 }
@@ -82,7 +102,7 @@ describe('replicas on one Postgres', () => {
   });
 
   test('five replicas started at the same moment on a fresh database all come up', { timeout: 60_000 }, async () => {
-    replicas = Array.from({ length: 5 }, (_, i) => replica(db, `rep-${i}`, agents(tool.baseUrl)));
+    replicas = Array.from({ length: 5 }, (_, i) => replica(db, `rep-${i}`, agents(tool.baseUrl), tasks(tool.baseUrl)));
     await Promise.all(replicas.map((srv) => srv.start()));
     const installs = await db.query("SELECT COUNT(*) FROM meta WHERE key = 'bootstrapped_at'");
     assert.equal(installs, '1', 'one installation');
@@ -133,5 +153,41 @@ describe('replicas on one Postgres', () => {
     assert.equal(tool.requests.filter((r) => r.path === '/hit').length, 1, 'the completed tool call ran once');
     // Finished within the lease, the sweep, and the 4 s the resumed step streams.
     assert.ok(tookOver < (LEASE_SECS + 5) * 1000 + 4_000, `took ${tookOver} ms`);
+  });
+
+  test("kill -9 of the replica running a run's attempt: CRASHED, retried elsewhere, one call per attempt", { timeout: 60_000 }, async () => {
+    const alive = replicas.filter((srv) => !srv.exitInfo);
+    const operator = operatorCaller();
+    const triggered = await api(alive[0], 'POST', '/api/v1/agent/trigger/tasks/slow-call/trigger', {
+      headers: operator.headers,
+      body: { payload: {} },
+    });
+    assert.equal(triggered.status, 200, JSON.stringify(triggered.json));
+    const runId = triggered.json.id;
+    const read = async (srv) => (await api(srv, 'GET', `/api/v1/agent/trigger/runs/${runId}`, { headers: operator.headers })).json;
+    let run = await read(alive[0]);
+    for (let i = 0; run.status !== 'EXECUTING' && i < 200; i++) {
+      await sleep(25);
+      run = await read(alive[0]);
+    }
+    assert.equal(run.status, 'EXECUTING', JSON.stringify(run));
+    const owner = run.attempts[0].replica;
+    const victim = replicas.find((_, i) => `rep-${i}` === owner);
+    assert.ok(victim && !victim.exitInfo, `the attempt runs on ${owner}`);
+    await sleep(200); // the endpoint has the first call
+    victim.kill(); // SIGKILL: the attempt is neither finished nor released
+    await victim.exited;
+
+    const survivor = alive.find((srv) => srv !== victim);
+    const deadline = Date.now() + (LEASE_SECS + 3 + 3) * 1000 + 10_000;
+    do {
+      await sleep(100);
+      run = await read(survivor);
+    } while (!['COMPLETED', 'FAILED', 'CRASHED'].includes(run.status) && Date.now() < deadline);
+    assert.equal(run.status, 'COMPLETED', JSON.stringify(run));
+    assert.deepEqual(run.attempts.map((a) => a.status), ['CRASHED', 'COMPLETED']);
+    assert.notEqual(run.attempts[1].replica, owner);
+    const calls = tool.received('/sleep/3000/job').filter((r) => r.headers['x-agentry-run-id'] === runId);
+    assert.deepEqual(calls.map((r) => r.headers['x-agentry-attempt']), ['1', '2'], 'one call per attempt');
   });
 });

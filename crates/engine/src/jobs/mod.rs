@@ -114,8 +114,8 @@ impl Engine {
     /// Applies a task file's spec (see [`apply_task`]) and wakes the workers for its schedules.
     pub async fn apply_task(&self, spec: &TaskSpec, created_by: &str) -> Result<bool, JobError> {
         let changed = apply_task(self.store(), spec, created_by).await?;
-        self.inner.jobs.wake();
-        self.inner.bus.ring(Bell::RunsQueued);
+        self.inner.jobs.schedules_changed();
+        self.inner.bus.ring(Bell::SchedulesChanged);
         Ok(changed)
     }
 
@@ -328,8 +328,8 @@ impl Engine {
         created_by: &str,
     ) -> Result<StoredSchedule, JobError> {
         let saved = save_schedule(self.store(), scope, new, created_by).await?;
-        self.inner.jobs.wake();
-        self.inner.bus.ring(Bell::RunsQueued);
+        self.inner.jobs.schedules_changed();
+        self.inner.bus.ring(Bell::SchedulesChanged);
         Ok(saved)
     }
 
@@ -361,7 +361,8 @@ impl Engine {
             None
         };
         let saved = self.store().set_schedule_active(&principal.scope, id, next).await?;
-        self.inner.jobs.wake();
+        self.inner.jobs.schedules_changed();
+        self.inner.bus.ring(Bell::SchedulesChanged);
         saved.ok_or(JobError::ScheduleNotFound)
     }
 

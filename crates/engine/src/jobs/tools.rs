@@ -63,8 +63,8 @@ impl Engine {
         };
         let by = format!("agent:{}:user:{}", turn.agent_id, turn.user_id);
         let schedule = save_schedule(self.store(), &turn.scope, new, &by).await.map_err(failure)?;
-        self.inner.jobs.wake();
-        self.inner.bus.ring(crate::bus::Bell::RunsQueued);
+        self.inner.jobs.schedules_changed();
+        self.inner.bus.ring(crate::bus::Bell::SchedulesChanged);
         Ok(json!({
             "scheduleId": schedule.id,
             "cron": schedule.cron,

@@ -3,7 +3,8 @@
 //!
 //! It is woken by a trigger here, a `RunsQueued` bell from another replica, an attempt that
 //! ended (a slot freed), and otherwise polls every `dispatch_poll` — sooner when a schedule is due
-//! earlier. Before it sweeps, it renews its own leases if their renewal is late, so a slow
+//! earlier. Schedules are looked at when one is due, one changed, or on the poll, not on every
+//! wake-up (a busy worker wakes once per finished attempt). Before it sweeps, it renews its own leases if their renewal is late, so a slow
 //! replica never crashes its own live runs.
 
 use std::collections::HashMap;
@@ -41,6 +42,8 @@ pub(crate) struct Jobs {
     running: Mutex<HashMap<String, RunningRun>>,
     accepting: AtomicBool,
     renewed: Mutex<Instant>,
+    /// A schedule may have changed: look at the due ones on the next pass.
+    schedules_changed: AtomicBool,
 }
 
 impl Jobs {
@@ -50,7 +53,14 @@ impl Jobs {
             running: Mutex::new(HashMap::new()),
             accepting: AtomicBool::new(true),
             renewed: Mutex::new(Instant::now()),
+            schedules_changed: AtomicBool::new(true),
         }
+    }
+
+    /// A schedule was created or changed (here or on another replica): wake up and look.
+    pub(crate) fn schedules_changed(&self) {
+        self.schedules_changed.store(true, Ordering::Release);
+        self.wake();
     }
 
     /// Asks the worker to look for work now.
@@ -109,6 +119,7 @@ impl Engine {
     /// Runs the worker until the engine is dropped or shuts down.
     pub(crate) async fn jobs_loop(weak: Weak<Inner>) {
         let mut last_sweep: Option<Instant> = None;
+        let mut next_due: Option<Timestamp> = None;
         loop {
             let Some(inner) = weak.upgrade() else { return };
             let engine = Engine { inner };
@@ -116,19 +127,23 @@ impl Engine {
                 return;
             }
             let poll = engine.config().dispatch_poll;
-            if last_sweep.is_none_or(|at| at.elapsed() >= poll) {
+            let polling = last_sweep.is_none_or(|at| at.elapsed() >= poll);
+            if polling {
                 last_sweep = Some(Instant::now());
                 if let Err(err) = engine.sweep_runs().await {
                     tracing::warn!(%err, "sweeping runs failed");
                 }
             }
-            let next_due = match engine.fire_due_schedules(SCHEDULES_PER_PASS).await {
-                Ok(next) => next,
-                Err(err) => {
-                    tracing::warn!(%err, "firing schedules failed");
-                    None
-                }
-            };
+            let changed = engine.inner.jobs.schedules_changed.swap(false, Ordering::AcqRel);
+            if polling || changed || next_due.is_some_and(|at| at <= Timestamp::now()) {
+                next_due = match engine.fire_due_schedules(SCHEDULES_PER_PASS).await {
+                    Ok(next) => next,
+                    Err(err) => {
+                        tracing::warn!(%err, "firing schedules failed");
+                        None
+                    }
+                };
+            }
             if let Err(err) = engine.claim_runs().await {
                 tracing::warn!(%err, "claiming runs failed");
             }
