@@ -17,6 +17,7 @@ mod budgets;
 mod chat;
 mod config;
 mod monitoring;
+mod runs;
 mod task_files;
 mod telemetry_config;
 
@@ -53,6 +54,12 @@ enum Command {
     /// Background tasks (declared in task files).
     #[command(subcommand)]
     Tasks(TasksCommand),
+    /// Runs of background tasks on a running server (operator API key).
+    #[command(subcommand)]
+    Runs(runs::RunsCommand),
+    /// Cron schedules of background tasks on a running server (operator API key).
+    #[command(subcommand)]
+    Schedules(runs::SchedulesCommand),
     /// The local model cache.
     #[command(subcommand)]
     Models(ModelsCommand),
@@ -283,6 +290,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Token(TokenCommand::Mint(args)) => mint(args).await,
         Command::Agents(AgentsCommand::Apply { store, files }) => apply(store, files).await,
         Command::Tasks(TasksCommand::Apply { store, files }) => apply_tasks(store, files).await,
+        Command::Runs(command) => runs::runs(command).await,
+        Command::Schedules(command) => runs::schedules(command).await,
         Command::Bench(BenchCommand::Stream(options)) => bench::run(options).await,
         Command::Bench(BenchCommand::Turns(options)) => bench_turns::run(options).await,
         Command::Bench(BenchCommand::Jobs(options)) => bench_jobs::run(options).await,

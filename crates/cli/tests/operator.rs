@@ -155,3 +155,83 @@ async fn serve_raises_its_open_file_limit() {
     assert_ne!(numbers[0], "256", "{line}");
     assert_eq!(numbers[0], numbers[1], "soft = hard: {line}");
 }
+
+#[tokio::test]
+async fn the_bgo_namespace_and_cli_trigger_read_and_schedule_runs() {
+    let tasks = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tasks.path().join("summarise.toml"),
+        "id = \"summarise\"\nkind = \"agent\"\nagent = \"echo\"\nmessage = \"Summarise {{payload.url}}\"\n",
+    )
+    .unwrap();
+    let config = format!("tasks_dir = \"{}\"\n[jobs]\nconcurrency = 4\n", tasks.path().display());
+    let echo = ("echo.toml", "id = \"echo\"\nname = \"Echo\"\nmodel = \"scripted:echo\"\n".to_owned());
+    let server = common::spawn_configured(SECRET, API_KEY, &[echo], &config).await;
+    let operator = Client::builder(&server.base).api_key(API_KEY, Scope::default_scope()).build().unwrap();
+    let bgo = operator.bgo();
+    let tasks_seen = bgo.tasks().await.unwrap();
+    assert_eq!((tasks_seen.len(), tasks_seen[0].id.as_str(), tasks_seen[0].kind.as_str()), (1, "summarise", "agent"));
+
+    let options = agentry_client::TriggerOptions { idempotency_key: Some("k1".into()), ..Default::default() };
+    let payload = serde_json::json!({"url": "https://example.com/x"});
+    let first = bgo.trigger("summarise", payload.clone(), &options).await.unwrap();
+    let again = bgo.trigger("summarise", payload, &options).await.unwrap();
+    assert_eq!((again.id.as_str(), again.is_cached), (first.id.as_str(), true));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let run = loop {
+        let run = bgo.run(&first.id).await.unwrap();
+        if run.is_finished {
+            break run;
+        }
+        assert!(Instant::now() < deadline, "{run:?}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    assert_eq!(run.status, "COMPLETED");
+    assert_eq!(run.output.as_ref().unwrap()["answer"], "Summarise https://example.com/x");
+    assert_eq!(run.attempts.len(), 1);
+    let (batch_id, run_ids) = bgo.batch("summarise", vec![payload_of(1), payload_of(2), payload_of(3)]).await.unwrap();
+    assert_eq!(run_ids.len(), 3);
+    assert!(matches!(
+        bgo.trigger("nope", serde_json::json!({}), &Default::default()).await,
+        Err(Error::NotFound { .. })
+    ));
+
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_agentry"))
+            .args(args)
+            .args(["--server", &server.base, "--api-key", API_KEY])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let listed = cli(&["runs", "list", "--task", "summarise"]);
+    assert!(listed.contains(&first.id) && listed.contains("COMPLETED"), "{listed}");
+    let shown = cli(&["runs", "get", &first.id]);
+    assert!(shown.contains("attempt 1 on rep_") && shown.contains("Summarise https://example.com/x"), "{shown}");
+    let created = cli(&[
+        "schedules",
+        "create",
+        "summarise",
+        "0 9 * * 1",
+        "--timezone",
+        "Europe/Berlin",
+        "--payload",
+        "{\"url\": \"weekly\"}",
+    ]);
+    let schedule_id = created.split_whitespace().next().unwrap().to_owned();
+    assert!(created.contains("Europe/Berlin") && created.contains("on "), "{created}");
+    assert!(cli(&["schedules", "deactivate", &schedule_id]).contains("off"));
+    assert!(!bgo.schedules().await.unwrap()[0].active);
+    assert!(cli(&["schedules", "delete", &schedule_id]).contains("deleted"));
+    assert!(bgo.schedules().await.unwrap().is_empty());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while bgo.batch_status(&batch_id).await.unwrap().status != "COMPLETED" {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn payload_of(n: u32) -> serde_json::Value {
+    serde_json::json!({ "url": format!("https://example.com/{n}") })
+}

@@ -65,10 +65,13 @@
 //!   JSON event per `data:` line). Reads, revocations and token minting (with an
 //!   `Idempotency-Key`) are retried; invocations and other `POST`s only when the server
 //!   certainly did not run them, and never once their stream has begun.
+//! - [`Client::bgo`]: background operations — tasks, runs (trigger with options, read with
+//!   attempts, cancel, replay), schedules and batches ([`Bgo`]).
 //! - [`mint_session_token`]: what a Rust backend uses to mint tokens for its users.
 
 #![warn(missing_docs)]
 
+mod bgo;
 mod budgets;
 mod erdo;
 mod erdo_types;
@@ -86,6 +89,7 @@ use std::time::Duration;
 
 pub use agentry_core::session_token::SessionClaims;
 pub use agentry_core::{ApprovalStatus, SafetyFlag, Scope, Timestamp, TokenUsage, TurnEvent, TurnStatus, UserMeta};
+pub use bgo::{Attempt, Batch, Bgo, Run, RunHandle, Schedule, Task, TriggerOptions};
 pub use budgets::{BudgetCap, BudgetStatus, Budgets, CapStatus, NewBudgetCap};
 pub use erdo::{Erdo, EventStream};
 pub use erdo_types::{
@@ -364,6 +368,11 @@ impl Client {
     /// Monitoring: turns, traces, cost rollups by agent, day, model and user, and the summary.
     pub fn monitoring(&self) -> Monitoring<'_> {
         Monitoring { client: self }
+    }
+
+    /// Background operations: tasks, runs (trigger, read, cancel, replay), schedules, batches.
+    pub fn bgo(&self) -> Bgo<'_> {
+        Bgo { client: self }
     }
 
     /// The Erdo surface: invoke bots (whole or streamed), mint and revoke scoped tokens, and
