@@ -40,6 +40,7 @@ pub mod notify;
 pub mod rates;
 pub mod recordings;
 mod row;
+pub mod run_leases;
 pub mod runs;
 pub mod schedules;
 pub mod scoped_tokens;
@@ -69,7 +70,8 @@ pub use leases::{CancelRequested, Claimed, Finish, HeldLease, Lease, Parked, Sub
 pub use ledger::{CallStatus, ModelCall};
 pub use monitoring::{RollupBy, RollupRow, TurnFilter, TurnStats, TurnSummary};
 pub use rates::{RateRefusal, RateWindow};
-pub use runs::{AttemptEnd, ClaimedRun, NewRun, RunAttempt, RunCancel, RunFilter, RunLease, StoredRun, Swept};
+pub use run_leases::{AttemptEnd, ClaimedRun, RunCancel, RunLease, Swept};
+pub use runs::{NewRun, RunAttempt, RunFilter, StoredRun};
 pub use schedules::StoredSchedule;
 pub use scoped_tokens::ScopedToken;
 pub use sockets::{SocketSession, StreamCursor};

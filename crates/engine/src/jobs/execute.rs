@@ -76,7 +76,9 @@ pub(super) async fn attempt(engine: &Engine, claimed: ClaimedRun, mut stop: watc
                 elapsed_ms = started.elapsed().as_millis() as u64, "run attempt ended"
             );
             if stored.status == RunStatus::Queued {
+                // Its next attempt may run here or on any other replica.
                 engine.inner.jobs.wake();
+                engine.inner.bus.ring(crate::bus::Bell::RunsQueued);
             }
             engine.announce_run(&stored);
         }
