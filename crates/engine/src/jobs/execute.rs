@@ -57,7 +57,7 @@ fn stopped(reason: RunStop) -> Outcome {
 pub(super) async fn attempt(engine: &Engine, claimed: ClaimedRun, mut stop: watch::Receiver<Option<RunStop>>) {
     let ClaimedRun { run, lease } = claimed;
     let started = Instant::now();
-    let outcome = match engine.store().get_task(&run.scope, &run.task_id).await {
+    let outcome = match engine.cached_task(&run.scope, &run.task_id).await {
         Ok(Some(task)) => match task.spec.kind {
             TaskKind::Http => http(engine, &task.spec, &run, &lease, &mut stop).await,
             TaskKind::Agent => agent(engine, &task.spec, &run, &lease, &mut stop).await,

@@ -114,6 +114,7 @@ impl Engine {
     /// Applies a task file's spec (see [`apply_task`]) and wakes the workers for its schedules.
     pub async fn apply_task(&self, spec: &TaskSpec, created_by: &str) -> Result<bool, JobError> {
         let changed = apply_task(self.store(), spec, created_by).await?;
+        self.inner.jobs.forget_tasks();
         self.inner.jobs.schedules_changed();
         self.inner.bus.ring(Bell::SchedulesChanged);
         Ok(changed)

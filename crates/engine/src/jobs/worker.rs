@@ -9,11 +9,11 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use agentry_core::Timestamp;
-use agentry_store::{ClaimedRun, StoreError};
+use agentry_core::{Scope, Timestamp};
+use agentry_store::{ClaimedRun, StoreError, StoredTask};
 use tokio::sync::{Notify, watch};
 
 use crate::dispatch::millis;
@@ -44,7 +44,12 @@ pub(crate) struct Jobs {
     renewed: Mutex<Instant>,
     /// A schedule may have changed: look at the due ones on the next pass.
     schedules_changed: AtomicBool,
+    /// Tasks as recently read (each attempt needs its task; tasks change rarely).
+    tasks: Mutex<HashMap<(Scope, String), (Instant, Option<Arc<StoredTask>>)>>,
 }
+
+/// How long a task read for an attempt is reused (another replica's change shows after this).
+const TASK_CACHE_TTL: Duration = Duration::from_secs(2);
 
 impl Jobs {
     pub(crate) fn new() -> Self {
@@ -54,7 +59,13 @@ impl Jobs {
             accepting: AtomicBool::new(true),
             renewed: Mutex::new(Instant::now()),
             schedules_changed: AtomicBool::new(true),
+            tasks: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Forgets the tasks read (a task was applied here).
+    pub(crate) fn forget_tasks(&self) {
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     /// A schedule was created or changed (here or on another replica): wake up and look.
@@ -116,6 +127,19 @@ const SCHEDULES_PER_PASS: i64 = 100;
 const CLAIM_BATCH: usize = 256;
 
 impl Engine {
+    /// A task of a scope, read at most every [`TASK_CACHE_TTL`].
+    pub(crate) async fn cached_task(&self, scope: &Scope, id: &str) -> Result<Option<Arc<StoredTask>>, StoreError> {
+        let key = (scope.clone(), id.to_owned());
+        if let Some((at, task)) = self.inner.jobs.tasks.lock().unwrap_or_else(|p| p.into_inner()).get(&key)
+            && at.elapsed() < TASK_CACHE_TTL
+        {
+            return Ok(task.clone());
+        }
+        let task = self.store().get_task(scope, id).await?.map(Arc::new);
+        self.inner.jobs.tasks.lock().unwrap_or_else(|p| p.into_inner()).insert(key, (Instant::now(), task.clone()));
+        Ok(task)
+    }
+
     /// Runs the worker until the engine is dropped or shuts down.
     pub(crate) async fn jobs_loop(weak: Weak<Inner>) {
         let mut last_sweep: Option<Instant> = None;
