@@ -45,8 +45,11 @@ pub(crate) struct Jobs {
     /// A schedule may have changed: look at the due ones on the next pass.
     schedules_changed: AtomicBool,
     /// Tasks as recently read (each attempt needs its task; tasks change rarely).
-    tasks: Mutex<HashMap<(Scope, String), (Instant, Option<Arc<StoredTask>>)>>,
+    tasks: Mutex<HashMap<(Scope, String), CachedTask>>,
 }
+
+/// A task (or its absence) and when it was read.
+type CachedTask = (Instant, Option<Arc<StoredTask>>);
 
 /// How long a task read for an attempt is reused (another replica's change shows after this).
 const TASK_CACHE_TTL: Duration = Duration::from_secs(2);
