@@ -16,6 +16,7 @@ mod bench_turns;
 mod budgets;
 mod chat;
 mod config;
+mod keys;
 mod monitoring;
 mod runs;
 mod task_files;
@@ -51,6 +52,9 @@ enum Command {
     /// Agent definitions.
     #[command(subcommand)]
     Agents(AgentsCommand),
+    /// Operator API keys, each bound to one organization or installation-wide (on the store).
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// Background tasks (declared in task files).
     #[command(subcommand)]
     Tasks(TasksCommand),
@@ -291,6 +295,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Agents(AgentsCommand::Apply { store, files }) => apply(store, files).await,
         Command::Tasks(TasksCommand::Apply { store, files }) => apply_tasks(store, files).await,
         Command::Runs(command) => runs::runs(command).await,
+        Command::Keys(command) => keys::run(command).await,
         Command::Schedules(command) => runs::schedules(command).await,
         Command::Bench(BenchCommand::Stream(options)) => bench::run(options).await,
         Command::Bench(BenchCommand::Turns(options)) => bench_turns::run(options).await,

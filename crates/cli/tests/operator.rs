@@ -235,3 +235,56 @@ async fn the_bgo_namespace_and_cli_trigger_read_and_schedule_runs() {
 fn payload_of(n: u32) -> serde_json::Value {
     serde_json::json!({ "url": format!("https://example.com/{n}") })
 }
+
+#[tokio::test]
+async fn agentry_keys_creates_org_bound_keys_that_rotate_and_revoke() {
+    let server = common::spawn(SECRET, API_KEY, &[]).await;
+    let data = server.dir.path().join("data");
+    let keys = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_agentry"))
+            .arg("keys")
+            .args(args)
+            .arg("--data-dir")
+            .arg(&data)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = keys(&["create", "--name", "acme ci", "--org", "acme"]);
+    assert!(ok, "{err}");
+    let mut lines = out.lines();
+    let id = lines.next().unwrap().split_whitespace().next().unwrap().to_owned();
+    let secret = lines.next().unwrap().to_owned();
+    assert!(out.contains("organization acme") && secret.starts_with("agk_"), "{out}");
+    let (ok, _, err) = keys(&["create", "--name", "nowhere"]);
+    assert!(!ok && err.contains("--org"), "an org (or --installation-wide) is required: {err}");
+
+    let acme = Client::builder(&server.base).api_key(&secret, Scope::new("acme", "web", "prod")).build().unwrap();
+    assert!(acme.threads().list(&Default::default()).await.is_ok(), "the key acts in acme");
+    let elsewhere = Client::builder(&server.base).api_key(&secret, Scope::default_scope()).build().unwrap();
+    assert!(
+        matches!(elsewhere.threads().list(&Default::default()).await, Err(Error::Auth { .. })),
+        "not in another org"
+    );
+    let (_, listed, _) = keys(&["list"]);
+    assert!(listed.contains(&id) && listed.contains("org acme") && listed.contains("installation-wide"), "{listed}");
+
+    let (ok, rotated, err) = keys(&["rotate", &id]);
+    assert!(ok, "{err}");
+    assert!(
+        matches!(acme.threads().list(&Default::default()).await, Err(Error::Auth { .. })),
+        "the old secret is refused"
+    );
+    let renewed =
+        Client::builder(&server.base).api_key(rotated.trim(), Scope::new("acme", "web", "prod")).build().unwrap();
+    assert!(renewed.threads().list(&Default::default()).await.is_ok());
+    let (ok, _, err) = keys(&["revoke", &id]);
+    assert!(ok, "{err}");
+    assert!(matches!(renewed.threads().list(&Default::default()).await, Err(Error::Auth { .. })));
+    let (ok, _, err) = keys(&["revoke", &id]);
+    assert!(!ok && err.contains("no active key"), "{err}");
+}

@@ -148,15 +148,25 @@ pub fn bearer_value(authorization: &str) -> Option<&str> {
     authorization.strip_prefix("Bearer ").or_else(|| authorization.strip_prefix("bearer ")).map(str::trim)
 }
 
-/// Whether `key` is an unrevoked operator API key (looked up by its SHA-256).
-pub async fn is_api_key(state: &AppState, key: &str) -> Result<bool, ApiError> {
-    Ok(state.store.api_key_by_hash(&agentry_core::api_key::hash(key)).await?.is_some())
+/// The unrevoked operator API key `key` is (looked up by its SHA-256), if any.
+pub async fn api_key(state: &AppState, key: &str) -> Result<Option<agentry_store::ApiKey>, ApiError> {
+    Ok(state.store.api_key_by_hash(&agentry_core::api_key::hash(key)).await?)
+}
+
+/// Refuses an API key bound to another organization than the one a request acts in.
+pub fn check_key_org(key: &agentry_store::ApiKey, organization: &str) -> Result<(), ApiError> {
+    match &key.organization_id {
+        Some(bound) if bound != organization => {
+            Err(ApiError::unauthenticated("this API key is bound to another organization"))
+        }
+        _ => Ok(()),
+    }
 }
 
 async fn authenticate_api_key(state: &AppState, key: &str, credentials: &Credentials) -> Result<Principal, ApiError> {
-    if !is_api_key(state, key).await? {
+    let Some(key) = api_key(state, key).await? else {
         return Err(ApiError::unauthenticated("invalid API key"));
-    }
+    };
     let mut missing = Vec::new();
     let mut part = |name: &'static str, value: &Option<String>| -> Result<String, ApiError> {
         match value {
@@ -178,6 +188,7 @@ async fn authenticate_api_key(state: &AppState, key: &str, credentials: &Credent
     if !missing.is_empty() {
         return Err(ApiError::validation("API-key requests must name their scope", missing));
     }
+    check_key_org(&key, &scope.organization_id)?;
     if let Some(user) = &credentials.user_id {
         check_id(USER_HEADER, user).map_err(|problem| ApiError::invalid_field(USER_HEADER, problem))?;
     }

@@ -100,7 +100,9 @@ async fn apply_supplied(store: &Store, supplied: &SuppliedSecrets) -> Result<(),
     if let Some(key) = &supplied.api_key {
         let hash = api_key::hash(key);
         if store.api_key_by_hash(&hash).await?.is_none() {
-            store.insert_api_key(&new_id(prefix::API_KEY), &hash, "from AGENTRY_API_KEY").await?;
+            store
+                .insert_api_key(&new_id(prefix::API_KEY), &hash, "from AGENTRY_API_KEY (installation-wide)", None)
+                .await?;
             tracing::info!("registered the API key from AGENTRY_API_KEY");
         }
     }

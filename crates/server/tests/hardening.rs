@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use agentry_server::AppConfig;
 use agentry_store::StoreLocation;
 use common::*;
+use serde_json::json;
 
 /// Random HTTP methods and paths from anyone must not grow `/metrics`: methods and routes are
 /// labels from a closed set (`other`, `unmatched`).
@@ -326,4 +327,94 @@ async fn slow_and_idle_connections_are_closed_and_capped_per_address() {
     assert!(started.elapsed() > Duration::from_secs(2), "the answer took longer than the header timeout");
     store.close().await;
     replica.stop();
+}
+
+fn key_headers(key: &str, org: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("authorization", format!("Bearer {key}")),
+        ("x-platos-organization-id", org.into()),
+        ("x-platos-project-id", "default".into()),
+        ("x-platos-environment-id", "default".into()),
+    ]
+}
+
+/// An API key is bound to an organization or installation-wide (issue 16, item 8): a key of
+/// `acme` acts in `acme` only — on the Platos and the Erdo surface —, manages acme's keys only,
+/// and rotation and revocation take effect at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_act_in_their_organization_and_are_rotated_and_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = AppConfig::new(StoreLocation::Sqlite(dir.path().join("k.db")));
+    config.bootstrap = replica_config_bootstrap();
+    let replica = Replica::start(config);
+    let base = replica.base();
+    // The bootstrap key is installation-wide; it makes a key for acme.
+    let root = key_headers(KEY, "default");
+    let (status, created) =
+        call_with(&base, &root, "POST", "/api-keys", Some(json!({"name": "acme ci", "organizationId": "acme"}))).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(
+        (created["organizationId"].as_str(), created["installationWide"].as_bool()),
+        (Some("acme"), Some(false))
+    );
+    let acme_key = created["key"].as_str().unwrap().to_owned();
+    let acme_id = created["id"].as_str().unwrap().to_owned();
+    let (status, body) = call_with(&base, &root, "POST", "/api-keys", Some(json!({"name": "x"}))).await;
+    assert_eq!(status, 400, "an org or installationWide must be named: {body}");
+
+    // It acts in acme, and nowhere else — Platos headers, sockets' scope and Erdo's org header.
+    let (status, _) = call_with(&base, &key_headers(&acme_key, "acme"), "GET", "/threads", None).await;
+    assert_eq!(status, 200);
+    for org in ["default", "globex", "no-such-org"] {
+        let (status, body) = call_with(&base, &key_headers(&acme_key, org), "GET", "/threads", None).await;
+        assert_eq!(status, 401, "{org}: {body}");
+        assert!(body["message"].as_str().unwrap().contains("another organization"), "{body}");
+    }
+    let erdo = |org: Option<&str>| {
+        let base = base.clone();
+        let key = acme_key.clone();
+        let org = org.map(str::to_owned);
+        async move {
+            let mut request = reqwest::Client::new().get(format!("{base}/threads")).bearer_auth(key);
+            if let Some(org) = org {
+                request = request.header("x-organization-id", org);
+            }
+            request.send().await.unwrap().status().as_u16()
+        }
+    };
+    assert_eq!(erdo(None).await, 200, "Erdo: the key's own org by default");
+    assert_eq!(erdo(Some("acme")).await, 200);
+    assert_eq!(erdo(Some("globex")).await, 401);
+
+    // An org key manages its org's keys only.
+    let acme = key_headers(&acme_key, "acme");
+    let (status, _) =
+        call_with(&base, &acme, "POST", "/api-keys", Some(json!({"name": "w", "installationWide": true}))).await;
+    assert_eq!(status, 403);
+    let (status, _) =
+        call_with(&base, &acme, "POST", "/api-keys", Some(json!({"name": "g", "organizationId": "globex"}))).await;
+    assert_eq!(status, 403);
+    let (_, listed) = call_with(&base, &acme, "GET", "/api-keys", None).await;
+    let ids: Vec<&str> = listed["keys"].as_array().unwrap().iter().map(|k| k["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [acme_id.as_str()], "acme sees its own keys only");
+    let (_, all) = call_with(&base, &root, "GET", "/api-keys", None).await;
+    assert_eq!(all["keys"].as_array().unwrap().len(), 2, "{all}");
+    let root_id = all["keys"][0]["id"].as_str().unwrap().to_owned();
+    let (status, _) = call_with(&base, &acme, "DELETE", &format!("/api-keys/{root_id}"), None).await;
+    assert_eq!(status, 404, "another org's key looks missing");
+
+    // Rotation: the old secret is refused at once, the new one works.
+    let (status, rotated) = call_with(&base, &acme, "POST", &format!("/api-keys/{acme_id}/rotate"), None).await;
+    assert_eq!(status, 200, "{rotated}");
+    let new_key = rotated["key"].as_str().unwrap().to_owned();
+    assert_eq!(call_with(&base, &acme, "GET", "/threads", None).await.0, 401);
+    let fresh = key_headers(&new_key, "acme");
+    assert_eq!(call_with(&base, &fresh, "GET", "/threads", None).await.0, 200);
+    // Revocation.
+    let (status, _) = call_with(&base, &root, "DELETE", &format!("/api-keys/{acme_id}"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(call_with(&base, &fresh, "GET", "/threads", None).await.0, 401);
+    // End users never manage keys.
+    let (status, _) = call(&base, Some(&token("alice")), "GET", "/api-keys", None).await;
+    assert_eq!(status, 403);
 }

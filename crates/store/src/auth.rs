@@ -63,17 +63,25 @@ impl Store {
         Ok(secret)
     }
 
-    /// Records an API key by the SHA-256 hex of its secret (a key already known is kept, so two
-    /// replicas registering the same key at once both succeed).
-    pub async fn insert_api_key(&self, id: &str, key_hash: &str, name: &str) -> StoreResult<()> {
+    /// Records an API key by the SHA-256 hex of its secret, bound to `organization` (`None`:
+    /// installation-wide). A key already known is kept, so two replicas registering the same key
+    /// at once both succeed.
+    pub async fn insert_api_key(
+        &self,
+        id: &str,
+        key_hash: &str,
+        name: &str,
+        organization: Option<&str>,
+    ) -> StoreResult<()> {
         on_writer!(self, |pool| {
             sqlx::query(
-                "INSERT INTO api_keys (id, key_hash, name, created_at) VALUES ($1, $2, $3, $4)
+                "INSERT INTO api_keys (id, key_hash, name, organization_id, created_at) VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (key_hash) DO NOTHING",
             )
             .bind(id)
             .bind(key_hash)
             .bind(name)
+            .bind(organization)
             .bind(Timestamp::now().0)
             .execute(pool)
             .await?;
@@ -81,15 +89,83 @@ impl Store {
         Ok(())
     }
 
-    /// The id of the unrevoked API key with this hash, if any.
-    pub async fn api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<String>> {
-        let id = on_pool!(self, |pool| {
-            sqlx::query_scalar("SELECT id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
-                .bind(key_hash)
-                .fetch_optional(pool)
-                .await?
+    /// The unrevoked API key with this hash, if any.
+    pub async fn api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKey>> {
+        let sql = format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL");
+        let row: Option<ApiKeyRow> = on_pool!(self, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(key_hash).fetch_optional(pool).await?
         });
-        Ok(id)
+        Ok(row.map(ApiKey::from))
+    }
+
+    /// API keys, oldest first: all of them, or (`Some(org)`) those bound to that organization.
+    pub async fn list_api_keys(&self, organization: Option<&str>) -> StoreResult<Vec<ApiKey>> {
+        let sql = format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE ($1 IS NULL OR organization_id = $1) ORDER BY created_at, id"
+        );
+        let rows: Vec<ApiKeyRow> = on_pool!(self, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(organization).fetch_all(pool).await?
+        });
+        Ok(rows.into_iter().map(ApiKey::from).collect())
+    }
+
+    /// Revokes a key (of `organization`, when given); false when there is no such unrevoked key.
+    pub async fn revoke_api_key(&self, id: &str, organization: Option<&str>) -> StoreResult<bool> {
+        on_writer!(self, |pool| {
+            Ok(sqlx::query(
+                "UPDATE api_keys SET revoked_at = $3
+                 WHERE id = $1 AND revoked_at IS NULL AND ($2 IS NULL OR organization_id = $2)",
+            )
+            .bind(id)
+            .bind(organization)
+            .bind(Timestamp::now().0)
+            .execute(pool)
+            .await?
+            .rows_affected()
+                == 1)
+        })
+    }
+
+    /// Gives a key a new secret (by its hash): the old one stops working at once. False when there
+    /// is no such unrevoked key (of `organization`, when given).
+    pub async fn rotate_api_key(&self, id: &str, new_hash: &str, organization: Option<&str>) -> StoreResult<bool> {
+        on_writer!(self, |pool| {
+            Ok(sqlx::query(
+                "UPDATE api_keys SET key_hash = $2
+                 WHERE id = $1 AND revoked_at IS NULL AND ($3 IS NULL OR organization_id = $3)",
+            )
+            .bind(id)
+            .bind(new_hash)
+            .bind(organization)
+            .execute(pool)
+            .await?
+            .rows_affected()
+                == 1)
+        })
+    }
+}
+
+/// An operator API key (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    /// `key_…`
+    pub id: String,
+    /// What it is for.
+    pub name: String,
+    /// The organization it acts in; `None`: every organization (installation-wide).
+    pub organization_id: Option<String>,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it was revoked.
+    pub revoked_at: Option<Timestamp>,
+}
+
+const API_KEY_COLUMNS: &str = "id, name, organization_id, created_at, revoked_at";
+type ApiKeyRow = (String, String, Option<String>, i64, Option<i64>);
+
+impl From<ApiKeyRow> for ApiKey {
+    fn from((id, name, organization_id, created_at, revoked_at): ApiKeyRow) -> Self {
+        ApiKey { id, name, organization_id, created_at: Timestamp(created_at), revoked_at: revoked_at.map(Timestamp) }
     }
 }
 

@@ -62,6 +62,7 @@ pub use agentry_core::Scope;
 pub use agents::{AgentVersion, AppliedAgent, StoredAgent};
 pub use approvals::{ApprovalFilter, Settlement};
 pub use artifacts::ArtifactRevision;
+pub use auth::ApiKey;
 pub use budget_windows::{Charge, Crossed, LedgerSpan, Reservation, WindowRef, WindowState};
 pub use datasets::DatasetRecord;
 pub use events::{Appended, EventRow};

@@ -27,6 +27,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 10, name: "0010_rate_limits.sql", sql: include_str!("../migrations/0010_rate_limits.sql") },
     Migration { version: 11, name: "0011_traces.sql", sql: include_str!("../migrations/0011_traces.sql") },
     Migration { version: 12, name: "0012_tasks.sql", sql: include_str!("../migrations/0012_tasks.sql") },
+    Migration { version: 13, name: "0013_api_key_orgs.sql", sql: include_str!("../migrations/0013_api_key_orgs.sql") },
 ];
 
 /// Arbitrary constant identifying Agentry's migration lock.

@@ -85,7 +85,10 @@ async fn five_replicas_start_at_once(db: &TestDb) {
         let (store, agent) = (store.clone(), agent.clone());
         tokio::spawn(async move {
             let setup = store.bootstrap_installation(&installation("now", "hash", &agent)).await.unwrap();
-            store.insert_api_key(&new_id(prefix::API_KEY), "supplied-hash", "from AGENTRY_API_KEY").await.unwrap();
+            store
+                .insert_api_key(&new_id(prefix::API_KEY), "supplied-hash", "from AGENTRY_API_KEY", None)
+                .await
+                .unwrap();
             store.apply_agent(&scope_a(), &agent, "file", None).await.unwrap();
             setup
         })
@@ -118,9 +121,25 @@ async fn entity_secrets_respect_their_binding(store: &Store) {
 }
 
 async fn api_keys_are_found_by_hash(store: &Store) {
-    store.insert_api_key("key_1", "abc123", "operator").await.unwrap();
-    assert_eq!(store.api_key_by_hash("abc123").await.unwrap().as_deref(), Some("key_1"));
+    store.insert_api_key("key_1", "abc123", "operator", None).await.unwrap();
+    store.insert_api_key("key_2", "def456", "acme ci", Some("acme")).await.unwrap();
+    let found = store.api_key_by_hash("abc123").await.unwrap().unwrap();
+    assert_eq!((found.id.as_str(), found.organization_id), ("key_1", None), "installation-wide");
+    assert_eq!(store.api_key_by_hash("def456").await.unwrap().unwrap().organization_id.as_deref(), Some("acme"));
     assert_eq!(store.api_key_by_hash("abc124").await.unwrap(), None);
+    let acme: Vec<String> = store.list_api_keys(Some("acme")).await.unwrap().into_iter().map(|k| k.id).collect();
+    assert_eq!(acme, ["key_2"]);
+    assert_eq!(store.list_api_keys(None).await.unwrap().len(), 2);
+    // Rotation: the old secret stops working, the key keeps its id; another org cannot touch it.
+    assert!(!store.rotate_api_key("key_2", "new-hash", Some("other")).await.unwrap());
+    assert!(store.rotate_api_key("key_2", "new-hash", Some("acme")).await.unwrap());
+    assert_eq!(store.api_key_by_hash("def456").await.unwrap(), None);
+    assert_eq!(store.api_key_by_hash("new-hash").await.unwrap().unwrap().id, "key_2");
+    assert!(!store.revoke_api_key("key_2", Some("other")).await.unwrap());
+    assert!(store.revoke_api_key("key_2", None).await.unwrap());
+    assert!(!store.revoke_api_key("key_2", None).await.unwrap(), "revoked once");
+    assert_eq!(store.api_key_by_hash("new-hash").await.unwrap(), None);
+    assert!(store.list_api_keys(None).await.unwrap().iter().any(|k| k.id == "key_2" && k.revoked_at.is_some()));
 }
 
 async fn applying_an_agent_versions_only_changes(store: &Store) {

@@ -17,7 +17,7 @@ use axum::http::HeaderMap;
 use axum::http::request::Parts;
 
 use crate::AppState;
-use crate::auth::{bearer_value, check_id, header_str, is_api_key};
+use crate::auth::{api_key, bearer_value, check_id, check_key_org, header_str};
 use crate::error::ApiError;
 
 /// Header selecting the organization of an API-key request.
@@ -143,8 +143,8 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<ErdoC
         let credential = bearer_value(authorization).filter(|v| !v.is_empty()).ok_or_else(|| {
             ApiError::unauthenticated("Authorization header must be `Bearer <API key or scoped token>`")
         })?;
-        if is_api_key(state, credential).await? {
-            return api_key_caller(headers);
+        if let Some(key) = api_key(state, credential).await? {
+            return api_key_caller(headers, &key);
         }
         return scoped_token_caller(state, credential)
             .await?
@@ -160,10 +160,14 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<ErdoC
     ))
 }
 
-fn api_key_caller(headers: &HeaderMap) -> Result<ErdoCaller, ApiError> {
-    let organization = header_str(headers, ORGANIZATION_HEADER)?.unwrap_or(DEFAULT_ORGANIZATION);
+/// The operator of the request's organization: `X-Organization-ID`, else the key's own
+/// organization, else `default`.
+fn api_key_caller(headers: &HeaderMap, key: &agentry_store::ApiKey) -> Result<ErdoCaller, ApiError> {
+    let organization =
+        header_str(headers, ORGANIZATION_HEADER)?.or(key.organization_id.as_deref()).unwrap_or(DEFAULT_ORGANIZATION);
     check_id("X-Organization-ID", organization)
         .map_err(|problem| ApiError::invalid_field("X-Organization-ID", problem))?;
+    check_key_org(key, organization)?;
     Ok(ErdoCaller {
         principal: Principal {
             scope: erdo_scope(organization),

@@ -4,13 +4,14 @@
 //! non-streaming send, cancel) are in `turns`; approvals in `approvals`; the tool catalog in `tools`;
 //! budget caps and their status in `budgets`; turns and traces in `monitoring`; cost rollups and
 //! the summary in `costs`; background tasks, runs, schedules and batches (and the 1.x `/jobs`) in
-//! `bgo`.
+//! `bgo`; operator API keys in `keys`.
 
 mod agents;
 pub mod approvals;
 pub(crate) mod bgo;
 mod budgets;
 mod costs;
+mod keys;
 mod monitoring;
 mod threads;
 mod tools;
@@ -69,6 +70,9 @@ pub fn routes() -> Router<AppState> {
         .route("/tools/matrix", get(tools::matrix))
         .route("/tools/{entity_id}/{tool_name}/enabled", patch(tools::set_enabled))
         .route("/tools/{tool_id}/test", post(tools::test))
+        .route("/api-keys", get(keys::list).post(keys::create))
+        .route("/api-keys/{key_id}", axum::routing::delete(keys::revoke))
+        .route("/api-keys/{key_id}/rotate", post(keys::rotate))
         .route("/trigger/tasks", get(bgo::list_tasks))
         .route("/trigger/tasks/{task_id}/trigger", post(bgo::trigger))
         .route("/trigger/runs", get(bgo::list_runs))

@@ -1,0 +1,159 @@
+//! Operator API keys over REST: `GET /api-keys`, `POST /api-keys {name, organizationId |
+//! installationWide}` (the secret is answered once), `POST /api-keys/{id}/rotate` (a new secret;
+//! the old one stops working), `DELETE /api-keys/{id}` (revoke).
+//!
+//! A key bound to an organization manages the keys of that organization only; an
+//! installation-wide key manages every key. End users get 403.
+
+use agentry_core::id::{new_id, new_secret, prefix};
+use agentry_store::ApiKey;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::auth::{Auth, api_key, bearer_value, check_id};
+use crate::error::ApiError;
+use crate::extract::JsonBody;
+
+/// Body of `POST /api-keys`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewKey {
+    name: String,
+    #[serde(default)]
+    organization_id: Option<String>,
+    #[serde(default)]
+    installation_wide: bool,
+}
+
+/// The key the request came with (an operator request always has one).
+async fn caller_key(state: &AppState, headers: &HeaderMap) -> Result<ApiKey, ApiError> {
+    let presented = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer_value);
+    match presented {
+        Some(key) => api_key(state, key).await?.ok_or_else(|| ApiError::unauthenticated("invalid API key")),
+        None => Err(ApiError::operator_only()),
+    }
+}
+
+fn view(key: &ApiKey) -> Value {
+    json!({
+        "id": key.id,
+        "name": key.name,
+        "organizationId": key.organization_id,
+        "installationWide": key.organization_id.is_none(),
+        "createdAt": key.created_at.to_rfc3339(),
+        "revokedAt": key.revoked_at.map(|t| t.to_rfc3339()),
+    })
+}
+
+/// `GET /api-keys` → `{keys}`: every key (installation-wide caller) or its organization's.
+pub async fn list(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    if !principal.is_operator() {
+        return Err(ApiError::operator_only());
+    }
+    let caller = caller_key(&state, &headers).await?;
+    let keys = state.store.list_api_keys(caller.organization_id.as_deref()).await?;
+    Ok(Json(json!({ "keys": keys.iter().map(view).collect::<Vec<_>>() })))
+}
+
+/// `POST /api-keys` → 201 `{…key, key: <secret, shown once>}`.
+pub async fn create(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<NewKey>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if !principal.is_operator() {
+        return Err(ApiError::operator_only());
+    }
+    let caller = caller_key(&state, &headers).await?;
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::invalid_field("name", "must be 1 to 200 characters"));
+    }
+    let organization = match (body.organization_id, body.installation_wide, &caller.organization_id) {
+        (Some(_), true, _) => {
+            return Err(ApiError::invalid_field(
+                "installationWide",
+                "a key is bound to an organization or installation-wide, not both",
+            ));
+        }
+        (None, false, _) => {
+            return Err(ApiError::invalid_field(
+                "organizationId",
+                "name the organization the key acts in (or installationWide: true)",
+            ));
+        }
+        (None, true, Some(_)) => {
+            return Err(ApiError::forbidden(
+                "INSTALLATION_KEY_REQUIRED",
+                "only an installation-wide key creates installation-wide keys",
+            ));
+        }
+        (Some(org), false, Some(own)) if org != *own => {
+            return Err(ApiError::forbidden(
+                "ORGANIZATION_MISMATCH",
+                "this key manages the keys of its own organization only",
+            ));
+        }
+        (Some(org), false, _) => {
+            check_id("organizationId", &org).map_err(|problem| ApiError::invalid_field("organizationId", problem))?;
+            Some(org)
+        }
+        (None, true, None) => None,
+    };
+    let secret = new_secret("agk", 24);
+    let id = new_id(prefix::API_KEY);
+    state.store.insert_api_key(&id, &agentry_core::api_key::hash(&secret), name, organization.as_deref()).await?;
+    let stored = state
+        .store
+        .api_key_by_hash(&agentry_core::api_key::hash(&secret))
+        .await?
+        .ok_or_else(|| ApiError::internal("the new key vanished"))?;
+    let mut body = view(&stored);
+    body["key"] = json!(secret);
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+/// `POST /api-keys/{id}/rotate` → `{id, key: <new secret>}`.
+pub async fn rotate(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    if !principal.is_operator() {
+        return Err(ApiError::operator_only());
+    }
+    let caller = caller_key(&state, &headers).await?;
+    let secret = new_secret("agk", 24);
+    let hash = agentry_core::api_key::hash(&secret);
+    if !state.store.rotate_api_key(&id, &hash, caller.organization_id.as_deref()).await? {
+        return Err(ApiError::not_found("API key"));
+    }
+    Ok(Json(json!({ "id": id, "key": secret })))
+}
+
+/// `DELETE /api-keys/{id}` → `{id, revoked: true}`.
+pub async fn revoke(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    if !principal.is_operator() {
+        return Err(ApiError::operator_only());
+    }
+    let caller = caller_key(&state, &headers).await?;
+    if !state.store.revoke_api_key(&id, caller.organization_id.as_deref()).await? {
+        return Err(ApiError::not_found("API key"));
+    }
+    Ok(Json(json!({ "id": id, "revoked": true })))
+}
