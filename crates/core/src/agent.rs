@@ -234,6 +234,10 @@ pub struct AgentSpec {
     /// `create_schedule`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<String>,
+    /// Dataset slugs the dataset tools may read when an end user talks to this agent (operators
+    /// read every dataset of the scope).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub datasets: Vec<String>,
     /// Built-in tools (of `tools`) whose every call waits for a human's approval.
     #[serde(default, alias = "approvalTools", skip_serializing_if = "Vec::is_empty")]
     pub approval_tools: Vec<String>,
@@ -297,6 +301,7 @@ impl AgentSpec {
             dynamic_blocks: Vec::new(),
             tools: Vec::new(),
             approval_tools: Vec::new(),
+            datasets: Vec::new(),
             http_tools: Vec::new(),
             mcp_tools: Vec::new(),
             approval_timeout_secs: None,

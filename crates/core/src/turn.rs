@@ -23,6 +23,11 @@ pub struct TurnInput {
     /// the scope.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_datasets: Option<Vec<String>>,
+    /// The message came from an end user (a session token): unless `allowed_datasets` names
+    /// them, the dataset tools read only the datasets granted to end users (the agent's
+    /// `datasets` and those attached to the thread).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub end_user: bool,
     /// The datasets (ids) the message is about (named by the caller or attached to the thread);
     /// agents with the dataset tools are told their slugs and columns.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use agentry_core::{ContentItem, Timestamp, Turn};
 use agentry_datasets::{QueryLimits, QueryResult};
+use agentry_store::DatasetRecord;
 use serde_json::{Map, Value, json};
 
 use crate::Engine;
@@ -149,6 +150,27 @@ pub async fn create_chart(engine: &Engine, turn: &Turn, params: &Value) -> Resul
     Ok((json!({"chart": chart_type, "title": title, "points": result.rows.len()}), chart))
 }
 
+/// Whether the turn's caller may read a dataset through the tools: the datasets a grant names
+/// (`allowed_datasets`: Erdo scoped tokens); for an operator every dataset of the scope; for an
+/// end user those the agent lists in `datasets` and those attached to the thread (uploads are
+/// the API key's, so none is an end user's own).
+async fn readable(engine: &Engine, turn: &Turn, record: &DatasetRecord) -> Result<bool, agentry_store::StoreError> {
+    if let Some(allowed) = &turn.input.allowed_datasets {
+        return Ok(allowed.contains(&record.id));
+    }
+    if !turn.input.end_user || record.thread_id.as_deref() == Some(&turn.thread_id) {
+        return Ok(true);
+    }
+    let store = engine.store();
+    if store.thread_dataset_ids(&turn.scope, &turn.thread_id).await?.contains(&record.id) {
+        return Ok(true);
+    }
+    Ok(store
+        .get_agent(&turn.scope, &turn.agent_id)
+        .await?
+        .is_some_and(|agent| agent.spec.datasets.contains(&record.slug)))
+}
+
 /// The datasets the message is about, for the system prompt of an agent with the dataset tools:
 /// their slugs and columns (`None` when there is nothing to say).
 pub async fn datasets_section(engine: &Engine, turn: &Turn, agent: &agentry_core::AgentSpec) -> Option<String> {
@@ -161,6 +183,9 @@ pub async fn datasets_section(engine: &Engine, turn: &Turn, agent: &agentry_core
     );
     for id in &turn.input.datasets {
         let Ok(Some(dataset)) = engine.store().get_dataset(&turn.scope, id).await else { continue };
+        if !readable(engine, turn, &dataset).await.unwrap_or(false) {
+            continue;
+        }
         let columns: Vec<String> = dataset
             .columns
             .as_array()
@@ -182,8 +207,11 @@ async fn run_query(engine: &Engine, turn: &Turn, params: &Value) -> Result<(Stri
         .get_dataset(&turn.scope, &slug)
         .await
         .map_err(|e| ToolFailure::new(format!("cannot read datasets: {e}")))?
-        .filter(|d| turn.input.allowed_datasets.as_ref().is_none_or(|allowed| allowed.contains(&d.id)))
         .ok_or_else(|| ToolFailure::new(format!("no dataset `{slug}`")))?;
+    if !readable(engine, turn, &record).await.map_err(|e| ToolFailure::new(format!("cannot read datasets: {e}")))? {
+        // Exactly what a missing dataset answers.
+        return Err(ToolFailure::new(format!("no dataset `{slug}`")));
+    }
     let datasets = ready(engine, &record).await.map_err(|e| ToolFailure::new(e.to_string()))?;
     let limits = QueryLimits { max_rows: MAX_ROWS, timeout: QUERY_TIMEOUT };
     let result = datasets.query_sql(&record.id, &sql, &limits).await.map_err(|e| ToolFailure::new(e.to_string()))?;

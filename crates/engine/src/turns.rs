@@ -202,6 +202,7 @@ impl Engine {
                 dynamic_blocks: message.dynamic_blocks,
                 user_meta: principal.user_meta.clone(),
                 allowed_datasets: message.allowed_datasets,
+                end_user: principal.kind == agentry_core::PrincipalKind::EndUser,
                 datasets: message.datasets,
                 agent_version: Some(agent.version_number),
                 trace_parent: message.trace_parent,

@@ -538,3 +538,59 @@ async fn a_replay_is_served_only_to_a_caller_who_could_run_it_live() {
     let all = serde_json::to_string(&events).unwrap();
     assert!(!all.contains("gadget"), "no row of the dataset reaches the token: {all}");
 }
+
+/// A Platos end user's turn, through the REST non-streaming send: the `tool_result`s it logged.
+async fn platos_user_tool_results(app: &App, user: &str, agent: &str) -> Vec<Value> {
+    let claims =
+        agentry_core::session_token::SessionClaims::new(&agentry_core::Scope::default_scope(), user, "default");
+    let token = agentry_core::session_token::mint(
+        "erdo-secret-0123456789abcdef",
+        claims,
+        600,
+        agentry_core::Timestamp::now().unix_seconds(),
+    )
+    .unwrap();
+    let call = |method: &str, path: String, body: Value| {
+        Request::builder()
+            .method(method)
+            .uri(format!("/api/v1/agent{path}"))
+            .header("x-platos-session-token", &token)
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let response =
+        app.router.clone().oneshot(call("POST", "/threads".into(), json!({"agentId": agent}))).await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let thread: Value = serde_json::from_slice(&to_bytes(response.into_body(), usize::MAX).await.unwrap()).unwrap();
+    let path = format!("/threads/{}/messages", thread["id"].as_str().unwrap());
+    let response =
+        app.router.clone().oneshot(call("POST", path, json!({"message": "revenue by product?"}))).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let answer: Value = serde_json::from_slice(&to_bytes(response.into_body(), usize::MAX).await.unwrap()).unwrap();
+    answer["events"].as_array().unwrap().iter().filter(|e| e["type"] == "tool_result").cloned().collect()
+}
+
+/// Issue 16, item 2: a Platos end user reads through `query_dataset` only the datasets granted to
+/// end users — the agent's `datasets` (or a thread attachment) —; a dataset not granted answers
+/// exactly like a missing one. Operators still read every dataset of the scope.
+#[tokio::test]
+async fn platos_end_users_read_only_the_datasets_granted_to_them() {
+    let app = app().await;
+    app.upload_sales().await;
+    add_agent(&app, analyst()).await;
+    let results = platos_user_tool_results(&app, "mallory", "analyst").await;
+    assert_eq!(results.len(), 2, "{results:?}");
+    for result in &results {
+        assert_eq!(result["isError"], true, "{result}");
+        assert!(result["result"].to_string().contains("no dataset `sales`"), "{result}");
+    }
+    // The agent lists the dataset: its end users read it.
+    let mut granted = analyst();
+    granted["id"] = json!("analyst-sales");
+    granted["datasets"] = json!(["sales"]);
+    add_agent(&app, granted).await;
+    let results = platos_user_tool_results(&app, "mallory", "analyst-sales").await;
+    assert_ne!(results[0]["isError"], true, "{results:?}");
+    assert!(results[0]["result"].to_string().contains("gadget"), "{results:?}");
+}
