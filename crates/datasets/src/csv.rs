@@ -1,5 +1,10 @@
 //! A small RFC 4180 reader and writer.
 //!
+//! Kept rather than the `csv` crate because it is stricter where uploads must be: the crate reads
+//! an unclosed quote to the end of the input and `"a"b` as a field `ab` without a word; this reader
+//! refuses both, naming the line. Wherever both accept an input they read the same records: a test
+//! compares them side by side on 20,000 generated inputs.
+//!
 //! The reader takes comma-separated records with optional `"`-quoted fields (`""` is a quote inside
 //! one; commas and line breaks inside quotes are data), records ended by LF, CRLF or CR, a UTF-8
 //! byte-order mark at the start, and no final line break. Empty lines between records are skipped.
@@ -209,6 +214,53 @@ mod tests {
         assert_eq!(reader.next_record(&mut fields).unwrap(), Some(2));
         assert_eq!(reader.next_record(&mut fields).unwrap(), Some(4));
         assert_eq!(reader.next_record(&mut fields).unwrap(), None);
+    }
+
+    /// The `csv` crate's reading of `input` (flexible widths, no header; blank lines skipped as
+    /// ours are; a leading BOM dropped).
+    fn crate_reading(input: &str) -> Option<Vec<Vec<String>>> {
+        let input = input.strip_prefix('\u{feff}').unwrap_or(input);
+        let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(input.as_bytes());
+        let mut records = Vec::new();
+        for record in reader.records() {
+            records.push(record.ok()?.iter().map(str::to_owned).collect());
+        }
+        Some(records)
+    }
+
+    /// Side by side with the `csv` crate on generated inputs: wherever ours accepts, the crate
+    /// reads the same records; ours refuses only an unclosed quote or text after a closing quote
+    /// (which the crate reads by guessing).
+    #[test]
+    fn agrees_with_the_csv_crate_wherever_it_accepts() {
+        const ALPHABET: [&str; 9] = ["a", "bc", ",", "\"", "\"\"", "\n", "\r\n", "é", " "];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let (mut accepted, mut refused) = (0, 0);
+        for _ in 0..20_000 {
+            let len = (next() % 24) as usize;
+            let input: String = (0..len).map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize]).collect();
+            match read_all(&input) {
+                Ok(ours) => {
+                    accepted += 1;
+                    assert_eq!(Some(ours), crate_reading(&input), "input {input:?}");
+                }
+                Err(err) => {
+                    refused += 1;
+                    let message = err.to_string();
+                    assert!(
+                        message.contains("never closed") || message.contains("after a quoted field"),
+                        "refused {input:?} for another reason: {message}"
+                    );
+                }
+            }
+        }
+        assert!(accepted > 5_000 && refused > 1_000, "{accepted} accepted, {refused} refused");
     }
 
     #[test]
