@@ -15,6 +15,9 @@ use crate::state::TurnState;
 use crate::telemetry::{TurnEnd, Window};
 use crate::{StopReason, safety};
 
+/// What a client is told when a turn fails on the store (the cause is logged).
+const SERVICE_UNAVAILABLE: &str = "the service is temporarily unavailable; try again";
+
 /// Ends the turn held by `ctx` with `outcome`, storing what `state` says was answered.
 pub(crate) async fn terminate(
     ctx: &mut RunCtx<'_>,
@@ -52,6 +55,14 @@ pub(crate) async fn terminate(
             (TurnStatus::Failed, Some(hit.message))
         }
         Outcome::Failed { code, cause } => {
+            // What the store said stays in the log; clients (events, the stored turn) get no
+            // database text.
+            let cause = if code == "service_unavailable" {
+                tracing::error!(turn = %turn.id, %cause, "turn failed on the store");
+                SERVICE_UNAVAILABLE.to_owned()
+            } else {
+                cause
+            };
             ctx.log.emit(TurnEvent::error(code, cause.clone()));
             error_code = Some(code);
             (TurnStatus::Failed, Some(cause))

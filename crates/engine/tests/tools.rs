@@ -567,3 +567,37 @@ async fn mcp_server_tools_are_offered_by_name_and_can_require_approval() {
     assert_eq!(done_of(&events).0, TurnStatus::Completed);
     f.engine.shutdown(Duration::from_secs(1)).await;
 }
+
+/// A turn that fails on the store tells its client only that the service is unavailable: the
+/// store's own words stay in the log (issue 16). The store fails here by handing back a saved
+/// state that does not parse.
+#[tokio::test]
+async fn a_turn_failing_on_the_store_shows_no_store_text() {
+    use sqlx::Connection as _;
+    let f = fixture().await;
+    let server = backend().await;
+    let thread = f.agent(refund_agent(&server.url, None)).await;
+    let turn = f.send(&thread, "refund").await;
+    let (_, approval_id) = until_approval(&f, &turn).await;
+    wait_status(&f, &turn, TurnStatus::Waiting).await;
+    let mut db =
+        sqlx::SqliteConnection::connect(&format!("sqlite://{}", f.dir.path().join("e.db").display())).await.unwrap();
+    sqlx::query("UPDATE turns SET checkpoint_json = '{not json' WHERE id = $1")
+        .bind(&turn.id)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    f.engine.resolve_approval(&principal(), &approval_id, approve("go")).await.unwrap();
+    wait_status(&f, &turn, TurnStatus::Failed).await;
+    let events = f.events(&turn, 0).await;
+    let message = events
+        .iter()
+        .find_map(|e| match &e.event {
+            TurnEvent::Error { code, message, .. } if code == "service_unavailable" => Some(message.clone()),
+            _ => None,
+        })
+        .expect("an error event");
+    assert_eq!(message, "the service is temporarily unavailable; try again");
+    let stored = f.store.get_turn(&turn.scope, &turn.id).await.unwrap().unwrap();
+    assert_eq!(stored.error.as_deref(), Some("the service is temporarily unavailable; try again"));
+}
