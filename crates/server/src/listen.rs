@@ -22,7 +22,8 @@ use tower::ServiceExt as _;
 /// How many connections, and how long a client may take to send a request's headers.
 #[derive(Debug, Clone)]
 pub struct ConnectionLimits {
-    /// Open HTTP connections at most (upgraded sockets are counted by the Socket.IO layer).
+    /// Open HTTP connections at most, and open sockets at most (upgraded connections leave the
+    /// accept loop's count; the Socket.IO upgrade refuses a socket past this with 503).
     pub max_connections: usize,
     /// Open connections from one IP address at most (`None`: no per-IP cap — behind a load
     /// balancer every client has its address).

@@ -418,3 +418,34 @@ async fn api_keys_act_in_their_organization_and_are_rotated_and_revoked() {
     let (status, _) = call(&base, Some(&token("alice")), "GET", "/api-keys", None).await;
     assert_eq!(status, 403);
 }
+
+/// Upgraded sockets count against `max_connections` too: past it, an upgrade is a 503 and the
+/// server keeps answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_sockets_are_capped_by_max_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = AppConfig::new(StoreLocation::Sqlite(dir.path().join("s.db")));
+    config.bootstrap = replica_config_bootstrap();
+    config.server.connections.max_connections = 3;
+    let replica = Replica::start(config);
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(Sock::user(replica.addr, "alice").await);
+    }
+    let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket", replica.addr);
+    match tokio_tungstenite::connect_async(url.clone()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 503),
+        other => panic!("a fourth socket was not refused: {:?}", other.map(|(_, r)| r.status())),
+    }
+    let health = reqwest::get(format!("{}/api/health", replica.base())).await.unwrap();
+    assert_eq!(health.status(), 200);
+    drop(open.pop());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        if tokio_tungstenite::connect_async(url.clone()).await.is_ok() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "a closed socket freed no place");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -277,6 +277,12 @@ pub async fn upgrade(
     let Ok(ws) = ws else {
         return refuse(3, "Bad request: expected a websocket upgrade");
     };
+    // Upgraded connections leave the accept loop's count: the cap holds for them here.
+    if state.sockets.open_connections() >= state.options.connections.max_connections {
+        tracing::debug!("socket refused: the server is at max_connections open sockets");
+        let body = serde_json::json!({ "code": 4, "message": "Server busy: too many open connections" });
+        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+    }
     // Header credentials are a fallback for the namespace CONNECT (the Python client sends them
     // here only); unreadable headers simply count as absent.
     let credentials = Credentials::from_headers(&headers).unwrap_or_default();
