@@ -103,12 +103,53 @@ impl StoreLocation {
     }
 }
 
+/// How long opening a Postgres store waits for its first connection.
+const FIRST_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Opens one connection before the pool does, so a wrong address, a missing database or a
+/// refused login is one clear error at once (a pool would retry until its timeout and then say
+/// only that it timed out).
+/// The message leaves out the address: callers name the store's location (without credentials).
+async fn check_postgres(options: &PgConnectOptions) -> StoreResult<()> {
+    use sqlx::Connection as _;
+    let unreachable = StoreError::Unreachable;
+    let connection = match tokio::time::timeout(FIRST_CONNECT_TIMEOUT, sqlx::PgConnection::connect_with(options)).await
+    {
+        Err(_) => {
+            return Err(unreachable(format!("Postgres did not answer within {} s", FIRST_CONNECT_TIMEOUT.as_secs())));
+        }
+        Ok(connection) => connection,
+    };
+    match connection {
+        Ok(connection) => {
+            let _ = connection.close().await;
+            Ok(())
+        }
+        Err(sqlx::Error::Io(err)) if err.kind() == std::io::ErrorKind::ConnectionRefused => Err(unreachable(
+            "Postgres refused the connection (is it running and listening on that host and port?)".into(),
+        )),
+        Err(sqlx::Error::Database(err)) if err.code().as_deref() == Some("3D000") => {
+            let name = options.get_database().unwrap_or("agentry");
+            Err(unreachable(format!(
+                "database `{name}` does not exist (create it with `createdb {name}` or `CREATE DATABASE {name};`)"
+            )))
+        }
+        Err(sqlx::Error::Database(err)) if matches!(err.code().as_deref(), Some("28P01" | "28000")) => {
+            Err(unreachable(format!("the server refused the login: {}", err.message())))
+        }
+        Err(err) => Err(unreachable(format!("cannot connect to Postgres: {err}"))),
+    }
+}
+
 /// Errors from the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database refused or failed a statement.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The database cannot be reached or used at all (the message says why and what to do).
+    #[error("{0}")]
+    Unreachable(String),
     /// A stored value could not be read back (e.g. an agent spec that no longer parses).
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
@@ -128,7 +169,11 @@ impl StoreError {
     /// True when the database could not be reached (pool exhausted or closed, IO failure), as
     /// opposed to a statement that failed.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)))
+        matches!(
+            self,
+            StoreError::Unreachable(_)
+                | StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
+        )
     }
 
     /// True when a unique constraint refused the write (someone else wrote the row first).
@@ -213,6 +258,7 @@ impl Store {
             }
             StoreLocation::Postgres(url) => {
                 let options = PgConnectOptions::from_str(url)?;
+                check_postgres(&options).await?;
                 Db::Postgres(
                     PgPoolOptions::new()
                         .max_connections(16)
