@@ -139,28 +139,11 @@ fn parse_headers(text: &str) -> Result<Vec<(String, String)>, String> {
         .filter(|pair| !pair.trim().is_empty())
         .map(|pair| {
             let (key, value) = pair.split_once('=').ok_or_else(|| format!("`{pair}` is not key=value"))?;
-            let value =
-                percent_decode(value.trim()).ok_or_else(|| format!("the value of `{}` is not valid", key.trim()))?;
+            let value = agentry_core::percent::decode(value.trim())
+                .ok_or_else(|| format!("the value of `{}` is not valid", key.trim()))?;
             Ok((key.trim().to_owned(), value))
         })
         .collect()
-}
-
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = text.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]

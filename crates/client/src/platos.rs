@@ -189,17 +189,7 @@ fn thread_path(thread_id: &str, suffix: &str) -> String {
 }
 
 /// Percent-encodes a path segment or query value.
-pub(crate) fn encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
+pub(crate) use agentry_core::percent::encode;
 
 async fn list<T: serde::de::DeserializeOwned>(client: &Client, path: &str, key: &str) -> Result<Vec<T>> {
     let body: Option<Value> = client.call(Method::GET, path, None).await?;

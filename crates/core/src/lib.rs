@@ -12,6 +12,7 @@
 //! - [`budget`]: budget caps, their periods and UTC window keys.
 //! - [`thread`]: threads and messages.
 //! - [`event`]: [`TurnEvent`], the one event enum every transport translates, and turn states.
+//! - [`percent`]: percent-encoding of path segments and query values, strict decoding.
 //! - [`money`]: [`MicroCents`], the integer every cost is recorded in.
 //! - [`session_token`]: HS256 session tokens as `@platosdev/token-mint` produces them.
 //! - [`turn`]: a [`Turn`] (one message and its answer) and its [`TurnInput`].
@@ -31,6 +32,7 @@ pub mod cron;
 pub mod event;
 pub mod id;
 pub mod money;
+pub mod percent;
 pub mod safety;
 pub mod scope;
 pub mod session_token;

@@ -109,7 +109,7 @@ fn fill_url(template: &str, rest: &mut Map<String, Value>) -> Result<String, Too
         let name = &tail[start + 1..start + len];
         let value = rest.remove(name).ok_or_else(|| ToolFailure::new(format!("missing argument `{name}`")))?;
         out.push_str(&tail[..start]);
-        out.push_str(&percent_encode(&scalar_text(&value)));
+        out.push_str(&agentry_core::percent::encode(&scalar_text(&value)));
         tail = &tail[start + len + 1..];
     }
     out.push_str(tail);
@@ -135,19 +135,6 @@ fn scalar_text(value: &Value) -> String {
         Value::String(text) => text.clone(),
         other => other.to_string(),
     }
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters (safe in a path segment).
-fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
