@@ -409,6 +409,23 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         bootstrap: Some(agentry_server::BootstrapConfig { supplied: supplied_secrets(), default_model }),
         shutdown_grace: std::time::Duration::from_secs(5),
     };
+    // Every file is read and checked before a new installation is set up: a bad file stops the
+    // start before the one-time API key is printed (and lost).
+    let agent_paths = match &config.agents_dir {
+        Some(dir) => agent_files::files_in(dir).map_err(|e| e.to_string())?,
+        None => Vec::new(),
+    };
+    for path in &agent_paths {
+        let spec = agent_files::read(path).map_err(|e| e.to_string())?;
+        check_agent(&config, &providers, &spec).map_err(|e| format!("agent file {}: {e}", path.display()))?;
+    }
+    let task_paths = match &config.tasks_dir {
+        Some(dir) => agent_files::files_in(dir).map_err(|e| e.to_string())?,
+        None => Vec::new(),
+    };
+    for path in &task_paths {
+        task_files::read(path).map_err(|e| e.to_string())?;
+    }
     let app = agentry_server::App::build(app_config).await.map_err(|e| e.to_string())?;
     if let Some(Bootstrap::Created { generated_service_secret, generated_api_key }) = &app.bootstrap {
         announce_bootstrap(generated_service_secret.as_deref(), generated_api_key.as_deref());
@@ -418,21 +435,15 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         // Names and URLs only: keys are never logged.
         tracing::info!(provider = %name, kind = ?provider.kind, base_url = %provider.base_url, key = provider.api_key.is_some(), "model provider configured");
     }
-    if let Some(dir) = &config.agents_dir {
-        let files = agent_files::files_in(dir).map_err(|e| e.to_string())?;
-        for (file, id, version, changed) in
-            agent_files::apply_all(&app.store, &providers, |spec| check_agent(&config, &providers, spec), &files)
-                .await
-                .map_err(|e| e.to_string())?
-        {
-            tracing::info!(file = %file.display(), agent = %id, version, changed, "loaded agent file");
-        }
+    for (file, id, version, changed) in
+        agent_files::apply_all(&app.store, &providers, |spec| check_agent(&config, &providers, spec), &agent_paths)
+            .await
+            .map_err(|e| e.to_string())?
+    {
+        tracing::info!(file = %file.display(), agent = %id, version, changed, "loaded agent file");
     }
-    if let Some(dir) = &config.tasks_dir {
-        let files = agent_files::files_in(dir).map_err(|e| e.to_string())?;
-        for (file, id, changed) in task_files::apply_all(&app.store, &files).await.map_err(|e| e.to_string())? {
-            tracing::info!(file = %file.display(), task = %id, changed, "loaded task file");
-        }
+    for (file, id, changed) in task_files::apply_all(&app.store, &task_paths).await.map_err(|e| e.to_string())? {
+        tracing::info!(file = %file.display(), task = %id, changed, "loaded task file");
     }
     tracing::info!(address = %config.listen, store = %config.store.describe(), replica = %app.engine.replica_id(), "agentry is listening");
     app.serve(listener, shutdown_signal()).await.map_err(|e| e.to_string())

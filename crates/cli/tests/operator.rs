@@ -288,3 +288,61 @@ async fn agentry_keys_creates_org_bound_keys_that_rotate_and_revoke() {
     let (ok, _, err) = keys(&["revoke", &id]);
     assert!(!ok && err.contains("no active key"), "{err}");
 }
+
+/// A first start that stops on a bad agent file sets nothing up, so the one-time API key is not
+/// printed and lost; the next start with good files prints a key that works (issue 17).
+#[tokio::test]
+async fn a_first_start_stopped_by_a_bad_file_loses_no_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let agents = dir.path().join("agents");
+    std::fs::create_dir_all(&agents).unwrap();
+    std::fs::write(agents.join("bad.toml"), "id = \"bad\"\nname = \"Bad\"\nmodel = \"nosuch:model\"\n").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let serve = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_agentry"));
+        command
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--agents"])
+            .arg(&agents)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .env_remove("AGENTRY_API_KEY")
+            .env_remove("AGENTRY_SERVICE_SECRET")
+            .env("AGENTRY_DEFAULT_MODEL", "scripted:echo")
+            .env("AGENTRY_LOG", "warn");
+        command
+    };
+    let failed = serve().output().unwrap();
+    assert!(!failed.status.success());
+    let stdout = String::from_utf8_lossy(&failed.stdout);
+    assert!(!stdout.contains("operator API key"), "a key was printed by a start that failed: {stdout}");
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("bad.toml"), "the error names the file");
+
+    std::fs::write(agents.join("bad.toml"), "id = \"good\"\nname = \"Good\"\nmodel = \"scripted:echo\"\n").unwrap();
+    let mut child = serve().stdout(Stdio::piped()).spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let key = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead as _;
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|line| line.trim().strip_prefix("operator API key:").map(|k| k.trim().to_owned()))
+    })
+    .await
+    .unwrap()
+    .expect("the second start prints the key");
+    let operator =
+        Client::builder(format!("http://127.0.0.1:{port}")).api_key(&key, Scope::default_scope()).build().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match operator.agents().list().await {
+            Ok(agents) => {
+                assert!(agents.iter().any(|a| a.id == "good"));
+                break;
+            }
+            Err(err) => assert!(Instant::now() < deadline, "{err}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
