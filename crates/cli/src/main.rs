@@ -451,15 +451,19 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 
 /// Shows generated secrets once, on stdout, at the first start.
 fn announce_bootstrap(secret: Option<&str>, key: Option<&str>) {
-    println!("Agentry set up a new installation with the scope default/default/default.");
+    use std::io::Write as _;
+    // A closed stdout (the reader went away) must not stop the server: write errors are ignored.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "Agentry set up a new installation with the scope default/default/default.");
     if let Some(secret) = secret {
-        println!("  service secret:   {secret}");
-        println!("    signs session tokens; `agentry token mint` reads it from the store.");
+        let _ = writeln!(out, "  service secret:   {secret}");
+        let _ = writeln!(out, "    signs session tokens; `agentry token mint` reads it from the store.");
     }
     if let Some(key) = key {
-        println!("  operator API key: {key}");
-        println!("    shown only now (it is stored hashed); send it as `Authorization: Bearer <key>`.");
+        let _ = writeln!(out, "  operator API key: {key}");
+        let _ = writeln!(out, "    shown only now (it is stored hashed); send it as `Authorization: Bearer <key>`.");
     }
+    let _ = out.flush();
 }
 
 async fn shutdown_signal() {

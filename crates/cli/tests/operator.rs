@@ -320,16 +320,21 @@ async fn a_first_start_stopped_by_a_bad_file_loses_no_key() {
     std::fs::write(agents.join("bad.toml"), "id = \"good\"\nname = \"Good\"\nmodel = \"scripted:echo\"\n").unwrap();
     let mut child = serve().stdout(Stdio::piped()).spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
-    let key = tokio::task::spawn_blocking(move || {
+    let (found, key) = tokio::sync::oneshot::channel();
+    // Reads stdout to its end (the server keeps writing), handing over the key when it shows.
+    tokio::task::spawn_blocking(move || {
         use std::io::BufRead as _;
-        std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|line| line.trim().strip_prefix("operator API key:").map(|k| k.trim().to_owned()))
-    })
-    .await
-    .unwrap()
-    .expect("the second start prints the key");
+        let mut found = Some(found);
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(key) = line.trim().strip_prefix("operator API key:")
+                && let Some(found) = found.take()
+            {
+                let _ = found.send(key.trim().to_owned());
+            }
+        }
+    });
+    let key =
+        tokio::time::timeout(Duration::from_secs(20), key).await.unwrap().expect("the second start prints the key");
     let operator =
         Client::builder(format!("http://127.0.0.1:{port}")).api_key(&key, Scope::default_scope()).build().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
