@@ -9,7 +9,7 @@
 //! and lease loss flip.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -33,9 +33,8 @@ pub(crate) struct Dispatcher {
     sweep_now: AtomicBool,
     running: Mutex<Running>,
     accepting: AtomicBool,
-    /// When this replica's leases were last renewed, in ms since `epoch`.
-    renewed_ms: AtomicU64,
-    epoch: Instant,
+    /// When this replica's leases were last renewed (asked).
+    renewed: Mutex<Instant>,
 }
 
 struct RunningTurn {
@@ -61,20 +60,18 @@ impl Dispatcher {
             sweep_now: AtomicBool::new(false),
             running: Mutex::new(Running::default()),
             accepting: AtomicBool::new(true),
-            renewed_ms: AtomicU64::new(0),
-            epoch: Instant::now(),
+            renewed: Mutex::new(Instant::now()),
         }
     }
 
     /// Time since the leases were last renewed.
     fn since_renewal(&self) -> Duration {
-        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-        Duration::from_millis(now.saturating_sub(self.renewed_ms.load(Ordering::Acquire)))
+        self.renewed.lock().unwrap_or_else(|p| p.into_inner()).elapsed()
     }
 
     fn renewed_at(&self, at: Instant) {
-        let ms = u64::try_from(at.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX);
-        self.renewed_ms.fetch_max(ms, Ordering::AcqRel);
+        let mut renewed = self.renewed.lock().unwrap_or_else(|p| p.into_inner());
+        *renewed = (*renewed).max(at);
     }
 
     /// Asks the dispatcher to look for work now.

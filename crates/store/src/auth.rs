@@ -64,15 +64,16 @@ impl Store {
     }
 
     /// Records an API key by the SHA-256 hex of its secret, bound to `organization` (`None`:
-    /// installation-wide). A key already known is kept, so two replicas registering the same key
-    /// at once both succeed.
+    /// installation-wide), and returns it. A key already known is kept, so two replicas
+    /// registering the same key at once both succeed.
     pub async fn insert_api_key(
         &self,
         id: &str,
         key_hash: &str,
         name: &str,
         organization: Option<&str>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<ApiKey> {
+        let created_at = Timestamp::now();
         on_writer!(self, |pool| {
             sqlx::query(
                 "INSERT INTO api_keys (id, key_hash, name, organization_id, created_at) VALUES ($1, $2, $3, $4, $5)
@@ -82,11 +83,17 @@ impl Store {
             .bind(key_hash)
             .bind(name)
             .bind(organization)
-            .bind(Timestamp::now().0)
+            .bind(created_at.0)
             .execute(pool)
             .await?;
         });
-        Ok(())
+        Ok(ApiKey {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            organization_id: organization.map(str::to_owned),
+            created_at,
+            revoked_at: None,
+        })
     }
 
     /// The unrevoked API key with this hash, if any.

@@ -353,13 +353,13 @@ impl Engine {
             return Err(JobError::Forbidden("schedules are managed by operators"));
         }
         let schedule = self.store().get_schedule(&principal.scope, id).await?.ok_or(JobError::ScheduleNotFound)?;
-        let next = if active {
-            Some(CronSchedule::parse(&schedule.cron, Some(&schedule.timezone))?.next_after(Timestamp::now()))
-                .flatten()
-                .ok_or_else(|| invalid("cron", "the schedule never fires again"))
-                .map(Some)?
-        } else {
-            None
+        let next = match active {
+            true => {
+                let cron = CronSchedule::parse(&schedule.cron, Some(&schedule.timezone))?;
+                let next = cron.next_after(Timestamp::now());
+                Some(next.ok_or_else(|| invalid("cron", "the schedule never fires again"))?)
+            }
+            false => None,
         };
         let saved = self.store().set_schedule_active(&principal.scope, id, next).await?;
         self.inner.jobs.schedules_changed();

@@ -5,6 +5,7 @@
 //! A key bound to an organization manages the keys of that organization only; an
 //! installation-wide key manages every key. End users get 403.
 
+use agentry_core::Principal;
 use agentry_core::id::{new_id, new_secret, prefix};
 use agentry_store::ApiKey;
 use axum::Json;
@@ -29,8 +30,11 @@ pub struct NewKey {
     installation_wide: bool,
 }
 
-/// The key the request came with (an operator request always has one).
-async fn caller_key(state: &AppState, headers: &HeaderMap) -> Result<ApiKey, ApiError> {
+/// The key an operator's request came with; end users get 403.
+async fn caller_key(state: &AppState, principal: &Principal, headers: &HeaderMap) -> Result<ApiKey, ApiError> {
+    if !principal.is_operator() {
+        return Err(ApiError::operator_only());
+    }
     let presented = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer_value);
     match presented {
         Some(key) => api_key(state, key).await?.ok_or_else(|| ApiError::unauthenticated("invalid API key")),
@@ -55,10 +59,7 @@ pub async fn list(
     Auth(principal): Auth,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    if !principal.is_operator() {
-        return Err(ApiError::operator_only());
-    }
-    let caller = caller_key(&state, &headers).await?;
+    let caller = caller_key(&state, &principal, &headers).await?;
     let keys = state.store.list_api_keys(caller.organization_id.as_deref()).await?;
     Ok(Json(json!({ "keys": keys.iter().map(view).collect::<Vec<_>>() })))
 }
@@ -70,10 +71,7 @@ pub async fn create(
     headers: HeaderMap,
     JsonBody(body): JsonBody<NewKey>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    if !principal.is_operator() {
-        return Err(ApiError::operator_only());
-    }
-    let caller = caller_key(&state, &headers).await?;
+    let caller = caller_key(&state, &principal, &headers).await?;
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > 200 {
         return Err(ApiError::invalid_field("name", "must be 1 to 200 characters"));
@@ -111,12 +109,8 @@ pub async fn create(
     };
     let secret = new_secret("agk", 24);
     let id = new_id(prefix::API_KEY);
-    state.store.insert_api_key(&id, &agentry_core::api_key::hash(&secret), name, organization.as_deref()).await?;
-    let stored = state
-        .store
-        .api_key_by_hash(&agentry_core::api_key::hash(&secret))
-        .await?
-        .ok_or_else(|| ApiError::internal("the new key vanished"))?;
+    let stored =
+        state.store.insert_api_key(&id, &agentry_core::api_key::hash(&secret), name, organization.as_deref()).await?;
     let mut body = view(&stored);
     body["key"] = json!(secret);
     Ok((StatusCode::CREATED, Json(body)))
@@ -129,10 +123,7 @@ pub async fn rotate(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    if !principal.is_operator() {
-        return Err(ApiError::operator_only());
-    }
-    let caller = caller_key(&state, &headers).await?;
+    let caller = caller_key(&state, &principal, &headers).await?;
     let secret = new_secret("agk", 24);
     let hash = agentry_core::api_key::hash(&secret);
     if !state.store.rotate_api_key(&id, &hash, caller.organization_id.as_deref()).await? {
@@ -148,10 +139,7 @@ pub async fn revoke(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    if !principal.is_operator() {
-        return Err(ApiError::operator_only());
-    }
-    let caller = caller_key(&state, &headers).await?;
+    let caller = caller_key(&state, &principal, &headers).await?;
     if !state.store.revoke_api_key(&id, caller.organization_id.as_deref()).await? {
         return Err(ApiError::not_found("API key"));
     }
