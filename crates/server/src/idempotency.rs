@@ -32,7 +32,10 @@ pub struct ShowsSecret;
 
 /// Middleware applying idempotency to every non-safe request that carries a key.
 pub async fn layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+    // The dashboard signs in with a cookie, not API credentials, and sends no keys.
+    if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        || request.uri().path().starts_with("/dashboard")
+    {
         return next.run(request).await;
     }
     let Some(key) = request.headers().get(KEY_HEADER).and_then(|v| v.to_str().ok()).map(str::trim) else {

@@ -7,6 +7,8 @@
 //!   lanes), [`socket`] (Socket.IO `/agent` at `/socket.io/`), [`health`] and [`metrics`] at the
 //!   root, wrapped by the [`idempotency`] and metrics layers; the [`erdo`] wire protocol at the
 //!   root (`/tokens`, …) with its own authentication (API key or scoped token).
+//! - [`dashboard`]: the operator dashboard at `/dashboard` (an embedded page, a cookie session,
+//!   the Platos routes again under `/dashboard/api/v1/agent` behind that session).
 //! - [`auth`] turns headers into a [`Principal`](agentry_core::Principal); [`error::ApiError`] is
 //!   the single failure → HTTP mapping; [`extract`] holds the input extractors.
 //!
@@ -18,6 +20,7 @@
 pub mod app;
 pub mod auth;
 pub mod bootstrap;
+pub mod dashboard;
 pub mod erdo;
 pub mod error;
 pub mod extract;
@@ -123,6 +126,11 @@ pub fn router(state: AppState) -> Router {
     let limit = state.options.max_body_bytes;
     Router::new()
         .nest("/api/v1/agent", platos::routes())
+        .merge(dashboard::routes())
+        .nest(
+            "/dashboard/api/v1/agent",
+            platos::routes().layer(middleware::from_fn_with_state(state.clone(), dashboard::session::require)),
+        )
         .merge(erdo::routes())
         .route("/api/health", axum::routing::get(health::health))
         .route("/metrics", axum::routing::get(metrics::render))

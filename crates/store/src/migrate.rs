@@ -28,6 +28,11 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 11, name: "0011_traces.sql", sql: include_str!("../migrations/0011_traces.sql") },
     Migration { version: 12, name: "0012_tasks.sql", sql: include_str!("../migrations/0012_tasks.sql") },
     Migration { version: 13, name: "0013_api_key_orgs.sql", sql: include_str!("../migrations/0013_api_key_orgs.sql") },
+    Migration {
+        version: 14,
+        name: "0014_dashboard_sessions.sql",
+        sql: include_str!("../migrations/0014_dashboard_sessions.sql"),
+    },
 ];
 
 /// Arbitrary constant identifying Agentry's migration lock.

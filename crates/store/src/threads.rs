@@ -67,6 +67,8 @@ pub struct ThreadQuery<'a> {
     pub agent_id: Option<&'a str>,
     /// Archive filter.
     pub archived: ArchivedFilter,
+    /// Only the thread with this id, or threads whose title contains this text (any case).
+    pub search: Option<&'a str>,
     /// Page size.
     pub limit: i64,
     /// Rows to skip.
@@ -130,11 +132,13 @@ impl Store {
         };
         let filter = format!(
             "organization_id = $1 AND project_id = $2 AND environment_id = $3
-             AND ($4 IS NULL OR user_id = $4) AND ($5 IS NULL OR agent_id = $5){archived}"
+             AND ($4 IS NULL OR user_id = $4) AND ($5 IS NULL OR agent_id = $5)
+             AND ($6 IS NULL OR id = $6 OR LOWER(COALESCE(title, '')) LIKE $7 ESCAPE '!'){archived}"
         );
+        let pattern = query.search.map(|text| format!("%{}%", escape_like(&text.to_lowercase())));
         on_pool!(self, |pool| {
             let page_sql = format!(
-                "SELECT {THREAD_COLUMNS} FROM threads WHERE {filter} ORDER BY updated_at DESC, id DESC LIMIT $6 OFFSET $7"
+                "SELECT {THREAD_COLUMNS} FROM threads WHERE {filter} ORDER BY updated_at DESC, id DESC LIMIT $8 OFFSET $9"
             );
             let threads = sqlx::query(sqlx::AssertSqlSafe(page_sql))
                 .bind(&scope.organization_id)
@@ -142,6 +146,8 @@ impl Store {
                 .bind(&scope.environment_id)
                 .bind(query.owner)
                 .bind(query.agent_id)
+                .bind(query.search)
+                .bind(&pattern)
                 .bind(query.limit)
                 .bind(query.offset)
                 .fetch_all(pool)
@@ -156,6 +162,8 @@ impl Store {
                     .bind(&scope.environment_id)
                     .bind(query.owner)
                     .bind(query.agent_id)
+                    .bind(query.search)
+                    .bind(&pattern)
                     .fetch_one(pool)
                     .await?;
             Ok((threads, total))
@@ -338,4 +346,16 @@ pub(crate) fn encode_tool_steps(message: &Message) -> StoreResult<Option<String>
         return Ok(None);
     }
     serde_json::to_string(&message.tool_steps).map(Some).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// `text` with the `LIKE` wildcards and the escape character (`!`) escaped.
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '!') {
+            escaped.push('!');
+        }
+        escaped.push(c);
+    }
+    escaped
 }

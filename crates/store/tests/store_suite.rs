@@ -23,6 +23,7 @@ suite!(
     bootstrap_happens_once_and_whole,
     entity_secrets_respect_their_binding,
     api_keys_are_found_by_hash,
+    dashboard_sessions_live_with_their_key,
     applying_an_agent_versions_only_changes,
     agents_are_confined_to_their_scope,
     default_agent_prefers_id_default_then_oldest,
@@ -43,7 +44,7 @@ suite!(
 );
 
 fn query(owner: Option<&str>) -> ThreadQuery<'_> {
-    ThreadQuery { owner, agent_id: None, archived: ArchivedFilter::Exclude, limit: 50, offset: 0 }
+    ThreadQuery { owner, agent_id: None, archived: ArchivedFilter::Exclude, search: None, limit: 50, offset: 0 }
 }
 
 async fn migrations_run_once_and_reopen_cleanly(store: &Store) {
@@ -140,6 +141,41 @@ async fn api_keys_are_found_by_hash(store: &Store) {
     assert!(!store.revoke_api_key("key_2", None).await.unwrap(), "revoked once");
     assert_eq!(store.api_key_by_hash("new-hash").await.unwrap(), None);
     assert!(store.list_api_keys(None).await.unwrap().iter().any(|k| k.id == "key_2" && k.revoked_at.is_some()));
+}
+
+async fn dashboard_sessions_live_with_their_key(store: &Store) {
+    store.insert_api_key("key_ops", "ops-hash", "ops", Some("acme")).await.unwrap();
+    let later = Timestamp(Timestamp::now().0 + 3_600_000);
+    store.create_dashboard_session("s1", "key_ops", "csrf-1", later).await.unwrap();
+    let session = store.dashboard_session("s1").await.unwrap().unwrap();
+    assert_eq!(
+        (session.api_key_id.as_str(), session.key_organization_id.as_deref(), session.csrf_token.as_str()),
+        ("key_ops", Some("acme"), "csrf-1")
+    );
+    assert_eq!(session.scope, None);
+    assert!(store.set_dashboard_scope("s1", &scope_a()).await.unwrap());
+    assert_eq!(store.dashboard_session("s1").await.unwrap().unwrap().scope, Some(scope_a()));
+    assert!(!store.set_dashboard_scope("nope", &scope_a()).await.unwrap());
+    assert_eq!(store.dashboard_session("nope").await.unwrap(), None);
+    // Expired: gone, and forgotten by the next sign-in.
+    store.create_dashboard_session("old", "key_ops", "csrf-2", Timestamp(Timestamp::now().0 - 1)).await.unwrap();
+    assert_eq!(store.dashboard_session("old").await.unwrap(), None);
+    assert!(!store.set_dashboard_scope("old", &scope_a()).await.unwrap());
+    // Signing out ends one session; revoking the key ends all of them.
+    store.create_dashboard_session("s2", "key_ops", "csrf-3", later).await.unwrap();
+    store.delete_dashboard_session("s2").await.unwrap();
+    assert_eq!(store.dashboard_session("s2").await.unwrap(), None);
+    assert!(store.revoke_api_key("key_ops", None).await.unwrap());
+    assert_eq!(store.dashboard_session("s1").await.unwrap(), None);
+    // The scope picker's list: scopes with agents or threads, of one organization when asked.
+    store.apply_agent(&scope_a(), &spec("support", "v1"), "test", None).await.unwrap();
+    store.insert_thread(&thread(&scope_b(), "bob", "x")).await.unwrap();
+    store.insert_thread(&thread(&scope_b(), "carol", "x")).await.unwrap();
+    let all = store.known_scopes(None, 100).await.unwrap();
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert!(all.contains(&scope_a()) && all.contains(&scope_b()));
+    let only_a = store.known_scopes(Some(&scope_a().organization_id), 100).await.unwrap();
+    assert!(only_a.iter().all(|s| s.organization_id == scope_a().organization_id) && only_a.contains(&scope_a()));
 }
 
 async fn applying_an_agent_versions_only_changes(store: &Store) {
@@ -243,6 +279,22 @@ async fn thread_listing_filters_and_pages(store: &Store) {
     let include = ThreadQuery { archived: ArchivedFilter::Include, ..query(Some("alice")) };
     assert_eq!(store.list_threads(&scope_a(), &include).await.unwrap().1, 3);
     assert_eq!(store.list_threads(&scope_a(), &query(None)).await.unwrap().1, 3);
+    // Search: the id exactly, or a piece of the title in any case; LIKE wildcards are literal.
+    let mut titled = thread(&scope_a(), "alice", "a1");
+    titled.title = Some("Refund for ORDER 100%_done".into());
+    store.insert_thread(&titled).await.unwrap();
+    assert_eq!(search_ids(store, &scope_a(), "order 100").await, vec![titled.id.clone()]);
+    assert_eq!(search_ids(store, &scope_a(), "100%_D").await, vec![titled.id.clone()]);
+    assert!(search_ids(store, &scope_a(), "100%x").await.is_empty());
+    assert!(search_ids(store, &scope_a(), "r_fund").await.is_empty());
+    assert_eq!(search_ids(store, &scope_a(), &ids[1]).await, vec![ids[1].clone()]);
+    assert!(search_ids(store, &scope_b(), "order").await.is_empty());
+}
+
+async fn search_ids(store: &Store, scope: &Scope, text: &str) -> Vec<String> {
+    let (threads, total) = store.list_threads(scope, &ThreadQuery { search: Some(text), ..query(None) }).await.unwrap();
+    assert_eq!(threads.len() as i64, total);
+    threads.into_iter().map(|t| t.id).collect()
 }
 
 async fn archive_and_unarchive_round_trip(store: &Store) {

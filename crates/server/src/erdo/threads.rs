@@ -101,6 +101,7 @@ pub async fn list(
         owner: Some(&owner),
         agent_id: None,
         archived: ArchivedFilter::Exclude,
+        search: None,
         limit: page_limit(query.limit, 50, 200)?,
         offset: page_offset(query.offset)?,
     };

@@ -54,9 +54,14 @@ pub struct ListThreads {
     offset: Option<i64>,
     /// `true`/`1` include archived threads, `only` lists just them.
     archived: Option<String>,
+    /// A thread id, or text its title contains (any case).
+    q: Option<String>,
+    /// Only this user's threads (operators; anyone acting as a user sees only their own).
+    user_id: Option<String>,
 }
 
-/// `GET /threads` → `{threads, total, limit, offset}`, most recently updated first.
+/// `GET /threads?agentId&userId&q&archived&limit&offset` → `{threads, total, limit, offset}`, most
+/// recently updated first.
 pub async fn list(
     State(state): State<AppState>,
     Auth(principal): Auth,
@@ -76,7 +81,12 @@ pub async fn list(
     if let Some(agent_id) = agent_id {
         check_pin(&principal, agent_id)?;
     }
-    let filter = ThreadQuery { owner: principal.thread_owner_filter(), agent_id, archived, limit, offset };
+    let search = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+    if search.is_some_and(|q| q.chars().count() > MAX_TITLE_CHARS) {
+        return Err(ApiError::invalid_field("q", format!("must be at most {MAX_TITLE_CHARS} characters")));
+    }
+    let owner = principal.thread_owner_filter().or(query.user_id.as_deref().filter(|u| !u.is_empty()));
+    let filter = ThreadQuery { owner, agent_id, archived, search, limit, offset };
     let (threads, total) = state.store.list_threads(&principal.scope, &filter).await?;
     Ok(Json(json!({ "threads": threads, "total": total, "limit": limit, "offset": offset })))
 }

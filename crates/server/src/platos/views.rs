@@ -33,9 +33,11 @@ pub fn agent(agent: &StoredAgent) -> Value {
     value
 }
 
-/// A version record: `id, agentId, versionNumber, createdBy, note, snapshot, createdAt, isCurrent`.
+/// A version record: `id, agentId, versionNumber, createdBy, note, snapshot, createdAt, isCurrent`,
+/// and `spec`, the whole agent file as it was (what the dashboard compares between versions).
 pub fn version(version: &AgentVersion, current_version_id: &str) -> Value {
     json!({
+        "spec": version.spec.without_scope(),
         "id": version.id,
         "agentId": version.agent_id,
         "versionNumber": version.version_number,

@@ -1,0 +1,121 @@
+//! The operator dashboard at `/dashboard`: one page and its script, embedded in the binary.
+//!
+//! The page (`assets/index.html`, `app.js`, `app.css`: plain HTML, CSS and JavaScript, no build
+//! step, nothing loaded from elsewhere) signs in with an operator API key ([`session`]) and then
+//! reads and writes through **the Platos API itself**, mounted again under
+//! `/dashboard/api/v1/agent` behind the session check: the same handlers and the same scoped
+//! queries as `/api/v1/agent`, acting as an operator of the scope the session picked.
+//! `/dashboard/live` streams what the scope's operators hear (approvals, budget alerts, runs) as
+//! server-sent events, so the approval queue and the counters update without a reload.
+
+pub mod session;
+
+use std::convert::Infallible;
+use std::sync::LazyLock;
+
+use agentry_engine::ScopeEvent;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use serde_json::json;
+
+use crate::AppState;
+use crate::error::ApiError;
+use session::Session;
+
+/// A file served from the binary, with its validator.
+struct Asset {
+    body: &'static str,
+    content_type: &'static str,
+    etag: LazyLock<String>,
+}
+
+macro_rules! asset {
+    ($file:literal, $type:literal) => {
+        Asset {
+            body: include_str!(concat!("assets/", $file)),
+            content_type: $type,
+            etag: LazyLock::new(|| {
+                format!("\"{}\"", &agentry_core::sha256_hex(include_str!(concat!("assets/", $file)).as_bytes())[..16])
+            }),
+        }
+    };
+}
+
+static INDEX: Asset = asset!("index.html", "text/html; charset=utf-8");
+static SCRIPT: Asset = asset!("app.js", "text/javascript; charset=utf-8");
+static STYLE: Asset = asset!("app.css", "text/css; charset=utf-8");
+
+/// What the page may load and do: its own script and style, nothing from elsewhere, never framed.
+/// Artifacts are shown in sandboxed frames without scripts (`srcdoc`), after the server's
+/// sanitiser.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data:; connect-src 'self'; frame-src 'self'; base-uri 'none'; form-action 'none'; \
+     frame-ancestors 'none'";
+
+/// Routes of the dashboard (the API behind the session is added by [`crate::router`]).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/dashboard", get(page))
+        .route("/dashboard/", get(page))
+        .route("/dashboard/assets/app.js", get(|headers: HeaderMap| async move { serve(&SCRIPT, &headers) }))
+        .route("/dashboard/assets/app.css", get(|headers: HeaderMap| async move { serve(&STYLE, &headers) }))
+        .route("/dashboard/session", post(session::sign_in).get(session::current).delete(session::sign_out))
+        .route("/dashboard/session/scope", put(session::pick_scope))
+        .route("/dashboard/scopes", get(session::scopes))
+        .route("/dashboard/live", get(live))
+}
+
+async fn page(headers: HeaderMap) -> Response {
+    serve(&INDEX, &headers)
+}
+
+fn serve(asset: &Asset, headers: &HeaderMap) -> Response {
+    let etag = asset.etag.as_str();
+    let mut response = if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == etag.as_bytes()) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        ([(header::CONTENT_TYPE, asset.content_type)], asset.body).into_response()
+    };
+    let set = response.headers_mut();
+    set.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Ok(value) = HeaderValue::from_str(etag) {
+        set.insert(header::ETAG, value);
+    }
+    set.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    set.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    set.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    response
+}
+
+/// `GET /dashboard/live`: server-sent events of the session's scope — `approval` (an
+/// `approval_needed` / `approval_resolved` event), `alert` (a budget alert), `run` (a background
+/// run changed) — from every replica, until the server stops.
+async fn live(State(state): State<AppState>, session: Session) -> Result<Response, ApiError> {
+    let principal = session.principal()?;
+    let feed = state.engine.watch_scope(&principal.scope);
+    let shutdown = state.shutdown.clone();
+    let stream = futures_util::stream::unfold(feed, move |mut feed| {
+        let mut shutdown = shutdown.clone();
+        async move {
+            let event = tokio::select! {
+                event = feed.next() => event?,
+                _ = shutdown.changed() => return None,
+            };
+            let (name, data) = match event {
+                ScopeEvent::Turn(event) => ("approval", event.to_wire()),
+                ScopeEvent::Alert(alert) => ("alert", (*alert).clone()),
+                ScopeEvent::Run(run) => ("run", crate::platos::bgo::run_view(&run, None)),
+            };
+            Some((Ok::<_, Infallible>(Event::default().event(name).data(data.to_string())), feed))
+        }
+    });
+    let heartbeat = Event::default().event("heartbeat").data(json!({}).to_string());
+    let mut response =
+        Sse::new(stream).keep_alive(KeepAlive::new().interval(state.options.sse_heartbeat).event(heartbeat)).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(response)
+}
