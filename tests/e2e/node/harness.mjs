@@ -204,14 +204,16 @@ async function freePort() {
 export class AgentryServer {
   /**
    * `new AgentryServer()`, `new AgentryServer(binary)` or
-   * `new AgentryServer({binary, agentFiles, taskFiles, databaseUrl, env})`;
+   * `new AgentryServer({binary, agentFiles, taskFiles, databaseUrl, env, configToml})`;
    * `agentFiles` (name -> TOML) are written next to AGENT_FILES; `taskFiles`
    * (name -> TOML) are loaded with `--tasks`; `databaseUrl` puts the state in
-   * Postgres (replicas share it); `env` adds AGENTRY_* settings.
+   * Postgres (replicas share it); `env` adds AGENTRY_* settings; `configToml`
+   * is written to agentry.toml and passed with `--config`.
    */
   constructor(options = {}) {
-    const { binary = agentryBin(), agentFiles = {}, taskFiles = {}, databaseUrl = null, env = {} } =
+    const { binary = agentryBin(), agentFiles = {}, taskFiles = {}, databaseUrl = null, env = {}, configToml = null } =
       typeof options === 'string' ? { binary: options } : options;
+    this.configToml = configToml;
     this.binary = binary;
     this.agentFiles = agentFiles;
     this.taskFiles = taskFiles;
@@ -243,6 +245,7 @@ export class AgentryServer {
         await writeFile(path.join(this.tasksDir, name), text);
       }
     }
+    if (this.configToml !== null) await writeFile(path.join(this.root, 'agentry.toml'), this.configToml);
     this.port = await freePort();
     await this.#spawn();
     return this;
@@ -268,6 +271,7 @@ export class AgentryServer {
     const args = ['serve', '--listen', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir, '--agents', this.agentsDir];
     if (this.databaseUrl) args.push('--database-url', this.databaseUrl);
     if (Object.keys(this.taskFiles).length > 0) args.push('--tasks', this.tasksDir);
+    if (this.configToml !== null) args.push('--config', path.join(this.root, 'agentry.toml'));
     const logFd = openSync(this.logPath, 'a');
     try {
       this.proc = spawn(this.binary, args, { cwd: this.root, env, stdio: ['ignore', logFd, logFd] });
@@ -486,6 +490,7 @@ export class TcpProxy {
 export class ToolEndpoint {
   constructor() {
     this.requests = [];
+    this.timers = new Set(); // answers still sleeping; close() drops them
     this.server = http.createServer((req, res) => {
       const chunks = [];
       req.on('data', (chunk) => chunks.push(chunk));
@@ -507,11 +512,13 @@ export class ToolEndpoint {
         const answer = JSON.stringify({ ok: true, method: req.method, path: url.pathname, query, body });
         // `/sleep/<ms>/…` answers after that many milliseconds.
         const sleep = /^\/sleep\/(\d+)(\/|$)/.exec(url.pathname);
-        setTimeout(() => {
+        const timer = setTimeout(() => {
+          this.timers.delete(timer);
           if (res.destroyed) return;
           res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(answer) });
           res.end(answer);
         }, sleep ? Number(sleep[1]) : 0);
+        this.timers.add(timer);
       });
     });
   }
@@ -538,6 +545,8 @@ export class ToolEndpoint {
   }
 
   async close() {
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
     this.server.closeAllConnections?.();
     await new Promise((resolve) => this.server.close(() => resolve()));
   }

@@ -45,7 +45,7 @@ macro_rules! asset {
     };
 }
 
-static INDEX: Asset = asset!("index.html", "text/html; charset=utf-8");
+static INDEX: &str = include_str!("assets/index.html");
 static SCRIPT: Asset = asset!("app.js", "text/javascript; charset=utf-8");
 static STYLE: Asset = asset!("app.css", "text/css; charset=utf-8");
 
@@ -69,8 +69,18 @@ pub fn routes() -> Router<AppState> {
         .route("/dashboard/live", get(live))
 }
 
-async fn page(headers: HeaderMap) -> Response {
-    serve(&INDEX, &headers)
+/// The page. When the request comes with a live session it says so in a `<meta>`, so the script
+/// asks for the session only when there is one (no failed request on a signed-out load).
+async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let signed_in = session::is_live(&state, &headers).await;
+    let body = if signed_in {
+        INDEX.replace("<!--session-->", r#"<meta name="agentry-session" content="signed-in">"#)
+    } else {
+        INDEX.to_owned()
+    };
+    let mut response = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response();
+    protect(response.headers_mut());
+    response
 }
 
 fn serve(asset: &Asset, headers: &HeaderMap) -> Response {
@@ -80,15 +90,19 @@ fn serve(asset: &Asset, headers: &HeaderMap) -> Response {
     } else {
         ([(header::CONTENT_TYPE, asset.content_type)], asset.body).into_response()
     };
-    let set = response.headers_mut();
-    set.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     if let Ok(value) = HeaderValue::from_str(etag) {
-        set.insert(header::ETAG, value);
+        response.headers_mut().insert(header::ETAG, value);
     }
+    protect(response.headers_mut());
+    response
+}
+
+/// Headers every dashboard file is served with.
+fn protect(set: &mut HeaderMap) {
+    set.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     set.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
     set.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     set.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
-    response
 }
 
 /// `GET /dashboard/live`: server-sent events of the session's scope — `approval` (an

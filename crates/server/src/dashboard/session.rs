@@ -94,6 +94,11 @@ async fn authenticate(state: &AppState, method: &Method, headers: &HeaderMap) ->
     Ok(Session { secret_hash, stored })
 }
 
+/// Whether the request comes with a live session (read-only check, for the page).
+pub async fn is_live(state: &AppState, headers: &HeaderMap) -> bool {
+    authenticate(state, &Method::GET, headers).await.is_ok()
+}
+
 /// Middleware of the API mounted under `/dashboard/api`: the session's operator becomes the
 /// request's [`Principal`], which the handlers' `Auth` extractor takes.
 pub async fn require(State(state): State<AppState>, mut request: Request, next: Next) -> Response {

@@ -326,8 +326,17 @@ pub async fn list_runs(
     Ok(Json(json!({ "runs": runs.iter().map(|r| run_view(r, None)).collect::<Vec<_>>() })))
 }
 
-/// The run a request may read: with the caller's credentials, or with the run's own token.
-async fn readable_run(state: &AppState, headers: &HeaderMap, id: &str) -> Result<StoredRun, ApiError> {
+/// The run a request may read: with the caller's credentials (already checked when a layer put
+/// the caller in the request, as the dashboard's session does), or with the run's own token.
+async fn readable_run(
+    state: &AppState,
+    checked: Option<Principal>,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<StoredRun, ApiError> {
+    if let Some(principal) = checked {
+        return Ok(state.engine.run(&principal, id).await?);
+    }
     let bearer = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer_value);
     if let Some(token) = bearer.filter(|t| t.starts_with(agentry_engine::jobs::RUN_TOKEN_PREFIX)) {
         return match state.engine.run_for_access_token(token).await? {
@@ -343,10 +352,11 @@ async fn readable_run(state: &AppState, headers: &HeaderMap, id: &str) -> Result
 /// `GET /trigger/runs/{id}` → the run with its attempts.
 pub async fn get_run(
     State(state): State<AppState>,
+    checked: Option<axum::Extension<Principal>>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let run = readable_run(&state, &headers, &id).await?;
+    let run = readable_run(&state, checked.map(|axum::Extension(p)| p), &headers, &id).await?;
     let attempts = state.store.run_attempts(&run.id).await?;
     Ok(Json(run_view(&run, Some(&attempts))))
 }

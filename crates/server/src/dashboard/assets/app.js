@@ -180,15 +180,14 @@ const PAGES = [
 ];
 
 function route() {
-  const parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
+  const parts = location.hash.replace(/^#\/?/, '').split('?')[0].split('/').filter(Boolean).map(decodeURIComponent);
   return { page: parts[0] || 'overview', args: parts.slice(1) };
 }
 
 async function boot() {
-  try {
-    session = await request('/dashboard/session');
-  } catch {
-    session = null;
+  // The page says whether this browser has a live session; only then is there one to fetch.
+  if (document.querySelector('meta[name="agentry-session"]')) {
+    try { session = await request('/dashboard/session'); } catch { session = null; }
   }
   if (session && session.scope) openLive();
   window.addEventListener('hashchange', render);
@@ -262,8 +261,8 @@ async function scopePage(root) {
     try {
       session = await request('/dashboard/session/scope', { method: 'PUT', body: scope });
       openLive();
-      location.hash = '#/overview';
-      render();
+      if (location.hash === '#/overview') render();
+      else location.hash = '#/overview';
     } catch (err) { problem.textContent = err.message; }
   };
   const panel = h('div', { class: 'panel' }, h('h1', {}, 'Pick a scope'));
@@ -614,7 +613,7 @@ async function playgroundPage(body, args, current) {
   if (threadId) {
     const { messages } = await api(`/threads/${encodeURIComponent(threadId)}/messages` + q({ limit: 200 }));
     if (!current()) return;
-    log.append(messages.map(messageView));
+    log.append(...messages.map(messageView));
   }
   showThread();
   const form = h('form', { class: 'panel', onsubmit: async (e) => {
@@ -694,7 +693,7 @@ async function approvalsPage(body, _args, current) {
       list.append(h('p', { class: 'empty' }, which === 'pending' ? 'No approval is waiting. New ones appear here as turns ask.' : 'None.'));
       return;
     }
-    list.append(data.approvals.map((a) => approvalCard(a, load)));
+    list.append(...data.approvals.map((a) => approvalCard(a, load)));
   };
   await load();
   liveHandlers.add((kind) => { if (kind === 'approval' && current()) load(); });
