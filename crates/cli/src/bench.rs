@@ -53,6 +53,11 @@ impl Drop for Server {
 }
 
 impl Server {
+    /// The server's data directory (its SQLite store when it has no database URL).
+    pub(crate) fn data_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("data")
+    }
+
     fn rss_kib(&self) -> u64 {
         proc_status_kib(self.child.id(), "VmRSS")
     }

@@ -10,6 +10,7 @@
 mod agent_files;
 mod bench;
 #[cfg(feature = "local")]
+mod bench_dashboard;
 mod bench_jobs;
 mod bench_model;
 mod bench_turns;
@@ -115,6 +116,9 @@ enum BenchCommand {
     Turns(bench_turns::TurnsBench),
     /// Runs of an `http` task per second (SQLite, Postgres) and the trigger → start latency.
     Jobs(bench_jobs::JobsBench),
+    /// How long each dashboard page takes to load its data with 10,000 threads and 100,000 turns
+    /// (SQLite, Postgres).
+    Dashboard(bench_dashboard::DashboardBench),
     /// The embedded model's prefill/decode speed and peak RSS, next to llama.cpp's.
     #[cfg(feature = "local")]
     Model {
@@ -300,6 +304,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Bench(BenchCommand::Stream(options)) => bench::run(options).await,
         Command::Bench(BenchCommand::Turns(options)) => bench_turns::run(options).await,
         Command::Bench(BenchCommand::Jobs(options)) => bench_jobs::run(options).await,
+        Command::Bench(BenchCommand::Dashboard(options)) => bench_dashboard::run(options).await,
         #[cfg(feature = "local")]
         Command::Bench(BenchCommand::Model { store, options }) => {
             let config = layers(&store)?.resolve().map_err(|e| e.to_string())?;
