@@ -51,7 +51,10 @@ const PAGES: &[(&str, &[&str])] = &[
         ],
     ),
     ("agents", &["/agents"]),
-    ("agent", &["/agents/bench-echo", "/agents/bench-echo/versions", "/threads?agentId=bench-echo&limit=20&archived=true"]),
+    (
+        "agent",
+        &["/agents/bench-echo", "/agents/bench-echo/versions", "/threads?agentId=bench-echo&limit=20&archived=true"],
+    ),
     ("threads", &["/threads?limit=50"]),
     ("threads, searched", &["/threads?q=thread%209999&limit=50"]),
     ("threads, by user", &["/threads?userId=user-7&limit=50&offset=50"]),
@@ -161,7 +164,6 @@ fn seed_sql(options: &DashboardBench) -> [String; 3] {
     ]
 }
 
-
 /// Signs in to the dashboard and times each page's requests.
 async fn measure(label: &str, server: &Server, options: &DashboardBench) -> Result<(), String> {
     let client = reqwest::Client::builder().no_proxy().build().map_err(|e| e.to_string())?;
@@ -219,7 +221,10 @@ async fn measure(label: &str, server: &Server, options: &DashboardBench) -> Resu
         println!("{label}: {page:<20} {:>7.1}  {:>7.1}  {:>7.1}   {}", at(0.5), at(0.95), at(1.0), paths.len());
     }
     let verdict = if slowest < TARGET_MS { "within" } else { "OVER" };
-    println!("{label}: slowest load {slowest:.1} ms — {verdict} the {TARGET_MS} ms target ({:.2}× of it)", slowest / TARGET_MS);
+    println!(
+        "{label}: slowest load {slowest:.1} ms — {verdict} the {TARGET_MS} ms target ({:.2}× of it)",
+        slowest / TARGET_MS
+    );
     Ok(())
 }
 

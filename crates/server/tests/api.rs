@@ -19,6 +19,7 @@ const KEY: &str = "test-operator-key";
 
 struct App {
     router: Router,
+    store: Store,
     _dir: tempfile::TempDir,
 }
 
@@ -27,10 +28,10 @@ async fn app() -> App {
     let store = Store::open(&StoreLocation::Sqlite(dir.path().join("a.db"))).await.unwrap();
     let supplied = SuppliedSecrets { service_secret: Some(SECRET.into()), api_key: Some(KEY.into()) };
     bootstrap(&store, &supplied, "scripted:echo").await.unwrap();
-    let engine = Engine::start(store, ProviderRegistry::default(), EngineConfig::default()).await.unwrap();
+    let engine = Engine::start(store.clone(), ProviderRegistry::default(), EngineConfig::default()).await.unwrap();
     let (_, shutdown) = tokio::sync::watch::channel(false);
     let options = ServerOptions { max_body_bytes: 4096, ..ServerOptions::default() };
-    App { router: router(AppState::new(engine, options, shutdown)), _dir: dir }
+    App { router: router(AppState::new(engine, options, shutdown)), store, _dir: dir }
 }
 
 fn token(user: &str, agent: Option<&str>) -> String {
@@ -80,6 +81,95 @@ impl App {
         let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
         (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
+}
+
+impl App {
+    /// A dashboard request with a session cookie (and CSRF token): status, `Set-Cookie`, body.
+    async fn dashboard(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        session: Option<(&str, &str)>,
+    ) -> (StatusCode, Option<String>, Value) {
+        let mut req = Request::builder().method(method).uri(path).header("content-type", "application/json");
+        if let Some((cookie, csrf)) = session {
+            req = req.header("cookie", cookie).header("x-csrf-token", csrf);
+        }
+        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+        let response = self.router.clone().oneshot(req.body(body).unwrap()).await.unwrap();
+        let status = response.status();
+        let cookie = response.headers().get("set-cookie").map(|v| v.to_str().unwrap().to_owned());
+        let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        (status, cookie, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+}
+
+#[tokio::test]
+async fn a_dashboard_session_acts_only_where_its_key_may() {
+    let app = app().await;
+    app.store
+        .insert_api_key("key_acme", &agentry_core::api_key::hash("acme-key"), "acme ops", Some("acme"))
+        .await
+        .unwrap();
+    for (org, project) in [("acme", "web"), ("globex", "app")] {
+        let scope = agentry_core::Scope::new(org, project, "prod");
+        let spec = agentry_core::AgentSpec::new("bot", "Bot", "scripted:echo", "hi");
+        app.store.apply_agent(&scope, &spec, "test", None).await.unwrap();
+    }
+    let (status, cookie, session) =
+        app.dashboard("POST", "/dashboard/session", Some(json!({"apiKey": "acme-key"})), None).await;
+    assert_eq!(status, StatusCode::CREATED, "{session}");
+    let cookie = cookie.unwrap();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.contains("Path=/dashboard"));
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let csrf = session["csrfToken"].as_str().unwrap().to_owned();
+    let me = Some((cookie.as_str(), csrf.as_str()));
+    // Only the key's organization is offered, and only it can be picked.
+    let (_, _, scopes) = app.dashboard("GET", "/dashboard/scopes", None, me).await;
+    assert_eq!(scopes["scopes"], json!([{"organizationId": "acme", "projectId": "web", "environmentId": "prod"}]));
+    let globex = json!({"organizationId": "globex", "projectId": "app", "environmentId": "prod"});
+    let (status, _, body) = app.dashboard("PUT", "/dashboard/session/scope", Some(globex), me).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    // Before a scope is picked the API answers 409.
+    let (status, _, _) = app.dashboard("GET", "/dashboard/api/v1/agent/agents", None, me).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let acme = json!({"organizationId": "acme", "projectId": "web", "environmentId": "prod"});
+    let (status, _, _) = app.dashboard("PUT", "/dashboard/session/scope", Some(acme), me).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, agents) = app.dashboard("GET", "/dashboard/api/v1/agent/agents", None, me).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(agents["agents"].as_array().unwrap().len(), 1);
+    assert_eq!(agents["agents"][0]["organizationId"], "acme");
+    // Revoking the key ends its sessions.
+    assert!(app.store.revoke_api_key("key_acme", None).await.unwrap());
+    let (status, _, _) = app.dashboard("GET", "/dashboard/api/v1/agent/agents", None, me).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, _) = app.dashboard("GET", "/dashboard/session", None, me).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn operators_search_threads_by_title_id_and_user() {
+    let app = app().await;
+    for (user, title) in [("alice", "Refund for order 42"), ("bob", "Shipping question"), ("alice", "Order 43 refund?")]
+    {
+        let body = json!({"agentId": "default", "title": title});
+        let (status, _) = app.call(&Caller::ActingFor(user), "POST", "/api/v1/agent/threads", Some(body), &[]).await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let titles = |body: &Value| -> Vec<String> {
+        body["threads"].as_array().unwrap().iter().map(|t| t["title"].as_str().unwrap().to_owned()).collect()
+    };
+    let (_, found) = app.call(&Caller::Operator, "GET", "/api/v1/agent/threads?q=REFUND", None, &[]).await;
+    assert_eq!(titles(&found), vec!["Order 43 refund?", "Refund for order 42"]);
+    assert_eq!(found["total"], 2);
+    let (_, found) = app.call(&Caller::Operator, "GET", "/api/v1/agent/threads?userId=bob", None, &[]).await;
+    assert_eq!(titles(&found), vec!["Shipping question"]);
+    // Someone acting as a user sees only their own, whatever they ask for.
+    let (_, found) =
+        app.call(&Caller::ActingFor("alice"), "GET", "/api/v1/agent/threads?userId=bob&q=ship", None, &[]).await;
+    assert_eq!(found["total"], 0);
 }
 
 #[tokio::test]

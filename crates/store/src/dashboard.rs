@@ -110,7 +110,10 @@ impl Store {
     /// Ends a session (signing out).
     pub async fn delete_dashboard_session(&self, secret_hash: &str) -> StoreResult<()> {
         on_writer!(self, |pool| {
-            sqlx::query("DELETE FROM dashboard_sessions WHERE secret_hash = $1").bind(secret_hash).execute(pool).await?;
+            sqlx::query("DELETE FROM dashboard_sessions WHERE secret_hash = $1")
+                .bind(secret_hash)
+                .execute(pool)
+                .await?;
         });
         Ok(())
     }

@@ -128,8 +128,9 @@ async fn live(State(state): State<AppState>, session: Session) -> Result<Respons
         }
     });
     let heartbeat = Event::default().event("heartbeat").data(json!({}).to_string());
-    let mut response =
-        Sse::new(stream).keep_alive(KeepAlive::new().interval(state.options.sse_heartbeat).event(heartbeat)).into_response();
+    let mut response = Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(state.options.sse_heartbeat).event(heartbeat))
+        .into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     Ok(response)
 }

@@ -121,7 +121,8 @@ fn is_read(method: &Method) -> bool {
 
 /// Refuses a request that a browser says came from another site.
 fn check_same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
-    let cross = || ApiError::forbidden("CROSS_SITE", "dashboard writes are accepted from the dashboard's own origin only");
+    let cross =
+        || ApiError::forbidden("CROSS_SITE", "dashboard writes are accepted from the dashboard's own origin only");
     if let Some(site) = header_str(headers, "sec-fetch-site")?
         && !matches!(site, "same-origin" | "none")
     {
@@ -238,7 +239,10 @@ pub async fn pick_scope(
     }
     let scope = Scope::new(body.organization_id.trim(), body.project_id.trim(), body.environment_id.trim());
     if session.stored.key_organization_id.as_ref().is_some_and(|org| *org != scope.organization_id) {
-        return Err(ApiError::forbidden("OTHER_ORGANIZATION", "this sign-in's API key is bound to another organization"));
+        return Err(ApiError::forbidden(
+            "OTHER_ORGANIZATION",
+            "this sign-in's API key is bound to another organization",
+        ));
     }
     if !state.store.set_dashboard_scope(&session.secret_hash, &scope).await? {
         return Err(ApiError::unauthenticated("the dashboard session has ended; sign in again"));
@@ -295,7 +299,11 @@ mod tests {
 
     #[test]
     fn writes_from_another_site_are_refused() {
-        let ok = headers(&[("host", "127.0.0.1:8080"), ("origin", "http://127.0.0.1:8080"), ("sec-fetch-site", "same-origin")]);
+        let ok = headers(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "http://127.0.0.1:8080"),
+            ("sec-fetch-site", "same-origin"),
+        ]);
         assert!(check_same_origin(&ok).is_ok());
         assert!(check_same_origin(&headers(&[("host", "a:1")])).is_ok(), "a non-browser client sends neither");
         let other = headers(&[("host", "127.0.0.1:8080"), ("origin", "http://evil.example")]);

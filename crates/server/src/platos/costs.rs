@@ -132,6 +132,12 @@ async fn total(state: &AppState, principal: &Principal, window: &Window) -> Resu
     Ok(rows.into_iter().next().map_or((TokenUsage::default(), 0), |row| (row.usage, row.turns)))
 }
 
+/// Whether every turn falls in exactly one row when grouped `by` this (a turn has one agent and
+/// one user), so that the rows add up to the total, turns included.
+fn partitions_turns(by: RollupBy) -> bool {
+    matches!(by, RollupBy::Agent | RollupBy::User)
+}
+
 /// A rollup and its totals.
 async fn rollup(
     state: &AppState,
@@ -142,9 +148,20 @@ async fn rollup(
 ) -> Result<Json<Value>, ApiError> {
     let window = query.window(default_days)?;
     let limit = query.limit()?;
-    let rows: Vec<RollupRow> =
-        state.store.cost_rollup(&principal.scope, by, window.since, window.until, user_filter(principal)).await?;
-    let (total, turns) = total(state, principal, &window).await?;
+    let grouped = state.store.cost_rollup(&principal.scope, by, window.since, window.until, user_filter(principal));
+    let (rows, (total, turns)) = if partitions_turns(by) {
+        let rows: Vec<RollupRow> = grouped.await?;
+        let mut total = TokenUsage::default();
+        for row in &rows {
+            total.add(&row.usage);
+        }
+        let turns = rows.iter().map(|row| row.turns).sum();
+        (rows, (total, turns))
+    } else {
+        // A turn's calls can fall on two days or use two models: its own query counts it once.
+        let (rows, total) = tokio::join!(grouped, total(state, principal, &window));
+        (rows?, total?)
+    };
     let views: Vec<Value> = rows
         .iter()
         .take(limit)
@@ -195,8 +212,11 @@ pub async fn summary(
         Window { since: Timestamp(now.0 - DAY_MS), until: Timestamp(now.0 + 1) }
     };
     let user = user_filter(&principal);
-    let summary = state.store.turn_summary(&principal.scope, window.since, user).await?;
-    let (cost, _) = total(&state, &principal, &window).await?;
+    let (summary, cost) = tokio::join!(
+        state.store.turn_summary(&principal.scope, window.since, user),
+        total(&state, &principal, &window)
+    );
+    let (summary, (cost, _)) = (summary?, cost?);
     let count = |status: TurnStatus| summary.by_status.get(status.as_str()).copied().unwrap_or(0);
     let turns: i64 = summary.by_status.values().sum();
     let failed = count(TurnStatus::Failed);
