@@ -151,8 +151,7 @@ fn seed_sql(options: &DashboardBench) -> [String; 3] {
             threads = options.threads,
             step = week_ms / options.turns.max(1),
         ),
-        format!(
-            "INSERT INTO model_calls (id, organization_id, project_id, environment_id, turn_id, thread_id, agent_id,
+        "INSERT INTO model_calls (id, organization_id, project_id, environment_id, turn_id, thread_id, agent_id,
                                       user_id, step, provider, model, status, input_tokens, output_tokens,
                                       cached_input_tokens, reasoning_tokens, cost_micro_cents, finish_reason,
                                       started_at, first_token_at, finished_at)
@@ -160,7 +159,7 @@ fn seed_sql(options: &DashboardBench) -> [String; 3] {
                     'scripted', 'echo', 'completed', 12, 30, 0, 0, 42000, 'stop',
                     started_at, started_at + 5, finished_at
              FROM turns WHERE id LIKE 'trn_bench_%'"
-        ),
+            .to_owned(),
     ]
 }
 
