@@ -154,10 +154,10 @@ fn seed_sql(options: &DashboardBench) -> [String; 3] {
         "INSERT INTO model_calls (id, organization_id, project_id, environment_id, turn_id, thread_id, agent_id,
                                       user_id, step, provider, model, status, input_tokens, output_tokens,
                                       cached_input_tokens, reasoning_tokens, cost_micro_cents, finish_reason,
-                                      started_at, first_token_at, finished_at)
+                                      started_at, first_token_at, finished_at, opens_turn)
              SELECT 'mcl_' || id, organization_id, project_id, environment_id, id, thread_id, agent_id, user_id, 1,
                     'scripted', 'echo', 'completed', 12, 30, 0, 0, 42000, 'stop',
-                    started_at, started_at + 5, finished_at
+                    started_at, started_at + 5, finished_at, 1
              FROM turns WHERE id LIKE 'trn_bench_%'"
             .to_owned(),
     ]

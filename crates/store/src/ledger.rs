@@ -66,7 +66,9 @@ pub struct ModelCall {
 }
 
 /// Inserts a ledger row on a pool or transaction, ignoring a second insert of the same call; the
-/// statement's result says whether it was written (a macro: compiled for each backend).
+/// statement's result says whether it was written (a macro: compiled for each backend). The row
+/// `opens_turn` when its turn had no call yet: rollups count turns by it. (A turn's calls are
+/// recorded one after another — one step at a time, on the replica holding the turn.)
 macro_rules! insert_model_call {
     ($conn:expr, $call:expr) => {{
         let call: &$crate::ledger::ModelCall = $call;
@@ -74,8 +76,10 @@ macro_rules! insert_model_call {
         sqlx::query(
             "INSERT INTO model_calls (id, organization_id, project_id, environment_id, turn_id, thread_id, agent_id,
                 user_id, step, provider, model, status, input_tokens, output_tokens, cached_input_tokens,
-                reasoning_tokens, cost_micro_cents, finish_reason, error, started_at, first_token_at, finished_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
+                reasoning_tokens, cost_micro_cents, finish_reason, error, started_at, first_token_at, finished_at,
+                opens_turn)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,
+                CASE WHEN EXISTS (SELECT 1 FROM model_calls WHERE turn_id = $5) THEN 0 ELSE 1 END)
              ON CONFLICT (id) DO NOTHING",
         )
         .bind(&call.id)

@@ -33,6 +33,7 @@ const MIGRATIONS: &[Migration] = &[
         name: "0014_dashboard_sessions.sql",
         sql: include_str!("../migrations/0014_dashboard_sessions.sql"),
     },
+    Migration { version: 15, name: "0015_turn_openers.sql", sql: include_str!("../migrations/0015_turn_openers.sql") },
 ];
 
 /// Arbitrary constant identifying Agentry's migration lock.

@@ -182,7 +182,9 @@ impl Store {
     }
 
     /// The ledger of a scope from `since` to before `until`, grouped (`user`: only that user's
-    /// calls); the largest cost first, days in order.
+    /// calls); the largest cost first, days in order. A row's `turns` are the turns whose first
+    /// model call it holds, so each turn counts once and the rows of any grouping add up to the
+    /// total.
     pub async fn cost_rollup(
         &self,
         scope: &Scope,
@@ -193,7 +195,8 @@ impl Store {
     ) -> StoreResult<Vec<RollupRow>> {
         let order = if by == RollupBy::Day { "key" } else { "cost_micro_cents DESC, key" };
         let sql = format!(
-            "SELECT {key} AS key, {USAGE_SUMS}, COUNT(DISTINCT turn_id) AS turns, COUNT(*) AS calls
+            "SELECT {key} AS key, {USAGE_SUMS}, CAST(COALESCE(SUM(opens_turn), 0) AS BIGINT) AS turns,
+                    COUNT(*) AS calls
              FROM model_calls
              WHERE organization_id = $1 AND project_id = $2 AND environment_id = $3
                AND started_at >= $4 AND started_at < $5 AND ($6 IS NULL OR user_id = $6)

@@ -13,7 +13,8 @@ use common::*;
 
 suite!(
     spans_are_stored_with_the_log_unfenced_and_read_per_trace_and_thread,
-    turns_are_listed_with_their_calls_and_rolled_up
+    turns_are_listed_with_their_calls_and_rolled_up,
+    a_turn_counts_once_where_its_first_call_falls
 );
 
 fn span(turn: &Turn, key: &str, parent: Option<String>, name: &str, start_ns: i64) -> Span {
@@ -153,4 +154,42 @@ async fn turns_are_listed_with_their_calls_and_rolled_up(store: &Store) {
     assert_eq!((summary.p95_ms, summary.pending_approvals), (None, 0));
     let summary = store.turn_summary(&scope_a(), since, Some("bob")).await.unwrap();
     assert_eq!(summary.by_status.get("queued"), Some(&1));
+}
+
+async fn a_turn_counts_once_where_its_first_call_falls(store: &Store) {
+    let turn = submitted(store, "alice", "support", &scope_a()).await;
+    let day = 86_400_000;
+    let midnight = Timestamp::now().0 / day * day;
+    let at = |call: &mut agentry_store::ModelCall, ms: i64| {
+        call.started_at = Timestamp(ms);
+        call.first_token_at = Some(Timestamp(ms));
+        call.finished_at = Timestamp(ms + 5);
+    };
+    // Its first call before midnight on one model, the second after it on another.
+    let mut first = model_call(&turn, 1, CallStatus::Completed, 10);
+    at(&mut first, midnight - 1_000);
+    let mut second = model_call(&turn, 2, CallStatus::Completed, 20);
+    at(&mut second, midnight + 1_000);
+    (second.provider, second.model) = ("anthropic".into(), "claude-haiku".into());
+    store.record_model_call(&first).await.unwrap();
+    store.record_model_call(&second).await.unwrap();
+    store.record_model_call(&first).await.unwrap(); // a second record of a call changes nothing
+    let (since, until) = (Timestamp(midnight - day), Timestamp(midnight + day));
+    for by in [RollupBy::Day, RollupBy::Model, RollupBy::Agent, RollupBy::User, RollupBy::Total] {
+        let rows = store.cost_rollup(&scope_a(), by, since, until, None).await.unwrap();
+        let sums = (rows.iter().map(|r| r.turns).sum::<i64>(), rows.iter().map(|r| r.usage.cost.0).sum::<i64>());
+        assert_eq!(sums, (1, 30), "grouped by {by:?}: the rows add up to one turn and all of its cost");
+    }
+    let days: Vec<_> = store
+        .cost_rollup(&scope_a(), RollupBy::Day, since, until, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.key, r.turns, r.model_calls))
+        .collect();
+    let key = |ms| agentry_core::Period::Day.window_key(Timestamp(ms));
+    assert_eq!(days, [(key(midnight - 1_000), 1, 1), (key(midnight + 1_000), 0, 1)]);
+    // A window after its first call holds its spend, not the turn.
+    let later = store.cost_rollup(&scope_a(), RollupBy::Total, Timestamp(midnight), until, None).await.unwrap();
+    assert_eq!((later[0].usage.cost.0, later[0].turns), (20, 0));
 }

@@ -132,12 +132,6 @@ async fn total(state: &AppState, principal: &Principal, window: &Window) -> Resu
     Ok(rows.into_iter().next().map_or((TokenUsage::default(), 0), |row| (row.usage, row.turns)))
 }
 
-/// Whether every turn falls in exactly one row when grouped `by` this (a turn has one agent and
-/// one user), so that the rows add up to the total, turns included.
-fn partitions_turns(by: RollupBy) -> bool {
-    matches!(by, RollupBy::Agent | RollupBy::User)
-}
-
 /// A rollup and its totals.
 async fn rollup(
     state: &AppState,
@@ -148,20 +142,14 @@ async fn rollup(
 ) -> Result<Json<Value>, ApiError> {
     let window = query.window(default_days)?;
     let limit = query.limit()?;
-    let grouped = state.store.cost_rollup(&principal.scope, by, window.since, window.until, user_filter(principal));
-    let (rows, (total, turns)) = if partitions_turns(by) {
-        let rows: Vec<RollupRow> = grouped.await?;
-        let mut total = TokenUsage::default();
-        for row in &rows {
-            total.add(&row.usage);
-        }
-        let turns = rows.iter().map(|row| row.turns).sum();
-        (rows, (total, turns))
-    } else {
-        // A turn's calls can fall on two days or use two models: its own query counts it once.
-        let (rows, total) = tokio::join!(grouped, total(state, principal, &window));
-        (rows?, total?)
-    };
+    let rows: Vec<RollupRow> =
+        state.store.cost_rollup(&principal.scope, by, window.since, window.until, user_filter(principal)).await?;
+    // Each turn counts in one row (where its first call is), so the rows add up to the total.
+    let mut total = TokenUsage::default();
+    for row in &rows {
+        total.add(&row.usage);
+    }
+    let turns: i64 = rows.iter().map(|row| row.turns).sum();
     let views: Vec<Value> = rows
         .iter()
         .take(limit)
