@@ -126,11 +126,7 @@ pub fn router(state: AppState) -> Router {
     let limit = state.options.max_body_bytes;
     Router::new()
         .nest("/api/v1/agent", platos::routes())
-        .merge(dashboard::routes())
-        .nest(
-            "/dashboard/api/v1/agent",
-            platos::routes().layer(middleware::from_fn_with_state(state.clone(), dashboard::session::require)),
-        )
+        .merge(dashboard::routes(&state))
         .merge(erdo::routes())
         .route("/api/health", axum::routing::get(health::health))
         .route("/metrics", axum::routing::get(metrics::render))

@@ -315,6 +315,30 @@ describe('dashboard in Chromium', () => {
     await finish(page, 'other-scope', { allowed: ['404'] });
   });
 
+  browserTest('preview and query a dataset', async (page) => {
+    const slug = `sales-${randomUUID().slice(0, 8)}`;
+    const upload = await fetch(`${server.baseUrl}/datasets`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${API_KEY}`, 'x-organization-id': 'default', 'content-type': 'application/json' },
+      body: JSON.stringify({ slug, name: 'Sales by region', content: 'region,amount\nnorth,120\nsouth,80\neast,45\n' }),
+    });
+    assert.equal(upload.status, 201, await upload.text());
+    await signIn(page);
+    await page.click('a[href="#/datasets"]');
+    await page.getByRole('link', { name: 'Sales by region' }).click();
+    // The preview runs at once; then a query of our own.
+    await page.locator('#query-result td', { hasText: 'south' }).waitFor();
+    await page.fill('textarea[name=query]', 'SELECT region, amount FROM data WHERE amount > 100');
+    await page.getByRole('button', { name: 'Run' }).click();
+    await page.locator('#query-result', { hasText: '1 row' }).waitFor();
+    assert.deepEqual(await page.locator('#query-result tbody td').allTextContents(), ['north', '120']);
+    // Only reads: the sandbox refuses a write (403), and the page says so.
+    await page.fill('textarea[name=query]', 'DELETE FROM data');
+    await page.getByRole('button', { name: 'Run' }).click();
+    await page.locator('#query-result .error').waitFor();
+    await finish(page, 'datasets', { allowed: ['403'] });
+  });
+
   test('dashboard routes refuse a missing or forged session, cross-site writes and end-user tokens', async () => {
     const routes = dashboardRoutes();
     assert.ok(routes.length > 60, `routes found: ${routes.length}`);

@@ -5,6 +5,7 @@
 //! reads and writes through **the Platos API itself**, mounted again under
 //! `/dashboard/api/v1/agent` behind the session check: the same handlers and the same scoped
 //! queries as `/api/v1/agent`, acting as an operator of the scope the session picked.
+//! The Erdo dataset reads (list, get, query) are mounted the same way under `/dashboard/erdo`.
 //! `/dashboard/live` streams what the scope's operators hear (approvals, budget alerts, runs) as
 //! server-sent events, so the approval queue and the counters update without a reload.
 
@@ -22,8 +23,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde_json::json;
 
-use crate::AppState;
 use crate::error::ApiError;
+use crate::{AppState, erdo};
 use session::Session;
 
 /// A file served from the binary, with its validator.
@@ -56,9 +57,18 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; st
      img-src 'self' data:; connect-src 'self'; frame-src 'self'; base-uri 'none'; form-action 'none'; \
      frame-ancestors 'none'";
 
-/// Routes of the dashboard (the API behind the session is added by [`crate::router`]).
-pub fn routes() -> Router<AppState> {
+/// Routes of the dashboard: the page, the session, the live feed, and behind the session the
+/// Platos API (`/dashboard/api/v1/agent`) and the Erdo dataset reads (`/dashboard/erdo`).
+pub fn routes(state: &AppState) -> Router<AppState> {
+    let session = axum::middleware::from_fn_with_state(state.clone(), session::require);
+    let datasets = Router::new()
+        .route("/dashboard/erdo/datasets", get(erdo::datasets::list))
+        .route("/dashboard/erdo/datasets/{slug}", get(erdo::datasets::get))
+        .route("/dashboard/erdo/datasets/{slug}/query", post(erdo::datasets::query))
+        .route_layer(session.clone());
     Router::new()
+        .nest("/dashboard/api/v1/agent", crate::platos::routes().layer(session))
+        .merge(datasets)
         .route("/dashboard", get(page))
         .route("/dashboard/", get(page))
         .route("/dashboard/assets/app.js", get(|headers: HeaderMap| async move { serve(&SCRIPT, &headers) }))

@@ -34,6 +34,11 @@ const SESSION_MS: i64 = 12 * 3600 * 1000;
 /// Most scopes the picker offers.
 const MAX_SCOPES: i64 = 500;
 
+/// Request extension the session middleware adds beside the [`Principal`]: the Erdo extractor
+/// takes only this one (never a `Principal` another layer put there) as an operator's caller.
+#[derive(Debug, Clone)]
+pub struct DashboardOperator(pub Principal);
+
 /// The session a dashboard request came with, checked (see the module doc).
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -99,8 +104,9 @@ pub async fn is_live(state: &AppState, headers: &HeaderMap) -> bool {
     authenticate(state, &Method::GET, headers).await.is_ok()
 }
 
-/// Middleware of the API mounted under `/dashboard/api`: the session's operator becomes the
-/// request's [`Principal`], which the handlers' `Auth` extractor takes.
+/// Middleware of the API mounted under `/dashboard/api` and `/dashboard/erdo`: the session's
+/// operator becomes the request's [`Principal`] (which the handlers' `Auth` extractor takes) and
+/// its [`DashboardOperator`] (which `ErdoAuth` takes).
 pub async fn require(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let principal = match authenticate(&state, request.method(), request.headers()).await {
         Ok(session) => session.principal(),
@@ -108,6 +114,7 @@ pub async fn require(State(state): State<AppState>, mut request: Request, next: 
     };
     match principal {
         Ok(principal) => {
+            request.extensions_mut().insert(DashboardOperator(principal.clone()));
             request.extensions_mut().insert(principal);
             next.run(request).await
         }

@@ -133,6 +133,11 @@ impl FromRequestParts<AppState> for ErdoAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        // The dashboard's session checked this request already: its operator, with an API key's
+        // reach, in the scope the session picked.
+        if let Some(crate::dashboard::session::DashboardOperator(principal)) = parts.extensions.get() {
+            return Ok(ErdoAuth(ErdoCaller { principal: principal.clone(), grant: None }));
+        }
         authenticate(state, &parts.headers).await.map(ErdoAuth)
     }
 }

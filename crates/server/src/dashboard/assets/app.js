@@ -176,7 +176,7 @@ async function refreshBadge() {
 const PAGES = [
   ['overview', 'Overview'], ['agents', 'Agents'], ['threads', 'Threads'], ['playground', 'Playground'],
   ['approvals', 'Approvals'], ['budgets', 'Budgets'], ['cost', 'Cost'], ['jobs', 'Jobs'],
-  ['safety', 'Safety'], ['tools', 'Tools'],
+  ['safety', 'Safety'], ['tools', 'Tools'], ['datasets', 'Datasets'],
 ];
 
 function route() {
@@ -1000,9 +1000,56 @@ async function toolsPage(body, _args, current) {
   ], data.tools, { empty: 'No tool is declared.' })));
 }
 
+// ---------------------------------------------------------------- datasets (the Erdo surface)
+
+const ERDO = '/dashboard/erdo';
+
+async function datasetsPage(body, args, current) {
+  if (args[0]) return datasetPage(body, args[0], current);
+  body.append(h('h1', {}, 'Datasets'));
+  const { datasets } = await request(`${ERDO}/datasets`);
+  if (!current()) return;
+  body.append(h('div', { class: 'panel' }, table([
+    { label: 'Name', cell: (d) => link(`#/datasets/${encodeURIComponent(d.slug)}`, d.name || d.slug) },
+    { label: 'Slug', cell: (d) => h('code', {}, d.slug) },
+    { label: 'Rows', num: true, cell: (d) => num(d.rowCount) },
+    { label: 'Columns', cell: (d) => (d.columns || []).map((c) => c.name || c).join(', ') },
+    { label: 'Uploaded', cell: (d) => when(d.createdAt) },
+  ], datasets, { empty: 'No dataset in this scope. Upload CSV or JSON with POST /datasets (the Erdo API).' })));
+}
+
+async function datasetPage(body, slug, current) {
+  const enc = encodeURIComponent(slug);
+  const dataset = await request(`${ERDO}/datasets/${enc}`);
+  if (!current()) return;
+  body.append(h('h1', {}, dataset.name || dataset.slug, ' ', h('code', { class: 'muted' }, dataset.slug)),
+    h('p', {}, link('#/datasets', '← All datasets'), ' · ', `${num(dataset.rowCount)} rows`));
+  body.append(h('h2', {}, 'Columns'), h('div', { class: 'panel' }, table([
+    { label: 'Column', cell: (c) => h('code', {}, c.name || c) },
+    { label: 'Type', cell: (c) => c.value_type || c.valueType || c.type || '' },
+  ], dataset.columns || [])));
+  const out = h('div', { class: 'panel', id: 'query-result' });
+  const sql = h('textarea', { name: 'query', 'aria-label': 'SQL query', rows: 3 }, 'SELECT * FROM data LIMIT 50');
+  const run = async () => {
+    clear(out);
+    try {
+      const result = await request(`${ERDO}/datasets/${enc}/query`, { method: 'POST', body: { query: sql.value } });
+      const rows = `${num(result.row_count)} row${result.row_count === 1 ? '' : 's'}`;
+      out.append(h('p', { class: 'muted' }, `${rows}${result.truncated ? ' (more rows than shown)' : ''}`),
+        table(result.columns.map((c, i) => ({ label: c, cell: (row) => (row[i] === null ? '' : String(row[i])) })), result.rows,
+          { empty: 'The query returned no rows.' }));
+    } catch (err) { out.append(errorBox(err)); }
+  };
+  body.append(h('h2', {}, 'Query'), h('form', { class: 'panel', onsubmit: (e) => { e.preventDefault(); run(); } },
+    sql, h('p', { class: 'muted' }, 'Read-only SQL over the table `data` (at most 1,000 rows).'),
+    h('button', { type: 'submit', class: 'primary' }, 'Run')), out);
+  await run();
+}
+
 const VIEWS = {
   overview: overviewPage, agents: agentsPage, threads: threadsPage, playground: playgroundPage,
   approvals: approvalsPage, budgets: budgetsPage, cost: costPage, jobs: jobsPage, safety: safetyPage, tools: toolsPage,
+  datasets: datasetsPage,
 };
 
 boot();
