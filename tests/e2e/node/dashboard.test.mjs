@@ -30,6 +30,24 @@ name = "Priced echo"
 model = "scripted:echo"
 system_prompt = "Echo."
 `;
+// Answers with a table and a chart of the dataset `regions` (uploaded by the datasets test).
+const ANALYST_AGENT = `\
+id = "region-analyst"
+name = "Region analyst"
+model = "scripted:steps"
+system_prompt = "Analyse."
+tools = ["query_dataset", "create_chart"]
+
+[[script.steps]]
+text = "Looking at the regions."
+tool_calls = [
+  { name = "query_dataset", arguments = { dataset = "regions", sql = "SELECT region, amount FROM data ORDER BY amount DESC" } },
+  { name = "create_chart", arguments = { dataset = "regions", sql = "SELECT region, amount FROM data ORDER BY amount DESC", chart_type = "bar", title = "Amount by region", x = "region", y = ["amount"] } },
+]
+
+[[script.steps]]
+text = "North leads with 120."
+`;
 const PRICES = `\
 [prices."scripted:echo"]
 input = 1000.0
@@ -62,7 +80,9 @@ describe('dashboard in Chromium', () => {
     mkdirSync(SHOTS, { recursive: true });
     endpoint = await new ToolEndpoint().start();
     server = await new AgentryServer({
-      agentFiles: { ...approvalAgentFiles(endpoint.baseUrl), 'priced-echo.toml': PRICED_AGENT },
+      agentFiles: {
+        ...approvalAgentFiles(endpoint.baseUrl), 'priced-echo.toml': PRICED_AGENT, 'region-analyst.toml': ANALYST_AGENT,
+      },
       taskFiles: {
         'slow-call.toml': `id = "slow-call"\nkind = "http"\nurl = "${endpoint.baseUrl}/sleep/60000/slow"\nmax_attempts = 1\n`,
       },
@@ -315,8 +335,8 @@ describe('dashboard in Chromium', () => {
     await finish(page, 'other-scope', { allowed: ['404'] });
   });
 
-  browserTest('preview and query a dataset', async (page) => {
-    const slug = `sales-${randomUUID().slice(0, 8)}`;
+  browserTest('preview and query a dataset; a thread shows the table and chart an agent made of it', async (page) => {
+    const slug = 'regions';
     const upload = await fetch(`${server.baseUrl}/datasets`, {
       method: 'POST',
       headers: { authorization: `Bearer ${API_KEY}`, 'x-organization-id': 'default', 'content-type': 'application/json' },
@@ -336,7 +356,19 @@ describe('dashboard in Chromium', () => {
     await page.fill('textarea[name=query]', 'DELETE FROM data');
     await page.getByRole('button', { name: 'Run' }).click();
     await page.locator('#query-result .error').waitFor();
-    await finish(page, 'datasets', { allowed: ['403'] });
+    await shot(page, 'datasets');
+    // An agent's answer with a table and a chart of it, on the thread page.
+    const threadId = await createThread(server, operator, 'region-analyst', 'Regions report');
+    const sent = await api(server, 'POST', `/api/v1/agent/threads/${threadId}/messages`, { headers: operator.headers, body: { message: 'report' } });
+    assert.equal(sent.status, 200, sent.text);
+    await page.goto(`${server.baseUrl}/dashboard#/threads/${threadId}`);
+    const tableItem = page.locator('[data-content=table]');
+    await tableItem.waitFor();
+    assert.deepEqual(await tableItem.locator('tbody tr').first().locator('td').allTextContents(), ['north', '120']);
+    const chart = page.locator('[data-content=chart]');
+    assert.match(await chart.locator('h3').textContent(), /Amount by region/);
+    assert.equal(await chart.locator('svg rect').count(), 3, 'one bar per region');
+    await finish(page, 'content-items', { allowed: ['403'] });
   });
 
   test('dashboard routes refuse a missing or forged session, cross-site writes and end-user tokens', async () => {

@@ -1,8 +1,8 @@
 //! What a turn did, over REST: the turn list of both client generations
 //! (`GET /monitoring/runs` → `{runs}`, `GET /turns` → `{turns}`), one turn with its model calls
 //! (`GET /turns/:id`), and traces — a trace's spans (`GET /monitoring/traces/:traceId`), a
-//! thread's whole story (`GET /monitoring/trace/:threadId`: messages, spans, their tree, a
-//! timeline and a rollup) and a list of traces (`GET /monitoring/traces`).
+//! thread's whole story (`GET /monitoring/trace/:threadId`: messages with their content items,
+//! spans, their tree, a timeline and a rollup) and a list of traces (`GET /monitoring/traces`).
 //!
 //! Operators see their scope; end users (and an API key acting as a user) see only that user's
 //! turns, traces and threads; a turn or trace outside that is missing (404), never forbidden.
@@ -70,6 +70,27 @@ fn turn_filter(principal: &Principal, query: TurnQuery) -> Result<Option<TurnFil
         filter.agent_id = Some(pinned.clone());
     }
     Ok(Some(filter))
+}
+
+/// Adds to each message view the content items (tables, charts, …: what the Erdo surface shows
+/// beside the text) its turn produced, as `contents`; the text item repeats the message and is
+/// left out.
+fn attach_contents(views: &mut [Value], items: Vec<agentry_core::ContentItem>) {
+    let mut by_message: HashMap<String, Vec<Value>> = HashMap::new();
+    for item in items.into_iter().filter(|item| item.content_type != "text") {
+        by_message.entry(item.message_id.clone()).or_default().push(json!({
+            "id": item.id,
+            "contentType": item.content_type,
+            "uiContentType": item.ui_content_type,
+            "content": item.content,
+            "userVisibility": item.user_visibility,
+        }));
+    }
+    for view in views {
+        if let Some(items) = view["id"].as_str().and_then(|id| by_message.remove(id)) {
+            view["contents"] = Value::Array(items);
+        }
+    }
 }
 
 /// Whether `principal` may see `turn` (scope already matched).
@@ -243,7 +264,8 @@ pub async fn thread_trace(
         usage.add(&stat.usage);
         tool_calls += stat.tool_calls;
     }
-    let message_views: Vec<Value> = messages.iter().map(views::message).collect();
+    let mut message_views: Vec<Value> = messages.iter().map(views::message).collect();
+    attach_contents(&mut message_views, state.store.thread_contents(scope, &thread.id).await?);
     let span_views: Vec<Value> = spans.iter().map(views::span).collect();
     let mut timeline: Vec<(i64, u8, Value)> = messages
         .iter()

@@ -471,16 +471,25 @@ function messageView(m) {
     (m.contents || []).map(contentView));
 }
 
-/** A content item (Erdo shapes): text, a table, a chart (drawn as bars), or its JSON. */
+/** A content item a turn produced: a table, a chart (drawn as bars of its first series), or JSON. */
 function contentView(item) {
-  const data = item.content ?? item.data ?? item;
-  if (item.contentType === 'table' || item.type === 'table') {
-    const columns = data.columns || [];
-    const rows = data.rows || [];
-    return h('table', {}, h('thead', {}, h('tr', {}, columns.map((c) => h('th', {}, c.name || c)))),
-      h('tbody', {}, rows.slice(0, 200).map((row) => h('tr', {}, (Array.isArray(row) ? row : columns.map((c) => row[c.name || c])).map((v) => h('td', {}, v === null ? '' : String(v)))))));
+  const data = item.content || {};
+  if (item.contentType === 'table' && Array.isArray(data.tableData)) {
+    const columns = (data.tableColumns || []).map((c) => c.key || c.column_name);
+    return h('div', { class: 'content-item', 'data-content': 'table' },
+      data.sql_query ? h('p', { class: 'muted' }, h('code', {}, data.sql_query)) : null,
+      table(columns.map((key) => ({ label: key, cell: (row) => (row[key] === null || row[key] === undefined ? '' : String(row[key])) })),
+        data.tableData.slice(0, 200), { empty: 'No rows.' }));
   }
-  return json(data);
+  if (item.contentType === 'chart' && data.chartConfig && Array.isArray(data.chartData)) {
+    const config = data.chartConfig;
+    const x = config.x_axis?.key;
+    const y = config.y_axes?.[0]?.key;
+    return h('div', { class: 'content-item chart', 'data-content': 'chart' },
+      h('h3', {}, config.chart_title || 'Chart', ' ', h('span', { class: 'muted' }, `${config.chart_type || item.uiContentType} · ${y} by ${x}`)),
+      barChart(data.chartData.slice(0, 50).map((row) => [String(row[x]), Number(row[y]) || 0]), (v) => num(v)));
+  }
+  return h('div', { class: 'content-item' }, json(data));
 }
 
 function artifactView(a) {
@@ -839,8 +848,8 @@ async function costPage(body, _args, current) {
   }
 }
 
-/** Horizontal bars with their labels and values, in SVG. */
-function barChart(points) {
+/** Horizontal bars with their labels and values (shown with `format`), in SVG. */
+function barChart(points, format = money) {
   const max = Math.max(...points.map(([, v]) => Number(v) || 0), 0) || 1;
   const rowHeight = 18;
   const height = points.length * rowHeight + 4;
@@ -850,7 +859,7 @@ function barChart(points) {
       const width = ((Number(value) || 0) / max) * 380;
       return s('g', {}, s('text', { x: 0, y: y + 12 }, label.length > 24 ? label.slice(0, 23) + '…' : label),
         s('rect', { x: 160, y, width: Math.max(width, 1), height: rowHeight - 5, rx: 2 }),
-        s('text', { x: 165 + width, y: y + 12 }, money(value)));
+        s('text', { x: 165 + width, y: y + 12 }, format(value)));
     }));
 }
 
