@@ -115,26 +115,43 @@ fn protect(set: &mut HeaderMap) {
     set.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
 }
 
+/// How often a live feed checks that its session still holds.
+const LIVE_SESSION_CHECK: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// `GET /dashboard/live`: server-sent events of the session's scope — `approval` (an
 /// `approval_needed` / `approval_resolved` event), `alert` (a budget alert), `run` (a background
-/// run changed) — from every replica, until the server stops.
+/// run changed) — from every replica, until the server stops or the session ends (checked every
+/// 30 s: signed out, expired, its key revoked).
 async fn live(State(state): State<AppState>, session: Session) -> Result<Response, ApiError> {
     let principal = session.principal()?;
     let feed = state.engine.watch_scope(&principal.scope);
     let shutdown = state.shutdown.clone();
-    let stream = futures_util::stream::unfold(feed, move |mut feed| {
+    let mut check = tokio::time::interval_at(tokio::time::Instant::now() + LIVE_SESSION_CHECK, LIVE_SESSION_CHECK);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let watched = (feed, check, session, state.clone());
+    let stream = futures_util::stream::unfold(watched, move |(mut feed, mut check, session, state)| {
         let mut shutdown = shutdown.clone();
         async move {
-            let event = tokio::select! {
-                event = feed.next() => event?,
-                _ = shutdown.changed() => return None,
+            let event = loop {
+                tokio::select! {
+                    event = feed.next() => break event?,
+                    _ = shutdown.changed() => return None,
+                    _ = check.tick() => {
+                        if !session.still_live(&state).await {
+                            return None;
+                        }
+                    }
+                }
             };
             let (name, data) = match event {
                 ScopeEvent::Turn(event) => ("approval", event.to_wire()),
                 ScopeEvent::Alert(alert) => ("alert", (*alert).clone()),
                 ScopeEvent::Run(run) => ("run", crate::platos::bgo::run_view(&run, None)),
             };
-            Some((Ok::<_, Infallible>(Event::default().event(name).data(data.to_string())), feed))
+            Some((
+                Ok::<_, Infallible>(Event::default().event(name).data(data.to_string())),
+                (feed, check, session, state),
+            ))
         }
     });
     let heartbeat = Event::default().event("heartbeat").data(json!({}).to_string());

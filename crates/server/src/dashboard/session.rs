@@ -49,6 +49,11 @@ pub struct Session {
 }
 
 impl Session {
+    /// Whether the session is still live (not signed out, not expired, its key not revoked).
+    pub async fn still_live(&self, state: &AppState) -> bool {
+        matches!(state.store.dashboard_session(&self.secret_hash).await, Ok(Some(_)))
+    }
+
     /// The operator this session acts as, in its picked scope; 409 until a scope is picked.
     pub fn principal(&self) -> Result<Principal, ApiError> {
         let scope = self
@@ -136,13 +141,20 @@ fn check_same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
         return Err(cross());
     }
     if let Some(origin) = header_str(headers, header::ORIGIN.as_str())? {
-        let host = header_str(headers, header::HOST.as_str())?.unwrap_or_default();
         let authority = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
-        if authority != Some(host) {
+        // Behind a proxy the browser's host may arrive as `X-Forwarded-Host`.
+        let hosts = [header::HOST.as_str(), "x-forwarded-host"];
+        let mut ours = hosts.iter().filter_map(|name| header_str(headers, name).ok().flatten());
+        if !authority.is_some_and(|authority| ours.any(|host| host == authority)) {
             return Err(cross());
         }
     }
     Ok(())
+}
+
+/// Whether the browser reached us over HTTPS (directly, or through a proxy that says so).
+fn over_https(headers: &HeaderMap) -> bool {
+    header_str(headers, "x-forwarded-proto").ok().flatten().is_some_and(|proto| proto.eq_ignore_ascii_case("https"))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -162,9 +174,10 @@ fn session_cookie(headers: &HeaderMap) -> Option<&str> {
         .filter(|value| !value.is_empty())
 }
 
-fn cookie_header(value: &str, max_age_secs: i64) -> Result<HeaderValue, ApiError> {
+fn cookie_header(value: &str, max_age_secs: i64, secure: bool) -> Result<HeaderValue, ApiError> {
+    let secure = if secure { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
-        "{COOKIE}={value}; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}"
+        "{COOKIE}={value}; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{secure}"
     ))
     .map_err(ApiError::internal)
 }
@@ -202,7 +215,7 @@ pub async fn sign_in(
         expires_at,
     };
     let mut response = (StatusCode::CREATED, Json(view(&stored))).into_response();
-    response.headers_mut().insert(header::SET_COOKIE, cookie_header(&secret, SESSION_MS / 1000)?);
+    response.headers_mut().insert(header::SET_COOKIE, cookie_header(&secret, SESSION_MS / 1000, over_https(&headers))?);
     Ok(response)
 }
 
@@ -212,10 +225,14 @@ pub async fn current(session: Session) -> Json<Value> {
 }
 
 /// `DELETE /dashboard/session` → 204, the session ended and its cookie cleared.
-pub async fn sign_out(State(state): State<AppState>, session: Session) -> Result<Response, ApiError> {
+pub async fn sign_out(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    session: Session,
+) -> Result<Response, ApiError> {
     state.store.delete_dashboard_session(&session.secret_hash).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
-    response.headers_mut().insert(header::SET_COOKIE, cookie_header("", 0)?);
+    response.headers_mut().insert(header::SET_COOKIE, cookie_header("", 0, over_https(&headers))?);
     Ok(response)
 }
 
@@ -321,6 +338,14 @@ mod tests {
         assert!(check_same_origin(&site).is_err());
         let same_site = headers(&[("host", "127.0.0.1:8080"), ("sec-fetch-site", "same-site")]);
         assert!(check_same_origin(&same_site).is_err());
+        let proxied = headers(&[
+            ("host", "127.0.0.1:3100"),
+            ("x-forwarded-host", "agentry.example.com"),
+            ("origin", "https://agentry.example.com"),
+        ]);
+        assert!(check_same_origin(&proxied).is_ok(), "the host a proxy names");
+        let no_host = headers(&[("origin", "http://127.0.0.1:8080")]);
+        assert!(check_same_origin(&no_host).is_err());
     }
 
     #[test]
