@@ -9,9 +9,9 @@
 
 mod agent_files;
 mod bench;
-#[cfg(feature = "local")]
 mod bench_dashboard;
 mod bench_jobs;
+#[cfg(feature = "local")]
 mod bench_model;
 mod bench_turns;
 mod budgets;
