@@ -128,7 +128,8 @@ pub async fn run(args: ChatArgs, mint: impl AsyncFnOnce(&Scope, &str) -> Result<
         (None, true) => pick_agent(&client, &args.server, &mut lines).await?,
         (None, false) => None,
     };
-    let thread_id = match &args.thread {
+    let mut agent = agent;
+    let mut thread_id = match &args.thread {
         Some(id) => id.clone(),
         None => client.threads().create(agent.as_deref(), None).await.map_err(|e| reach(&args.server, e))?.id,
     };
@@ -139,7 +140,10 @@ pub async fn run(args: ChatArgs, mint: impl AsyncFnOnce(&Scope, &str) -> Result<
             other => Err(format!("the turn ended {}", other.as_str())),
         };
     }
-    eprintln!("{}", style.dim(&format!("thread {thread_id} — type a message, /quit to leave, Ctrl-C stops an answer")));
+    eprintln!(
+        "{}",
+        style.dim(&format!("thread {thread_id} — type a message, /help for commands, Ctrl-C stops an answer"))
+    );
     loop {
         if interactive {
             print!("{} ", style.cyan("you>"));
@@ -147,13 +151,73 @@ pub async fn run(args: ChatArgs, mint: impl AsyncFnOnce(&Scope, &str) -> Result<
         }
         let Some(line) = lines.next_line().await.map_err(|e| e.to_string())? else { return Ok(()) };
         let line = line.trim();
-        match line {
-            "" => continue,
-            "/quit" | "/exit" => return Ok(()),
-            message => {
+        match ChatCommand::parse(line) {
+            None if line.is_empty() => continue,
+            None => {
+                // `//…` sends the message with one `/` less.
+                let message = line.strip_prefix('/').filter(|rest| rest.starts_with('/')).unwrap_or(line);
                 stream_turn(&client, &thread_id, message, &style, policy, &mut lines).await?;
             }
+            Some(ChatCommand::Quit) => return Ok(()),
+            Some(ChatCommand::Help) => eprintln!("{}", style.dim(CHAT_HELP)),
+            Some(ChatCommand::New) => {
+                thread_id =
+                    client.threads().create(agent.as_deref(), None).await.map_err(|e| reach(&args.server, e))?.id;
+                eprintln!("{}", style.dim(&format!("new thread {thread_id}")));
+            }
+            Some(ChatCommand::Agent(None)) => match pick_agent(&client, &args.server, &mut lines).await? {
+                Some(picked) => {
+                    thread_id =
+                        client.threads().create(Some(&picked), None).await.map_err(|e| reach(&args.server, e))?.id;
+                    eprintln!("{}", style.dim(&format!("agent {picked}, new thread {thread_id}")));
+                    agent = Some(picked);
+                }
+                None => eprintln!("{}", style.dim("no agent picked; the thread stays")),
+            },
+            Some(ChatCommand::Agent(Some(picked))) => match client.threads().create(Some(&picked), None).await {
+                Ok(thread) => {
+                    thread_id = thread.id;
+                    eprintln!("{}", style.dim(&format!("agent {picked}, new thread {thread_id}")));
+                    agent = Some(picked);
+                }
+                Err(err) => eprintln!("{}", style.red(&format!("cannot switch to agent {picked}: {err}"))),
+            },
+            Some(ChatCommand::Unknown(name)) => {
+                eprintln!("{}", style.red(&format!("unknown command /{name} (not sent); /help lists the commands")));
+            }
         }
+    }
+}
+
+const CHAT_HELP: &str = "/help          these commands
+/new           a new thread with the same agent
+/agent [ID]    switch agent (pick from a list without an id) in a new thread
+/quit, /exit   leave
+A line starting with / is a command and is never sent; start it with // to send a literal /.";
+
+/// A line of the chat that is a command, not a message.
+#[derive(Debug, PartialEq, Eq)]
+enum ChatCommand {
+    Help,
+    New,
+    Quit,
+    /// `/agent` or `/agent ID`.
+    Agent(Option<String>),
+    Unknown(String),
+}
+
+impl ChatCommand {
+    /// The command a line is; `None` for a message (`//…` is a message starting with `/`).
+    fn parse(line: &str) -> Option<ChatCommand> {
+        let rest = line.strip_prefix('/').filter(|rest| !rest.starts_with('/'))?;
+        let (name, argument) = rest.split_once(char::is_whitespace).map_or((rest, ""), |(n, a)| (n, a.trim()));
+        Some(match name {
+            "help" | "?" => ChatCommand::Help,
+            "new" => ChatCommand::New,
+            "quit" | "exit" => ChatCommand::Quit,
+            "agent" => ChatCommand::Agent(Some(argument.to_owned()).filter(|a| !a.is_empty())),
+            other => ChatCommand::Unknown(other.to_owned()),
+        })
     }
 }
 
@@ -388,5 +452,22 @@ fn reach(server: &str, err: agentry_client::Error) -> String {
     match err {
         agentry_client::Error::Network(detail) => format!("cannot reach the Agentry server at {server}: {detail}"),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ChatCommand;
+
+    #[test]
+    fn slash_lines_are_commands_never_messages() {
+        assert_eq!(ChatCommand::parse("/help"), Some(ChatCommand::Help));
+        assert_eq!(ChatCommand::parse("/new"), Some(ChatCommand::New));
+        assert_eq!(ChatCommand::parse("/exit"), Some(ChatCommand::Quit));
+        assert_eq!(ChatCommand::parse("/agent"), Some(ChatCommand::Agent(None)));
+        assert_eq!(ChatCommand::parse("/agent  support "), Some(ChatCommand::Agent(Some("support".into()))));
+        assert_eq!(ChatCommand::parse("/tools"), Some(ChatCommand::Unknown("tools".into())));
+        assert_eq!(ChatCommand::parse("hello /new"), None);
+        assert_eq!(ChatCommand::parse("//new is a path"), None, "a message that starts with /");
     }
 }

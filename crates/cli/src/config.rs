@@ -104,6 +104,27 @@ const KEYS: &[(&str, &str)] = &[
     ("header_read_timeout_secs", "AGENTRY_HEADER_READ_TIMEOUT_SECS"),
 ];
 
+/// What `agentry serve --help` shows after its flags: every environment variable it reads, from
+/// the same tables the configuration is read with.
+pub fn environment_help() -> String {
+    let mut text =
+        String::from("Environment (a variable overrides the same key of the config file; a flag overrides both):\n");
+    for (key, var) in KEYS {
+        text.push_str(&format!("  {var:<38} {key}\n"));
+    }
+    for (key, var) in crate::telemetry_config::ENV {
+        text.push_str(&format!("  {var:<38} [telemetry] {key}\n"));
+    }
+    for var in crate::telemetry_config::HEADER_VARS {
+        text.push_str(&format!("  {var:<38} [telemetry] otlp_headers\n"));
+    }
+    text.push_str(
+        "  AGENTRY_SERVICE_SECRET, AGENTRY_API_KEY  what a first start sets up instead of generating them\n  \
+         OPENAI_API_KEY, ANTHROPIC_API_KEY        provider keys (see [providers.<name>] for others)\n",
+    );
+    text
+}
+
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3100";
 /// Default data directory.

@@ -17,6 +17,7 @@ mod bench_turns;
 mod budgets;
 mod chat;
 mod config;
+mod inspect;
 mod keys;
 mod monitoring;
 mod runs;
@@ -46,6 +47,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server.
+    #[command(after_help = config::environment_help())]
     Serve(ServeArgs),
     /// Session tokens.
     #[command(subcommand)]
@@ -85,6 +87,15 @@ enum Command {
     Turns(monitoring::TurnsArgs),
     /// A thread's trace as a tree of spans with durations and costs (operator API key).
     Trace(monitoring::TraceArgs),
+    /// Threads of a running server: list and search them, show one with its messages (operator
+    /// API key).
+    #[command(subcommand)]
+    Threads(inspect::ThreadsCommand),
+    /// Print a completion script for a shell (e.g. `agentry completions bash > ~/.local/share/bash-completion/completions/agentry`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -254,6 +265,8 @@ enum AgentsCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    #[command(flatten)]
+    OnServer(inspect::ServerAgentsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -297,6 +310,17 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Serve(args) => serve(args).await,
         Command::Token(TokenCommand::Mint(args)) => mint(args).await,
         Command::Agents(AgentsCommand::Apply { store, files }) => apply(store, files).await,
+        Command::Agents(AgentsCommand::OnServer(command)) => inspect::agents(command).await,
+        Command::Threads(command) => inspect::threads(command).await,
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "agentry",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
         Command::Tasks(TasksCommand::Apply { store, files }) => apply_tasks(store, files).await,
         Command::Runs(command) => runs::runs(command).await,
         Command::Keys(command) => keys::run(command).await,

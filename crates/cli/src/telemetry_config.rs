@@ -26,7 +26,7 @@ pub struct TelemetrySection {
 }
 
 /// Variables read, in order of precedence per key.
-const ENV: &[(&str, &str)] = &[
+pub(crate) const ENV: &[(&str, &str)] = &[
     ("store_spans", "AGENTRY_STORE_SPANS"),
     ("span_retention_days", "AGENTRY_SPAN_RETENTION_DAYS"),
     ("capture_content", "AGENTRY_CAPTURE_CONTENT"),
@@ -34,7 +34,7 @@ const ENV: &[(&str, &str)] = &[
     ("otlp_endpoint", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
     ("otlp_endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT"),
 ];
-const HEADER_VARS: [&str; 2] = ["OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS"];
+pub(crate) const HEADER_VARS: [&str; 2] = ["OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS"];
 
 /// The telemetry settings as layered: the file's table, then the environment.
 #[derive(Debug, Default)]

@@ -351,3 +351,67 @@ async fn a_first_start_stopped_by_a_bad_file_loses_no_key() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// `agentry agents list|get|rm`, `agentry threads list|show`, completions and `serve --help`, as an
+/// operator reaches for them.
+#[tokio::test]
+async fn the_cli_lists_and_shows_agents_and_threads() {
+    let steps = "id = \"stepper\"\nname = \"Stepper\"\nmodel = \"scripted:steps\"\ntools = [\"current_time\"]\n\
+                 [[script.steps]]\ntext = \"Checking.\"\ntool_calls = [{ name = \"current_time\", arguments = {} }]\n\
+                 [[script.steps]]\ntext = \"It is late.\"\n";
+    let server = common::spawn(SECRET, API_KEY, &[("stepper.toml", steps.to_owned())]).await;
+    let alice = client(&server.base, "alice");
+    let thread = alice.threads().create(Some("stepper"), Some("Clock question")).await.unwrap();
+    let (events, _) = collect(alice.threads().send(&thread.id, "what time is it")).await;
+    assert_eq!(done(&events).0, TurnStatus::Completed);
+    alice.threads().create(None, Some("Other matter")).await.unwrap();
+
+    let cli = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_agentry"))
+            .args(args)
+            .args(["--server", &server.base, "--api-key", API_KEY])
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (ok, agents, err) = cli(&["agents", "list"]);
+    assert!(ok, "{err}");
+    assert!(agents.lines().any(|l| l.starts_with("stepper  Stepper  scripted:steps  v1")), "{agents}");
+    let (ok, agent, _) = cli(&["agents", "get", "stepper"]);
+    assert!(
+        ok && agent.contains("v1") && agent.contains("(current)") && agent.contains("by file:stepper.toml"),
+        "{agent}"
+    );
+    let (ok, threads, _) = cli(&["threads", "list", "--search", "clock"]);
+    assert!(ok, "{threads}");
+    assert_eq!(threads.lines().count(), 1, "{threads}");
+    assert!(threads.starts_with(&format!("{}  Clock question  agent stepper  user alice", thread.id)), "{threads}");
+    let (_, by_user, _) = cli(&["threads", "list", "--user", "bob"]);
+    assert_eq!(by_user.trim(), "no threads match");
+    let (ok, shown, _) = cli(&["threads", "show", &thread.id]);
+    assert!(ok, "{shown}");
+    assert!(shown.contains("] user\nwhat time is it"), "{shown}");
+    assert!(shown.contains("It is late.") && shown.contains("↳ current_time({}) returned"), "{shown}");
+    let (ok, _, err) = cli(&["threads", "show", "thr_missing"]);
+    assert!(!ok && err.contains("no thread `thr_missing`"), "{err}");
+    let (ok, removed, _) = cli(&["agents", "rm", "stepper"]);
+    assert!(ok && removed.contains("deleted agent stepper"), "{removed}");
+    let (ok, _, err) = cli(&["agents", "get", "stepper"]);
+    assert!(!ok && err.contains("no agent `stepper`"), "{err}");
+    let (ok, _, err) = cli(&["agents", "rm", "stepper"]);
+    assert!(!ok && err.contains("no agent `stepper`"), "{err}");
+
+    let local = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_agentry")).args(args).output().unwrap();
+    let completions = local(&["completions", "bash"]);
+    let script = String::from_utf8_lossy(&completions.stdout);
+    assert!(completions.status.success() && script.contains("_agentry()") && script.contains("threads"), "{script}");
+    let help = String::from_utf8_lossy(&local(&["serve", "--help"]).stdout).into_owned();
+    for var in ["AGENTRY_DATABASE_URL", "AGENTRY_CORS_ORIGINS", "OTEL_EXPORTER_OTLP_ENDPOINT", "AGENTRY_SERVICE_SECRET"]
+    {
+        assert!(help.contains(var), "serve --help does not name {var}:\n{help}");
+    }
+}

@@ -29,6 +29,12 @@ impl Agents<'_> {
     pub async fn list_versions(&self, agent_id: &str) -> Result<Vec<AgentVersion>> {
         list(self.client, &format!("/api/v1/agent/agents/{}/versions", encode(agent_id)), "versions").await
     }
+
+    /// Deletes the agent and its versions (operators); false when there was no such agent.
+    pub async fn delete(&self, agent_id: &str) -> Result<bool> {
+        let path = format!("/api/v1/agent/agents/{}", encode(agent_id));
+        Ok(optional(self.client.call::<Value>(Method::DELETE, &path, None).await)?.is_some())
+    }
 }
 
 /// `client.threads()`.
@@ -48,6 +54,12 @@ impl Threads<'_> {
         let mut query = Vec::new();
         if let Some(agent) = &filter.agent_id {
             query.push(format!("agentId={}", encode(agent)));
+        }
+        if let Some(user) = &filter.user_id {
+            query.push(format!("userId={}", encode(user)));
+        }
+        if let Some(search) = &filter.search {
+            query.push(format!("q={}", encode(search)));
         }
         if let Some(limit) = filter.limit {
             query.push(format!("limit={limit}"));

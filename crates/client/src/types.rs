@@ -45,6 +45,9 @@ pub struct AgentVersion {
     /// Whether this is the agent's current version.
     #[serde(default)]
     pub is_current: bool,
+    /// Who made it (`file:support.toml`, `api`, …).
+    #[serde(default)]
+    pub created_by: Option<String>,
     /// RFC 3339 creation time.
     pub created_at: String,
 }
@@ -143,6 +146,10 @@ pub struct Artifact {
 pub struct ThreadFilter {
     /// Only threads of this agent.
     pub agent_id: Option<String>,
+    /// Only threads of this user (operators; a user sees only their own anyway).
+    pub user_id: Option<String>,
+    /// A thread id, or text the title contains (any case).
+    pub search: Option<String>,
     /// Page size (server default 20, max 200).
     pub limit: Option<u32>,
     /// Rows to skip.
