@@ -26,8 +26,8 @@ use serde_json::{Value, json};
 
 use crate::erdo_types::{ErdoEvent, ErdoThread, InvokeParams, InvokeResult, ScopedToken, ThreadMessage, TokenParams};
 use crate::platos::{encode, required};
-use crate::sse::{SseBlock, SseParser};
 use crate::{Client, Credentials, Error, Result};
+use agentry_core::sse::{SseBlock, SseParser};
 
 /// `client.erdo()`: bots, scoped tokens and threads in the shapes of Erdo's `ErdoClient`.
 ///
@@ -486,7 +486,7 @@ fn authorize(client: &Client, builder: reqwest::RequestBuilder) -> Result<reqwes
 #[cfg(test)]
 mod tests {
     use super::{Decoded, decode};
-    use crate::sse::SseBlock;
+    use agentry_core::sse::SseBlock;
     use serde_json::json;
 
     fn block(event: Option<&str>, data: &[&str]) -> SseBlock {

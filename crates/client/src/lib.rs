@@ -78,7 +78,6 @@ mod erdo_types;
 mod error;
 mod monitoring;
 mod platos;
-mod sse;
 mod stream;
 mod types;
 

@@ -13,6 +13,7 @@
 //! - [`thread`]: threads and messages.
 //! - [`event`]: [`TurnEvent`], the one event enum every transport translates, and turn states.
 //! - [`percent`]: percent-encoding of path segments and query values, strict decoding.
+//! - [`sse`]: the one `text/event-stream` parser (provider streams, the SDK's streams).
 //! - [`money`]: [`MicroCents`], the integer every cost is recorded in.
 //! - [`session_token`]: HS256 session tokens as `@platosdev/token-mint` produces them.
 //! - [`turn`]: a [`Turn`] (one message and its answer) and its [`TurnInput`].
@@ -36,6 +37,7 @@ pub mod percent;
 pub mod safety;
 pub mod scope;
 pub mod session_token;
+pub mod sse;
 pub mod task;
 pub mod thread;
 pub mod time;

@@ -108,7 +108,7 @@ impl AnthropicProvider {
         let mut state = StreamState::default();
         while let Some(batch) = events.next_batch().await? {
             for event in batch {
-                let Ok(value) = serde_json::from_str::<Value>(&event.data) else { continue };
+                let Ok(value) = serde_json::from_str::<Value>(&event.data_text()) else { continue };
                 for delta in state.apply(&value)? {
                     if tx.send(Ok(delta)).await.is_err() {
                         return Ok(()); // cancelled

@@ -5,7 +5,8 @@
 //!   of [`ModelDelta`]s: text, thinking, tool-call fragments, usage.
 //! - [`scripted`]: the deterministic provider for tests and demos (`scripted:echo`, `scripted:steps`).
 //! - [`openai`]: any OpenAI-compatible Chat Completions endpoint; [`anthropic`]: the Messages API.
-//!   Both parse streams with [`sse`] and are configured by [`config`] (`[providers.<name>]`).
+//!   Both read their streams with the one SSE parser, `agentry_core::sse`, and are configured by
+//!   [`config`] (`[providers.<name>]`).
 //! - [`ProviderRegistry`]: resolves an agent's `provider:model` to a provider and prices usage.
 //!
 //! The stream is a channel: a provider spawns its work (an HTTP stream, a CPU-bound local model on
@@ -22,7 +23,7 @@ pub mod config;
 pub mod local;
 pub mod openai;
 pub mod scripted;
-pub mod sse;
+mod sse;
 
 use std::sync::Arc;
 

@@ -83,10 +83,11 @@ impl OpenAiProvider {
         while let Some(batch) = events.next_batch().await? {
             for event in batch {
                 received_any = true;
-                if event.data.trim() == "[DONE]" {
+                let data = event.data_text();
+                if data.trim() == "[DONE]" {
                     return Ok(());
                 }
-                let Ok(value) = serde_json::from_str::<Value>(&event.data) else { continue };
+                let Ok(value) = serde_json::from_str::<Value>(&data) else { continue };
                 for delta in chunk_deltas(&value)? {
                     if tx.send(Ok(delta)).await.is_err() {
                         return Ok(()); // cancelled

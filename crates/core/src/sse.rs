@@ -1,24 +1,33 @@
-//! A `text/event-stream` parser: bytes in, event blocks out.
+//! The one `text/event-stream` parser (model providers' streams, the SDK's Erdo streams): bytes
+//! in, event blocks out.
 //!
 //! It follows the SSE framing rules: lines end in LF, CRLF or CR (also when a chunk boundary
 //! falls between the CR and the LF); a line starting with `:` is a comment; `field: value` loses
-//! one space after the colon; a blank line ends a block; a leading byte-order mark is dropped.
-//! Only `event` and `data` matter here (`id` and `retry` are read and ignored, since Erdo streams
-//! are not resumable). Lines are split on ASCII bytes before decoding, so a chunk boundary inside
-//! a multi-byte character is harmless.
+//! one space after the colon; a blank line ends a block, and a block without `data` is no event;
+//! a leading byte-order mark is dropped. Only `event` and `data` are kept (`id` and `retry` are
+//! read and ignored: neither reader resumes a stream by them). Lines are split on ASCII bytes
+//! before decoding, so a chunk boundary inside a multi-byte character is harmless; invalid UTF-8
+//! becomes U+FFFD.
 
 /// One event block: its `event:` name and its `data:` lines, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct SseBlock {
+pub struct SseBlock {
     /// The last `event:` value of the block, if any.
     pub event: Option<String>,
     /// Every `data:` line of the block (without the field name).
     pub data: Vec<String>,
 }
 
+impl SseBlock {
+    /// The event's data as the SSE specification delivers it: the `data:` lines joined by `\n`.
+    pub fn data_text(&self) -> String {
+        self.data.join("\n")
+    }
+}
+
 /// Incremental parser; feed it chunks as they arrive, then [`finish`](Self::finish).
 #[derive(Debug, Default)]
-pub(crate) struct SseParser {
+pub struct SseParser {
     /// Bytes not yet split into lines.
     pending: Vec<u8>,
     /// The block being read.
@@ -163,6 +172,36 @@ mod tests {
             .join(newline);
             check_all_splits(&input, &want);
         }
+    }
+
+    #[test]
+    fn provider_streams_read_whole() {
+        // OpenAI: data only, `[DONE]` last and maybe without its blank line; Anthropic: named events.
+        let input =
+            "data: {\"x\":1}\r\n\r\n: keep-alive\n\ndata: one\ndata: two\n\nevent: ping\ndata: {}\n\ndata: [DONE]";
+        let mut parser = SseParser::default();
+        let mut got = parser.feed(input.as_bytes());
+        got.extend(parser.finish());
+        let texts: Vec<(Option<String>, String)> = got.iter().map(|b| (b.event.clone(), b.data_text())).collect();
+        assert_eq!(
+            texts,
+            [
+                (None, r#"{"x":1}"#.to_owned()),
+                (None, "one\ntwo".to_owned()),
+                (Some("ping".to_owned()), "{}".to_owned()),
+                (None, "[DONE]".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_character_split_between_chunks_is_whole() {
+        let bytes = "data: héllo\n\n".as_bytes();
+        let cut = "data: h".len() + 1; // inside the two bytes of é
+        let mut parser = SseParser::default();
+        let mut got = parser.feed(&bytes[..cut]);
+        got.extend(parser.feed(&bytes[cut..]));
+        assert_eq!(got, [block(None, &["héllo"])]);
     }
 
     #[test]
