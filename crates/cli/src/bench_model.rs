@@ -83,11 +83,12 @@ fn print_figures(engine: &str, f: &Figures) {
 
 fn measure_local(model: &LocalModel, ids: &[u32], tokens: usize) -> Result<Figures, String> {
     // Warm-up so first-call allocations do not count.
-    model.generate(ids, 1, |_| true).map_err(|e| e.to_string())?;
+    let greedy = agentry_llm::local::model::greedy();
+    model.generate(ids, 1, &greedy, |_| true).map_err(|e| e.to_string())?;
     let started = Instant::now();
     let mut stamps: Vec<Instant> = Vec::new();
     let generated = model
-        .generate(ids, tokens, |_| {
+        .generate(ids, tokens, &greedy, |_| {
             stamps.push(Instant::now());
             true
         })

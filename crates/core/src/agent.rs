@@ -196,6 +196,55 @@ impl ModelRef {
     }
 }
 
+/// How the model picks each next token. Each key is optional: a provider uses its own default for
+/// what is unset (the embedded model: temperature 0, repetition penalty 1.1; top-p 0.9 and seed 0
+/// when it samples).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamplingSpec {
+    /// 0 takes the likeliest token every time; higher is more varied (0..=2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    /// Nucleus sampling: draw from the likeliest tokens whose probabilities add up to this (0..=1).
+    #[serde(default, alias = "topP", skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    /// How much less likely a token already in the recent text becomes; 1 is no penalty (1..=2).
+    /// The embedded model only.
+    #[serde(default, alias = "repetitionPenalty", skip_serializing_if = "Option::is_none")]
+    pub repetition_penalty: Option<f64>,
+    /// Seed of the sampler: the same seed and prompt give the same answer (embedded model, and
+    /// OpenAI-compatible servers that honour `seed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}
+
+/// Validation refuses NaN (the only value not equal to itself), so equality is total.
+impl Eq for SamplingSpec {}
+
+impl SamplingSpec {
+    /// True when every key is unset.
+    pub fn is_unset(&self) -> bool {
+        *self == SamplingSpec::default()
+    }
+
+    fn validate(&self) -> Result<(), AgentSpecError> {
+        let ranges = [
+            ("sampling.temperature", self.temperature, 0.0, 2.0),
+            ("sampling.top_p", self.top_p, f64::MIN_POSITIVE, 1.0),
+            ("sampling.repetition_penalty", self.repetition_penalty, 1.0, 2.0),
+        ];
+        for (field, value, low, high) in ranges {
+            if let Some(value) = value
+                && !(value.is_finite() && (low..=high).contains(&value))
+            {
+                let low = if low == f64::MIN_POSITIVE { "above 0".to_owned() } else { format!("from {low}") };
+                return Err(AgentSpecError::Invalid { field, problem: format!("{value} is not {low} to {high}") });
+            }
+        }
+        Ok(())
+    }
+}
+
 /// An agent as declared in a file or through the operator API.
 ///
 /// Unknown keys are rejected so that a typo in an agent file fails loudly instead of being ignored.
@@ -253,6 +302,9 @@ pub struct AgentSpec {
     /// Safety policy for the user's messages and the agent's answers.
     #[serde(default, skip_serializing_if = "SafetySpec::is_default")]
     pub safety: SafetySpec,
+    /// How the model picks tokens (`[sampling]`: temperature, top_p, repetition_penalty, seed).
+    #[serde(default, skip_serializing_if = "SamplingSpec::is_unset")]
+    pub sampling: SamplingSpec,
     /// Canned behaviour for `scripted:` models.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script: Option<Script>,
@@ -306,6 +358,7 @@ impl AgentSpec {
             mcp_tools: Vec::new(),
             approval_timeout_secs: None,
             safety: SafetySpec::default(),
+            sampling: SamplingSpec::default(),
             script: None,
             organization: None,
             project: None,
@@ -326,6 +379,7 @@ impl AgentSpec {
             return Err(AgentSpecError::Invalid { field: "name", problem: "must not be empty".into() });
         }
         ModelRef::parse(&self.model)?;
+        self.sampling.validate()?;
         if let Some(steps) = self.max_steps
             && !(1..=MAX_MAX_STEPS).contains(&steps)
         {

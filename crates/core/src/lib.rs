@@ -46,8 +46,8 @@ pub mod trace;
 pub mod turn;
 
 pub use agent::{
-    AgentSpec, AgentSpecError, BudgetPolicy, BusyPolicy, DynamicBlock, ModelRef, RateLimits, Script, ScriptStep,
-    ScriptToolCall,
+    AgentSpec, AgentSpecError, BudgetPolicy, BusyPolicy, DynamicBlock, ModelRef, RateLimits, SamplingSpec, Script,
+    ScriptStep, ScriptToolCall,
 };
 pub use approval::{Approval, ApprovalDecision, ApprovalStatus};
 pub use budget::{BudgetCap, CapScope, Period};

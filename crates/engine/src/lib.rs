@@ -357,11 +357,22 @@ impl Engine {
     }
 
     /// Checks that an agent can run here: its model can be served (provider configured, model
-    /// known) and its tools' secrets and MCP servers are configured. A bad agent is refused when
+    /// known) and call the tools it declares, and its tools' secrets and MCP servers are configured. A bad agent is refused when
     /// it is applied rather than failing mid-turn.
     /// The error names the offending field (`model` or `tools`).
     pub fn check_agent(&self, agent: &agentry_core::AgentSpec) -> Result<(), (&'static str, String)> {
-        self.inner.providers.resolve(agent).map_err(|e| ("model", e.to_string()))?;
+        let provider = self.inner.providers.resolve(agent).map_err(|e| ("model", e.to_string()))?;
+        let declares_tools = !(agent.tools.is_empty() && agent.http_tools.is_empty() && agent.mcp_tools.is_empty());
+        if declares_tools && !provider.calls_tools() {
+            return Err((
+                "tools",
+                format!(
+                    "model `{}` cannot call tools: remove the agent's tools, or give it a model that can \
+                     (an OpenAI-compatible or Anthropic model)",
+                    agent.model
+                ),
+            ));
+        }
         tools::check_declared(agent, &self.inner.config.secrets, |name| {
             self.inner.config.mcp_servers.contains_key(name)
         })

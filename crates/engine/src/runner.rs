@@ -323,7 +323,12 @@ async fn execute(ctx: &mut RunCtx<'_>, agent: &StoredAgent, state: &mut TurnStat
         if ctx.log.is_lost() {
             return Outcome::Stopped(StopReason::LeaseLost);
         }
-        let request = ModelRequest { model: model.clone(), messages: state.messages.clone(), tools: tools.specs() };
+        let request = ModelRequest {
+            model: model.clone(),
+            messages: state.messages.clone(),
+            tools: tools.specs(),
+            sampling: agent.spec.sampling.clone(),
+        };
         state.step += 1;
         let (text, calls) = match call_model(ctx, provider.as_ref(), &agent.spec.model, request, state).await {
             StepEnd::Answered { text, calls } => (text, calls),

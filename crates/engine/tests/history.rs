@@ -155,3 +155,54 @@ async fn an_openai_compatible_endpoint_gets_the_earlier_turns_tool_call_and_resu
     assert_eq!(messages[3]["content"], "It is now.");
     assert_eq!(messages[4]["content"], "thanks");
 }
+
+/// A provider that cannot call tools (like the embedded model), recording what it is asked.
+struct ToolLess(Recording);
+
+impl ModelProvider for ToolLess {
+    fn stream(&self, request: ModelRequest) -> ModelStream {
+        self.0.stream(request)
+    }
+
+    fn calls_tools(&self) -> bool {
+        false
+    }
+}
+
+#[tokio::test]
+async fn an_agents_sampling_reaches_the_model_and_a_model_without_tools_refuses_tool_agents() {
+    let recording = Recording {
+        inner: ScriptedProvider::for_agent("echo", Script::default()).unwrap(),
+        requests: Mutex::default(),
+    };
+    let toolless = Arc::new(ToolLess(recording));
+    let providers = ProviderRegistry::default().with_provider("small", toolless.clone());
+    let (engine, store, _dir) = engine_with(providers).await;
+    let sampling = agentry_core::SamplingSpec {
+        temperature: Some(0.2),
+        top_p: Some(0.5),
+        repetition_penalty: Some(1.3),
+        seed: Some(7),
+    };
+    let spec = AgentSpec { sampling: sampling.clone(), ..AgentSpec::new("careful", "Careful", "small:echo", "") };
+    engine.check_agent(&spec).unwrap();
+    // The same agent with a tool is refused when applied, naming the field and the model.
+    let with_tools = AgentSpec { tools: vec!["current_time".into()], ..spec.clone() };
+    let (field, problem) = engine.check_agent(&with_tools).unwrap_err();
+    assert_eq!(field, "tools");
+    assert!(problem.contains("`small:echo` cannot call tools"), "{problem}");
+
+    store.apply_agent(&Scope::default_scope(), &spec, "test", None).await.unwrap();
+    let f = Fixture { engine: engine.clone(), store: store.clone(), dir: tempfile::tempdir().unwrap() };
+    let thread = f.thread_for("careful").await;
+    let turn = f.send(&thread, "hello").await;
+    assert_eq!(done_of(&f.events(&turn, 0).await).0, TurnStatus::Completed);
+    let requests = toolless.0.requests.lock().unwrap();
+    assert_eq!(requests[0].sampling, sampling);
+    // Out-of-range values are refused with the key's name.
+    let hot = AgentSpec {
+        sampling: agentry_core::SamplingSpec { temperature: Some(3.0), ..Default::default() },
+        ..AgentSpec::new("hot", "Hot", "small:echo", "")
+    };
+    assert!(hot.validate().unwrap_err().to_string().contains("sampling.temperature"));
+}

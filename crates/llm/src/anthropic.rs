@@ -73,6 +73,11 @@ impl AnthropicProvider {
             "messages": messages,
             "stream": true,
         });
+        for (key, value) in [("temperature", request.sampling.temperature), ("top_p", request.sampling.top_p)] {
+            if let Some(value) = value {
+                body[key] = json!(value);
+            }
+        }
         if !system.is_empty() {
             body["system"] = Value::String(system.join("\n\n"));
         }

@@ -95,6 +95,8 @@ pub struct ModelRequest {
     pub messages: Vec<ChatMessage>,
     /// Tools offered.
     pub tools: Vec<ToolSpec>,
+    /// How to pick tokens (the agent's `[sampling]`; unset keys: the provider's defaults).
+    pub sampling: agentry_core::SamplingSpec,
 }
 
 /// Token counts reported by a provider for one call.
@@ -180,6 +182,12 @@ pub trait ModelProvider: Send + Sync {
     /// The most tokens `request` can use (default: its bytes in, 4096 out).
     fn bounds(&self, request: &ModelRequest) -> TokenBounds {
         TokenBounds::by_bytes(request, 4096)
+    }
+
+    /// Whether the model can call tools (an agent that declares tools on one that cannot is
+    /// refused when it is applied).
+    fn calls_tools(&self) -> bool {
+        true
     }
 }
 

@@ -41,6 +41,15 @@ impl OpenAiProvider {
             "stream": stream,
             "max_tokens": self.config.max_tokens,
         });
+        let sampling = &request.sampling;
+        for (key, value) in [("temperature", sampling.temperature), ("top_p", sampling.top_p)] {
+            if let Some(value) = value {
+                body[key] = json!(value);
+            }
+        }
+        if let Some(seed) = sampling.seed {
+            body["seed"] = json!(seed);
+        }
         if stream {
             body["stream_options"] = json!({ "include_usage": true });
         }

@@ -172,7 +172,7 @@ mod tests {
     use serde_json::json;
 
     fn request(messages: Vec<ChatMessage>) -> ModelRequest {
-        ModelRequest { model: "echo".into(), messages, tools: Vec::new() }
+        ModelRequest { model: "echo".into(), messages, tools: Vec::new(), sampling: Default::default() }
     }
 
     async fn collect(mut stream: ModelStream) -> Vec<Result<ModelDelta, ProviderError>> {

@@ -32,7 +32,7 @@ fn greedy_answer_matches_the_reference_engines() {
     assert_eq!(ids[0], 1, "<|im_start|> is one special token");
     let mut pieces = Vec::new();
     let generated = model
-        .generate(&ids, 32, |piece| {
+        .generate(&ids, 32, &agentry_llm::local::model::greedy(), |piece| {
             pieces.push(piece);
             true
         })
@@ -51,7 +51,7 @@ fn generation_stops_when_the_listener_goes_away() {
         .unwrap();
     let mut calls = 0;
     let generated = model
-        .generate(&ids, 200, |_| {
+        .generate(&ids, 200, &agentry_core::SamplingSpec::default(), |_| {
             calls += 1;
             calls < 3
         })
@@ -94,8 +94,12 @@ async fn local_agents_resolve_through_the_cache_and_stream() {
     // Once in the cache (a link to the test GGUF) it streams.
     std::os::unix::fs::symlink(gguf(), cache_dir.path().join("smollm2-135m.Q4_1.gguf")).unwrap();
     let provider = registry.resolve(&AgentSpec::new("a", "A", "local:smollm2-135m", "")).unwrap();
-    let mut stream =
-        provider.stream(ModelRequest { model: "smollm2-135m".into(), messages: france(), tools: Vec::new() });
+    let mut stream = provider.stream(ModelRequest {
+        model: "smollm2-135m".into(),
+        messages: france(),
+        tools: Vec::new(),
+        sampling: Default::default(),
+    });
     let mut text = String::new();
     let mut usage = None;
     while let Some(delta) = tokio::time::timeout(Duration::from_secs(120), stream.recv()).await.unwrap() {
@@ -111,4 +115,39 @@ async fn local_agents_resolve_through_the_cache_and_stream() {
     assert!(usage.input_tokens > 20);
     // A path works too, and the loaded model is shared.
     assert!(registry.resolve(&AgentSpec::new("b", "B", format!("local:{}", gguf().display()), "")).is_ok());
+}
+
+/// The first line an answer repeats (lines of a few characters aside), if any.
+fn repeated_line(text: &str) -> Option<String> {
+    let mut seen = std::collections::HashSet::new();
+    text.lines().map(str::trim).filter(|line| line.len() > 3).find(|line| !seen.insert(*line)).map(str::to_owned)
+}
+
+#[test]
+fn an_open_prompt_does_not_loop_by_default() {
+    let model = LocalModel::load(&gguf()).unwrap();
+    let prompt = model.prompt(&[ChatMessage::text(ChatRole::User, "Write a short poem.")]).unwrap();
+    let ids = model.encode(&prompt).unwrap();
+    let answer = |sampling: &agentry_core::SamplingSpec| {
+        let mut text = String::new();
+        model
+            .generate(&ids, 200, sampling, |piece| {
+                text.push_str(&piece);
+                true
+            })
+            .unwrap();
+        text
+    };
+    // Greedy decoding loops on this prompt (the reason for the defaults); if it ever stops, this
+    // test shows nothing and says so.
+    let greedy = answer(&agentry_llm::local::model::greedy());
+    assert!(repeated_line(&greedy).is_some(), "greedy decoding no longer repeats a line here:\n{greedy}");
+    let default = answer(&agentry_core::SamplingSpec::default());
+    assert_eq!(repeated_line(&default), None, "the default sampling repeated a line:\n{default}");
+    assert!(default.split_whitespace().count() > 10, "{default}");
+    // Sampling from a seed: varied, but the same seed gives the same answer.
+    let warm = agentry_core::SamplingSpec { temperature: Some(0.7), seed: Some(42), ..Default::default() };
+    let first = answer(&warm);
+    assert_eq!(repeated_line(&first), None, "{first}");
+    assert_eq!(answer(&warm), first);
 }

@@ -102,6 +102,7 @@ async fn openai_provider_against_llama_cpp_server() {
             model: "smollm2".into(),
             messages: vec![ChatMessage::text(ChatRole::User, "What is the capital of France? Answer in one word.")],
             tools: Vec::new(),
+            sampling: Default::default(),
         },
     )
     .await;
@@ -126,6 +127,7 @@ async fn openai_provider_against_llama_cpp_server() {
         model: "smollm2".into(),
         messages: vec![ChatMessage::text(ChatRole::User, "What is the weather in Paris? Use the tool.")],
         tools: vec![weather_tool()],
+        sampling: Default::default(),
     };
     let refused = call(&registry, tool_request.clone()).await;
     assert!(matches!(&refused[..], [Err(ProviderError::Unavailable(m))] if m.contains("stream_tools")), "{refused:?}");
@@ -175,6 +177,7 @@ async fn openai_provider_against_llama_cpp_server() {
             },
         ],
         tools: Vec::new(),
+        sampling: Default::default(),
     };
     let answer = call(&self::registry(&server.base, true), follow_up).await;
     assert!(answer.iter().all(Result::is_ok), "{answer:?}");

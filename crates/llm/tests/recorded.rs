@@ -68,6 +68,12 @@ fn request(model: &str) -> ModelRequest {
             description: "Weather of a city".into(),
             parameters: json!({"type": "object", "properties": {"city": {"type": "string"}}}),
         }],
+        sampling: agentry_core::SamplingSpec {
+            temperature: Some(0.25),
+            top_p: Some(0.5),
+            repetition_penalty: Some(1.3),
+            seed: Some(9),
+        },
     }
 }
 
@@ -127,6 +133,12 @@ async fn openai_stream_assembles_tool_call_fragments_and_usage_after_a_retry() {
     assert_eq!((body["stream"].clone(), body["model"].clone()), (json!(true), json!("gpt-4o-mini")));
     assert_eq!(body["tools"][0]["function"]["name"], "get_weather");
     assert_eq!(body["messages"][0]["role"], "system");
+    // The agent's sampling, as the API names it; the repetition penalty is the embedded model's.
+    assert_eq!(
+        (body["temperature"].clone(), body["top_p"].clone(), body["seed"].clone()),
+        (json!(0.25), json!(0.5), json!(9))
+    );
+    assert!(body.get("repetition_penalty").is_none() && body.get("frequency_penalty").is_none());
     assert_eq!(seen.headers.lock().unwrap()[1]["authorization"], "Bearer secret-key");
 }
 
@@ -171,6 +183,8 @@ async fn anthropic_stream_has_thinking_text_tool_use_and_usage() {
 
     let body = seen.bodies.lock().unwrap()[0].clone();
     assert_eq!(body["system"], "Be brief.");
+    assert_eq!((body["temperature"].clone(), body["top_p"].clone()), (json!(0.25), json!(0.5)));
+    assert!(body.get("seed").is_none(), "Anthropic has no seed");
     assert_eq!(body["messages"][0]["role"], "user");
     assert_eq!(body["thinking"], json!({"type": "enabled", "budget_tokens": 2048}));
     assert_eq!(body["max_tokens"], 2049, "max_tokens must exceed the thinking budget");

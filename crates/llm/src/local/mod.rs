@@ -76,8 +76,8 @@ impl LocalModels {
     }
 }
 
-/// A loaded local model as a [`ModelProvider`]. Tools are not offered to it (small local models
-/// do not call them reliably); generations run one at a time on a blocking thread.
+/// A loaded local model as a [`ModelProvider`]. It cannot call tools (an agent that declares
+/// tools on it is refused when applied); generations run one at a time on a blocking thread.
 #[derive(Debug, Clone)]
 pub struct LocalProvider {
     model: Arc<LocalModel>,
@@ -93,8 +93,9 @@ impl ModelProvider for LocalProvider {
             let result = (|| {
                 let prompt = model.prompt(&request.messages)?;
                 let ids = model.encode(&prompt)?;
-                let generated =
-                    model.generate(&ids, max_tokens, |text| tx.blocking_send(Ok(ModelDelta::Text(text))).is_ok())?;
+                let generated = model.generate(&ids, max_tokens, &request.sampling, |text| {
+                    tx.blocking_send(Ok(ModelDelta::Text(text))).is_ok()
+                })?;
                 let usage = ModelUsage {
                     input_tokens: ids.len() as u64,
                     output_tokens: generated as u64,
@@ -113,5 +114,9 @@ impl ModelProvider for LocalProvider {
 
     fn bounds(&self, request: &ModelRequest) -> TokenBounds {
         TokenBounds::by_bytes(request, self.max_tokens as u64)
+    }
+
+    fn calls_tools(&self) -> bool {
+        false
     }
 }

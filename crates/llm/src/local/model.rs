@@ -6,7 +6,12 @@
 //!   digits split individually, byte-level, control tokens as specials) — candle's own helper
 //!   tokenises SmolLM2 differently from llama.cpp.
 //! - Prompt: the GGUF's `tokenizer.chat_template`, rendered with minijinja.
-//! - Decoding: greedy (deterministic), stopping at the end-of-turn token.
+//! - Decoding: the agent's `[sampling]`. By default the likeliest token (temperature 0: the same
+//!   prompt gives the same answer) with a repetition penalty of 1.1 over the last 64 tokens of the
+//!   answer, which keeps the small model from looping on open prompts without pushing it off the
+//!   question's own words; penalty 1 is greedy decoding exactly as llama.cpp does it. A temperature
+//!   above 0 samples (top-p 0.9 unless set) from the agent's seed (default 0). Generation stops at
+//!   the end-of-turn token.
 
 use std::collections::HashMap;
 use std::io::Cursor;
@@ -20,6 +25,20 @@ use candle_transformers::models::quantized_llama::{MAX_SEQ_LEN, ModelWeights};
 use tokenizers::Tokenizer;
 
 use crate::{ChatMessage, ChatRole, ProviderError};
+
+/// What an unset `[sampling]` key means for the embedded model.
+pub const DEFAULT_TEMPERATURE: f64 = 0.0;
+/// Default nucleus (when the temperature is above 0).
+pub const DEFAULT_TOP_P: f64 = 0.9;
+/// Default repetition penalty.
+pub const DEFAULT_REPETITION_PENALTY: f64 = 1.1;
+/// How many recent tokens the repetition penalty looks at.
+const REPETITION_WINDOW: usize = 64;
+
+/// Greedy decoding without a penalty: what llama.cpp's reference answer uses.
+pub fn greedy() -> agentry_core::SamplingSpec {
+    agentry_core::SamplingSpec { temperature: Some(0.0), repetition_penalty: Some(1.0), ..Default::default() }
+}
 
 /// A loaded model, ready to generate. One generation at a time (the KV cache is per model).
 pub struct LocalModel {
@@ -126,13 +145,14 @@ impl LocalModel {
             .map_err(|e| ProviderError::Unavailable(format!("tokenising the prompt failed: {e}")))
     }
 
-    /// Generates up to `max_tokens` after `prompt_ids`, calling `emit` with each piece of text as
-    /// it decodes; stops early when `emit` returns false (the caller went away). Returns the
-    /// number of tokens generated.
+    /// Generates up to `max_tokens` after `prompt_ids` as `sampling` says, calling `emit` with each
+    /// piece of text as it decodes; stops early when `emit` returns false (the caller went away).
+    /// Returns the number of tokens generated.
     pub fn generate(
         &self,
         prompt_ids: &[u32],
         max_tokens: usize,
+        sampling: &agentry_core::SamplingSpec,
         mut emit: impl FnMut(String) -> bool,
     ) -> Result<usize, ProviderError> {
         let failed = |e: candle_core::Error| ProviderError::Unavailable(format!("local model: {e}"));
@@ -147,15 +167,33 @@ impl LocalModel {
         }
         let budget = max_tokens.min(MAX_SEQ_LEN - prompt_ids.len());
         let mut weights = self.weights.lock().unwrap_or_else(|p| p.into_inner());
-        let mut sampler = LogitsProcessor::from_sampling(0, Sampling::ArgMax);
+        let temperature = sampling.temperature.unwrap_or(DEFAULT_TEMPERATURE);
+        let method = match sampling.top_p.unwrap_or(DEFAULT_TOP_P) {
+            _ if temperature <= 0.0 => Sampling::ArgMax,
+            p if p < 1.0 => Sampling::TopP { p, temperature },
+            _ => Sampling::All { temperature },
+        };
+        let mut sampler = LogitsProcessor::from_sampling(sampling.seed.unwrap_or(0), method);
+        let penalty = sampling.repetition_penalty.unwrap_or(DEFAULT_REPETITION_PENALTY) as f32;
+        // Only the answer so far counts: penalising the prompt's words would push the model away
+        // from the very terms the question asks about.
+        let mut context: Vec<u32> = Vec::with_capacity(budget);
+        let penalised = |logits: Tensor, context: &[u32]| -> Result<Tensor, candle_core::Error> {
+            if penalty == 1.0 {
+                return Ok(logits);
+            }
+            let recent = &context[context.len().saturating_sub(REPETITION_WINDOW)..];
+            candle_transformers::utils::apply_repeat_penalty(&logits, penalty, recent)
+        };
         let mut decoder = self.tokenizer.decode_stream(true);
         let input = Tensor::new(prompt_ids, &Device::Cpu).and_then(|t| t.unsqueeze(0)).map_err(failed)?;
         // Index 0 makes every layer start a fresh KV cache.
         let logits = weights.forward(&input, 0).and_then(|l| l.squeeze(0)).map_err(failed)?;
-        let mut next = sampler.sample(&logits).map_err(failed)?;
+        let mut next = sampler.sample(&penalised(logits, &context).map_err(failed)?).map_err(failed)?;
         let mut generated = 0;
         while generated < budget && next != self.eos {
             generated += 1;
+            context.push(next);
             if let Some(text) =
                 decoder.step(next).map_err(|e| ProviderError::Unavailable(format!("decoding failed: {e}")))?
                 && !emit(text)
@@ -168,7 +206,7 @@ impl LocalModel {
             let input = Tensor::new(&[next], &Device::Cpu).and_then(|t| t.unsqueeze(0)).map_err(failed)?;
             let logits =
                 weights.forward(&input, prompt_ids.len() + generated - 1).and_then(|l| l.squeeze(0)).map_err(failed)?;
-            next = sampler.sample(&logits).map_err(failed)?;
+            next = sampler.sample(&penalised(logits, &context).map_err(failed)?).map_err(failed)?;
         }
         Ok(generated)
     }
