@@ -43,7 +43,11 @@ pub fn read(path: &Path) -> Result<AgentSpec, AgentFileError> {
     let text =
         std::fs::read_to_string(path).map_err(|source| AgentFileError::Read { path: path.to_owned(), source })?;
     let spec: AgentSpec = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-    spec.validate().map_err(|e| invalid(e.to_string()))?;
+    let problems = spec.problems();
+    if !problems.is_empty() {
+        let lines: Vec<String> = problems.iter().map(|problem| format!("  - {problem}")).collect();
+        return Err(invalid(format!("{} problem(s):\n{}", problems.len(), lines.join("\n"))));
+    }
     Ok(spec)
 }
 
@@ -108,9 +112,18 @@ mod tests {
         std::fs::write(&bad_model, "id = \"a\"\nname = \"A\"\nmodel = \"gpt4\"\n").unwrap();
         assert!(read(&bad_model).unwrap_err().to_string().contains("model"));
 
+        // Every problem of a file at once, one per line.
+        let many = dir.path().join("many.toml");
+        std::fs::write(&many, "id = \"a b\"\nname = \"A\"\nmodel = \"gpt4\"\ntools = [\"teleport\"]\n").unwrap();
+        let text = read(&many).unwrap_err().to_string();
+        assert!(text.contains("3 problem(s):"), "{text}");
+        for field in ["`id`", "`model`", "`tools`"] {
+            assert!(text.lines().any(|line| line.starts_with("  - ") && line.contains(field)), "{field}: {text}");
+        }
+
         let yaml = dir.path().join("y.yaml");
         std::fs::write(&yaml, "id: a").unwrap();
         assert!(read(&yaml).unwrap_err().to_string().contains("TOML"));
-        assert_eq!(files_in(dir.path()).unwrap().len(), 3);
+        assert_eq!(files_in(dir.path()).unwrap().len(), 4);
     }
 }

@@ -366,71 +366,82 @@ impl AgentSpec {
         }
     }
 
-    /// Checks every field; returns the first problem found.
+    /// Checks the spec; the first problem, if any (see [`AgentSpec::problems`] for all of them).
     pub fn validate(&self) -> Result<(), AgentSpecError> {
-        validate_agent_id(&self.id)?;
+        self.problems().into_iter().next().map_or(Ok(()), Err)
+    }
+
+    /// Every problem of the spec, in field order, so a file or a request can be fixed in one go.
+    pub fn problems(&self) -> Vec<AgentSpecError> {
+        let mut problems = Vec::new();
+        let mut check = |result: Result<(), AgentSpecError>| {
+            if let Err(problem) = result {
+                problems.push(problem);
+            }
+        };
+        check(validate_agent_id(&self.id));
         if let Some(path) = serde_json::to_value(self).ok().as_ref().and_then(crate::nul_path) {
-            return Err(AgentSpecError::Invalid {
+            check(Err(AgentSpecError::Invalid {
                 field: "spec",
                 problem: format!("`{path}` contains a NUL character"),
-            });
+            }));
         }
         if self.name.trim().is_empty() {
-            return Err(AgentSpecError::Invalid { field: "name", problem: "must not be empty".into() });
+            check(Err(AgentSpecError::Invalid { field: "name", problem: "must not be empty".into() }));
         }
-        ModelRef::parse(&self.model)?;
-        self.sampling.validate()?;
+        check(ModelRef::parse(&self.model).map(|_| ()));
+        check(self.sampling.validate());
         if let Some(steps) = self.max_steps
             && !(1..=MAX_MAX_STEPS).contains(&steps)
         {
-            return Err(AgentSpecError::Invalid {
+            check(Err(AgentSpecError::Invalid {
                 field: "max_steps",
                 problem: format!("{steps} is outside 1..={MAX_MAX_STEPS}"),
-            });
+            }));
         }
         for tool in &self.tools {
             if !BUILTIN_TOOLS.contains(&tool.as_str()) {
-                return Err(AgentSpecError::Invalid {
+                check(Err(AgentSpecError::Invalid {
                     field: "tools",
                     problem: format!("unknown tool `{tool}` (available: {})", BUILTIN_TOOLS.join(", ")),
-                });
+                }));
             }
         }
         for tool in &self.approval_tools {
             if !self.tools.contains(tool) {
-                return Err(AgentSpecError::Invalid {
+                check(Err(AgentSpecError::Invalid {
                     field: "approval_tools",
                     problem: format!("`{tool}` is not one of the agent's `tools`"),
-                });
+                }));
             }
         }
         let mut names: std::collections::HashSet<&str> = self.tools.iter().map(String::as_str).collect();
         for tool in &self.http_tools {
-            tool.validate()?;
+            check(tool.validate());
             if BUILTIN_TOOLS.contains(&tool.name.as_str()) || !names.insert(&tool.name) {
-                return Err(AgentSpecError::Invalid {
+                check(Err(AgentSpecError::Invalid {
                     field: "http_tools",
                     problem: format!("tool name `{}` is used twice (or is a built-in)", tool.name),
-                });
+                }));
             }
         }
         for source in &self.mcp_tools {
             if source.server.trim().is_empty() {
-                return Err(AgentSpecError::Invalid { field: "mcp_tools", problem: "server must not be empty".into() });
+                check(Err(AgentSpecError::Invalid { field: "mcp_tools", problem: "server must not be empty".into() }));
             }
             for name in &source.tools {
-                crate::tool::validate_tool_name(name)?;
+                check(crate::tool::validate_tool_name(name));
             }
-            validate_approval_timeout("mcp_tools", source.approval_timeout_secs)?;
+            check(validate_approval_timeout("mcp_tools", source.approval_timeout_secs));
         }
-        validate_approval_timeout("approval_timeout_secs", self.approval_timeout_secs)?;
+        check(validate_approval_timeout("approval_timeout_secs", self.approval_timeout_secs));
         let mut keys = std::collections::HashSet::new();
         for block in &self.dynamic_blocks {
             if block.key.trim().is_empty() || !keys.insert(block.key.as_str()) {
-                return Err(AgentSpecError::Invalid {
+                check(Err(AgentSpecError::Invalid {
                     field: "dynamic_blocks",
                     problem: format!("block keys must be non-empty and unique (`{}`)", block.key),
-                });
+                }));
             }
         }
         for (field, value) in
@@ -439,10 +450,10 @@ impl AgentSpec {
             if let Some(value) = value
                 && value.trim().is_empty()
             {
-                return Err(AgentSpecError::Invalid { field, problem: "must not be empty".into() });
+                check(Err(AgentSpecError::Invalid { field, problem: "must not be empty".into() }));
             }
         }
-        Ok(())
+        problems
     }
 
     /// The scope named by the file, defaulting each missing part to `default`.

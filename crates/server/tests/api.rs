@@ -215,6 +215,19 @@ async fn invalid_agent_specs_are_400_naming_the_field() {
         assert!(err["message"].as_str().unwrap().contains(field), "{field}: {err}");
         assert!(!err["validationErrors"].as_array().unwrap().is_empty());
     }
+    // Every problem at once, each in `validationErrors`.
+    let body = json!({"id": "bad id", "name": " ", "model": "scripted:echo", "max_steps": 0,
+        "tools": ["teleport"], "sampling": {"temperature": 9}});
+    let (status, err) = app.call(&Caller::Operator, "POST", "/api/v1/agent/agents", Some(body), &[]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    let fields: Vec<&str> = err["validationErrors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap().split(':').next().unwrap())
+        .collect();
+    assert_eq!(fields, ["id", "name", "sampling.temperature", "max_steps", "tools"], "{err}");
+    assert!(err["message"].as_str().unwrap().starts_with("the agent has 5 problem(s)"), "{err}");
     let (status, _) = app
         .call(
             &Caller::Operator,

@@ -121,7 +121,15 @@ async fn apply(
         let path = err.path().to_string();
         ApiError::invalid_field(if path == "." { "body" } else { &path }, err.into_inner())
     })?;
-    spec.validate().map_err(spec_error)?;
+    let problems = spec.problems();
+    if !problems.is_empty() {
+        let errors: Vec<String> =
+            problems.iter().map(|AgentSpecError::Invalid { field, problem }| format!("{field}: {problem}")).collect();
+        return Err(ApiError::validation(
+            format!("the agent has {} problem(s): {}", errors.len(), errors.join("; ")),
+            errors,
+        ));
+    }
     state.engine.check_agent(&spec).map_err(|(field, err)| ApiError::invalid_field(field, err))?;
     state
         .engine
@@ -141,12 +149,6 @@ async fn apply(
     let status =
         if applied.changed && applied.agent.version_number == 1 { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(views::agent(&applied.agent))))
-}
-
-fn spec_error(err: AgentSpecError) -> ApiError {
-    match err {
-        AgentSpecError::Invalid { field, problem } => ApiError::invalid_field(field, problem),
-    }
 }
 
 fn require_operator(principal: &Principal) -> Result<(), ApiError> {
