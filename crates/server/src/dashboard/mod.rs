@@ -1,6 +1,7 @@
 //! The operator dashboard at `/dashboard`: one page and its script, embedded in the binary.
 //!
-//! The page (`assets/index.html`, `app.js`, `app.css`: plain HTML, CSS and JavaScript, no build
+//! The page (`assets/index.html`, the ES modules `app.js` — the shell — `lib.js`,
+//! `conversations.js`, `operations.js`, and `app.css`: plain HTML, CSS and JavaScript, no build
 //! step, nothing loaded from elsewhere) signs in with an operator API key ([`session`]) and then
 //! reads and writes through **the Platos API itself**, mounted again under
 //! `/dashboard/api/v1/agent` behind the session check: the same handlers and the same scoped
@@ -47,8 +48,14 @@ macro_rules! asset {
 }
 
 static INDEX: &str = include_str!("assets/index.html");
-static SCRIPT: Asset = asset!("app.js", "text/javascript; charset=utf-8");
-static STYLE: Asset = asset!("app.css", "text/css; charset=utf-8");
+/// The page's files by name: the shell script, the modules it imports, the style sheet.
+static ASSETS: [(&str, Asset); 5] = [
+    ("app.js", asset!("app.js", "text/javascript; charset=utf-8")),
+    ("lib.js", asset!("lib.js", "text/javascript; charset=utf-8")),
+    ("conversations.js", asset!("conversations.js", "text/javascript; charset=utf-8")),
+    ("operations.js", asset!("operations.js", "text/javascript; charset=utf-8")),
+    ("app.css", asset!("app.css", "text/css; charset=utf-8")),
+];
 
 /// What the page may load and do: its own script and style, nothing from elsewhere, never framed.
 /// Artifacts are shown in sandboxed frames without scripts (`srcdoc`), after the server's
@@ -71,8 +78,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .merge(datasets)
         .route("/dashboard", get(page))
         .route("/dashboard/", get(page))
-        .route("/dashboard/assets/app.js", get(|headers: HeaderMap| async move { serve(&SCRIPT, &headers) }))
-        .route("/dashboard/assets/app.css", get(|headers: HeaderMap| async move { serve(&STYLE, &headers) }))
+        .route("/dashboard/assets/{file}", get(asset))
         .route("/dashboard/session", post(session::sign_in).get(session::current).delete(session::sign_out))
         .route("/dashboard/session/scope", put(session::pick_scope))
         .route("/dashboard/scopes", get(session::scopes))
@@ -91,6 +97,14 @@ async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let mut response = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response();
     protect(response.headers_mut());
     response
+}
+
+/// `GET /dashboard/assets/{file}`: one of [`ASSETS`]; anything else is 404.
+async fn asset(axum::extract::Path(file): axum::extract::Path<String>, headers: HeaderMap) -> Response {
+    match ASSETS.iter().find(|(name, _)| *name == file) {
+        Some((_, asset)) => serve(asset, &headers),
+        None => ApiError::not_found("asset").into_response(),
+    }
 }
 
 fn serve(asset: &Asset, headers: &HeaderMap) -> Response {
