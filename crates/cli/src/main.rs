@@ -474,7 +474,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     for (file, id, changed) in task_files::apply_all(&app.store, &task_paths).await.map_err(|e| e.to_string())? {
         tracing::info!(file = %file.display(), task = %id, changed, "loaded task file");
     }
-    tracing::info!(address = %config.listen, store = %config.store.describe(), replica = %app.engine.replica_id(), "agentry is listening");
+    // The address bound (with `--listen 127.0.0.1:0`, the port the system chose).
+    let address = listener.local_addr().map_or_else(|_| config.listen.to_string(), |a| a.to_string());
+    tracing::info!(address = %address, store = %config.store.describe(), replica = %app.engine.replica_id(), "agentry is listening");
     app.serve(listener, shutdown_signal()).await.map_err(|e| e.to_string())
 }
 

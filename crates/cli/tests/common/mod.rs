@@ -1,5 +1,6 @@
-//! A real `agentry serve` for the SDK and operator tests: a temporary data and agents dir, a free
-//! loopback port, a fixed service secret and API key; killed when dropped. And the SDK helpers
+//! A real `agentry serve` for the SDK and operator tests: a temporary data and agents dir, a
+//! loopback port the server binds itself (`127.0.0.1:0`) and reports in its log, a fixed service
+//! secret and API key; killed when dropped. And the SDK helpers
 //! both use: tokens, clients, collecting a turn.
 #![allow(dead_code)] // each test file uses part of it
 
@@ -91,6 +92,27 @@ pub async fn spawn(secret: &str, api_key: &str, agent_files: &[(&str, String)]) 
     spawn_configured(secret, api_key, agent_files, "").await
 }
 
+/// The address `serve` logs (JSON lines on stderr) when it listens; its log keeps being copied to
+/// this test's stderr afterwards (and a full pipe would stall the server).
+fn listening_address(child: &mut Child) -> String {
+    use std::io::BufRead as _;
+    let log = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(log).lines().map_while(Result::ok) {
+            let entry = serde_json::from_str::<serde_json::Value>(&line).unwrap_or_default();
+            if entry["message"] == "agentry is listening"
+                && let Some(address) = entry["address"].as_str()
+            {
+                let _ = tx.send(address.to_owned());
+            } else if entry["level"] != "INFO" {
+                eprintln!("{line}");
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(20)).expect("the server did not say where it listens")
+}
+
 /// [`spawn`] with an `agentry.toml` of this text.
 pub async fn spawn_configured(secret: &str, api_key: &str, agent_files: &[(&str, String)], config: &str) -> Server {
     let dir = tempfile::tempdir().unwrap();
@@ -101,9 +123,10 @@ pub async fn spawn_configured(secret: &str, api_key: &str, agent_files: &[(&str,
     for (name, text) in agent_files {
         std::fs::write(agents.join(name), text).unwrap();
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(env!("CARGO_BIN_EXE_agentry"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--agents"])
+    // The server binds a port the system chooses and says which: a port picked here and released
+    // could be taken by another test's listener before the server binds it.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agentry"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--agents"])
         .arg(&agents)
         .arg("--data-dir")
         .arg(dir.path().join("data"))
@@ -112,11 +135,14 @@ pub async fn spawn_configured(secret: &str, api_key: &str, agent_files: &[(&str,
         .env("AGENTRY_SERVICE_SECRET", secret)
         .env("AGENTRY_API_KEY", api_key)
         .env("AGENTRY_DEFAULT_MODEL", "scripted:echo")
-        .env("AGENTRY_LOG", "warn")
+        .env("AGENTRY_LOG", "info")
+        .env("AGENTRY_LOG_FORMAT", "json")
         .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let server = Server { child, base: format!("http://127.0.0.1:{port}"), dir };
+    let address = listening_address(&mut child);
+    let server = Server { child, base: format!("http://{address}"), dir };
     // The port is bound before the store is set up: ready means the health check answers 200.
     let deadline = Instant::now() + Duration::from_secs(20);
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
