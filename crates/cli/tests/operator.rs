@@ -10,6 +10,15 @@ use std::time::{Duration, Instant};
 use agentry_client::{Client, Error, Scope, StreamEvent, TurnEvent, TurnStatus};
 use common::{API_KEY, SECRET, client, collect, done};
 
+/// `agentry ARGS --server BASE --api-key …`: a command run as the operator of a spawned server.
+fn as_operator(base: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_agentry"))
+        .args(args)
+        .args(["--server", base, "--api-key", API_KEY])
+        .output()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn the_budgets_namespace_and_cli_manage_caps_that_stop_turns() {
     let prices = "[prices.\"scripted:echo\"]\ninput = 1000\noutput = 1000\n";
@@ -109,11 +118,7 @@ async fn the_monitoring_namespace_and_cli_show_turns_traces_and_costs() {
     assert!(matches!(bob.monitoring().thread_trace(&thread.id).await, Err(Error::NotFound { .. })));
 
     let cli = |args: &[&str]| {
-        let output = Command::new(env!("CARGO_BIN_EXE_agentry"))
-            .args(args)
-            .args(["--server", &server.base, "--api-key", API_KEY])
-            .output()
-            .unwrap();
+        let output = as_operator(&server.base, args);
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         String::from_utf8(output.stdout).unwrap()
     };
@@ -197,11 +202,7 @@ async fn the_bgo_namespace_and_cli_trigger_read_and_schedule_runs() {
     ));
 
     let cli = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_agentry"))
-            .args(args)
-            .args(["--server", &server.base, "--api-key", API_KEY])
-            .output()
-            .unwrap();
+        let out = as_operator(&server.base, args);
         assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
@@ -367,11 +368,7 @@ async fn the_cli_lists_and_shows_agents_and_threads() {
     alice.threads().create(None, Some("Other matter")).await.unwrap();
 
     let cli = |args: &[&str]| {
-        let output = Command::new(env!("CARGO_BIN_EXE_agentry"))
-            .args(args)
-            .args(["--server", &server.base, "--api-key", API_KEY])
-            .output()
-            .unwrap();
+        let output = as_operator(&server.base, args);
         (
             output.status.success(),
             String::from_utf8_lossy(&output.stdout).into_owned(),
