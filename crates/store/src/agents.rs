@@ -119,7 +119,7 @@ impl Store {
         let version_id = new_id(prefix::AGENT_VERSION);
         let is_postgres = matches!(self.db, crate::Db::Postgres(_));
         let changed = on_writer!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(self.db.begin_write()).await?;
             if is_postgres {
                 // Two replicas applying the same agent files at once take turns (SQLite has one
                 // writer anyway).
@@ -253,7 +253,7 @@ impl Store {
     /// Threads that used it stay (their history is the user's).
     pub async fn delete_agent(&self, scope: &Scope, agent_id: &str) -> StoreResult<bool> {
         let deleted = on_writer!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(self.db.begin_write()).await?;
             let deleted = sqlx::query(
                 "DELETE FROM agents WHERE organization_id = $1 AND project_id = $2 AND environment_id = $3 AND id = $4",
             )

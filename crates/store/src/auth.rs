@@ -200,7 +200,7 @@ impl Store {
         let now = Timestamp::now().0;
         let version_id = agentry_core::id::new_id(agentry_core::id::prefix::AGENT_VERSION);
         on_writer!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(self.db.begin_write()).await?;
             let latched = sqlx::query(
                 "INSERT INTO meta (key, value) VALUES ('bootstrapped_at', $1) ON CONFLICT (key) DO NOTHING",
             )

@@ -122,7 +122,7 @@ impl Store {
     /// Deletes a cap of a scope (and what it counted); returns whether it existed.
     pub async fn delete_budget_cap(&self, scope: &Scope, id: &str) -> StoreResult<bool> {
         let deleted = on_writer!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(self.db.begin_write()).await?;
             let deleted = sqlx::query(
                 "DELETE FROM budget_caps
                  WHERE organization_id = $1 AND project_id = $2 AND environment_id = $3 AND id = $4",

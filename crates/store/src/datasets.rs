@@ -127,7 +127,7 @@ impl Store {
     /// Attaches datasets to a thread of the scope (both must be of the scope; the caller checks).
     pub async fn attach_datasets(&self, thread_id: &str, dataset_ids: &[String]) -> StoreResult<()> {
         on_writer!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(self.db.begin_write()).await?;
             for dataset_id in dataset_ids {
                 sqlx::query(
                     "INSERT INTO thread_datasets (thread_id, dataset_id) VALUES ($1, $2)

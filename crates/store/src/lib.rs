@@ -198,6 +198,19 @@ pub(crate) enum Db {
     Postgres(PgPool),
 }
 
+impl Db {
+    /// The statement that opens a transaction which writes. On SQLite it is `BEGIN IMMEDIATE`: a
+    /// deferred transaction that reads and then writes cannot wait for another process's writer
+    /// (its snapshot is stale, so SQLite answers "database is locked" at once instead of using the
+    /// busy timeout); taking the write lock up front makes it wait like any other write.
+    pub(crate) fn begin_write(&self) -> &'static str {
+        match self {
+            Db::Sqlite { .. } => "BEGIN IMMEDIATE",
+            Db::Postgres(_) => "BEGIN",
+        }
+    }
+}
+
 /// Runs the same expression on the store's read pool. The body is compiled once per backend, so
 /// `sqlx` statements inside it are typed for that backend.
 macro_rules! on_pool {

@@ -44,11 +44,8 @@ const CREATE_BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS agentry_migrations 
 
 /// Applies every migration not yet recorded.
 pub async fn run(store: &Store) -> StoreResult<()> {
-    let begin = match store.db {
-        // IMMEDIATE takes SQLite's write lock up front, so two processes cannot both apply one.
-        Db::Sqlite { .. } => "BEGIN IMMEDIATE",
-        Db::Postgres(_) => "BEGIN",
-    };
+    // IMMEDIATE on SQLite takes the write lock up front, so two processes cannot both apply one.
+    let begin = store.db.begin_write();
     let is_postgres = matches!(store.db, Db::Postgres(_));
     for m in MIGRATIONS {
         on_writer!(store, |pool| {

@@ -261,7 +261,7 @@ impl Store {
         fired: Option<(Timestamp, &NewRun)>,
     ) -> StoreResult<bool> {
         on_writer!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(self.db.begin_write()).await?;
             let moved = sqlx::query(
                 "UPDATE task_schedules SET next_run_at = $3, last_run_at = COALESCE($4, last_run_at),
                      active = CASE WHEN $3 IS NULL THEN 0 ELSE active END

@@ -118,7 +118,7 @@ impl Store {
     /// Records a batch and inserts its runs, in one transaction.
     pub async fn create_batch(&self, scope: &Scope, id: &str, task_id: &str, runs: &[NewRun]) -> StoreResult<()> {
         on_writer!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(self.db.begin_write()).await?;
             sqlx::query(
                 "INSERT INTO task_batches (id, organization_id, project_id, environment_id, task_id, run_count, created_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
