@@ -29,6 +29,7 @@ pub mod idempotency;
 pub mod listen;
 pub mod metrics;
 pub mod platos;
+pub mod routes;
 pub mod socket;
 
 pub use app::{App, AppConfig, AppError, BootstrapConfig};
@@ -128,9 +129,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1/agent", platos::routes())
         .merge(dashboard::routes(&state))
         .merge(erdo::routes())
-        .route("/api/health", axum::routing::get(health::health))
-        .route("/metrics", axum::routing::get(metrics::render))
-        .route("/socket.io/", axum::routing::get(socket::upgrade))
+        .merge(routes::router(root_endpoints()))
         .layer(middleware::from_fn_with_state(state.clone(), idempotency::layer))
         .layer(axum::Extension(extract::BodyLimit(limit)))
         .layer(DefaultBodyLimit::max(limit))
@@ -144,6 +143,16 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(|| async { error::ApiError::not_found("route") })
         .with_state(state)
+}
+
+/// The endpoints at the root: health, Prometheus metrics, the Socket.IO endpoint.
+pub fn root_endpoints() -> Vec<routes::Endpoint> {
+    use routes::{Verb::Get, at};
+    vec![
+        at(Get, "/api/health", health::health),
+        at(Get, "/metrics", metrics::render),
+        at(Get, "/socket.io/", socket::upgrade),
+    ]
 }
 
 /// The CORS origin rule: the configured list, or any origin but `null` (sandboxed frames, local

@@ -21,10 +21,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+
 use serde_json::json;
 
 use crate::error::ApiError;
+use crate::routes::{self, Endpoint, Verb, at};
 use crate::{AppState, erdo};
 use session::Session;
 
@@ -68,21 +69,38 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; st
 /// Platos API (`/dashboard/api/v1/agent`) and the Erdo dataset reads (`/dashboard/erdo`).
 pub fn routes(state: &AppState) -> Router<AppState> {
     let session = axum::middleware::from_fn_with_state(state.clone(), session::require);
-    let datasets = Router::new()
-        .route("/dashboard/erdo/datasets", get(erdo::datasets::list))
-        .route("/dashboard/erdo/datasets/{slug}", get(erdo::datasets::get))
-        .route("/dashboard/erdo/datasets/{slug}/query", post(erdo::datasets::query))
-        .route_layer(session.clone());
     Router::new()
-        .nest("/dashboard/api/v1/agent", crate::platos::routes().layer(session))
-        .merge(datasets)
-        .route("/dashboard", get(page))
-        .route("/dashboard/", get(page))
-        .route("/dashboard/assets/{file}", get(asset))
-        .route("/dashboard/session", post(session::sign_in).get(session::current).delete(session::sign_out))
-        .route("/dashboard/session/scope", put(session::pick_scope))
-        .route("/dashboard/scopes", get(session::scopes))
-        .route("/dashboard/live", get(live))
+        .nest("/dashboard/api/v1/agent", crate::platos::routes().layer(session.clone()))
+        .merge(routes::router(session_endpoints()).route_layer(session))
+        .merge(routes::router(open_endpoints()))
+}
+
+/// The Erdo dataset reads behind the dashboard session (the Platos routes are mounted too, under
+/// `/dashboard/api/v1/agent`).
+pub fn session_endpoints() -> Vec<Endpoint> {
+    use Verb::*;
+    vec![
+        at(Get, "/dashboard/erdo/datasets", erdo::datasets::list),
+        at(Get, "/dashboard/erdo/datasets/{slug}", erdo::datasets::get),
+        at(Post, "/dashboard/erdo/datasets/{slug}/query", erdo::datasets::query),
+    ]
+}
+
+/// The page, its assets and the session itself: reachable without a session (each answers what a
+/// signed-out browser may see, and checks the session where it needs one).
+pub fn open_endpoints() -> Vec<Endpoint> {
+    use Verb::*;
+    vec![
+        at(Get, "/dashboard", page),
+        at(Get, "/dashboard/", page),
+        at(Get, "/dashboard/assets/{file}", asset),
+        at(Post, "/dashboard/session", session::sign_in),
+        at(Get, "/dashboard/session", session::current),
+        at(Delete, "/dashboard/session", session::sign_out),
+        at(Put, "/dashboard/session/scope", session::pick_scope),
+        at(Get, "/dashboard/scopes", session::scopes),
+        at(Get, "/dashboard/live", live),
+    ]
 }
 
 /// The page. When the request comes with a live session it says so in a `<meta>`, so the script

@@ -15,23 +15,32 @@ pub mod threads;
 pub mod tokens;
 
 use axum::Router;
-use axum::routing::{delete, get, post};
 
 use crate::AppState;
+use crate::routes::{self, Endpoint, Verb, at};
 
 /// The Erdo routes, to be merged at the root of the app.
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/tokens", post(tokens::create))
-        .route("/tokens/{token_id}", delete(tokens::revoke))
-        .route("/bots/{bot_key}/invoke", post(invoke::invoke))
-        .route("/bots/{bot_key}/invoke-from-thread", post(invoke::invoke_from_thread))
-        .route("/threads", get(threads::list).post(threads::create))
-        .route("/threads/{thread_id}", get(threads::get))
-        .route("/threads/{thread_id}/messages", get(threads::messages))
-        .route("/threads/{thread_id}/message", post(threads::send))
-        .route("/datasets", get(datasets::list).post(datasets::create))
-        .route("/datasets/{slug}", get(datasets::get))
-        .route("/datasets/{slug}/query", post(datasets::query))
-        .route("/datasets/{dataset_id}/download", post(datasets::download))
+    routes::router(endpoints())
+}
+
+/// The Erdo endpoints (at the root).
+pub fn endpoints() -> Vec<Endpoint> {
+    use Verb::*;
+    vec![
+        at(Post, "/tokens", tokens::create),
+        at(Delete, "/tokens/{token_id}", tokens::revoke),
+        at(Post, "/bots/{bot_key}/invoke", invoke::invoke),
+        at(Post, "/bots/{bot_key}/invoke-from-thread", invoke::invoke_from_thread),
+        at(Get, "/threads", threads::list),
+        at(Post, "/threads", threads::create),
+        at(Get, "/threads/{thread_id}", threads::get),
+        at(Get, "/threads/{thread_id}/messages", threads::messages),
+        at(Post, "/threads/{thread_id}/message", threads::send),
+        at(Get, "/datasets", datasets::list),
+        at(Post, "/datasets", datasets::create),
+        at(Get, "/datasets/{slug}", datasets::get),
+        at(Post, "/datasets/{slug}/query", datasets::query),
+        at(Post, "/datasets/{dataset_id}/download", datasets::download),
+    ]
 }

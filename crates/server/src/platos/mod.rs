@@ -19,73 +19,93 @@ mod turns;
 mod views;
 
 use axum::Router;
-use axum::routing::{get, patch, post};
 
 use crate::AppState;
+use crate::routes::{self, Endpoint, Verb, at};
 
 /// Routes relative to `/api/v1/agent`.
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/agents", get(agents::list).post(agents::create))
-        .route("/agents/{agent_id}", get(agents::get).put(agents::replace).delete(agents::delete))
-        .route("/agents/{agent_id}/versions", get(agents::versions))
-        .route("/agents/{agent_id}/chat/stream", get(turns::chat_stream))
-        .route("/threads", get(threads::list).post(threads::create))
-        .route("/threads/{thread_id}", get(threads::get).delete(threads::delete))
-        .route("/threads/{thread_id}/messages", get(threads::messages).post(turns::send_and_wait))
-        .route("/threads/{thread_id}/stream", post(turns::stream))
-        .route("/threads/{thread_id}/cancel", post(turns::cancel))
-        .route("/threads/{thread_id}/artifacts", get(threads::artifacts))
-        .route("/threads/{thread_id}/archive", post(threads::archive))
-        .route("/threads/{thread_id}/unarchive", post(threads::unarchive))
-        .route("/monitoring/approvals", get(approvals::list))
-        .route("/monitoring/approvals/{approval_id}", get(approvals::get))
-        .route("/monitoring/approvals/{approval_id}/resolve", post(approvals::resolve))
-        .route("/approvals/{approval_id}/resolve", post(approvals::resolve))
-        .route("/monitoring/safety-events", get(approvals::safety_events))
-        .route("/monitoring/runs", get(monitoring::runs))
-        .route("/turns", get(monitoring::turns))
-        .route("/turns/{turn_id}", get(monitoring::turn))
-        .route("/monitoring/traces", get(monitoring::traces))
-        .route("/monitoring/traces/{trace_id}", get(monitoring::trace))
-        .route("/monitoring/trace/{thread_id}", get(monitoring::thread_trace))
-        .route("/monitoring/cost/by-agent", get(costs::by_agent))
-        .route("/monitoring/cost-by-agent", get(costs::by_agent))
-        .route("/monitoring/cost/by-scope", get(costs::by_day))
-        .route("/monitoring/cost", get(costs::by_day))
-        .route("/monitoring/cost/by-model", get(costs::by_model))
-        .route("/monitoring/cost-by-model", get(costs::by_model))
-        .route("/monitoring/cost/by-user", get(costs::by_user))
-        .route("/monitoring/cost-by-user", get(costs::by_user))
-        .route("/monitoring/summary", get(costs::summary))
-        .route("/monitoring/budget/caps", get(budgets::list))
-        .route("/monitoring/budget/status", get(budgets::status))
-        .route("/budgets", get(budgets::list).post(budgets::create))
-        .route("/budgets/status", get(budgets::status))
-        .route("/budgets/{cap_id}", axum::routing::put(budgets::update).delete(budgets::delete))
-        .route("/budgets/{cap_id}/override", post(budgets::override_cap))
-        .route("/tools", get(tools::list))
-        .route("/tools/search", get(tools::search))
-        .route("/tools/stats", get(tools::stats))
-        .route("/tools/matrix", get(tools::matrix))
-        .route("/tools/{entity_id}/{tool_name}/enabled", patch(tools::set_enabled))
-        .route("/tools/{tool_id}/test", post(tools::test))
-        .route("/api-keys", get(keys::list).post(keys::create))
-        .route("/api-keys/{key_id}", axum::routing::delete(keys::revoke))
-        .route("/api-keys/{key_id}/rotate", post(keys::rotate))
-        .route("/trigger/tasks", get(bgo::list_tasks))
-        .route("/trigger/tasks/{task_id}/trigger", post(bgo::trigger))
-        .route("/trigger/runs", get(bgo::list_runs))
-        .route("/trigger/runs/{run_id}", get(bgo::get_run))
-        .route("/trigger/runs/{run_id}/cancel", post(bgo::cancel_run))
-        .route("/trigger/runs/{run_id}/replay", post(bgo::replay_run))
-        .route("/trigger/schedules", get(bgo::list_schedules).post(bgo::create_schedule))
-        .route("/trigger/schedules/{schedule_id}", get(bgo::get_schedule).delete(bgo::delete_schedule))
-        .route("/trigger/schedules/{schedule_id}/activate", post(bgo::activate_schedule))
-        .route("/trigger/schedules/{schedule_id}/deactivate", post(bgo::deactivate_schedule))
-        .route("/trigger/batches/{id}", get(bgo::get_batch).post(bgo::trigger_batch))
-        .route("/jobs", get(bgo::list_jobs).post(bgo::spawn_job))
-        .route("/jobs/{run_id}", get(bgo::get_job))
-        .route("/jobs/{run_id}/cancel", post(bgo::cancel_run))
-        .route("/jobs/{run_id}/replay", post(bgo::replay_job))
+    routes::router(endpoints())
+}
+
+/// The endpoints, relative to `/api/v1/agent`.
+pub fn endpoints() -> Vec<Endpoint> {
+    use Verb::*;
+    vec![
+        at(Get, "/agents", agents::list),
+        at(Post, "/agents", agents::create),
+        at(Get, "/agents/{agent_id}", agents::get),
+        at(Put, "/agents/{agent_id}", agents::replace),
+        at(Delete, "/agents/{agent_id}", agents::delete),
+        at(Get, "/agents/{agent_id}/versions", agents::versions),
+        at(Get, "/agents/{agent_id}/chat/stream", turns::chat_stream),
+        at(Get, "/threads", threads::list),
+        at(Post, "/threads", threads::create),
+        at(Get, "/threads/{thread_id}", threads::get),
+        at(Delete, "/threads/{thread_id}", threads::delete),
+        at(Get, "/threads/{thread_id}/messages", threads::messages),
+        at(Post, "/threads/{thread_id}/messages", turns::send_and_wait),
+        at(Post, "/threads/{thread_id}/stream", turns::stream),
+        at(Post, "/threads/{thread_id}/cancel", turns::cancel),
+        at(Get, "/threads/{thread_id}/artifacts", threads::artifacts),
+        at(Post, "/threads/{thread_id}/archive", threads::archive),
+        at(Post, "/threads/{thread_id}/unarchive", threads::unarchive),
+        at(Get, "/monitoring/approvals", approvals::list),
+        at(Get, "/monitoring/approvals/{approval_id}", approvals::get),
+        at(Post, "/monitoring/approvals/{approval_id}/resolve", approvals::resolve),
+        at(Post, "/approvals/{approval_id}/resolve", approvals::resolve),
+        at(Get, "/monitoring/safety-events", approvals::safety_events),
+        at(Get, "/monitoring/runs", monitoring::runs),
+        at(Get, "/turns", monitoring::turns),
+        at(Get, "/turns/{turn_id}", monitoring::turn),
+        at(Get, "/monitoring/traces", monitoring::traces),
+        at(Get, "/monitoring/traces/{trace_id}", monitoring::trace),
+        at(Get, "/monitoring/trace/{thread_id}", monitoring::thread_trace),
+        at(Get, "/monitoring/cost/by-agent", costs::by_agent),
+        at(Get, "/monitoring/cost-by-agent", costs::by_agent),
+        at(Get, "/monitoring/cost/by-scope", costs::by_day),
+        at(Get, "/monitoring/cost", costs::by_day),
+        at(Get, "/monitoring/cost/by-model", costs::by_model),
+        at(Get, "/monitoring/cost-by-model", costs::by_model),
+        at(Get, "/monitoring/cost/by-user", costs::by_user),
+        at(Get, "/monitoring/cost-by-user", costs::by_user),
+        at(Get, "/monitoring/summary", costs::summary),
+        at(Get, "/monitoring/budget/caps", budgets::list),
+        at(Get, "/monitoring/budget/status", budgets::status),
+        at(Get, "/budgets", budgets::list),
+        at(Post, "/budgets", budgets::create),
+        at(Get, "/budgets/status", budgets::status),
+        at(Put, "/budgets/{cap_id}", budgets::update),
+        at(Delete, "/budgets/{cap_id}", budgets::delete),
+        at(Post, "/budgets/{cap_id}/override", budgets::override_cap),
+        at(Get, "/tools", tools::list),
+        at(Get, "/tools/search", tools::search),
+        at(Get, "/tools/stats", tools::stats),
+        at(Get, "/tools/matrix", tools::matrix),
+        at(Patch, "/tools/{entity_id}/{tool_name}/enabled", tools::set_enabled),
+        at(Post, "/tools/{tool_id}/test", tools::test),
+        at(Get, "/api-keys", keys::list),
+        at(Post, "/api-keys", keys::create),
+        at(Delete, "/api-keys/{key_id}", keys::revoke),
+        at(Post, "/api-keys/{key_id}/rotate", keys::rotate),
+        at(Get, "/trigger/tasks", bgo::list_tasks),
+        at(Post, "/trigger/tasks/{task_id}/trigger", bgo::trigger),
+        at(Get, "/trigger/runs", bgo::list_runs),
+        at(Get, "/trigger/runs/{run_id}", bgo::get_run),
+        at(Post, "/trigger/runs/{run_id}/cancel", bgo::cancel_run),
+        at(Post, "/trigger/runs/{run_id}/replay", bgo::replay_run),
+        at(Get, "/trigger/schedules", bgo::list_schedules),
+        at(Post, "/trigger/schedules", bgo::create_schedule),
+        at(Get, "/trigger/schedules/{schedule_id}", bgo::get_schedule),
+        at(Delete, "/trigger/schedules/{schedule_id}", bgo::delete_schedule),
+        at(Post, "/trigger/schedules/{schedule_id}/activate", bgo::activate_schedule),
+        at(Post, "/trigger/schedules/{schedule_id}/deactivate", bgo::deactivate_schedule),
+        at(Get, "/trigger/batches/{id}", bgo::get_batch),
+        at(Post, "/trigger/batches/{id}", bgo::trigger_batch),
+        at(Get, "/jobs", bgo::list_jobs),
+        at(Post, "/jobs", bgo::spawn_job),
+        at(Get, "/jobs/{run_id}", bgo::get_job),
+        at(Post, "/jobs/{run_id}/cancel", bgo::cancel_run),
+        at(Post, "/jobs/{run_id}/replay", bgo::replay_job),
+    ]
 }
