@@ -164,13 +164,23 @@ pub fn prepare(kind: ArtifactKind, content: &str) -> Result<Prepared, ArtifactEr
         ArtifactKind::Image => Prepared::unchanged(check_image(content)?),
         ArtifactKind::Html => sanitize(content, false),
         ArtifactKind::Svg => {
-            if !has_svg_root(content) {
-                return Err(ArtifactError::invalid(
+            // The root is checked before and after sanitising: what the sanitiser reads as one
+            // token (an unterminated `<?xml …` up to the next `>`) the root check may read
+            // otherwise, and the stored content must start with `<svg` too (found by fuzzing).
+            let svg_root_error = || {
+                ArtifactError::invalid(
                     "svg artifact must start with an <svg> element (after optional whitespace, \
                      an <?xml …?> declaration and comments)",
-                ));
+                )
+            };
+            if !has_svg_root(content) {
+                return Err(svg_root_error());
             }
-            sanitize(content, true)
+            let sanitized = sanitize(content, true);
+            if !sanitized.content.trim().is_empty() && !has_svg_root(&sanitized.content) {
+                return Err(svg_root_error());
+            }
+            sanitized
         }
     };
     if prepared.content.trim().is_empty() {
@@ -1261,6 +1271,9 @@ mod tests {
             "<!-- never closed <svg></svg>",
             "<!DOCTYPE svg [<!ENTITY x \"javascript:alert(1)\">]><svg><a href=\"&x;\">x</a></svg>",
             "<!DOCTYPE svg SYSTEM \"a>b\" [<!ENTITY x \"javascript:alert(1)\">]><svg><a href=\"&x;\">x</a></svg>",
+            // An unterminated XML declaration up to a later `?>`: the root check saw `<svg>` after
+            // it, the sanitiser a bogus comment ending at the first `>` and then `<svgript>`.
+            "<?xml <!-- c --><svgript><>alert(1)</s/></version=\"1.0\"?><!-- c --><svg></svg>",
         ] {
             assert!(refused(ArtifactKind::Svg, bad).message.contains("<svg>"), "{bad}");
         }

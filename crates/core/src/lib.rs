@@ -37,6 +37,7 @@ pub mod percent;
 pub mod safety;
 pub mod scope;
 pub mod session_token;
+pub mod socketio;
 pub mod sse;
 pub mod task;
 pub mod thread;

@@ -200,10 +200,12 @@ impl UnverifiedToken {
             return Err(TokenError::Expired);
         }
         let not_before = self.claims.nbf.unwrap_or(i64::MIN).max(self.claims.iat);
-        if not_before > now_seconds + IAT_SKEW_SECONDS {
+        if not_before > now_seconds.saturating_add(IAT_SKEW_SECONDS) {
             return Err(TokenError::NotYetValid);
         }
-        if self.claims.exp - self.claims.iat > max_lifetime_seconds {
+        // Saturating: an `iat` far in the past and an `exp` far ahead must not wrap to a short
+        // lifetime (found by the `session_token` fuzz target).
+        if self.claims.exp.saturating_sub(self.claims.iat) > max_lifetime_seconds {
             return Err(TokenError::TooLong(max_lifetime_seconds));
         }
         Ok(self.claims)
@@ -363,5 +365,17 @@ mod tests {
         assert!(matches!(verify(&token, SECRET, NOW), Err(TokenError::TooLong(_))));
         let parsed = UnverifiedToken::parse(&token).unwrap();
         assert!(parsed.verify(SECRET, NOW, 30 * 86_400).is_ok(), "the limit is the server's to choose");
+    }
+
+    #[test]
+    fn a_lifetime_too_long_to_subtract_is_refused_not_wrapped() {
+        // exp - iat overflows an i64; wrapped it was negative and the token was accepted forever.
+        let endless = SessionClaims { iat: -4_629_950_984_639_168_517, exp: 4_665_658_569_255_796_671, ..claims() };
+        let token = sign(SECRET, &endless).unwrap();
+        assert!(matches!(verify(&token, SECRET, NOW), Err(TokenError::TooLong(_))));
+        let far = SessionClaims { iat: i64::MAX, exp: i64::MAX, ..claims() };
+        let token = sign(SECRET, &far).unwrap();
+        let parsed = UnverifiedToken::parse(&token).unwrap();
+        assert_eq!(parsed.verify(SECRET, i64::MAX, 3600), Ok(far), "no overflow at the edge of time");
     }
 }

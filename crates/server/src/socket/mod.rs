@@ -16,7 +16,7 @@
 
 mod agent;
 mod connection;
-mod frame;
+use agentry_core::socketio as frame;
 mod recovery;
 
 use std::collections::{HashMap, HashSet};
