@@ -437,11 +437,11 @@ function dashboardRoutes() {
   const read = (file) => readFileSync(path.join(REPO, 'crates/server/src', file), 'utf8');
   const out = [];
   const collect = (source, prefix, skip = () => false) => {
-    for (const m of source.matchAll(/\.route\(\s*"([^"]+)",\s*([^\n]+?)\)\s*$/gm)) {
-      const [, route, handlers] = m;
+    // The route tables: `at(Get, "/path", handler),` (crates/server/src/routes.rs).
+    for (const [, verb, route] of source.matchAll(/\bat\((Get|Post|Put|Patch|Delete), "([^"]+)",/g)) {
       const url = prefix + route.replace(/\{[a-z_]+\}/g, (p) => `${p.slice(1, -1)}_x`);
-      const methods = [...handlers.matchAll(/(?:^|\.|\b)(get|post|put|patch|delete)\(/g)].map((x) => x[1].toUpperCase());
-      for (const method of new Set(methods)) if (!skip(method, route)) out.push([method, url]);
+      const method = verb.toUpperCase();
+      if (!skip(method, route)) out.push([method, url]);
     }
   };
   collect(read('platos/mod.rs'), '/dashboard/api/v1/agent');

@@ -141,6 +141,12 @@ export function button(label, action, cls = '') {
 export function openLive() {
   closeLive();
   state.live = new EventSource('/dashboard/live');
+  // Events sent before the feed was (re)connected are not replayed: on every open, pages reload
+  // what they show ('resync'), so nothing raised in the gap is missed.
+  state.live.addEventListener('open', () => {
+    refreshBadge();
+    for (const handler of liveHandlers) handler('resync', null);
+  });
   for (const kind of ['approval', 'alert', 'run']) {
     state.live.addEventListener(kind, (e) => {
       let data = null;

@@ -66,7 +66,7 @@ export async function approvalsPage(body, _args, current) {
     list.append(...data.approvals.map((a) => approvalCard(a, load)));
   };
   await load();
-  liveHandlers.add((kind) => { if (kind === 'approval' && current()) load(); });
+  liveHandlers.add((kind) => { if ((kind === 'approval' || kind === 'resync') && current()) load(); });
 }
 
 function approvalCard(a, reload) {
@@ -261,7 +261,7 @@ export async function jobsPage(body, args, current) {
       batchOut.append(h('p', {}, `Batch ${batch.id}: ${num((batch.runs || []).length)} runs`), runTable(batch.runs || []));
     } catch (err) { batchOut.append(errorBox(err)); }
   } }, h('label', {}, 'Batch', batchInput), h('button', { type: 'submit' }, 'Show')), batchOut);
-  liveHandlers.add((kind) => { if (kind === 'run' && current()) refreshRuns(st, task, current); });
+  liveHandlers.add((kind) => { if ((kind === 'run' || kind === 'resync') && current()) refreshRuns(st, task, current); });
 }
 
 async function refreshRuns(st, task, current) {
@@ -311,7 +311,7 @@ async function runPage(body, id, current) {
   ], run.attempts || [], { empty: 'Not started yet.' })));
   body.append(h('h2', {}, 'Payload'), json(run.payload), h('h2', {}, 'Output'), run.output === null ? h('p', { class: 'muted' }, 'None yet.') : json(run.output));
   if (run.error) body.append(h('h2', {}, 'Error'), h('pre', { class: 'error' }, typeof run.error === 'string' ? run.error : JSON.stringify(run.error, null, 2)));
-  liveHandlers.add((kind, data) => { if (kind === 'run' && data.id === run.id && current()) shell.render(); });
+  liveHandlers.add((kind, data) => { if ((kind === 'resync' || (kind === 'run' && data.id === run.id)) && current()) shell.render(); });
 }
 
 // ---------------------------------------------------------------- safety and tools
