@@ -13,7 +13,7 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 VENV="${AGENTRY_E2E_VENV:-$REPO/target/e2e-venv}"
 PYTHON="${PYTHON:-python3}"
-REQUIREMENTS=("platos-client==0.1.0" "erdo==0.1.43" "pytest==8.*" "opentelemetry-proto==1.*" "prometheus-client==0.*")
+REQUIREMENTS=("platos-client==0.1.0" "erdo==0.1.43" "pytest==8.*" "opentelemetry-proto==1.*" "prometheus-client==0.*" "schemathesis==4.32.*" "openapi-spec-validator==0.7.*")
 
 die() { echo "tests/e2e/run.sh: error: $*" >&2; exit 1; }
 

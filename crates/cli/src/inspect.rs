@@ -147,9 +147,9 @@ fn thread_line(thread: &Thread) -> String {
         thread.id,
         thread.title.as_deref().unwrap_or("(untitled)"),
         thread.agent_id,
-        thread.user_id.as_deref().unwrap_or("-"),
-        thread.status,
-        thread.updated_at
+        thread.user_id,
+        thread.status.as_str(),
+        thread.updated_at.to_rfc3339()
     )
 }
 

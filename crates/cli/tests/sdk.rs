@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use agentry_client::{
     ApprovalFilter, ApprovalStatus, Client, Error, RetryPolicy, Scope, SessionClaims, StreamEvent, ThreadFilter,
-    TurnEvent, TurnStatus,
+    ThreadStatus, TurnEvent, TurnStatus,
 };
 use common::{API_KEY, SECRET, Server, claims, client, collect, done, token};
 use futures_util::StreamExt as _;
@@ -58,11 +58,11 @@ async fn agents_and_threads_namespaces_work_end_to_end() {
     assert!(c.threads().get("thr_missing").await.unwrap().is_none());
     assert!(c.threads().messages(&first.id).await.unwrap().is_empty());
     assert!(c.threads().artifacts(&first.id).await.unwrap().is_empty());
-    assert_eq!(c.threads().archive(&first.id).await.unwrap().status, "archived");
+    assert_eq!(c.threads().archive(&first.id).await.unwrap().status, ThreadStatus::Archived);
     assert_eq!(c.threads().list(&ThreadFilter::default()).await.unwrap().len(), 1);
     let archived = ThreadFilter { archived_only: true, ..Default::default() };
     assert_eq!(c.threads().list(&archived).await.unwrap()[0].id, first.id);
-    assert_eq!(c.threads().unarchive(&first.id).await.unwrap().status, "active");
+    assert_eq!(c.threads().unarchive(&first.id).await.unwrap().status, ThreadStatus::Active);
     c.threads().delete(&first.id).await.unwrap();
     assert!(c.threads().get(&first.id).await.unwrap().is_none());
 
@@ -193,7 +193,9 @@ async fn rate_limited_requests_wait_for_retry_after_and_reuse_the_idempotency_ke
                         .into_response()
                 } else {
                     axum::Json(serde_json::json!({
-                        "id": "thr_1", "agentId": "default", "status": "active",
+                        "id": "thr_1", "agentId": "default", "userId": "u", "status": "active",
+                        "organizationId": "default", "projectId": "default", "environmentId": "default",
+                        "title": null, "archivedAt": null,
                         "createdAt": "2026-01-01T00:00:00.000Z", "updatedAt": "2026-01-01T00:00:00.000Z"
                     }))
                     .into_response()

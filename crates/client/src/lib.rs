@@ -103,7 +103,7 @@ pub use platos::{Agents, Approvals, Threads};
 pub use stream::{StreamEvent, TurnStream};
 pub use types::{
     Agent, AgentVersion, Approval, ApprovalFilter, ApprovalPage, Artifact, Message, MessageToolCall, Thread,
-    ThreadFilter,
+    ThreadFilter, ThreadStatus,
 };
 
 use reqwest::Method;

@@ -2,6 +2,7 @@
 //! yet are kept in `extra`.
 
 use agentry_core::ApprovalStatus;
+pub use agentry_core::{Thread, ThreadStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -50,31 +51,6 @@ pub struct AgentVersion {
     pub created_by: Option<String>,
     /// RFC 3339 creation time.
     pub created_at: String,
-}
-
-/// A thread (conversation).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Thread {
-    /// `thr_…`
-    pub id: String,
-    /// The agent answering.
-    pub agent_id: String,
-    /// Optional title.
-    #[serde(default)]
-    pub title: Option<String>,
-    /// `active` or `archived`.
-    pub status: String,
-    /// The owning user.
-    #[serde(default)]
-    pub user_id: Option<String>,
-    /// RFC 3339 creation time.
-    pub created_at: String,
-    /// RFC 3339 time of the last change.
-    pub updated_at: String,
-    /// Other fields.
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
 }
 
 /// A message of a thread.

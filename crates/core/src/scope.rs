@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// Every stored row carries one, and every query filters by one: a row of another scope is
 /// indistinguishable from a missing row.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Scope {
     /// Organization (tenant) id.

@@ -162,7 +162,7 @@ pub struct ScheduleSpec {
 }
 
 /// What an occurrence does while the schedule's previous run is unfinished.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Overlap {
     /// No new run.
@@ -173,7 +173,7 @@ pub enum Overlap {
 }
 
 /// What a schedule does with occurrences missed while no replica ran.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CatchUp {
     /// The latest missed occurrence fires once.

@@ -6,7 +6,7 @@ use crate::scope::Scope;
 use crate::time::Timestamp;
 
 /// Whether a thread shows in default listings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ThreadStatus {
     /// Listed and usable.
@@ -30,8 +30,9 @@ impl ThreadStatus {
     }
 }
 
-/// A conversation between one end user and one agent.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A conversation between one end user and one agent: the wire type of the Platos thread routes,
+/// read by the Rust SDK and described in `/openapi.json` (one definition for all three).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Thread {
     /// `thr_…`

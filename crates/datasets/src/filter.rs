@@ -10,7 +10,7 @@ use crate::upload::{ColumnKind, parse_bool, parse_integer, parse_number};
 use crate::{DatasetError, quote_ident};
 
 /// One condition on a column; a query's filters are combined with AND.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Filter {
     /// The column name.
     pub key: String,
@@ -24,7 +24,7 @@ pub struct Filter {
 }
 
 /// A filter's comparison, named as on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FilterOp {
     /// The column equals (any of) the value(s).

@@ -6,7 +6,6 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 /// An error answered to an HTTP client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,16 +156,29 @@ impl From<agentry_engine::approvals::ApprovalError> for ApiError {
     }
 }
 
+/// The body of every error answer (the wire type of [`ApiError`]).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody<'a> {
+    /// The HTTP status, repeated.
+    pub status_code: u16,
+    /// Machine-readable code, e.g. `NOT_FOUND`, `VALIDATION_FAILED`, `UNAUTHENTICATED`.
+    pub error: &'a str,
+    /// What went wrong, in words.
+    pub message: &'a str,
+    /// One entry per invalid field (400 and 422 only).
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub validation_errors: &'a [String],
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({
-            "statusCode": self.status.as_u16(),
-            "error": self.code,
-            "message": self.message,
-        });
-        if !self.validation_errors.is_empty() {
-            body["validationErrors"] = json!(self.validation_errors);
-        }
+        let body = ErrorBody {
+            status_code: self.status.as_u16(),
+            error: self.code,
+            message: &self.message,
+            validation_errors: &self.validation_errors,
+        };
         let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(seconds) = self.retry_after_seconds {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));

@@ -28,6 +28,7 @@ pub mod health;
 pub mod idempotency;
 pub mod listen;
 pub mod metrics;
+pub mod openapi;
 pub mod platos;
 pub mod routes;
 pub mod socket;
@@ -149,9 +150,14 @@ pub fn router(state: AppState) -> Router {
 pub fn root_endpoints() -> Vec<routes::Endpoint> {
     use routes::{Verb::Get, at};
     vec![
-        at(Get, "/api/health", health::health),
-        at(Get, "/metrics", metrics::render),
-        at(Get, "/socket.io/", socket::upgrade),
+        at(Get, "/api/health", health::health).doc("Liveness and the store's reachability (`{status}`)"),
+        at(Get, "/metrics", metrics::render).doc("Prometheus metrics (text exposition format)").text("text/plain"),
+        at(Get, "/socket.io/", socket::upgrade)
+            .doc("Engine.IO v4 WebSocket upgrade (`?EIO=4&transport=websocket`); Socket.IO namespace `/agent`")
+            .status(101),
+        at(Get, "/openapi.json", openapi::json).doc("This document (OpenAPI 3.1)"),
+        at(Get, "/docs", openapi::page).doc("The API reference page (works offline)").text("text/html"),
+        at(Get, "/docs/docs.js", openapi::script).doc("The reference page's script").text("text/javascript"),
     ]
 }
 

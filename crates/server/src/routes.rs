@@ -7,6 +7,8 @@
 use axum::Router;
 use axum::handler::Handler;
 use axum::routing::{MethodFilter, MethodRouter, on};
+use utoipa::ToSchema;
+use utoipa::openapi::{Ref, RefOr, schema::Schema};
 
 use crate::AppState;
 
@@ -48,13 +50,80 @@ impl Verb {
     }
 }
 
-/// One endpoint: method, path (relative to where its surface is mounted) and handler.
+/// One endpoint: method, path (relative to where its surface is mounted), handler, and what the
+/// API document says of it.
 pub struct Endpoint {
     /// The method.
     pub verb: Verb,
     /// The path template, e.g. `/threads/{thread_id}`.
     pub path: &'static str,
+    /// Its entry in `/openapi.json`.
+    pub doc: Doc,
     handler: MethodRouter<AppState>,
+}
+
+/// Adds a type's schema (and those it refers to) to `schemas`; returns a reference to it.
+pub type SchemaOf = fn(&mut Vec<(String, RefOr<Schema>)>) -> RefOr<Schema>;
+
+/// What the API document says of an endpoint.
+#[derive(Clone, Default)]
+pub struct Doc {
+    /// One line: what it does.
+    pub summary: &'static str,
+    /// The JSON body it reads, if any.
+    pub body: Option<SchemaOf>,
+    /// The success status (200 unless set).
+    pub status: Option<u16>,
+    /// The JSON it answers with on success; `None`: a JSON object described by the summary.
+    pub answer: Option<SchemaOf>,
+    /// It answers a `text/event-stream` (SSE) on success.
+    pub stream: bool,
+    /// It answers text of this media type on success, not JSON (`/metrics`, `/docs`).
+    pub text: Option<&'static str>,
+}
+
+fn schema_of<T: ToSchema>(schemas: &mut Vec<(String, RefOr<Schema>)>) -> RefOr<Schema> {
+    schemas.push((T::name().into_owned(), T::schema()));
+    T::schemas(schemas);
+    RefOr::Ref(Ref::from_schema_name(T::name()))
+}
+
+impl Endpoint {
+    /// Says what the endpoint does (one line).
+    pub(crate) fn doc(mut self, summary: &'static str) -> Self {
+        self.doc.summary = summary;
+        self
+    }
+
+    /// Says it reads a JSON body of type `T`.
+    pub(crate) fn body<T: ToSchema>(mut self) -> Self {
+        self.doc.body = Some(schema_of::<T>);
+        self
+    }
+
+    /// Says it answers `T` on success.
+    pub(crate) fn answers<T: ToSchema>(mut self) -> Self {
+        self.doc.answer = Some(schema_of::<T>);
+        self
+    }
+
+    /// Says it answers with `status` on success (e.g. 201).
+    pub(crate) fn status(mut self, status: u16) -> Self {
+        self.doc.status = Some(status);
+        self
+    }
+
+    /// Says it answers a server-sent event stream.
+    pub(crate) fn streams(mut self) -> Self {
+        self.doc.stream = true;
+        self
+    }
+
+    /// Says it answers text of `media_type` (not JSON).
+    pub(crate) fn text(mut self, media_type: &'static str) -> Self {
+        self.doc.text = Some(media_type);
+        self
+    }
 }
 
 /// The endpoint `verb path` served by `handler`.
@@ -63,12 +132,35 @@ where
     H: Handler<T, AppState>,
     T: 'static,
 {
-    Endpoint { verb, path, handler: on(verb.filter(), handler) }
+    Endpoint { verb, path, doc: Doc::default(), handler: on(verb.filter(), handler) }
 }
 
 /// A router serving `endpoints` (one path's methods are merged into one route).
 pub(crate) fn router(endpoints: Vec<Endpoint>) -> Router<AppState> {
     endpoints.into_iter().fold(Router::new(), |router, endpoint| router.route(endpoint.path, endpoint.handler))
+}
+
+/// The API's own surfaces — Platos, Erdo and the root endpoints — with full paths, as
+/// `/openapi.json` lists them (the dashboard is a client of these, not an API).
+pub fn public_endpoints() -> Vec<(Surface, String, Endpoint)> {
+    let mounted = |surface: Surface, prefix: &'static str, endpoints: Vec<Endpoint>| {
+        endpoints.into_iter().map(move |e| (surface, format!("{prefix}{}", e.path), e))
+    };
+    mounted(Surface::Platos, "/api/v1/agent", crate::platos::endpoints())
+        .chain(mounted(Surface::Erdo, "", crate::erdo::endpoints()))
+        .chain(mounted(Surface::Root, "", crate::root_endpoints()))
+        .collect()
+}
+
+/// Which API an endpoint belongs to, which decides how it authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// Platos under `/api/v1/agent`: an API key with scope headers, or an end user's session token.
+    Platos,
+    /// Erdo at the root: an API key (optionally `X-Organization-ID`) or a scoped token.
+    Erdo,
+    /// Health, metrics, the socket upgrade and the API document: no credentials.
+    Root,
 }
 
 /// Every endpoint the server answers, as `(method, full path)`, in table order.

@@ -181,6 +181,9 @@ fn matrix() -> BTreeMap<(Verb, &'static str), Entry> {
         (Get, "/api/health", "load balancers' health check"),
         (Get, "/metrics", "Prometheus scrape; labels hold no tenant ids"),
         (Get, "/socket.io/", "the socket upgrade; it authenticates at namespace connect"),
+        (Get, "/openapi.json", "the API document"),
+        (Get, "/docs", "the API reference page"),
+        (Get, "/docs/docs.js", "the API reference page's script"),
     ] {
         all.insert((verb, path), Open(User, why));
     }

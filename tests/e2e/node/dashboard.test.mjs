@@ -371,6 +371,30 @@ describe('dashboard in Chromium', () => {
     await finish(page, 'content-items', { allowed: ['403'] });
   });
 
+  browserTest('the API reference at /docs renders /openapi.json with the network cut off', async (page) => {
+    // Only this server is reachable: any other request the page made would be aborted and noted.
+    const outside = [];
+    await page.route('**/*', (route) => {
+      const url = route.request().url();
+      if (url.startsWith(server.baseUrl)) return route.continue();
+      outside.push(url);
+      return route.abort();
+    });
+    await page.goto(`${server.baseUrl}/docs`);
+    await page.getByRole('heading', { name: 'Agentry API' }).waitFor();
+    const document = await (await fetch(`${server.baseUrl}/openapi.json`)).json();
+    const operations = Object.values(document.paths).reduce((n, item) => n + Object.keys(item).length, 0);
+    assert.equal(await page.locator('section.op[data-search]').count(), operations, 'one section per operation');
+    const thread = page.locator('section#post_api_v1_agent_threads');
+    assert.match(await thread.textContent(), /Body: CreateThread/);
+    assert.match(await thread.textContent(), /apiKey or sessionToken/);
+    await page.fill('#filter', 'budgets');
+    const shown = await page.locator('section.op[data-search]:visible').count();
+    assert.ok(shown > 0 && shown < operations, `${shown} of ${operations} shown for "budgets"`);
+    assert.deepEqual(outside, [], 'the page fetched nothing from elsewhere');
+    await finish(page, 'api-docs');
+  });
+
   test('dashboard routes refuse a missing or forged session, cross-site writes and end-user tokens', async () => {
     const routes = dashboardRoutes();
     assert.ok(routes.length > 60, `routes found: ${routes.length}`);

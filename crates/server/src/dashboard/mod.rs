@@ -139,8 +139,9 @@ fn serve(asset: &Asset, headers: &HeaderMap) -> Response {
     response
 }
 
-/// Headers every dashboard file is served with.
-fn protect(set: &mut HeaderMap) {
+/// Headers every page file is served with (the dashboard's and `/docs`): no framing, scripts from
+/// this origin only, no sniffing.
+pub(crate) fn protect(set: &mut HeaderMap) {
     set.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     set.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
     set.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));

@@ -106,8 +106,8 @@ struct Upload {
 
 /// JSON upload body: `{slug, name?, thread_id?, format?, content}` (`content` a CSV/JSON string)
 /// or `{slug, …, data}` (`data` JSON rows).
-#[derive(Debug, Deserialize)]
-struct JsonUpload {
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct JsonUpload {
     slug: String,
     #[serde(default)]
     name: Option<String>,
@@ -258,7 +258,7 @@ pub async fn get(
 }
 
 /// Body of a query: SQL over the table `data`, or filters; at most 1000 rows.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct QueryBody {
     #[serde(default)]
     query: Option<String>,
@@ -299,7 +299,7 @@ pub async fn query(
 }
 
 /// Body of a download.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct DownloadBody {
     #[serde(default)]
     query: Option<String>,

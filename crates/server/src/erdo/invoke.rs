@@ -51,14 +51,14 @@ pub async fn resolve_bot(state: &AppState, caller: &ErdoCaller, key: &str) -> Re
 }
 
 /// One message of an invoke request.
-#[derive(Debug, Deserialize, serde::Serialize)]
+#[derive(Debug, Deserialize, serde::Serialize, utoipa::ToSchema)]
 pub struct InvokeMessage {
     role: String,
     content: String,
 }
 
 /// Body of `POST /bots/{key}/invoke` as the `erdo` SDK sends it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct InvokeBody {
     #[serde(default)]
     messages: Vec<InvokeMessage>,
@@ -225,7 +225,7 @@ fn replayed(events: Vec<TurnEvent>, bot: BotInfo) -> Response {
 }
 
 /// Body of `POST /bots/{key}/invoke-from-thread`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct InvokeFromThreadBody {
     thread_id: String,
     message: String,

@@ -28,19 +28,37 @@ pub fn routes() -> Router<AppState> {
 pub fn endpoints() -> Vec<Endpoint> {
     use Verb::*;
     vec![
-        at(Post, "/tokens", tokens::create),
-        at(Delete, "/tokens/{token_id}", tokens::revoke),
-        at(Post, "/bots/{bot_key}/invoke", invoke::invoke),
-        at(Post, "/bots/{bot_key}/invoke-from-thread", invoke::invoke_from_thread),
-        at(Get, "/threads", threads::list),
-        at(Post, "/threads", threads::create),
-        at(Get, "/threads/{thread_id}", threads::get),
-        at(Get, "/threads/{thread_id}/messages", threads::messages),
-        at(Post, "/threads/{thread_id}/message", threads::send),
-        at(Get, "/datasets", datasets::list),
-        at(Post, "/datasets", datasets::create),
-        at(Get, "/datasets/{slug}", datasets::get),
-        at(Post, "/datasets/{slug}/query", datasets::query),
-        at(Post, "/datasets/{dataset_id}/download", datasets::download),
+        at(Post, "/tokens", tokens::create)
+            .doc("Mint a scoped token for a browser (`botKeys`, `datasetIds`, `externalUserId`, `expiresInSeconds`)")
+            .body::<tokens::CreateToken>()
+            .status(201),
+        at(Delete, "/tokens/{token_id}", tokens::revoke).doc("Revoke a scoped token"),
+        at(Post, "/bots/{bot_key}/invoke", invoke::invoke)
+            .doc("Run a bot: JSON `{result, …}`, or SSE with `stream: true`")
+            .body::<invoke::InvokeBody>(),
+        at(Post, "/bots/{bot_key}/invoke-from-thread", invoke::invoke_from_thread)
+            .doc("Run a bot in an existing thread")
+            .body::<invoke::InvokeFromThreadBody>(),
+        at(Get, "/threads", threads::list).doc("The caller's threads (`{threads, total}`)"),
+        at(Post, "/threads", threads::create).doc("Create a thread").body::<threads::CreateThread>().status(201),
+        at(Get, "/threads/{thread_id}", threads::get).doc("A thread"),
+        at(Get, "/threads/{thread_id}/messages", threads::messages)
+            .doc("A thread's messages with their content items (`{messages}`)"),
+        at(Post, "/threads/{thread_id}/message", threads::send)
+            .doc("Send a message; the bot's answer as SSE")
+            .body::<threads::SendMessage>()
+            .streams(),
+        at(Get, "/datasets", datasets::list).doc("Datasets the caller may read (`{datasets}`)"),
+        at(Post, "/datasets", datasets::create)
+            .doc("Upload a dataset: JSON `{slug, content|data}` or multipart `slug` + `file`")
+            .body::<datasets::JsonUpload>()
+            .status(201),
+        at(Get, "/datasets/{slug}", datasets::get).doc("A dataset's columns and row count"),
+        at(Post, "/datasets/{slug}/query", datasets::query)
+            .doc("Read-only SQL or `filters` over the dataset (`{columns, rows, truncated}`)")
+            .body::<datasets::QueryBody>(),
+        at(Post, "/datasets/{dataset_id}/download", datasets::download)
+            .doc("The dataset (or a query of it) as CSV")
+            .body::<datasets::DownloadBody>(),
     ]
 }

@@ -47,7 +47,8 @@ fn view(thread: &Thread) -> Value {
 }
 
 /// Body of `POST /threads`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = ErdoCreateThread)]
 pub struct CreateThread {
     #[serde(default)]
     name: Option<String>,
@@ -78,7 +79,8 @@ pub async fn create(
 }
 
 /// Query of `GET /threads`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = ErdoListThreads)]
 pub struct ListThreads {
     #[serde(default, alias = "externalUserId")]
     external_user_id: Option<String>,
@@ -174,7 +176,8 @@ fn content_view(item: &ContentItem) -> Value {
 }
 
 /// Body of `POST /threads/{id}/message`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = ErdoSendMessage)]
 pub struct SendMessage {
     content: String,
     #[serde(default, alias = "botKey")]

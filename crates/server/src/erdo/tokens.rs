@@ -32,7 +32,7 @@ const MAX_GRANTS: usize = 1000;
 const MAX_ENTRY_LEN: usize = 256;
 
 /// Body of `POST /tokens`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateToken {
     /// Bot keys it may invoke (unqualified ones are qualified with the caller's org); empty = all.

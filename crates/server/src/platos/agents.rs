@@ -39,7 +39,7 @@ pub async fn get(
 }
 
 /// Paging of `GET /agents/:id/versions` (`take` is upstream's name for `limit`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct VersionsQuery {
     limit: Option<i64>,
     take: Option<i64>,

@@ -18,7 +18,7 @@ use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryParams, page_limit, page_offset};
 
 /// Query of `GET /monitoring/approvals`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListApprovals {
     status: Option<String>,
@@ -76,7 +76,7 @@ pub async fn get(
 }
 
 /// Body of a resolve, in either wire shape.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Resolve {
     response: Option<String>,
@@ -170,7 +170,7 @@ pub fn view(approval: &Approval) -> Value {
 }
 
 /// Query of `GET /monitoring/safety-events`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ListSafetyEvents {
     limit: Option<i64>,
 }

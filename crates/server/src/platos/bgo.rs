@@ -26,7 +26,7 @@ use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryParams, page_limit};
 
 /// Trigger options as clients send them; unknown keys (trigger.dev has many) are ignored.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WireOptions {
     idempotency_key: Option<String>,
@@ -41,7 +41,7 @@ pub struct WireOptions {
 }
 
 /// Body of a trigger.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct TriggerBody {
     #[serde(default)]
     payload: Value,
@@ -50,7 +50,7 @@ pub struct TriggerBody {
 }
 
 /// Body of a batch trigger.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct BatchBody {
     payloads: Vec<Value>,
     #[serde(default)]
@@ -58,7 +58,7 @@ pub struct BatchBody {
 }
 
 /// Body of a schedule.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ScheduleBody {
     task_id: String,
@@ -76,7 +76,7 @@ pub struct ScheduleBody {
 }
 
 /// Query of the run lists.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunQuery {
     task_id: Option<String>,
@@ -473,7 +473,7 @@ pub async fn get_batch(
 
 /// Body of the 1.x `POST /jobs`: `{type, payload, options}`. A variant-A body (`jobId`,
 /// `handler`: an operator-authored JavaScript job) is refused with a clear 400.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct JobBody {
     #[serde(rename = "type", default)]
     job_type: Option<String>,

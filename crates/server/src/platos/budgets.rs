@@ -22,7 +22,7 @@ use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryParams};
 
 /// Body of a cap create or update (camelCase; `runsLimit` is the 0.1.x name of `turnsLimit`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CapBody {
     scope_type: String,
@@ -43,7 +43,7 @@ pub struct CapBody {
 }
 
 /// Query of the status routes.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusQuery {
     agent_id: Option<String>,
@@ -51,7 +51,7 @@ pub struct StatusQuery {
 }
 
 /// Body of an override.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OverrideBody {
     minutes: u32,

@@ -26,7 +26,7 @@ use crate::extract::{QueryParams, time_param};
 const DAY_MS: i64 = 86_400_000;
 
 /// The time span (and size) of a rollup.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WindowQuery {
     /// One UTC day, `YYYY-MM-DD` (`date` is upstream's name).

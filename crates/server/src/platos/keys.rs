@@ -20,7 +20,7 @@ use crate::error::ApiError;
 use crate::extract::JsonBody;
 
 /// Body of `POST /api-keys`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewKey {
     name: String,

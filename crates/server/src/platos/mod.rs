@@ -31,81 +31,129 @@ pub fn routes() -> Router<AppState> {
 /// The endpoints, relative to `/api/v1/agent`.
 pub fn endpoints() -> Vec<Endpoint> {
     use Verb::*;
+    use serde_json::Value as Json;
     vec![
-        at(Get, "/agents", agents::list),
-        at(Post, "/agents", agents::create),
-        at(Get, "/agents/{agent_id}", agents::get),
-        at(Put, "/agents/{agent_id}", agents::replace),
-        at(Delete, "/agents/{agent_id}", agents::delete),
-        at(Get, "/agents/{agent_id}/versions", agents::versions),
-        at(Get, "/agents/{agent_id}/chat/stream", turns::chat_stream),
-        at(Get, "/threads", threads::list),
-        at(Post, "/threads", threads::create),
-        at(Get, "/threads/{thread_id}", threads::get),
-        at(Delete, "/threads/{thread_id}", threads::delete),
-        at(Get, "/threads/{thread_id}/messages", threads::messages),
-        at(Post, "/threads/{thread_id}/messages", turns::send_and_wait),
-        at(Post, "/threads/{thread_id}/stream", turns::stream),
-        at(Post, "/threads/{thread_id}/cancel", turns::cancel),
-        at(Get, "/threads/{thread_id}/artifacts", threads::artifacts),
-        at(Post, "/threads/{thread_id}/archive", threads::archive),
-        at(Post, "/threads/{thread_id}/unarchive", threads::unarchive),
-        at(Get, "/monitoring/approvals", approvals::list),
-        at(Get, "/monitoring/approvals/{approval_id}", approvals::get),
-        at(Post, "/monitoring/approvals/{approval_id}/resolve", approvals::resolve),
-        at(Post, "/approvals/{approval_id}/resolve", approvals::resolve),
-        at(Get, "/monitoring/safety-events", approvals::safety_events),
-        at(Get, "/monitoring/runs", monitoring::runs),
-        at(Get, "/turns", monitoring::turns),
-        at(Get, "/turns/{turn_id}", monitoring::turn),
-        at(Get, "/monitoring/traces", monitoring::traces),
-        at(Get, "/monitoring/traces/{trace_id}", monitoring::trace),
-        at(Get, "/monitoring/trace/{thread_id}", monitoring::thread_trace),
-        at(Get, "/monitoring/cost/by-agent", costs::by_agent),
-        at(Get, "/monitoring/cost-by-agent", costs::by_agent),
-        at(Get, "/monitoring/cost/by-scope", costs::by_day),
-        at(Get, "/monitoring/cost", costs::by_day),
-        at(Get, "/monitoring/cost/by-model", costs::by_model),
-        at(Get, "/monitoring/cost-by-model", costs::by_model),
-        at(Get, "/monitoring/cost/by-user", costs::by_user),
-        at(Get, "/monitoring/cost-by-user", costs::by_user),
-        at(Get, "/monitoring/summary", costs::summary),
-        at(Get, "/monitoring/budget/caps", budgets::list),
-        at(Get, "/monitoring/budget/status", budgets::status),
-        at(Get, "/budgets", budgets::list),
-        at(Post, "/budgets", budgets::create),
-        at(Get, "/budgets/status", budgets::status),
-        at(Put, "/budgets/{cap_id}", budgets::update),
-        at(Delete, "/budgets/{cap_id}", budgets::delete),
-        at(Post, "/budgets/{cap_id}/override", budgets::override_cap),
-        at(Get, "/tools", tools::list),
-        at(Get, "/tools/search", tools::search),
-        at(Get, "/tools/stats", tools::stats),
-        at(Get, "/tools/matrix", tools::matrix),
-        at(Patch, "/tools/{entity_id}/{tool_name}/enabled", tools::set_enabled),
-        at(Post, "/tools/{tool_id}/test", tools::test),
-        at(Get, "/api-keys", keys::list),
-        at(Post, "/api-keys", keys::create),
-        at(Delete, "/api-keys/{key_id}", keys::revoke),
-        at(Post, "/api-keys/{key_id}/rotate", keys::rotate),
-        at(Get, "/trigger/tasks", bgo::list_tasks),
-        at(Post, "/trigger/tasks/{task_id}/trigger", bgo::trigger),
-        at(Get, "/trigger/runs", bgo::list_runs),
-        at(Get, "/trigger/runs/{run_id}", bgo::get_run),
-        at(Post, "/trigger/runs/{run_id}/cancel", bgo::cancel_run),
-        at(Post, "/trigger/runs/{run_id}/replay", bgo::replay_run),
-        at(Get, "/trigger/schedules", bgo::list_schedules),
-        at(Post, "/trigger/schedules", bgo::create_schedule),
-        at(Get, "/trigger/schedules/{schedule_id}", bgo::get_schedule),
-        at(Delete, "/trigger/schedules/{schedule_id}", bgo::delete_schedule),
-        at(Post, "/trigger/schedules/{schedule_id}/activate", bgo::activate_schedule),
-        at(Post, "/trigger/schedules/{schedule_id}/deactivate", bgo::deactivate_schedule),
-        at(Get, "/trigger/batches/{id}", bgo::get_batch),
-        at(Post, "/trigger/batches/{id}", bgo::trigger_batch),
-        at(Get, "/jobs", bgo::list_jobs),
-        at(Post, "/jobs", bgo::spawn_job),
-        at(Get, "/jobs/{run_id}", bgo::get_job),
-        at(Post, "/jobs/{run_id}/cancel", bgo::cancel_run),
-        at(Post, "/jobs/{run_id}/replay", bgo::replay_job),
+        at(Get, "/agents", agents::list).doc("List the scope's agents (`{agents, total}`)"),
+        at(Post, "/agents", agents::create).doc("Create an agent from its spec (operators)").body::<Json>().status(201),
+        at(Get, "/agents/{agent_id}", agents::get).doc("An agent and its current version"),
+        at(Put, "/agents/{agent_id}", agents::replace)
+            .doc("Create or replace an agent; a changed spec is a new version")
+            .body::<Json>(),
+        at(Delete, "/agents/{agent_id}", agents::delete).doc("Delete an agent (operators)"),
+        at(Get, "/agents/{agent_id}/versions", agents::versions).doc("An agent's immutable versions, newest first"),
+        at(Get, "/agents/{agent_id}/chat/stream", turns::chat_stream)
+            .doc("Send `message` to the agent in a new or given thread; the turn as SSE")
+            .streams(),
+        at(Get, "/threads", threads::list)
+            .doc("Threads visible to the caller (`{threads, total}`; filters `agentId`, `userId`, `q`, `status`)"),
+        at(Post, "/threads", threads::create)
+            .doc("Start a thread with an agent")
+            .body::<threads::CreateThread>()
+            .answers::<agentry_core::Thread>()
+            .status(201),
+        at(Get, "/threads/{thread_id}", threads::get).doc("A thread").answers::<agentry_core::Thread>(),
+        at(Delete, "/threads/{thread_id}", threads::delete).doc("Delete a thread with its messages"),
+        at(Get, "/threads/{thread_id}/messages", threads::messages)
+            .doc("A thread's messages, oldest first (`{messages}`)"),
+        at(Post, "/threads/{thread_id}/messages", turns::send_and_wait)
+            .doc("Run a turn and answer when it ends (`{text, turnId, status, usage, events}`)")
+            .body::<turns::SendMessage>(),
+        at(Post, "/threads/{thread_id}/stream", turns::stream)
+            .doc("Run a turn (or resume one with `Last-Event-ID`) as SSE")
+            .body::<turns::SendMessage>()
+            .streams(),
+        at(Post, "/threads/{thread_id}/cancel", turns::cancel).doc("Cancel the thread's running turn"),
+        at(Get, "/threads/{thread_id}/artifacts", threads::artifacts)
+            .doc("The thread's artifacts with their revisions (`{artifacts}`)"),
+        at(Post, "/threads/{thread_id}/archive", threads::archive)
+            .doc("Archive a thread")
+            .answers::<agentry_core::Thread>(),
+        at(Post, "/threads/{thread_id}/unarchive", threads::unarchive)
+            .doc("Bring an archived thread back")
+            .answers::<agentry_core::Thread>(),
+        at(Get, "/monitoring/approvals", approvals::list)
+            .doc("Approvals (`{approvals, pendingCount}`; filter `status`)"),
+        at(Get, "/monitoring/approvals/{approval_id}", approvals::get).doc("An approval"),
+        at(Post, "/monitoring/approvals/{approval_id}/resolve", approvals::resolve)
+            .doc("Approve or reject (`response`/`reason` or `approved`/`comment`/`editedArgs`)")
+            .body::<approvals::Resolve>(),
+        at(Post, "/approvals/{approval_id}/resolve", approvals::resolve)
+            .doc("Approve or reject (the 1.x client's path)")
+            .body::<approvals::Resolve>(),
+        at(Get, "/monitoring/safety-events", approvals::safety_events)
+            .doc("Safety detector hits (`{events}`; operators)"),
+        at(Get, "/monitoring/runs", monitoring::runs).doc("Recent turns as runs (`{runs}`)"),
+        at(Get, "/turns", monitoring::turns)
+            .doc("Turns with status, usage and cost (`{turns}`; filters `status`, `agentId`, `since`, `limit`)"),
+        at(Get, "/turns/{turn_id}", monitoring::turn).doc("A turn with its model calls and tool calls"),
+        at(Get, "/monitoring/traces", monitoring::traces).doc("Traces, one per turn (`{traces}`)"),
+        at(Get, "/monitoring/traces/{trace_id}", monitoring::trace).doc("A trace's spans"),
+        at(Get, "/monitoring/trace/{thread_id}", monitoring::thread_trace)
+            .doc("A thread's story: messages, turns and their spans"),
+        at(Get, "/monitoring/cost/by-agent", costs::by_agent).doc("Cost by agent (`daysBack` or `day`)"),
+        at(Get, "/monitoring/cost-by-agent", costs::by_agent).doc("Cost by agent (1.x path)"),
+        at(Get, "/monitoring/cost/by-scope", costs::by_day).doc("Cost by day of the scope"),
+        at(Get, "/monitoring/cost", costs::by_day).doc("Cost by day (`daysBack`)"),
+        at(Get, "/monitoring/cost/by-model", costs::by_model).doc("Cost by model"),
+        at(Get, "/monitoring/cost-by-model", costs::by_model).doc("Cost by model (1.x path)"),
+        at(Get, "/monitoring/cost/by-user", costs::by_user).doc("Cost by end user"),
+        at(Get, "/monitoring/cost-by-user", costs::by_user).doc("Cost by end user (1.x path)"),
+        at(Get, "/monitoring/summary", costs::summary).doc("Turns, cost, failures and latency today and this week"),
+        at(Get, "/monitoring/budget/caps", budgets::list)
+            .doc("Spending caps (`{caps}`; an end user: those that apply to them)"),
+        at(Get, "/monitoring/budget/status", budgets::status).doc("Each cap's window, spend and whether it blocks"),
+        at(Get, "/budgets", budgets::list).doc("Spending caps (`{caps}`)"),
+        at(Post, "/budgets", budgets::create)
+            .doc("Create a spending cap (operators)")
+            .body::<budgets::CapBody>()
+            .status(201),
+        at(Get, "/budgets/status", budgets::status).doc("Each cap's window, spend and whether it blocks"),
+        at(Put, "/budgets/{cap_id}", budgets::update).doc("Replace a cap").body::<budgets::CapBody>(),
+        at(Delete, "/budgets/{cap_id}", budgets::delete).doc("Delete a cap"),
+        at(Post, "/budgets/{cap_id}/override", budgets::override_cap)
+            .doc("Let turns through a cap for `minutes` (0 clears)")
+            .body::<budgets::OverrideBody>(),
+        at(Get, "/tools", tools::list).doc("The tool catalog of the scope with switches (`{tools}`)"),
+        at(Get, "/tools/search", tools::search).doc("Search the tool catalog (`q`)"),
+        at(Get, "/tools/stats", tools::stats).doc("Calls, failures and latency per tool"),
+        at(Get, "/tools/matrix", tools::matrix).doc("Which agent has which tool, and whether it is on"),
+        at(Patch, "/tools/{entity_id}/{tool_name}/enabled", tools::set_enabled)
+            .doc("Switch a tool on or off for an agent or server")
+            .body::<tools::SetEnabled>(),
+        at(Post, "/tools/{tool_id}/test", tools::test)
+            .doc("Run a tool now with `params` (operators)")
+            .body::<tools::TestCall>(),
+        at(Get, "/api-keys", keys::list).doc("API keys the caller may manage (`{keys}`)"),
+        at(Post, "/api-keys", keys::create)
+            .doc("Create an API key bound to an organization (or installation-wide); the secret is shown once")
+            .body::<keys::NewKey>()
+            .status(201),
+        at(Delete, "/api-keys/{key_id}", keys::revoke).doc("Revoke an API key"),
+        at(Post, "/api-keys/{key_id}/rotate", keys::rotate).doc("Replace a key's secret; the old one stops at once"),
+        at(Get, "/trigger/tasks", bgo::list_tasks).doc("Background tasks (`{tasks}`)"),
+        at(Post, "/trigger/tasks/{task_id}/trigger", bgo::trigger)
+            .doc("Queue a run of a task")
+            .body::<bgo::TriggerBody>(),
+        at(Get, "/trigger/runs", bgo::list_runs).doc("Runs (`{runs}`; filters `status`, `taskId`)"),
+        at(Get, "/trigger/runs/{run_id}", bgo::get_run).doc("A run with its attempts, payload and output"),
+        at(Post, "/trigger/runs/{run_id}/cancel", bgo::cancel_run).doc("Cancel a run"),
+        at(Post, "/trigger/runs/{run_id}/replay", bgo::replay_run).doc("Queue a new run with the same payload"),
+        at(Get, "/trigger/schedules", bgo::list_schedules).doc("Schedules (`{schedules}`)"),
+        at(Post, "/trigger/schedules", bgo::create_schedule)
+            .doc("Create a cron schedule for a task")
+            .body::<bgo::ScheduleBody>(),
+        at(Get, "/trigger/schedules/{schedule_id}", bgo::get_schedule).doc("A schedule with its next run"),
+        at(Delete, "/trigger/schedules/{schedule_id}", bgo::delete_schedule).doc("Delete a schedule"),
+        at(Post, "/trigger/schedules/{schedule_id}/activate", bgo::activate_schedule).doc("Turn a schedule on"),
+        at(Post, "/trigger/schedules/{schedule_id}/deactivate", bgo::deactivate_schedule).doc("Turn a schedule off"),
+        at(Get, "/trigger/batches/{id}", bgo::get_batch).doc("A batch and its runs"),
+        at(Post, "/trigger/batches/{id}", bgo::trigger_batch)
+            .doc("Queue one run of task `id` per payload (up to 1,000)")
+            .body::<bgo::BatchBody>(),
+        at(Get, "/jobs", bgo::list_jobs).doc("Runs as 1.x jobs (`{jobs}`)"),
+        at(Post, "/jobs", bgo::spawn_job).doc("Queue a run (the 1.x `{type, payload}` shape)").body::<bgo::JobBody>(),
+        at(Get, "/jobs/{run_id}", bgo::get_job).doc("A run as a 1.x job"),
+        at(Post, "/jobs/{run_id}/cancel", bgo::cancel_run).doc("Cancel a run"),
+        at(Post, "/jobs/{run_id}/replay", bgo::replay_job).doc("Queue a new run with the same payload"),
     ]
 }

@@ -23,7 +23,7 @@ use crate::error::ApiError;
 use crate::extract::{QueryParams, page_limit, page_offset, time_param};
 
 /// Filters of the turn and trace lists.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TurnQuery {
     agent_id: Option<String>,

@@ -21,7 +21,7 @@ use crate::extract::{JsonBody, QueryParams, page_limit, page_offset};
 const MAX_TITLE_CHARS: usize = 500;
 
 /// Body of `POST /threads`. Unknown fields are ignored (clients send extras).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateThread {
     #[serde(default)]
@@ -46,7 +46,7 @@ pub async fn create(
 }
 
 /// Query of `GET /threads`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListThreads {
     agent_id: Option<String>,
@@ -101,7 +101,7 @@ pub async fn get(
 }
 
 /// Paging of `GET /threads/:id/messages`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct Page {
     limit: Option<i64>,
     offset: Option<i64>,
@@ -123,7 +123,7 @@ pub async fn messages(
 }
 
 /// Query of `GET /threads/:id/artifacts`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ListArtifacts {
     limit: Option<i64>,
 }

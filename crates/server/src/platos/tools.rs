@@ -54,7 +54,7 @@ async fn catalog(state: &AppState, scope: &agentry_core::Scope) -> Result<Vec<(A
 }
 
 /// Query of `GET /tools`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ListTools {
     category: Option<String>,
 }
@@ -75,7 +75,7 @@ pub async fn list(
 }
 
 /// Query of `GET /tools/search`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct SearchTools {
     q: Option<String>,
     limit: Option<i64>,
@@ -154,7 +154,7 @@ pub async fn matrix(State(state): State<AppState>, Auth(principal): Auth) -> Res
 }
 
 /// Body of `PATCH …/enabled`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct SetEnabled {
     enabled: bool,
 }
@@ -182,7 +182,7 @@ pub async fn set_enabled(
 }
 
 /// Body of a test call.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct TestCall {
     #[serde(default)]
     params: Option<Value>,

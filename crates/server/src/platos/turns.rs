@@ -24,7 +24,7 @@ use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryParams};
 
 /// Body of the turn-starting routes.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SendMessage {
     #[serde(default)]
@@ -52,7 +52,7 @@ pub async fn stream(
 }
 
 /// Query of `GET /agents/:id/chat/stream`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatQuery {
     message: Option<String>,

@@ -1,0 +1,109 @@
+//! The API document (issue 17): generated from the route table, it lists every public endpoint
+//! with its credentials and error body, is served at `/openapi.json` with the reference page at
+//! `/docs`, and is pinned by a snapshot so that any change to the API shows in review. Rewrite the
+//! snapshot with `UPDATE_SNAPSHOTS=1 cargo test -p agentry-server --test openapi`.
+
+use std::collections::BTreeSet;
+
+use agentry_server::app::{App, AppConfig};
+use agentry_server::openapi::document;
+use agentry_server::routes::public_endpoints;
+use agentry_store::StoreLocation;
+use axum::body::{Body, to_bytes};
+use axum::http::Request;
+use serde_json::Value;
+use tower::ServiceExt as _;
+
+const SNAPSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/snapshots/openapi.json");
+
+fn generated() -> Value {
+    serde_json::to_value(document()).unwrap()
+}
+
+#[test]
+fn the_document_lists_every_public_endpoint_with_credentials_and_errors() {
+    let doc = generated();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let listed: BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| item.as_object().unwrap().keys().map(move |m| (m.to_uppercase(), path.clone())))
+        .collect();
+    let routed: BTreeSet<(String, String)> =
+        public_endpoints().into_iter().map(|(_, path, e)| (e.verb.as_str().to_owned(), path)).collect();
+    assert_eq!(listed, routed, "the document and the route table differ");
+    assert!(routed.len() > 90, "{} endpoints", routed.len());
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let what = format!("{method} {path}");
+            assert!(!op["summary"].as_str().unwrap_or("").is_empty(), "{what} has no summary");
+            if path.starts_with("/api/v1/agent") || !matches!(op["tags"][0].as_str(), Some("Server")) {
+                let schemes: Vec<&str> = op["security"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|s| s.as_object().unwrap().keys())
+                    .map(String::as_str)
+                    .collect();
+                assert!(schemes.contains(&"apiKey"), "{what}: {schemes:?}");
+                assert_eq!(op["responses"]["404"]["$ref"], "#/components/responses/NotFound", "{what}");
+            }
+            let placeholders = path.matches('{').count();
+            let params = op["parameters"].as_array().map_or(0, Vec::len);
+            assert_eq!(placeholders, params, "{what}: path parameters");
+        }
+    }
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for name in ["ErrorBody", "Thread", "CreateThread", "SendMessage", "CapBody", "ErdoCreateThread", "QueryBody"] {
+        assert!(schemas.contains_key(name), "schema {name} missing");
+    }
+    let not_found = &doc["components"]["responses"]["NotFound"]["content"]["application/json"]["schema"]["$ref"];
+    assert_eq!(not_found, "#/components/schemas/ErrorBody");
+    assert_eq!(schemas["ErrorBody"]["required"], serde_json::json!(["statusCode", "error", "message"]));
+}
+
+#[test]
+fn the_document_matches_its_snapshot() {
+    let text = serde_json::to_string_pretty(&generated()).unwrap() + "\n";
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(SNAPSHOT, &text).unwrap();
+        return;
+    }
+    let pinned = std::fs::read_to_string(SNAPSHOT).unwrap_or_default();
+    assert!(
+        pinned == text,
+        "the API document changed: review the difference and rewrite the snapshot with \
+         UPDATE_SNAPSHOTS=1 cargo test -p agentry-server --test openapi"
+    );
+}
+
+#[tokio::test]
+async fn the_server_serves_the_document_and_its_reference_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::build(AppConfig::new(StoreLocation::Sqlite(dir.path().join("o.db")))).await.unwrap();
+    let get = |uri: &str| {
+        let router = app.router();
+        let request = Request::get(uri).body(Body::empty()).unwrap();
+        async move {
+            let response = router.oneshot(request).await.unwrap();
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+            (status, headers, String::from_utf8(body.to_vec()).unwrap())
+        }
+    };
+    let (status, headers, body) = get("/openapi.json").await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), generated());
+    let (status, headers, page) = get("/docs").await;
+    assert_eq!(status, 200);
+    assert!(headers["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
+    assert!(page.contains(r#"src="/docs/docs.js""#));
+    assert!(!page.contains("http://") && !page.contains("https://"), "the page loads nothing from elsewhere");
+    let (status, _, script) = get("/docs/docs.js").await;
+    assert_eq!(status, 200);
+    assert!(script.contains("fetch('/openapi.json')"));
+    assert!(!script.contains("http"), "the script loads nothing from elsewhere");
+}

@@ -1,0 +1,93 @@
+"""The API document against a real `agentry serve` (issue 17).
+
+`/openapi.json` validates as OpenAPI 3.1 (openapi-spec-validator), and schemathesis (PyPI)
+generates requests for every operation from it, once per credential scheme: an operator API key
+(both surfaces), an end user's session token (Platos) and an Erdo scoped token (Erdo). No answer
+may be a 5xx, and every answer must match the content type and the schema the document gives.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from openapi_spec_validator import validate
+
+from conftest import AgentryServer, ServerFactory
+
+CHECKS = "not_a_server_error,response_schema_conformance,content_type_conformance"
+
+
+@pytest.fixture(scope="module")
+def own_server(start_server_module: ServerFactory) -> AgentryServer:
+    # Plenty of budget for generated requests: rate limits would only make 429s.
+    return start_server_module(extra_env={"AGENTRY_CORS_ORIGINS": None})
+
+
+def test_the_document_is_valid_openapi_3_1(own_server: AgentryServer) -> None:
+    document = httpx.get(f"{own_server.base_url}/openapi.json", timeout=10).json()
+    validate(document)
+    assert document["openapi"] == "3.1.0"
+    operations = sum(len(item) for item in document["paths"].values())
+    assert operations > 90, operations
+
+
+def schemathesis(server: AgentryServer, headers: list[str], *extra: str) -> tuple[int, int]:
+    """Runs schemathesis; returns (operations tested, test cases) or fails with its report."""
+    cli = Path(sys.executable).with_name("schemathesis")
+    args = [
+        str(cli), "run", f"{server.base_url}/openapi.json",
+        "--checks", CHECKS,
+        "--exclude-path", "/socket.io/",
+        "--phases", "examples,coverage,fuzzing",
+        "--max-examples", "15",
+        "--workers", "2",
+        "--no-color",
+        "--seed", "20261204",
+    ]
+    for header in headers:
+        args += ["-H", header]
+    args += list(extra)
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    report = done.stdout + done.stderr
+    assert done.returncode == 0, report[-6000:]
+    tested = re.search(r"Tested: (\d+)", report)
+    cases = re.search(r"(\d+) generated", report)
+    assert tested and cases, report[-3000:]
+    print(f"schemathesis {' '.join(extra)}: {tested.group(1)} operations, {cases.group(1)} test cases, 0 failures")
+    return int(tested.group(1)), int(cases.group(1))
+
+
+def test_schemathesis_finds_no_server_error_or_schema_mismatch(own_server: AgentryServer) -> None:
+    key = own_server.api_key
+    scope = [
+        "X-Platos-Organization-Id: default",
+        "X-Platos-Project-Id: default",
+        "X-Platos-Environment-Id: default",
+    ]
+    operations, _ = schemathesis(own_server, [f"Authorization: Bearer {key}", *scope])
+    assert operations > 90
+
+    token = own_server.mint_token(user="schemathesis-user")
+    operations, _ = schemathesis(own_server, [f"X-Platos-Session-Token: {token}"], "--include-tag", "Platos")
+    assert operations > 70
+
+    created = httpx.post(
+        f"{own_server.base_url}/tokens",
+        headers={"Authorization": f"Bearer {key}"},
+        json={"botKeys": ["default"], "externalUserId": "schemathesis-user"},
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    scoped = created.json()["token"]
+    operations, _ = schemathesis(own_server, [f"Authorization: Bearer {scoped}"], "--include-tag", "Erdo")
+    assert operations >= 14
+    # The server is still whole after all that.
+    health = httpx.get(f"{own_server.base_url}/api/health", timeout=10)
+    assert health.status_code == 200, health.text
+    assert json.loads(health.text)["status"] == "ok"
