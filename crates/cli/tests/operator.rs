@@ -299,27 +299,52 @@ async fn a_first_start_stopped_by_a_bad_file_loses_no_key() {
     std::fs::create_dir_all(&agents).unwrap();
     std::fs::write(agents.join("bad.toml"), "id = \"bad\"\nname = \"Bad\"\nmodel = \"nosuch:model\"\n").unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let serve = || {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_agentry"));
-        command
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--agents"])
-            .arg(&agents)
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .env_remove("AGENTRY_API_KEY")
-            .env_remove("AGENTRY_SERVICE_SECRET")
-            .env("AGENTRY_DEFAULT_MODEL", "scripted:echo")
-            .env("AGENTRY_LOG", "warn");
-        command
-    };
-    let failed = serve().output().unwrap();
+    let failed = first_start(dir.path(), port).output().unwrap();
+    assert_refused_without_a_key(&failed, "bad.toml");
+    std::fs::write(agents.join("bad.toml"), "id = \"good\"\nname = \"Good\"\nmodel = \"scripted:echo\"\n").unwrap();
+    second_start_prints_a_working_key(dir.path(), port, "good").await;
+}
+
+/// A first start whose port is taken binds before it sets anything up: it stops without printing
+/// (and losing) the one-time key, and the next start, once the port is free, prints one that works.
+#[tokio::test]
+async fn a_first_start_on_a_taken_port_loses_no_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("agents")).unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let failed = first_start(dir.path(), port).output().unwrap();
+    assert_refused_without_a_key(&failed, &format!("127.0.0.1:{port}"));
+    drop(taken);
+    second_start_prints_a_working_key(dir.path(), port, "default").await;
+}
+
+/// `agentry serve` on a new data dir under `root`, with the agent files of `root/agents`.
+fn first_start(root: &std::path::Path, port: u16) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_agentry"));
+    command
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--agents"])
+        .arg(root.join("agents"))
+        .arg("--data-dir")
+        .arg(root.join("data"))
+        .env_remove("AGENTRY_API_KEY")
+        .env_remove("AGENTRY_SERVICE_SECRET")
+        .env("AGENTRY_DEFAULT_MODEL", "scripted:echo")
+        .env("AGENTRY_LOG", "warn");
+    command
+}
+
+fn assert_refused_without_a_key(failed: &std::process::Output, named: &str) {
     assert!(!failed.status.success());
     let stdout = String::from_utf8_lossy(&failed.stdout);
     assert!(!stdout.contains("operator API key"), "a key was printed by a start that failed: {stdout}");
-    assert!(String::from_utf8_lossy(&failed.stderr).contains("bad.toml"), "the error names the file");
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(stderr.contains(named), "the error names {named}: {stderr}");
+}
 
-    std::fs::write(agents.join("bad.toml"), "id = \"good\"\nname = \"Good\"\nmodel = \"scripted:echo\"\n").unwrap();
-    let mut child = serve().stdout(Stdio::piped()).spawn().unwrap();
+/// Starts again on the same data dir: the key it prints lists the agents, `agent` among them.
+async fn second_start_prints_a_working_key(root: &std::path::Path, port: u16, agent: &str) {
+    let mut child = first_start(root, port).stdout(Stdio::piped()).spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let (found, key) = tokio::sync::oneshot::channel();
     // Reads stdout to its end (the server keeps writing), handing over the key when it shows.
@@ -342,7 +367,7 @@ async fn a_first_start_stopped_by_a_bad_file_loses_no_key() {
     loop {
         match operator.agents().list().await {
             Ok(agents) => {
-                assert!(agents.iter().any(|a| a.id == "good"));
+                assert!(agents.iter().any(|a| a.id == agent), "{agent} is not listed");
                 break;
             }
             Err(err) => assert!(Instant::now() < deadline, "{err}"),
