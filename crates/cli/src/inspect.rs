@@ -137,8 +137,14 @@ pub async fn threads(command: ThreadsCommand) -> Result<(), String> {
 }
 
 fn agent_line(agent: &Agent) -> String {
-    let version = agent.extra.get("versionNumber").and_then(serde_json::Value::as_i64).unwrap_or(0);
-    format!("{}  {}  {}  v{version}  updated {}", agent.id, agent.name, agent.model, agent.updated_at)
+    format!(
+        "{}  {}  {}  v{}  updated {}",
+        agent.id,
+        agent.name,
+        agent.model,
+        agent.version_number,
+        agent.updated_at.to_rfc3339()
+    )
 }
 
 fn thread_line(thread: &Thread) -> String {

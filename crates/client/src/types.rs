@@ -2,34 +2,10 @@
 //! yet are kept in `extra`.
 
 use agentry_core::ApprovalStatus;
+pub use agentry_core::wire::Agent;
 pub use agentry_core::{Thread, ThreadStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-
-/// An agent.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Agent {
-    /// Agent id.
-    pub id: String,
-    /// Human name.
-    pub name: String,
-    /// `provider:model`.
-    pub model: String,
-    /// System prompt.
-    #[serde(default)]
-    pub system_prompt: String,
-    /// Id of the current version.
-    #[serde(default)]
-    pub current_version_id: Option<String>,
-    /// RFC 3339 creation time.
-    pub created_at: String,
-    /// RFC 3339 time of the current version.
-    pub updated_at: String,
-    /// Other fields.
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
 
 /// One immutable version of an agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

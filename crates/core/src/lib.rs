@@ -45,6 +45,7 @@ pub mod time;
 pub mod tool;
 pub mod trace;
 pub mod turn;
+pub mod wire;
 
 pub use agent::{
     AgentSpec, AgentSpecError, BudgetPolicy, BusyPolicy, DynamicBlock, ModelRef, RateLimits, SamplingSpec, Script,

@@ -1,6 +1,6 @@
 //! `/agents`: list, get and versions for every caller; create, replace and delete for operators.
 
-use agentry_core::{AgentSpec, AgentSpecError, Principal};
+use agentry_core::{AgentSpec, AgentSpecError, Principal, wire};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -14,8 +14,8 @@ use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryParams, page_limit, page_offset};
 
 /// `GET /agents` → `{agents, total}`; a token pinned to one agent sees only that agent.
-pub async fn list(State(state): State<AppState>, Auth(principal): Auth) -> Result<Json<Value>, ApiError> {
-    let agents: Vec<Value> = state
+pub async fn list(State(state): State<AppState>, Auth(principal): Auth) -> Result<Json<wire::AgentList>, ApiError> {
+    let agents: Vec<wire::Agent> = state
         .store
         .list_agents(&principal.scope)
         .await?
@@ -23,7 +23,7 @@ pub async fn list(State(state): State<AppState>, Auth(principal): Auth) -> Resul
         .filter(|a| principal.may_use_agent(&a.spec.id))
         .map(views::agent)
         .collect();
-    Ok(Json(json!({ "total": agents.len(), "agents": agents })))
+    Ok(Json(wire::AgentList { total: agents.len(), agents }))
 }
 
 /// `GET /agents/:id` → the agent, or 404.
@@ -31,7 +31,7 @@ pub async fn get(
     State(state): State<AppState>,
     Auth(principal): Auth,
     Path(agent_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Agent>, ApiError> {
     check_pin(&principal, &agent_id)?;
     let agent =
         state.store.get_agent(&principal.scope, &agent_id).await?.ok_or_else(|| ApiError::not_found("Agent"))?;
@@ -72,7 +72,7 @@ pub async fn create(
     State(state): State<AppState>,
     Auth(principal): Auth,
     JsonBody(body): JsonBody<Map<String, Value>>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<wire::Agent>), ApiError> {
     apply(&state, &principal, body).await
 }
 
@@ -82,7 +82,7 @@ pub async fn replace(
     Auth(principal): Auth,
     Path(agent_id): Path<String>,
     JsonBody(mut body): JsonBody<Map<String, Value>>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<wire::Agent>), ApiError> {
     match body.get("id") {
         None => {
             body.insert("id".into(), Value::String(agent_id));
@@ -110,7 +110,7 @@ async fn apply(
     state: &AppState,
     principal: &Principal,
     mut body: Map<String, Value>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<wire::Agent>), ApiError> {
     require_operator(principal)?;
     let note = match body.remove("note") {
         None | Some(Value::Null) => None,

@@ -33,12 +33,19 @@ pub fn endpoints() -> Vec<Endpoint> {
     use Verb::*;
     use serde_json::Value as Json;
     vec![
-        at(Get, "/agents", agents::list).doc("List the scope's agents (`{agents, total}`)"),
-        at(Post, "/agents", agents::create).doc("Create an agent from its spec (operators)").body::<Json>().status(201),
-        at(Get, "/agents/{agent_id}", agents::get).doc("An agent and its current version"),
+        at(Get, "/agents", agents::list).doc("List the scope's agents").answers::<agentry_core::wire::AgentList>(),
+        at(Post, "/agents", agents::create)
+            .doc("Create an agent from its spec (operators)")
+            .body::<Json>()
+            .answers::<agentry_core::wire::Agent>()
+            .status(201),
+        at(Get, "/agents/{agent_id}", agents::get)
+            .doc("An agent and its current version")
+            .answers::<agentry_core::wire::Agent>(),
         at(Put, "/agents/{agent_id}", agents::replace)
             .doc("Create or replace an agent; a changed spec is a new version")
-            .body::<Json>(),
+            .body::<Json>()
+            .answers::<agentry_core::wire::Agent>(),
         at(Delete, "/agents/{agent_id}", agents::delete).doc("Delete an agent (operators)"),
         at(Get, "/agents/{agent_id}/versions", agents::versions).doc("An agent's immutable versions, newest first"),
         at(Get, "/agents/{agent_id}/chat/stream", turns::chat_stream)

@@ -1,6 +1,6 @@
 //! JSON views of domain objects in the Platos shapes.
 
-use agentry_core::{AgentSpec, Message, Timestamp, Turn};
+use agentry_core::{AgentSpec, Message, Timestamp, Turn, wire};
 use agentry_store::{AgentVersion, Span, StoredAgent, TurnStats};
 use serde_json::{Value, json};
 
@@ -16,21 +16,23 @@ fn spec_fields(spec: &AgentSpec) -> Value {
 }
 
 /// `PlatosAgent` plus the upstream record fields we have.
-pub fn agent(agent: &StoredAgent) -> Value {
-    let mut value = spec_fields(&agent.spec);
-    let extra = json!({
-        "slug": agent.spec.id,
-        "organizationId": agent.scope.organization_id,
-        "projectId": agent.scope.project_id,
-        "environmentId": agent.scope.environment_id,
-        "currentVersionId": agent.current_version_id,
-        "versionNumber": agent.version_number,
-        "isActive": true,
-        "createdAt": agent.created_at,
-        "updatedAt": agent.updated_at,
-    });
-    merge(&mut value, extra);
-    value
+pub fn agent(agent: &StoredAgent) -> wire::Agent {
+    wire::Agent {
+        id: agent.spec.id.clone(),
+        name: agent.spec.name.clone(),
+        model: agent.spec.model.clone(),
+        system_prompt: agent.spec.system_prompt.clone(),
+        description: agent.spec.description.clone(),
+        slug: agent.spec.id.clone(),
+        organization_id: agent.scope.organization_id.clone(),
+        project_id: agent.scope.project_id.clone(),
+        environment_id: agent.scope.environment_id.clone(),
+        current_version_id: agent.current_version_id.clone(),
+        version_number: agent.version_number,
+        is_active: true,
+        created_at: agent.created_at,
+        updated_at: agent.updated_at,
+    }
 }
 
 /// A version record: `id, agentId, versionNumber, createdBy, note, snapshot, createdAt, isCurrent`,
