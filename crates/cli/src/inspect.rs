@@ -160,7 +160,7 @@ fn thread_line(thread: &Thread) -> String {
 }
 
 fn message_block(message: &Message) -> String {
-    let mut out = format!("\n[{}] {}\n{}\n", message.created_at, message.role, message.content);
+    let mut out = format!("\n[{}] {}\n{}\n", message.created_at.to_rfc3339(), message.role.as_str(), message.content);
     for call in &message.tool_calls {
         let outcome = if call.is_error { "failed" } else { "returned" };
         out.push_str(&format!("  ↳ {}({}) {outcome} {}\n", call.name, call.arguments, call.result));

@@ -2,7 +2,7 @@
 //! yet are kept in `extra`.
 
 use agentry_core::ApprovalStatus;
-pub use agentry_core::wire::Agent;
+pub use agentry_core::wire::{Agent, Message, MessageToolCall};
 pub use agentry_core::{Thread, ThreadStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -27,48 +27,6 @@ pub struct AgentVersion {
     pub created_by: Option<String>,
     /// RFC 3339 creation time.
     pub created_at: String,
-}
-
-/// A message of a thread.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Message {
-    /// `msg_…`
-    pub id: String,
-    /// Its thread.
-    pub thread_id: String,
-    /// `user`, `assistant`, `system`, `tool`.
-    pub role: String,
-    /// Text.
-    pub content: String,
-    /// RFC 3339 creation time.
-    pub created_at: String,
-    /// The turn that wrote it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub turn_id: Option<String>,
-    /// An answer's tool calls, with their results, in order.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tool_calls: Vec<MessageToolCall>,
-}
-
-/// A tool call an answer made, and what it returned.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MessageToolCall {
-    /// Pairs the call with its result.
-    pub id: String,
-    /// The tool.
-    pub name: String,
-    /// The arguments the model sent.
-    pub arguments: serde_json::Value,
-    /// What the tool returned.
-    pub result: serde_json::Value,
-    /// Whether the call failed.
-    #[serde(default)]
-    pub is_error: bool,
-    /// The model step (1-based) that made it.
-    #[serde(default)]
-    pub step: u32,
 }
 
 /// An artifact revision (latest per key in listings).

@@ -61,7 +61,8 @@ pub fn endpoints() -> Vec<Endpoint> {
         at(Get, "/threads/{thread_id}", threads::get).doc("A thread").answers::<agentry_core::Thread>(),
         at(Delete, "/threads/{thread_id}", threads::delete).doc("Delete a thread with its messages"),
         at(Get, "/threads/{thread_id}/messages", threads::messages)
-            .doc("A thread's messages, oldest first (`{messages}`)"),
+            .doc("A thread's messages, oldest first")
+            .answers::<agentry_core::wire::MessagePage>(),
         at(Post, "/threads/{thread_id}/messages", turns::send_and_wait)
             .doc("Run a turn and answer when it ends (`{text, turnId, status, usage, events}`)")
             .body::<turns::SendMessage>(),

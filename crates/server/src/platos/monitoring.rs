@@ -264,7 +264,8 @@ pub async fn thread_trace(
         usage.add(&stat.usage);
         tool_calls += stat.tool_calls;
     }
-    let mut message_views: Vec<Value> = messages.iter().map(views::message).collect();
+    let mut message_views: Vec<Value> =
+        messages.iter().map(|m| serde_json::to_value(agentry_core::wire::Message::of(m)).unwrap_or_default()).collect();
     attach_contents(&mut message_views, state.store.thread_contents(scope, &thread.id).await?);
     let span_views: Vec<Value> = spans.iter().map(views::span).collect();
     let mut timeline: Vec<(i64, u8, Value)> = messages

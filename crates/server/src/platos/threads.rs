@@ -3,7 +3,7 @@
 //! Every lookup goes through the caller's scope and owner filter, so another user's or another
 //! scope's thread answers 404 exactly like a missing one.
 
-use agentry_core::{Principal, Thread};
+use agentry_core::{Principal, Thread, wire};
 use agentry_store::{ArchivedFilter, ThreadQuery};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -113,13 +113,13 @@ pub async fn messages(
     Auth(principal): Auth,
     Path(thread_id): Path<String>,
     QueryParams(page): QueryParams<Page>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::MessagePage>, ApiError> {
     let limit = page_limit(page.limit, 50, 500)?;
     let offset = page_offset(page.offset)?;
     let thread = visible_thread(&state, &principal, &thread_id).await?;
     let (messages, total) = state.store.list_messages(&principal.scope, &thread.id, limit, offset).await?;
-    let messages: Vec<Value> = messages.iter().map(super::views::message).collect();
-    Ok(Json(json!({ "messages": messages, "total": total, "limit": limit, "offset": offset })))
+    let messages = messages.iter().map(wire::Message::of).collect();
+    Ok(Json(wire::MessagePage { messages, total, limit, offset }))
 }
 
 /// Query of `GET /threads/:id/artifacts`.

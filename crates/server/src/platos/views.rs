@@ -1,6 +1,6 @@
 //! JSON views of domain objects in the Platos shapes.
 
-use agentry_core::{AgentSpec, Message, Timestamp, Turn, wire};
+use agentry_core::{AgentSpec, Timestamp, Turn, wire};
 use agentry_store::{AgentVersion, Span, StoredAgent, TurnStats};
 use serde_json::{Value, json};
 
@@ -49,33 +49,6 @@ pub fn version(version: &AgentVersion, current_version_id: &str) -> Value {
         "createdAt": version.created_at,
         "isCurrent": version.id == current_version_id,
     })
-}
-
-/// A message, with its turn and — for an answer that used tools — each tool call with its
-/// arguments and result (`toolCalls`, an extra the clients ignore).
-pub fn message(message: &Message) -> Value {
-    let mut value = serde_json::to_value(message).unwrap_or_default();
-    if !message.tool_steps.is_empty() {
-        let parse = |text: &str| serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()));
-        let calls: Vec<Value> = message
-            .tool_steps
-            .iter()
-            .enumerate()
-            .flat_map(|(step, s)| s.calls.iter().map(move |c| (step, c)))
-            .map(|(step, call)| {
-                json!({
-                    "id": call.id,
-                    "name": call.name,
-                    "arguments": parse(&call.arguments),
-                    "result": parse(&call.result),
-                    "isError": call.is_error,
-                    "step": step + 1,
-                })
-            })
-            .collect();
-        merge(&mut value, json!({ "toolCalls": calls }));
-    }
-    value
 }
 
 /// How long a finished turn ran, start to end.
@@ -132,10 +105,4 @@ pub fn span(span: &Span) -> Value {
         "agentId": span.agent_id,
         "attributes": span.attributes,
     })
-}
-
-fn merge(target: &mut Value, extra: Value) {
-    if let (Value::Object(target), Value::Object(extra)) = (target, extra) {
-        target.extend(extra);
-    }
 }
