@@ -219,7 +219,7 @@ impl Store {
     /// (`Err` names that cap; nothing is counted then).
     pub async fn count_turn(&self, charges: &[Charge]) -> StoreResult<Result<(), String>> {
         on_writer!(self, |pool| {
-            let mut tx = pool.begin_with(self.db.begin_write()).await?;
+            let mut tx = pool.begin().await?;
             for charge in charges {
                 let counted = take_window!(
                     tx,
@@ -251,7 +251,7 @@ impl Store {
         let windows: Vec<&WindowRef> = reservation.charges.iter().map(|c| &c.window).collect();
         let windows = serde_json::to_string(&windows).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         on_writer!(self, |pool| {
-            let mut tx = pool.begin_with(self.db.begin_write()).await?;
+            let mut tx = pool.begin().await?;
             for charge in &reservation.charges {
                 // An open window takes the amount only if spent + reserved + amount still fits.
                 let held = take_window!(
@@ -303,7 +303,7 @@ impl Store {
     ) -> StoreResult<Vec<Crossed>> {
         let mut crossed = Vec::new();
         on_writer!(self, |pool| {
-            let mut tx = pool.begin_with(self.db.begin_write()).await?;
+            let mut tx = pool.begin().await?;
             let released = sqlx::query("DELETE FROM budget_reservations WHERE id = $1")
                 .bind(&reservation.id)
                 .execute(&mut *tx)
@@ -382,7 +382,7 @@ impl Store {
             let windows: Vec<WindowRef> =
                 serde_json::from_str(&windows).map_err(|e| StoreError::Corrupt(format!("reservation: {e}")))?;
             on_writer!(self, |pool| {
-                let mut tx = pool.begin_with(self.db.begin_write()).await?;
+                let mut tx = pool.begin().await?;
                 let gone = sqlx::query("DELETE FROM budget_reservations WHERE id = $1")
                     .bind(&id)
                     .execute(&mut *tx)

@@ -42,7 +42,7 @@ impl Store {
     pub async fn insert_contents(&self, scope: &Scope, thread_id: &str, items: &[ContentItem]) -> StoreResult<()> {
         let encoded = encode_contents(items)?;
         on_writer!(self, |pool| {
-            let mut tx = pool.begin_with(self.db.begin_write()).await?;
+            let mut tx = pool.begin().await?;
             insert_contents!(&mut *tx, scope, thread_id, items, encoded);
             tx.commit().await?;
         });

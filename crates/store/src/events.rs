@@ -55,7 +55,7 @@ impl Store {
         // multi-row insert; its anonymous `?` placeholders bind in order at no cost.
         let anonymous = matches!(self.db, Db::Sqlite { .. });
         let inserted = on_writer!(self, |pool| {
-            let mut tx = pool.begin_with(self.db.begin_write()).await?;
+            let mut tx = pool.begin().await?;
             let mut inserted = 0;
             for chunk in rows_with_json.chunks(ROWS_PER_STATEMENT) {
                 let mut sql = String::with_capacity(300 + chunk.len() * 48);

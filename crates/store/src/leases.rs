@@ -163,7 +163,7 @@ impl Store {
         );
         let (queue, refuse) = (insert("queued", false, false), insert("failed", true, false));
         let submitted = on_writer!(self, |pool| {
-            let mut tx = pool.begin_with(self.db.begin_write()).await?;
+            let mut tx = pool.begin().await?;
             macro_rules! run {
                 ($sql:expr, $error:expr) => {
                     sqlx::query(sqlx::AssertSqlSafe($sql))
@@ -425,7 +425,7 @@ impl Store {
             now = self.now_sql()
         );
         on_writer!(self, |pool| {
-            let mut tx = pool.begin_with(self.db.begin_write()).await?;
+            let mut tx = pool.begin().await?;
             let fenced = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(&lease.turn_id)
                 .bind(lease.token)

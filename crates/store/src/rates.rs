@@ -47,7 +47,7 @@ impl Store {
     ) -> StoreResult<Result<(), RateRefusal>> {
         let now = Timestamp::now().0;
         on_writer!(self, |pool| {
-            let mut tx = pool.begin_with(self.db.begin_write()).await?;
+            let mut tx = pool.begin().await?;
             if let Some((scope, user_id, limit)) = concurrent {
                 // The user's own lock row: two replicas counting the same user's turns take turns.
                 let key = format!(

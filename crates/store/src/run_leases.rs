@@ -114,7 +114,7 @@ impl Store {
         );
         let is_postgres = matches!(self.db, Db::Postgres(_));
         on_writer!(self, |pool| {
-            let mut tx = pool.begin_with(self.db.begin_write()).await?;
+            let mut tx = pool.begin().await?;
             if is_postgres {
                 // Claims take turns across replicas, so a concurrency limit counts every claim.
                 sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('agentry:task_runs:claim', 0))")
@@ -240,7 +240,7 @@ impl Store {
              RETURNING {RUN_COLUMNS}"
         );
         on_writer!(self, |pool| {
-            let mut tx = pool.begin_with(self.db.begin_write()).await?;
+            let mut tx = pool.begin().await?;
             let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(&lease.run_id)
                 .bind(lease.token)
@@ -339,7 +339,7 @@ impl Store {
                 .unwrap_or(i64::MAX);
             let error = "crashed: the replica running this attempt stopped renewing its lease";
             on_writer!(self, |pool| {
-                let mut tx = pool.begin_with(self.db.begin_write()).await?;
+                let mut tx = pool.begin().await?;
                 let row = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "UPDATE task_runs SET
                          status = CASE WHEN attempt_count < max_attempts AND cancel_requested = 0 THEN 'QUEUED'

@@ -267,7 +267,7 @@ impl Store {
     /// it is new, in the order given.
     pub async fn trigger_runs(&self, runs: &[NewRun]) -> StoreResult<Vec<(StoredRun, bool)>> {
         on_writer!(self, |pool| {
-            let mut tx = pool.begin_with(self.db.begin_write()).await?;
+            let mut tx = pool.begin().await?;
             insert_runs!(&mut *tx, self, runs);
             tx.commit().await?;
         });

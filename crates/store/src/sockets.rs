@@ -45,7 +45,7 @@ impl Store {
         }
         let now = Timestamp::now().0;
         on_writer!(self, |pool| {
-            let mut tx = pool.begin_with(self.db.begin_write()).await?;
+            let mut tx = pool.begin().await?;
             for cursor in cursors {
                 sqlx::query(
                     "INSERT INTO stream_cursors

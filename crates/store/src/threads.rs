@@ -205,7 +205,7 @@ impl Store {
     /// Deletes a thread and its messages. Returns false when it was not visible.
     pub async fn delete_thread(&self, scope: &Scope, owner: Option<&str>, id: &str) -> StoreResult<bool> {
         let deleted = on_writer!(self, |pool| {
-            let mut tx = pool.begin_with(self.db.begin_write()).await?;
+            let mut tx = pool.begin().await?;
             let sql = format!("DELETE FROM threads WHERE {THREAD_MATCH}");
             let deleted = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(&scope.organization_id)
@@ -237,7 +237,7 @@ impl Store {
     pub async fn append_message(&self, scope: &Scope, message: &Message) -> StoreResult<()> {
         let steps = encode_tool_steps(message)?;
         on_writer!(self, |pool| {
-            let mut tx = pool.begin_with(self.db.begin_write()).await?;
+            let mut tx = pool.begin().await?;
             insert_message!(&mut *tx, scope, message, steps);
             tx.commit().await?;
         });
