@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import httpx
@@ -53,7 +54,9 @@ def schemathesis(server: AgentryServer, headers: list[str], *extra: str) -> tupl
     for header in headers:
         args += ["-H", header]
     args += list(extra)
-    done = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    # Its cache (`.schemathesis/`) goes to a scratch directory, not the repository.
+    with tempfile.TemporaryDirectory() as scratch:
+        done = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=scratch)
     report = done.stdout + done.stderr
     assert done.returncode == 0, report[-6000:]
     tested = re.search(r"Tested: (\d+)", report)
