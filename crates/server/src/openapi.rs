@@ -52,7 +52,7 @@ pub async fn script() -> Response {
 /// The OpenAPI 3.1 document of every public endpoint.
 pub fn document() -> OpenApi {
     let mut schemas = Vec::new();
-    let error = schema_ref::<ErrorBody>(&mut schemas);
+    let error = routes::schema_of::<ErrorBody>(&mut schemas);
     let mut paths = PathsBuilder::new();
     for (surface, path, endpoint) in routes::public_endpoints() {
         let operation = operation(surface, &path, endpoint.verb, &endpoint.doc, &mut schemas);
@@ -129,12 +129,6 @@ fn method(verb: Verb) -> HttpMethod {
         Verb::Patch => HttpMethod::Patch,
         Verb::Delete => HttpMethod::Delete,
     }
-}
-
-fn schema_ref<T: utoipa::ToSchema>(schemas: &mut Vec<(String, RefOr<Schema>)>) -> RefOr<Schema> {
-    schemas.push((T::name().into_owned(), T::schema()));
-    T::schemas(schemas);
-    RefOr::Ref(Ref::from_schema_name(T::name()))
 }
 
 /// The refusals every API operation may answer (415 only those that read a body), each an

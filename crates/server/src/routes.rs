@@ -82,7 +82,8 @@ pub struct Doc {
     pub text: Option<&'static str>,
 }
 
-fn schema_of<T: ToSchema>(schemas: &mut Vec<(String, RefOr<Schema>)>) -> RefOr<Schema> {
+/// Adds `T`'s schema (and those it refers to) to `schemas`; returns a reference to it.
+pub(crate) fn schema_of<T: ToSchema>(schemas: &mut Vec<(String, RefOr<Schema>)>) -> RefOr<Schema> {
     schemas.push((T::name().into_owned(), T::schema()));
     T::schemas(schemas);
     RefOr::Ref(Ref::from_schema_name(T::name()))
