@@ -3,29 +3,13 @@
 //! records in it, and the columns its header names.
 #![no_main]
 
-use std::sync::OnceLock;
+mod common;
 
-use agentry_datasets::Datasets;
 use libfuzzer_sys::fuzz_target;
 
-struct Fixture {
-    runtime: tokio::runtime::Runtime,
-    datasets: Datasets,
-    _dir: tempfile::TempDir,
-}
-
-fn fixture() -> &'static Fixture {
-    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        let dir = tempfile::tempdir().expect("temp dir");
-        let datasets = Datasets::new(dir.path().join("datasets"));
-        Fixture { runtime, datasets, _dir: dir }
-    })
-}
-
 fuzz_target!(|bytes: &[u8]| {
-    let fixture = fixture();
+    // The shared fixture's store; uploads go to their own id, beside the dataset the others query.
+    let fixture = common::fixture();
     let Ok(info) = fixture.runtime.block_on(fixture.datasets.create_from_csv("upload", bytes)) else { return };
     let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(bytes);
     let header = reader.headers().expect("the csv crate reads the header of an accepted file").clone();

@@ -1,4 +1,6 @@
 //! One dataset shared by the dataset targets, made once per fuzzing process.
+// Each target binary uses part of this module.
+#![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
