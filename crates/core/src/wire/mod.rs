@@ -1,7 +1,16 @@
-//! Wire types of the Platos surface that are views rather than domain objects: what the server
-//! answers, what the Rust SDK reads and what `/openapi.json` describes, from one definition each
-//! (domain objects that go on the wire as they are, like [`crate::Thread`], carry their schema
-//! themselves).
+//! Wire types: what the server answers, what the Rust SDK reads and what `/openapi.json`
+//! describes, from one definition each. Domain objects that go on the wire as they are (like
+//! [`crate::Thread`]) carry their schema themselves; the views that are not domain objects live
+//! here, one file per area: the Platos agents and messages below, [`monitoring`] (turns, traces,
+//! spans, costs), [`approvals`], [`budgets`], [`bgo`] (tasks, runs, schedules, batches),
+//! [`admin`] (tools, keys), [`erdo`] (the Erdo surface).
+
+pub mod admin;
+pub mod approvals;
+pub mod bgo;
+pub mod budgets;
+pub mod erdo;
+pub mod monitoring;
 
 use serde::{Deserialize, Serialize};
 

@@ -1,0 +1,1 @@
+//! The operator resources: tools (switches, health) and API keys.

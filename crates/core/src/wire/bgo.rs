@@ -1,0 +1,1 @@
+//! Background operations: tasks, runs and their attempts, schedules, batches (`/bgo/*`).

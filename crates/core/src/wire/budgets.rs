@@ -1,0 +1,1 @@
+//! Budget caps and their status (`/budgets/*`).

@@ -1,0 +1,1 @@
+//! The Erdo surface: invoke results, scoped tokens, threads and their messages, datasets.

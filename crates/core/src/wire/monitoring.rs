@@ -1,0 +1,1 @@
+//! Turns, model calls, traces and spans, cost rollups and the summary (`/monitoring/*`, `/turns`).
