@@ -62,8 +62,8 @@ fn turn_line(turn: &TurnRecord) -> String {
     let error = turn.error.as_deref().map_or_else(String::new, |e| format!("  ({e})"));
     format!(
         "{}  {:<9}  {:<16} {:<14} {:>9}  {} steps, {} tools  {} → {} tok  {:.4} ¢  thread {}{error}",
-        turn.created_at,
-        turn.status,
+        turn.created_at.to_rfc3339(),
+        turn.status.as_str(),
         turn.agent_id,
         turn.user_id,
         duration,
@@ -110,8 +110,9 @@ fn render(span: &TraceSpan, prefix: &str, last: bool, root: bool, out: &mut Stri
         (false, false) => ("├─ ", format!("{prefix}│  ")),
     };
     out.push_str(&format!("{prefix}{branch}{}  {}\n", span.name, details(span)));
-    for (i, child) in span.children.iter().enumerate() {
-        render(child, &next, i + 1 == span.children.len(), false, out);
+    let children = span.child_spans();
+    for (i, child) in children.iter().enumerate() {
+        render(child, &next, i + 1 == children.len(), false, out);
     }
 }
 
@@ -143,13 +144,28 @@ mod tests {
     use super::*;
 
     fn span(name: &str, ms: f64, children: Vec<TraceSpan>) -> TraceSpan {
-        serde_json::from_value::<TraceSpan>(serde_json::json!({
-            "traceId": "t", "spanId": name, "name": name, "kind": "internal", "startTime": "", "endTime": "",
-            "durationMs": ms, "status": "ok", "turnId": "trn",
-            "attributes": { "gen_ai.usage.input_tokens": 3, "gen_ai.usage.output_tokens": 4, "agentry.cost_micro_cents": 1500 },
-        }))
-        .map(|s| TraceSpan { children, ..s })
-        .unwrap()
+        let attributes = serde_json::json!({
+            "gen_ai.usage.input_tokens": 3, "gen_ai.usage.output_tokens": 4, "agentry.cost_micro_cents": 1500,
+        });
+        TraceSpan {
+            trace_id: "t".into(),
+            span_id: name.into(),
+            parent_span_id: None,
+            name: name.into(),
+            kind: "internal".into(),
+            start_time_unix_nano: "0".into(),
+            end_time_unix_nano: "0".into(),
+            start_time: agentry_core::Timestamp(0),
+            end_time: agentry_core::Timestamp(0),
+            duration_ms: ms,
+            status: "ok".into(),
+            error_message: None,
+            turn_id: "trn".into(),
+            thread_id: "thr".into(),
+            agent_id: "a".into(),
+            attributes: attributes.as_object().cloned().unwrap_or_default(),
+            children: Some(children),
+        }
     }
 
     #[test]

@@ -96,7 +96,7 @@ async fn the_monitoring_namespace_and_cli_show_turns_traces_and_costs() {
     let story = alice.monitoring().thread_trace(&thread.id).await.unwrap();
     assert_eq!((story.rollup.total_cost_micro_cents, story.messages.len()), (cost, 2));
     assert_eq!(story.messages[1].turn_id.as_deref(), Some(turn.id.as_str()));
-    assert_eq!(story.span_tree[0].children.len(), 1);
+    assert_eq!(story.span_tree[0].child_spans().len(), 1);
     for by in [
         agentry_client::CostBy::Agent,
         agentry_client::CostBy::Day,
@@ -104,13 +104,13 @@ async fn the_monitoring_namespace_and_cli_show_turns_traces_and_costs() {
         agentry_client::CostBy::User,
     ] {
         let rollup = alice.monitoring().cost(by, 1).await.unwrap();
-        assert_eq!((rollup.cost_micro_cents, rollup.turns, rollup.rows.len()), (cost, 1, 1), "{by:?}");
-        assert_eq!(rollup.rows[0].cost_micro_cents, cost);
+        assert_eq!((rollup.total.cost_micro_cents, rollup.total.turns, rollup.rows.len()), (cost, 1, 1), "{by:?}");
+        assert_eq!(rollup.rows[0].usage.cost_micro_cents, cost);
     }
     let rollup = alice.monitoring().cost(agentry_client::CostBy::User, 1).await.unwrap();
-    assert_eq!(rollup.rows[0].key, "alice");
+    assert_eq!(rollup.rows[0].key(), "alice");
     let summary = alice.monitoring().summary(None).await.unwrap();
-    assert_eq!((summary.turns, summary.failures), (1, 0));
+    assert_eq!((summary.usage.turns, summary.failures), (1, 0));
     // Bob sees none of it.
     let bob = client(&server.base, "bob");
     assert!(bob.monitoring().turns(&agentry_client::TurnQuery::default()).await.unwrap().is_empty());

@@ -97,7 +97,9 @@ pub use erdo_types::{
 };
 pub use error::{Error, Result};
 pub use monitoring::{
-    CostBy, CostRollup, CostRow, Monitoring, Summary, ThreadTrace, TraceRollup, TraceSpan, TurnQuery, TurnRecord,
+    CostBy, CostRollup, CostRow, ModelCallRecord, Monitoring, Summary, SummaryCard, ThreadTrace, TimelineData,
+    TimelineEntry, TimelineKind, Trace, TraceContent, TraceMessage, TraceRollup, TraceSpan, TraceThread, TurnDetail,
+    TurnQuery, TurnRecord, UsageFigures,
 };
 pub use platos::{Agents, Approvals, Threads};
 pub use stream::{StreamEvent, TurnStream};

@@ -82,7 +82,7 @@ impl From<TokenUsage> for WireUsage {
 }
 
 /// Lifecycle of a turn: `queued → running (⇄ waiting) → completed | failed | cancelled`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TurnStatus {
     /// Accepted, waiting for the thread's previous turn to finish.

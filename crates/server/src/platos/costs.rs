@@ -11,12 +11,12 @@
 //! carry exact micro-cents (`costMicroCents`) beside `costCents`, so rollups, traces and
 //! `done.usage` can be compared to the micro-cent.
 
+use agentry_core::wire::monitoring::{CostRollup, CostRow, Summary, SummaryCard, UsageFigures};
 use agentry_core::{Principal, Timestamp, TokenUsage, TurnStatus};
 use agentry_store::{RollupBy, RollupRow};
 use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
 
 use crate::AppState;
 use crate::auth::Auth;
@@ -96,33 +96,6 @@ fn user_filter(principal: &Principal) -> Option<&str> {
     principal.thread_owner_filter()
 }
 
-fn usage_fields(usage: &TokenUsage, turns: i64) -> Map<String, Value> {
-    let Value::Object(fields) = json!({
-        "costCents": usage.cost.as_cents(),
-        "costMicroCents": usage.cost.0,
-        "turns": turns,
-        "runs": turns,
-        "inputTokens": usage.input_tokens,
-        "outputTokens": usage.output_tokens,
-        "cachedInputTokens": usage.cached_input_tokens,
-        "reasoningTokens": usage.reasoning_tokens,
-        "totalTokens": usage.input_tokens + usage.output_tokens,
-    }) else {
-        return Map::new();
-    };
-    fields
-}
-
-fn key_field(by: RollupBy) -> &'static str {
-    match by {
-        RollupBy::Agent => "agentId",
-        RollupBy::Day => "day",
-        RollupBy::Model => "model",
-        RollupBy::User => "userId",
-        RollupBy::Total => "total",
-    }
-}
-
 /// What a window's ledger adds up to, and how many turns spent in it.
 async fn total(state: &AppState, principal: &Principal, window: &Window) -> Result<(TokenUsage, i64), ApiError> {
     let rows = state
@@ -139,7 +112,7 @@ async fn rollup(
     by: RollupBy,
     query: &WindowQuery,
     default_days: i64,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CostRollup>, ApiError> {
     let window = query.window(default_days)?;
     let limit = query.limit()?;
     let rows: Vec<RollupRow> =
@@ -150,23 +123,37 @@ async fn rollup(
         total.add(&row.usage);
     }
     let turns: i64 = rows.iter().map(|row| row.turns).sum();
-    let views: Vec<Value> = rows
+    let views: Vec<CostRow> = rows
         .iter()
         .take(limit)
         .map(|row| {
-            let mut fields = usage_fields(&row.usage, row.turns);
-            fields.insert(key_field(by).into(), json!(row.key));
-            fields.insert("modelCalls".into(), json!(row.model_calls));
-            Value::Object(fields)
+            let key = Some(row.key.clone());
+            let mut view = CostRow {
+                agent_id: None,
+                day: None,
+                model: None,
+                user_id: None,
+                usage: UsageFigures::of(&row.usage, row.turns),
+                model_calls: row.model_calls,
+            };
+            match by {
+                RollupBy::Agent => view.agent_id = key,
+                RollupBy::Day => view.day = key,
+                RollupBy::Model => view.model = key,
+                RollupBy::User => view.user_id = key,
+                RollupBy::Total => {}
+            }
+            view
         })
         .collect();
-    let mut body = usage_fields(&total, turns);
-    body.insert("rollup".into(), json!(views));
-    body.insert("rows".into(), json!(views));
-    body.insert("since".into(), json!(window.since));
-    body.insert("until".into(), json!(window.until));
-    body.insert("fetchedAt".into(), json!(Timestamp::now()));
-    Ok(Json(Value::Object(body)))
+    Ok(Json(CostRollup {
+        total: UsageFigures::of(&total, turns),
+        rollup: views.clone(),
+        rows: views,
+        since: window.since,
+        until: window.until,
+        fetched_at: Timestamp::now(),
+    }))
 }
 
 macro_rules! rollup_route {
@@ -176,7 +163,7 @@ macro_rules! rollup_route {
             State(state): State<AppState>,
             Auth(principal): Auth,
             QueryParams(query): QueryParams<WindowQuery>,
-        ) -> Result<Json<Value>, ApiError> {
+        ) -> Result<Json<CostRollup>, ApiError> {
             rollup(&state, &principal, $by, &query, $default_days).await
         }
     };
@@ -192,7 +179,7 @@ pub async fn summary(
     State(state): State<AppState>,
     Auth(principal): Auth,
     QueryParams(query): QueryParams<WindowQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Summary>, ApiError> {
     let window = if query.names_a_span() {
         query.window(1)?
     } else {
@@ -210,30 +197,39 @@ pub async fn summary(
     let failed = count(TurnStatus::Failed);
     let finished = failed + count(TurnStatus::Completed) + count(TurnStatus::Cancelled);
     let failure_rate = if finished > 0 { failed as f64 / finished as f64 } else { 0.0 };
-    let mut body = usage_fields(&cost, turns);
-    let extra = json!({
-        "byStatus": summary.by_status,
-        "failures": failed,
-        "failureRate": failure_rate,
-        "running": count(TurnStatus::Running),
-        "queued": count(TurnStatus::Queued),
-        "waiting": count(TurnStatus::Waiting),
-        "p50LatencyMs": summary.p50_ms,
-        "p95LatencyMs": summary.p95_ms,
-        "pendingApprovals": summary.pending_approvals,
-        "cards": [
-            { "id": "turns", "label": "Turns", "value": turns },
-            { "id": "cost", "label": "Cost", "value": cost.cost.as_cents(), "unit": "cents" },
-            { "id": "failures", "label": "Failures", "value": failed, "rate": failure_rate },
-            { "id": "p95_latency", "label": "p95 latency", "value": summary.p95_ms, "unit": "ms" },
-            { "id": "pending_approvals", "label": "Pending approvals", "value": summary.pending_approvals },
-        ],
-        "since": window.since,
-        "until": window.until,
-        "fetchedAt": Timestamp::now(),
-    });
-    if let Value::Object(extra) = extra {
-        body.extend(extra);
-    }
-    Ok(Json(Value::Object(body)))
+    let (running, queued, waiting) =
+        (count(TurnStatus::Running), count(TurnStatus::Queued), count(TurnStatus::Waiting));
+    let card = |id: &str, label: &str, value: Option<serde_json::Number>| SummaryCard {
+        id: id.into(),
+        label: label.into(),
+        value,
+        unit: None,
+        rate: None,
+    };
+    let cards = vec![
+        card("turns", "Turns", Some(turns.into())),
+        SummaryCard {
+            unit: Some("cents".into()),
+            ..card("cost", "Cost", serde_json::Number::from_f64(cost.cost.as_cents()))
+        },
+        SummaryCard { rate: Some(failure_rate), ..card("failures", "Failures", Some(failed.into())) },
+        SummaryCard { unit: Some("ms".into()), ..card("p95_latency", "p95 latency", summary.p95_ms.map(Into::into)) },
+        card("pending_approvals", "Pending approvals", Some(summary.pending_approvals.into())),
+    ];
+    Ok(Json(Summary {
+        usage: UsageFigures::of(&cost, turns),
+        by_status: summary.by_status.into_iter().collect(),
+        failures: failed,
+        failure_rate,
+        running,
+        queued,
+        waiting,
+        p50_latency_ms: summary.p50_ms,
+        p95_latency_ms: summary.p95_ms,
+        pending_approvals: summary.pending_approvals,
+        cards,
+        since: window.since,
+        until: window.until,
+        fetched_at: Timestamp::now(),
+    }))
 }

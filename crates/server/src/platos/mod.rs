@@ -31,6 +31,7 @@ pub fn routes() -> Router<AppState> {
 /// The endpoints, relative to `/api/v1/agent`.
 pub fn endpoints() -> Vec<Endpoint> {
     use Verb::*;
+    use agentry_core::wire::monitoring as monitoring_wire;
     use serde_json::Value as Json;
     vec![
         at(Get, "/agents", agents::list).doc("List the scope's agents").answers::<agentry_core::wire::AgentList>(),
@@ -90,23 +91,51 @@ pub fn endpoints() -> Vec<Endpoint> {
             .body::<approvals::Resolve>(),
         at(Get, "/monitoring/safety-events", approvals::safety_events)
             .doc("Safety detector hits (`{events}`; operators)"),
-        at(Get, "/monitoring/runs", monitoring::runs).doc("Recent turns as runs (`{runs}`)"),
+        at(Get, "/monitoring/runs", monitoring::runs)
+            .doc("Recent turns as runs (`{runs}`)")
+            .answers::<monitoring_wire::RunList>(),
         at(Get, "/turns", monitoring::turns)
-            .doc("Turns with status, usage and cost (`{turns}`; filters `status`, `agentId`, `since`, `limit`)"),
-        at(Get, "/turns/{turn_id}", monitoring::turn).doc("A turn with its model calls and tool calls"),
-        at(Get, "/monitoring/traces", monitoring::traces).doc("Traces, one per turn (`{traces}`)"),
-        at(Get, "/monitoring/traces/{trace_id}", monitoring::trace).doc("A trace's spans"),
+            .doc("Turns with status, usage and cost (`{turns}`; filters `status`, `agentId`, `since`, `limit`)")
+            .answers::<monitoring_wire::TurnList>(),
+        at(Get, "/turns/{turn_id}", monitoring::turn)
+            .doc("A turn with its model calls")
+            .answers::<monitoring_wire::TurnDetail>(),
+        at(Get, "/monitoring/traces", monitoring::traces)
+            .doc("Traces, one per turn (`{traces}`)")
+            .answers::<monitoring_wire::TraceList>(),
+        at(Get, "/monitoring/traces/{trace_id}", monitoring::trace)
+            .doc("A trace's spans")
+            .answers::<monitoring_wire::Trace>(),
         at(Get, "/monitoring/trace/{thread_id}", monitoring::thread_trace)
-            .doc("A thread's story: messages, turns and their spans"),
-        at(Get, "/monitoring/cost/by-agent", costs::by_agent).doc("Cost by agent (`daysBack` or `day`)"),
-        at(Get, "/monitoring/cost-by-agent", costs::by_agent).doc("Cost by agent (1.x path)"),
-        at(Get, "/monitoring/cost/by-scope", costs::by_day).doc("Cost by day of the scope"),
-        at(Get, "/monitoring/cost", costs::by_day).doc("Cost by day (`daysBack`)"),
-        at(Get, "/monitoring/cost/by-model", costs::by_model).doc("Cost by model"),
-        at(Get, "/monitoring/cost-by-model", costs::by_model).doc("Cost by model (1.x path)"),
-        at(Get, "/monitoring/cost/by-user", costs::by_user).doc("Cost by end user"),
-        at(Get, "/monitoring/cost-by-user", costs::by_user).doc("Cost by end user (1.x path)"),
-        at(Get, "/monitoring/summary", costs::summary).doc("Turns, cost, failures and latency today and this week"),
+            .doc("A thread's story: messages, turns and their spans")
+            .answers::<monitoring_wire::ThreadTrace>(),
+        at(Get, "/monitoring/cost/by-agent", costs::by_agent)
+            .doc("Cost by agent (`daysBack` or `day`)")
+            .answers::<monitoring_wire::CostRollup>(),
+        at(Get, "/monitoring/cost-by-agent", costs::by_agent)
+            .doc("Cost by agent (1.x path)")
+            .answers::<monitoring_wire::CostRollup>(),
+        at(Get, "/monitoring/cost/by-scope", costs::by_day)
+            .doc("Cost by day of the scope")
+            .answers::<monitoring_wire::CostRollup>(),
+        at(Get, "/monitoring/cost", costs::by_day)
+            .doc("Cost by day (`daysBack`)")
+            .answers::<monitoring_wire::CostRollup>(),
+        at(Get, "/monitoring/cost/by-model", costs::by_model)
+            .doc("Cost by model")
+            .answers::<monitoring_wire::CostRollup>(),
+        at(Get, "/monitoring/cost-by-model", costs::by_model)
+            .doc("Cost by model (1.x path)")
+            .answers::<monitoring_wire::CostRollup>(),
+        at(Get, "/monitoring/cost/by-user", costs::by_user)
+            .doc("Cost by end user")
+            .answers::<monitoring_wire::CostRollup>(),
+        at(Get, "/monitoring/cost-by-user", costs::by_user)
+            .doc("Cost by end user (1.x path)")
+            .answers::<monitoring_wire::CostRollup>(),
+        at(Get, "/monitoring/summary", costs::summary)
+            .doc("Turns, cost, failures and latency today and this week")
+            .answers::<monitoring_wire::Summary>(),
         at(Get, "/monitoring/budget/caps", budgets::list)
             .doc("Spending caps (`{caps}`; an end user: those that apply to them)"),
         at(Get, "/monitoring/budget/status", budgets::status).doc("Each cap's window, spend and whether it blocks"),

@@ -9,12 +9,15 @@
 
 use std::collections::HashMap;
 
-use agentry_core::{Principal, Timestamp, Turn, TurnStatus};
+use agentry_core::wire::monitoring::{
+    ModelCallRecord, RunList, ThreadTrace, TimelineData, TimelineEntry, TimelineKind, Trace, TraceContent, TraceList,
+    TraceMessage, TraceRollup, TraceSpan, TraceSummary, TraceThread, TurnDetail, TurnList,
+};
+use agentry_core::{Principal, Turn, TurnStatus};
 use agentry_store::{ModelCall, Span, TurnFilter, TurnStats};
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::views;
 use crate::AppState;
@@ -72,25 +75,26 @@ fn turn_filter(principal: &Principal, query: TurnQuery) -> Result<Option<TurnFil
     Ok(Some(filter))
 }
 
-/// Adds to each message view the content items (tables, charts, …: what the Erdo surface shows
-/// beside the text) its turn produced, as `contents`; the text item repeats the message and is
-/// left out.
-fn attach_contents(views: &mut [Value], items: Vec<agentry_core::ContentItem>) {
-    let mut by_message: HashMap<String, Vec<Value>> = HashMap::new();
+/// Each message with the content items (tables, charts, …: what the Erdo surface shows beside
+/// the text) its turn produced; the text item repeats the message and is left out.
+fn with_contents(messages: &[agentry_core::Message], items: Vec<agentry_core::ContentItem>) -> Vec<TraceMessage> {
+    let mut by_message: HashMap<String, Vec<TraceContent>> = HashMap::new();
     for item in items.into_iter().filter(|item| item.content_type != "text") {
-        by_message.entry(item.message_id.clone()).or_default().push(json!({
-            "id": item.id,
-            "contentType": item.content_type,
-            "uiContentType": item.ui_content_type,
-            "content": item.content,
-            "userVisibility": item.user_visibility,
-        }));
+        by_message.entry(item.message_id).or_default().push(TraceContent {
+            id: item.id,
+            content_type: item.content_type,
+            ui_content_type: item.ui_content_type,
+            content: item.content,
+            user_visibility: item.user_visibility,
+        });
     }
-    for view in views {
-        if let Some(items) = view["id"].as_str().and_then(|id| by_message.remove(id)) {
-            view["contents"] = Value::Array(items);
-        }
-    }
+    messages
+        .iter()
+        .map(|m| TraceMessage {
+            contents: by_message.remove(&m.id).unwrap_or_default(),
+            message: agentry_core::wire::Message::of(m),
+        })
+        .collect()
 }
 
 /// Whether `principal` may see `turn` (scope already matched).
@@ -126,10 +130,10 @@ pub async fn runs(
     State(state): State<AppState>,
     Auth(principal): Auth,
     QueryParams(query): QueryParams<TurnQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RunList>, ApiError> {
     let (rows, limit, offset) = turns_with_stats(&state, &principal, query).await?;
-    let runs: Vec<Value> = rows.iter().map(|(turn, stats)| views::turn(turn, stats)).collect();
-    Ok(Json(json!({ "runs": runs, "limit": limit, "offset": offset })))
+    let runs = rows.iter().map(|(turn, stats)| views::turn(turn, stats)).collect();
+    Ok(Json(RunList { runs, limit, offset }))
 }
 
 /// `GET /turns` (1.x) → `{turns}`.
@@ -137,10 +141,10 @@ pub async fn turns(
     State(state): State<AppState>,
     Auth(principal): Auth,
     QueryParams(query): QueryParams<TurnQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TurnList>, ApiError> {
     let (rows, limit, offset) = turns_with_stats(&state, &principal, query).await?;
-    let turns: Vec<Value> = rows.iter().map(|(turn, stats)| views::turn(turn, stats)).collect();
-    Ok(Json(json!({ "turns": turns, "limit": limit, "offset": offset })))
+    let turns = rows.iter().map(|(turn, stats)| views::turn(turn, stats)).collect();
+    Ok(Json(TurnList { turns, limit, offset }))
 }
 
 /// `GET /turns/:id` → the turn, with each model call it made.
@@ -148,7 +152,7 @@ pub async fn turn(
     State(state): State<AppState>,
     Auth(principal): Auth,
     Path(turn_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TurnDetail>, ApiError> {
     let turn = state
         .store
         .get_turn(&principal.scope, &turn_id)
@@ -157,32 +161,28 @@ pub async fn turn(
         .ok_or_else(|| ApiError::not_found("Turn"))?;
     let stats = state.store.turn_stats(std::slice::from_ref(&turn.id)).await?.remove(&turn.id).unwrap_or_default();
     let calls = state.store.model_calls_of_turn(&principal.scope, &turn.id).await?;
-    let mut view = views::turn(&turn, &stats);
-    if let Value::Object(fields) = &mut view {
-        fields.insert("modelCalls".into(), calls.iter().map(model_call).collect());
-    }
-    Ok(Json(view))
+    Ok(Json(TurnDetail { turn: views::turn(&turn, &stats), model_calls: calls.iter().map(model_call).collect() }))
 }
 
-fn model_call(call: &ModelCall) -> Value {
-    json!({
-        "id": call.id,
-        "step": call.step,
-        "provider": call.provider,
-        "model": call.model,
-        "status": call.status.as_str(),
-        "finishReason": call.finish_reason,
-        "error": call.error,
-        "inputTokens": call.usage.input_tokens,
-        "outputTokens": call.usage.output_tokens,
-        "cachedInputTokens": call.usage.cached_input_tokens,
-        "reasoningTokens": call.usage.reasoning_tokens,
-        "costCents": call.usage.cost.as_cents(),
-        "costMicroCents": call.usage.cost.0,
-        "startedAt": call.started_at,
-        "ttftMs": call.first_token_at.map(|t| t.0 - call.started_at.0),
-        "durationMs": call.finished_at.0 - call.started_at.0,
-    })
+fn model_call(call: &ModelCall) -> ModelCallRecord {
+    ModelCallRecord {
+        id: call.id.clone(),
+        step: call.step,
+        provider: call.provider.clone(),
+        model: call.model.clone(),
+        status: call.status.as_str().to_owned(),
+        finish_reason: call.finish_reason.clone(),
+        error: call.error.clone(),
+        input_tokens: call.usage.input_tokens,
+        output_tokens: call.usage.output_tokens,
+        cached_input_tokens: call.usage.cached_input_tokens,
+        reasoning_tokens: call.usage.reasoning_tokens,
+        cost_cents: call.usage.cost.as_cents(),
+        cost_micro_cents: call.usage.cost.0,
+        started_at: call.started_at,
+        ttft_ms: call.first_token_at.map(|t| t.0 - call.started_at.0),
+        duration_ms: call.finished_at.0 - call.started_at.0,
+    }
 }
 
 /// `GET /monitoring/traces` → `{traces}`: one per turn (the turn's trace), newest first, with
@@ -191,30 +191,28 @@ pub async fn traces(
     State(state): State<AppState>,
     Auth(principal): Auth,
     QueryParams(query): QueryParams<TurnQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TraceList>, ApiError> {
     let (rows, limit, offset) = turns_with_stats(&state, &principal, query).await?;
-    let traces: Vec<Value> = rows
+    let traces = rows
         .iter()
-        .map(|(turn, stats)| {
-            json!({
-                "traceId": turn.trace_id(),
-                "rootSpanId": turn.span_id(),
-                "turnId": turn.id,
-                "threadId": turn.thread_id,
-                "agentId": turn.agent_id,
-                "userId": turn.user_id,
-                "status": turn.status.as_str(),
-                "startedAt": turn.started_at.unwrap_or(turn.created_at),
-                "durationMs": views::turn_duration_ms(turn),
-                "costCents": stats.usage.cost.as_cents(),
-                "inputTokens": stats.usage.input_tokens,
-                "outputTokens": stats.usage.output_tokens,
-                "steps": stats.model_calls,
-                "toolCalls": stats.tool_calls,
-            })
+        .map(|(turn, stats)| TraceSummary {
+            trace_id: turn.trace_id(),
+            root_span_id: turn.span_id(),
+            turn_id: turn.id.clone(),
+            thread_id: turn.thread_id.clone(),
+            agent_id: turn.agent_id.clone(),
+            user_id: turn.user_id.clone(),
+            status: turn.status,
+            started_at: turn.started_at.unwrap_or(turn.created_at),
+            duration_ms: views::turn_duration_ms(turn),
+            cost_cents: stats.usage.cost.as_cents(),
+            input_tokens: stats.usage.input_tokens,
+            output_tokens: stats.usage.output_tokens,
+            steps: stats.model_calls,
+            tool_calls: stats.tool_calls,
         })
         .collect();
-    Ok(Json(json!({ "traces": traces, "limit": limit, "offset": offset })))
+    Ok(Json(TraceList { traces, limit, offset }))
 }
 
 /// `GET /monitoring/traces/:traceId` (0.1.x) → `{traceId, spans, spanTree}`.
@@ -222,7 +220,7 @@ pub async fn trace(
     State(state): State<AppState>,
     Auth(principal): Auth,
     Path(trace_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Trace>, ApiError> {
     let user = principal.thread_owner_filter();
     let spans: Vec<Span> = state
         .store
@@ -234,11 +232,7 @@ pub async fn trace(
     if spans.is_empty() {
         return Err(ApiError::not_found("Trace"));
     }
-    Ok(Json(json!({
-        "traceId": trace_id,
-        "spans": spans.iter().map(views::span).collect::<Vec<_>>(),
-        "spanTree": span_tree(&spans),
-    })))
+    Ok(Json(Trace { spans: spans.iter().map(views::span).collect(), span_tree: span_tree(&spans), trace_id }))
 }
 
 /// `GET /monitoring/trace/:threadId` (1.x) → `{threadId, thread, messages, spans, spanTree,
@@ -247,7 +241,7 @@ pub async fn thread_trace(
     State(state): State<AppState>,
     Auth(principal): Auth,
     Path(thread_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ThreadTrace>, ApiError> {
     /// The most messages and turns one view reads.
     const MOST: i64 = 1000;
     let thread = state.engine.visible_thread(&principal, &thread_id).await?;
@@ -264,54 +258,55 @@ pub async fn thread_trace(
         usage.add(&stat.usage);
         tool_calls += stat.tool_calls;
     }
-    let mut message_views: Vec<Value> =
-        messages.iter().map(|m| serde_json::to_value(agentry_core::wire::Message::of(m)).unwrap_or_default()).collect();
-    attach_contents(&mut message_views, state.store.thread_contents(scope, &thread.id).await?);
-    let span_views: Vec<Value> = spans.iter().map(views::span).collect();
-    let mut timeline: Vec<(i64, u8, Value)> = messages
+    let message_views = with_contents(&messages, state.store.thread_contents(scope, &thread.id).await?);
+    let span_views: Vec<TraceSpan> = spans.iter().map(views::span).collect();
+    let mut timeline: Vec<(i64, u8, TimelineEntry)> = messages
         .iter()
         .zip(&message_views)
-        .map(|(m, view)| (m.created_at.0, 0, json!({ "kind": "message", "timestamp": m.created_at, "data": view })))
-        .chain(spans.iter().zip(&span_views).map(|(s, view)| {
-            let at = Timestamp(s.start_ns.div_euclid(1_000_000));
-            (at.0, 1, json!({ "kind": "span", "timestamp": at, "data": view }))
+        .map(|(m, view)| {
+            let data = TimelineData::Message(Box::new(view.clone()));
+            (m.created_at.0, 0, TimelineEntry { kind: TimelineKind::Message, timestamp: m.created_at, data })
+        })
+        .chain(span_views.iter().map(|view| {
+            let data = TimelineData::Span(Box::new(view.clone()));
+            (view.start_time.0, 1, TimelineEntry { kind: TimelineKind::Span, timestamp: view.start_time, data })
         }))
         .collect();
     timeline.sort_by_key(|(at, order, _)| (*at, *order));
-    Ok(Json(json!({
-        "threadId": thread.id,
-        "thread": {
-            "id": thread.id,
-            "agentId": thread.agent_id,
-            "userId": thread.user_id,
-            "title": thread.title,
-            "status": thread.status,
-            "turnCount": turns.len(),
-            "createdAt": thread.created_at,
-            "updatedAt": thread.updated_at,
+    Ok(Json(ThreadTrace {
+        thread: TraceThread {
+            id: thread.id.clone(),
+            agent_id: thread.agent_id.clone(),
+            user_id: thread.user_id.clone(),
+            title: thread.title.clone(),
+            status: thread.status,
+            turn_count: turns.len(),
+            created_at: thread.created_at,
+            updated_at: thread.updated_at,
         },
-        "messages": message_views,
-        "spans": span_views,
-        "spanTree": span_tree(&spans),
-        "timeline": timeline.into_iter().map(|(_, _, entry)| entry).collect::<Vec<_>>(),
-        "rollup": {
-            "totalMessages": messages.len(),
-            "totalSpans": spans.len(),
-            "totalTurns": turns.len(),
-            "totalCostCents": usage.cost.as_cents(),
-            "totalCostMicroCents": usage.cost.0,
-            "totalInputTokens": usage.input_tokens,
-            "totalOutputTokens": usage.output_tokens,
-            "toolCallCount": tool_calls,
-            "firstMessageAt": messages.first().map(|m| m.created_at),
-            "lastMessageAt": messages.last().map(|m| m.created_at),
+        rollup: TraceRollup {
+            total_messages: messages.len(),
+            total_spans: spans.len(),
+            total_turns: turns.len(),
+            total_cost_cents: usage.cost.as_cents(),
+            total_cost_micro_cents: usage.cost.0,
+            total_input_tokens: usage.input_tokens,
+            total_output_tokens: usage.output_tokens,
+            tool_call_count: tool_calls,
+            first_message_at: messages.first().map(|m| m.created_at),
+            last_message_at: messages.last().map(|m| m.created_at),
         },
-    })))
+        thread_id: thread.id,
+        messages: message_views,
+        span_tree: span_tree(&spans),
+        spans: span_views,
+        timeline: timeline.into_iter().map(|(_, _, entry)| entry).collect(),
+    }))
 }
 
 /// Spans nested under their parents (`children`), in start order; a span whose parent is not
 /// among them (a turn joining a caller's trace) is a root.
-fn span_tree(spans: &[Span]) -> Vec<Value> {
+fn span_tree(spans: &[Span]) -> Vec<TraceSpan> {
     let mut children: HashMap<&str, Vec<&Span>> = HashMap::new();
     let ids: std::collections::HashSet<&str> = spans.iter().map(|s| s.span_id.as_str()).collect();
     let mut roots = Vec::new();
@@ -321,14 +316,9 @@ fn span_tree(spans: &[Span]) -> Vec<Value> {
             None => roots.push(span),
         }
     }
-    fn node(span: &Span, children: &HashMap<&str, Vec<&Span>>) -> Value {
-        let mut view = views::span(span);
-        let kids: Vec<Value> =
-            children.get(span.span_id.as_str()).into_iter().flatten().map(|c| node(c, children)).collect();
-        if let Value::Object(fields) = &mut view {
-            fields.insert("children".into(), Value::Array(kids));
-        }
-        view
+    fn node(span: &Span, children: &HashMap<&str, Vec<&Span>>) -> TraceSpan {
+        let kids = children.get(span.span_id.as_str()).into_iter().flatten().map(|c| node(c, children)).collect();
+        TraceSpan { children: Some(kids), ..views::span(span) }
     }
     roots.into_iter().map(|r| node(r, &children)).collect()
 }

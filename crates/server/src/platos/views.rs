@@ -1,5 +1,6 @@
 //! JSON views of domain objects in the Platos shapes.
 
+use agentry_core::wire::monitoring::{TraceSpan, TurnRecord};
 use agentry_core::{AgentSpec, Timestamp, Turn, wire};
 use agentry_store::{AgentVersion, Span, StoredAgent, TurnStats};
 use serde_json::{Value, json};
@@ -57,52 +58,53 @@ pub fn turn_duration_ms(turn: &Turn) -> Option<i64> {
 }
 
 /// A turn in the monitoring lists: the 0.1.x `run` and 1.x `turn` fields, with its usage.
-pub fn turn(turn: &Turn, stats: &TurnStats) -> Value {
+pub fn turn(turn: &Turn, stats: &TurnStats) -> TurnRecord {
     let started = turn.started_at.unwrap_or(turn.created_at);
-    json!({
-        "id": turn.id,
-        "agentId": turn.agent_id,
-        "agentVersion": turn.input.agent_version,
-        "threadId": turn.thread_id,
-        "userId": turn.user_id,
-        "status": turn.status.as_str(),
-        "waitReason": turn.wait_reason,
-        "createdAt": turn.created_at,
-        "startedAt": turn.started_at,
-        "completedAt": turn.finished_at,
-        "durationMs": turn_duration_ms(turn),
-        "ttftMs": stats.first_token_at.map(|t| t.0 - started.0),
-        "costCents": stats.usage.cost.as_cents(),
-        "costMicroCents": stats.usage.cost.0,
-        "inputTokens": stats.usage.input_tokens,
-        "outputTokens": stats.usage.output_tokens,
-        "cachedInputTokens": stats.usage.cached_input_tokens,
-        "reasoningTokens": stats.usage.reasoning_tokens,
-        "steps": stats.model_calls,
-        "toolCalls": stats.tool_calls,
-        "error": turn.error,
-        "traceId": turn.trace_id(),
-    })
+    TurnRecord {
+        id: turn.id.clone(),
+        agent_id: turn.agent_id.clone(),
+        agent_version: turn.input.agent_version,
+        thread_id: turn.thread_id.clone(),
+        user_id: turn.user_id.clone(),
+        status: turn.status,
+        wait_reason: turn.wait_reason.clone(),
+        created_at: turn.created_at,
+        started_at: turn.started_at,
+        completed_at: turn.finished_at,
+        duration_ms: turn_duration_ms(turn),
+        ttft_ms: stats.first_token_at.map(|t| t.0 - started.0),
+        cost_cents: stats.usage.cost.as_cents(),
+        cost_micro_cents: stats.usage.cost.0,
+        input_tokens: stats.usage.input_tokens,
+        output_tokens: stats.usage.output_tokens,
+        cached_input_tokens: stats.usage.cached_input_tokens,
+        reasoning_tokens: stats.usage.reasoning_tokens,
+        steps: stats.model_calls,
+        tool_calls: stats.tool_calls,
+        error: turn.error.clone(),
+        trace_id: turn.trace_id(),
+    }
 }
 
-/// A span, OpenTelemetry-shaped (`startTimeUnixNano` as a string: it does not fit a double).
-pub fn span(span: &Span) -> Value {
-    json!({
-        "traceId": span.trace_id,
-        "spanId": span.span_id,
-        "parentSpanId": span.parent_span_id,
-        "name": span.name,
-        "kind": span.kind.as_str(),
-        "startTimeUnixNano": span.start_ns.to_string(),
-        "endTimeUnixNano": span.end_ns.to_string(),
-        "startTime": Timestamp(span.start_ns.div_euclid(1_000_000)),
-        "endTime": Timestamp(span.end_ns.div_euclid(1_000_000)),
-        "durationMs": span.duration_ms(),
-        "status": span.status.as_str(),
-        "errorMessage": span.error,
-        "turnId": span.turn_id,
-        "threadId": span.thread_id,
-        "agentId": span.agent_id,
-        "attributes": span.attributes,
-    })
+/// A span, OpenTelemetry-shaped, without children.
+pub fn span(span: &Span) -> TraceSpan {
+    TraceSpan {
+        trace_id: span.trace_id.clone(),
+        span_id: span.span_id.clone(),
+        parent_span_id: span.parent_span_id.clone(),
+        name: span.name.clone(),
+        kind: span.kind.as_str().to_owned(),
+        start_time_unix_nano: span.start_ns.to_string(),
+        end_time_unix_nano: span.end_ns.to_string(),
+        start_time: Timestamp(span.start_ns.div_euclid(1_000_000)),
+        end_time: Timestamp(span.end_ns.div_euclid(1_000_000)),
+        duration_ms: span.duration_ms(),
+        status: span.status.as_str().to_owned(),
+        error_message: span.error.clone(),
+        turn_id: span.turn_id.clone(),
+        thread_id: span.thread_id.clone(),
+        agent_id: span.agent_id.clone(),
+        attributes: span.attributes.clone(),
+        children: None,
+    }
 }
