@@ -85,7 +85,7 @@ pub async fn agents(command: ServerAgentsCommand) -> Result<(), String> {
             println!("versions:");
             for version in versions {
                 let current = if version.is_current { "  (current)" } else { "" };
-                let by = version.created_by.as_deref().unwrap_or("-");
+                let by = version.created_by.as_str();
                 println!("  v{}  {}  by {by}{current}", version.version_number, version.created_at);
             }
         }

@@ -468,7 +468,7 @@ async fn approvals_park_the_turn_until_the_sdk_resolves_them() {
                 (Some("alice"), Some("go ahead"))
             );
             assert_eq!(approved.edited_args, Some(json!({"id": "A1", "amount": 10})));
-            assert_eq!(approved.extra.get("editedArgsApplied"), Some(&json!(true)));
+            assert!(approved.edited_args_applied);
             assert!(approved.resolved_at.is_some());
             *approval_id.lock().unwrap() = Some(id);
         }

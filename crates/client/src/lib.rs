@@ -87,6 +87,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use agentry_core::session_token::SessionClaims;
+/// Every wire type of both surfaces, as the server answers them (`/openapi.json` describes the same).
+pub use agentry_core::wire;
 pub use agentry_core::{ApprovalStatus, SafetyFlag, Scope, Timestamp, TokenUsage, TurnEvent, TurnStatus, UserMeta};
 pub use bgo::{Attempt, Batch, Bgo, Run, RunHandle, Schedule, Task, TriggerOptions};
 pub use budgets::{BudgetCap, BudgetStatus, Budgets, CapStatus, NewBudgetCap};
@@ -104,8 +106,8 @@ pub use monitoring::{
 pub use platos::{Agents, Approvals, Threads};
 pub use stream::{StreamEvent, TurnStream};
 pub use types::{
-    Agent, AgentVersion, Approval, ApprovalFilter, ApprovalPage, Artifact, Message, MessageToolCall, Thread,
-    ThreadFilter, ThreadStatus,
+    Agent, AgentVersion, Approval, ApprovalFilter, ApprovalPage, Artifact, Message, MessageToolCall, Resolution,
+    ResolveApproval, ResolvedApproval, SafetyEvent, SafetyEventList, Thread, ThreadFilter, ThreadStatus,
 };
 
 use reqwest::Method;

@@ -5,7 +5,8 @@ use serde_json::{Value, json};
 
 use crate::stream::TurnStream;
 use crate::types::{
-    Agent, AgentVersion, Approval, ApprovalFilter, ApprovalPage, Artifact, Message, Thread, ThreadFilter,
+    Agent, AgentVersion, Approval, ApprovalFilter, ApprovalPage, Artifact, Message, ResolveApproval, ResolvedApproval,
+    Thread, ThreadFilter,
 };
 use crate::{Client, Error, Result};
 
@@ -176,23 +177,28 @@ impl Approvals<'_> {
         approval_id: &str,
         comment: Option<&str>,
         edited_args: Option<Value>,
-    ) -> Result<Approval> {
-        let mut body = json!({ "approved": true, "comment": comment });
-        if let Some(args) = edited_args {
-            body["editedArgs"] = args;
-        }
+    ) -> Result<ResolvedApproval> {
+        let body = ResolveApproval {
+            approved: Some(true),
+            comment: comment.map(str::to_owned),
+            edited_args,
+            ..ResolveApproval::default()
+        };
         self.resolve(approval_id, &body).await
     }
 
     /// Rejects: the tool does not run, the model is told (with `reason`) and the turn continues.
     /// Returns the settled approval.
-    pub async fn reject(&self, approval_id: &str, reason: Option<&str>) -> Result<Approval> {
-        self.resolve(approval_id, &json!({ "approved": false, "comment": reason })).await
+    pub async fn reject(&self, approval_id: &str, reason: Option<&str>) -> Result<ResolvedApproval> {
+        let body =
+            ResolveApproval { approved: Some(false), comment: reason.map(str::to_owned), ..ResolveApproval::default() };
+        self.resolve(approval_id, &body).await
     }
 
-    async fn resolve(&self, approval_id: &str, body: &Value) -> Result<Approval> {
+    async fn resolve(&self, approval_id: &str, body: &ResolveApproval) -> Result<ResolvedApproval> {
         let path = format!("/api/v1/agent/approvals/{}/resolve", encode(approval_id));
-        required(self.client.call(Method::POST, &path, Some(body)).await)
+        let body = serde_json::to_value(body).map_err(|e| Error::Protocol(format!("a resolve body: {e}")))?;
+        required(self.client.call(Method::POST, &path, Some(&body)).await)
     }
 }
 

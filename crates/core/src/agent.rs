@@ -17,7 +17,7 @@ pub const DEFAULT_MAX_STEPS: u32 = 8;
 pub const MAX_MAX_STEPS: u32 = 100;
 
 /// What happens to a message that arrives while the thread's previous turn still runs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BusyPolicy {
     /// Queue it; it runs when the previous turn ends.
@@ -29,7 +29,7 @@ pub enum BusyPolicy {
 
 /// Message rate limits: per user per minute, hour and day, per org per minute and day, and
 /// unfinished turns per user at once. Unset keys do not limit.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimits {
     /// Messages one user may send per minute.
@@ -72,7 +72,7 @@ impl RateLimits {
 }
 
 /// What a turn does when a budget cap is reached.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BudgetPolicy {
     /// End the turn with `error{code:"budget_cap"}` + `done`.
@@ -84,7 +84,7 @@ pub enum BudgetPolicy {
 }
 
 /// A prompt section the caller fills per message (`dynamicBlocks: {key: content}`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DynamicBlock {
     /// Key the caller uses.
@@ -103,7 +103,7 @@ pub struct DynamicBlock {
 }
 
 /// Canned behaviour for the `scripted:` provider (tests and demos).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Script {
     /// Delay before each streamed token, to make turns observable (cancel, resume).
@@ -115,7 +115,7 @@ pub struct Script {
 }
 
 /// One model call of a scripted agent.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScriptStep {
     /// Reasoning streamed as `thinking` before the text.
@@ -133,7 +133,7 @@ pub struct ScriptStep {
 }
 
 /// A tool call in a script step.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScriptToolCall {
     /// Tool name.
@@ -144,7 +144,7 @@ pub struct ScriptToolCall {
 }
 
 /// An agent's safety policy per direction (`[safety] input = "block", output = "redact"`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SafetySpec {
     /// Applied to the user's message before the model sees it (default `flag`).
@@ -199,7 +199,7 @@ impl ModelRef {
 /// How the model picks each next token. Each key is optional: a provider uses its own default for
 /// what is unset (the embedded model: temperature 0, repetition penalty 1.1; top-p 0.9 and seed 0
 /// when it samples).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SamplingSpec {
     /// 0 takes the likeliest token every time; higher is more varied (0..=2).
@@ -248,7 +248,7 @@ impl SamplingSpec {
 /// An agent as declared in a file or through the operator API.
 ///
 /// Unknown keys are rejected so that a typo in an agent file fails loudly instead of being ignored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentSpec {
     /// Stable id, unique within a scope (`[A-Za-z0-9][A-Za-z0-9_.-]*`, at most 64 characters).

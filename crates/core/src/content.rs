@@ -8,7 +8,7 @@ use crate::thread::Message;
 use crate::time::Timestamp;
 
 /// One typed piece of a message.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ContentItem {
     /// `<message id>_c<n>`: stable, so a stream and the stored history name it alike.
     pub id: String,

@@ -29,6 +29,14 @@ pub struct TokenUsage {
     pub cost: MicroCents,
 }
 
+impl utoipa::PartialSchema for TokenUsage {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        WireUsage::schema()
+    }
+}
+
+impl utoipa::ToSchema for TokenUsage {}
+
 impl TokenUsage {
     /// Adds another usage to this one.
     pub fn add(&mut self, other: &TokenUsage) {
@@ -40,8 +48,9 @@ impl TokenUsage {
     }
 }
 
-/// The wire form of [`TokenUsage`].
-#[derive(Serialize, Deserialize)]
+/// The wire form of [`TokenUsage`]: token counts, `costCents` (what clients read) and
+/// `costMicroCents` (exact).
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct WireUsage {
     input_tokens: u64,
@@ -132,7 +141,7 @@ impl TurnStatus {
 }
 
 /// One safety finding (PII, prompt injection, …).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SafetyFlag {
     /// `pii`, `injection`, …
@@ -154,7 +163,7 @@ pub struct SafetyFlag {
 }
 
 /// Everything a turn tells its listeners.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", rename_all_fields = "camelCase")]
 pub enum TurnEvent {
     /// First event of a turn.
@@ -390,6 +399,67 @@ impl LoggedEvent {
             map.insert("ts".into(), Value::from(self.at.0));
         }
         value
+    }
+}
+
+/// On the wire (SSE `data`, `POST /threads/{thread_id}/messages` `events`) a logged event is
+/// [`LoggedEvent::to_wire`]; read back, the event is parsed from the same object.
+impl Serialize for LoggedEvent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_wire().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for LoggedEvent {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let wire = Value::deserialize(deserializer)?;
+        let text = |key: &str| wire.get(key).and_then(Value::as_str).map(str::to_owned);
+        let number = |key: &str| wire.get(key).and_then(Value::as_i64);
+        let (Some(turn_id), Some(thread_id), Some(seq), Some(at)) =
+            (text("turnId"), text("threadId"), number("seq"), number("ts"))
+        else {
+            return Err(D::Error::custom("a stream event needs turnId, threadId, seq and ts"));
+        };
+        let event = TurnEvent::deserialize(wire).map_err(D::Error::custom)?;
+        Ok(LoggedEvent { turn_id, thread_id, seq, at: Timestamp(at), event })
+    }
+}
+
+impl utoipa::PartialSchema for LoggedEvent {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Type};
+        let position = ObjectBuilder::new()
+            .property("threadId", ObjectBuilder::new().schema_type(Type::String))
+            .property("turnId", ObjectBuilder::new().schema_type(Type::String))
+            .property(
+                "seq",
+                ObjectBuilder::new().schema_type(Type::Integer).description(Some("Position in the turn: 1, 2, 3…")),
+            )
+            .property(
+                "ts",
+                ObjectBuilder::new().schema_type(Type::Integer).description(Some("Unix milliseconds it was produced")),
+            )
+            .required("threadId")
+            .required("turnId")
+            .required("seq")
+            .required("ts");
+        AllOfBuilder::new()
+            .item(utoipa::openapi::Ref::from_schema_name("TurnEvent"))
+            .item(position)
+            .description(Some("A turn event with its turn, thread, position and time (`type` names its kind)"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for LoggedEvent {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "StreamEvent".into()
+    }
+
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        schemas.push(("TurnEvent".into(), <TurnEvent as utoipa::PartialSchema>::schema()));
+        <TurnEvent as utoipa::ToSchema>::schemas(schemas);
     }
 }
 

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::SafetyFlag;
 
 /// What a deployment does with findings.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SafetyPolicy {
     /// Do not scan.

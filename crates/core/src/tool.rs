@@ -28,7 +28,7 @@ pub const MAX_HTTP_TIMEOUT_SECS: u64 = 300;
 pub const BUILTIN_ENTITY: &str = "builtin";
 
 /// HTTP methods an HTTP tool may use.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum HttpMethod {
     /// Arguments not used by the URL go in the query string.
@@ -52,7 +52,7 @@ impl HttpMethod {
 }
 
 /// An HTTP endpoint the agent may call as a tool.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpToolSpec {
     /// Tool name the model uses (`[A-Za-z0-9_-]`, at most 64 characters).
@@ -83,7 +83,7 @@ pub struct HttpToolSpec {
 }
 
 /// Tools taken from a configured MCP server (`[mcp_servers.<server>]` in the server config).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct McpToolsSpec {
     /// The configured server's name.

@@ -49,6 +49,32 @@ pub async fn script() -> Response {
     ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], SCRIPT).into_response()
 }
 
+/// Schemas by name, each once (sorted by name). Two types with one schema name would make one
+/// answer's schema describe another: [`schema_clashes`] finds them (a test keeps them at none).
+fn distinct(mut schemas: Vec<(String, RefOr<Schema>)>) -> Vec<(String, RefOr<Schema>)> {
+    schemas.sort_by(|a, b| a.0.cmp(&b.0));
+    schemas.dedup_by(|a, b| a.0 == b.0);
+    schemas
+}
+
+/// The schema names that two different types of the document claim.
+pub fn schema_clashes() -> Vec<String> {
+    let mut schemas = Vec::new();
+    for (surface, path, endpoint) in routes::public_endpoints() {
+        operation(surface, &path, endpoint.verb, &endpoint.doc, &mut schemas);
+    }
+    let mut seen: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    let mut clashes = Vec::new();
+    for (name, schema) in schemas {
+        let text = serde_json::to_string(&schema).unwrap_or_default();
+        if seen.get(&name).is_some_and(|other| *other != text) && !clashes.contains(&name) {
+            clashes.push(name.clone());
+        }
+        seen.insert(name, text);
+    }
+    clashes
+}
+
 /// The OpenAPI 3.1 document of every public endpoint.
 pub fn document() -> OpenApi {
     let mut schemas = Vec::new();
@@ -93,9 +119,7 @@ pub fn document() -> OpenApi {
             ResponseBuilder::new().description(*description).content("application/json", json_content(error.clone()));
         components = components.response(*name, response.build());
     }
-    schemas.sort_by(|a, b| a.0.cmp(&b.0));
-    schemas.dedup_by(|a, b| a.0 == b.0);
-    for (name, schema) in schemas {
+    for (name, schema) in distinct(schemas) {
         components = components.schema(name, schema);
     }
     let info = InfoBuilder::new()
@@ -197,13 +221,20 @@ fn operation(
         ResponseBuilder::new().description("Switching protocols (WebSocket)")
     } else if doc.stream {
         // The schema is each event's `data`: one JSON object (a turn event, or an Erdo message).
-        let event = utoipa::openapi::ObjectBuilder::new()
-            .schema_type(utoipa::openapi::Type::Object)
-            .description(Some("One event's `data`: a JSON object (`event:` names its kind; `id:` its sequence)"))
-            .build();
+        let event = match doc.events {
+            Some(events) => events(schemas),
+            None => RefOr::T(Schema::Object(
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::Type::Object)
+                    .description(Some(
+                        "One event's `data`: a JSON object (`event:` names its kind; `id:` its sequence)",
+                    ))
+                    .build(),
+            )),
+        };
         ResponseBuilder::new()
-            .description("Server-sent events")
-            .content("text/event-stream", Content::new(Some(RefOr::T(Schema::Object(event)))))
+            .description("Server-sent events; the schema is each event's `data`")
+            .content("text/event-stream", Content::new(Some(event)))
     } else if let Some(media_type) = doc.text {
         text(media_type, doc.summary)
     } else {

@@ -78,6 +78,8 @@ pub struct Doc {
     pub answer: Option<SchemaOf>,
     /// It answers a `text/event-stream` (SSE) on success.
     pub stream: bool,
+    /// The `data` of each of its events, when it is one type.
+    pub events: Option<SchemaOf>,
     /// It answers text of this media type on success, not JSON (`/metrics`, `/docs`).
     pub text: Option<&'static str>,
 }
@@ -117,6 +119,13 @@ impl Endpoint {
     /// Says it answers a server-sent event stream.
     pub(crate) fn streams(mut self) -> Self {
         self.doc.stream = true;
+        self
+    }
+
+    /// Says it answers a server-sent event stream whose events' `data` are `T`.
+    pub(crate) fn streams_of<T: ToSchema>(mut self) -> Self {
+        self.doc.stream = true;
+        self.doc.events = Some(schema_of::<T>);
         self
     }
 

@@ -107,3 +107,8 @@ async fn the_server_serves_the_document_and_its_reference_page() {
     assert!(script.contains("fetch('/openapi.json')"));
     assert!(!script.contains("http"), "the script loads nothing from elsewhere");
 }
+
+#[test]
+fn no_two_types_share_a_schema_name() {
+    assert_eq!(agentry_server::openapi::schema_clashes(), Vec::<String>::new());
+}

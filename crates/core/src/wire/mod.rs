@@ -148,3 +148,155 @@ pub struct MessagePage {
     /// How many were skipped.
     pub offset: i64,
 }
+
+/// An agent's user-facing fields as a version recorded them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentSnapshot {
+    /// The agent id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// `provider:model`.
+    pub model: String,
+    /// The system prompt.
+    pub system_prompt: String,
+    /// What the agent is for.
+    pub description: Option<String>,
+}
+
+/// One immutable version of an agent (`GET /agents/{agent_id}/versions`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentVersion {
+    /// The whole agent file as it was (without its scope): what versions are compared by.
+    pub spec: crate::AgentSpec,
+    /// `agv_…`
+    pub id: String,
+    /// Its agent.
+    pub agent_id: String,
+    /// 1-based number.
+    pub version_number: i64,
+    /// Who made it (`file:support.toml`, `api`, …).
+    pub created_by: String,
+    /// Why, when the author said.
+    pub note: Option<String>,
+    /// The user-facing fields of this version.
+    pub snapshot: AgentSnapshot,
+    /// When it was made.
+    pub created_at: Timestamp,
+    /// Whether it is the agent's current version.
+    pub is_current: bool,
+}
+
+/// `GET /agents/{agent_id}/versions`: a page of versions, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentVersionPage {
+    /// The versions.
+    pub versions: Vec<AgentVersion>,
+    /// The page size applied.
+    pub page_size: i64,
+    /// The rows skipped.
+    pub offset: i64,
+}
+
+/// `GET /threads`: a page of the threads the caller may see, most recently updated first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ThreadList {
+    /// The threads.
+    pub threads: Vec<crate::Thread>,
+    /// How many match in all pages.
+    pub total: i64,
+    /// The page size applied.
+    pub limit: i64,
+    /// The rows skipped.
+    pub offset: i64,
+}
+
+/// The latest revision of an artifact a thread's turns made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Artifact {
+    /// Revision id.
+    pub id: String,
+    /// Its thread.
+    pub thread_id: String,
+    /// The turn that made this revision.
+    pub turn_id: String,
+    /// Stable key across revisions.
+    pub artifact_key: String,
+    /// `markdown`, `code`, `html`, `svg`, `csv`, `json`, …
+    pub kind: String,
+    /// Revision number, from 1.
+    pub revision: i64,
+    /// How many revisions the artifact has.
+    pub revision_count: i64,
+    /// Its title.
+    pub title: Option<String>,
+    /// Language of a code artifact.
+    pub language: Option<String>,
+    /// The content (HTML and SVG sanitised).
+    pub content: String,
+    /// When this revision was stored.
+    pub created_at: Timestamp,
+}
+
+/// `GET /threads/{thread_id}/artifacts`: newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ArtifactList {
+    /// The artifacts.
+    pub artifacts: Vec<Artifact>,
+}
+
+/// What a `DELETE` answers: the resource is gone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Deleted {
+    /// Always true.
+    pub deleted: bool,
+    /// The id that was deleted.
+    pub id: String,
+}
+
+/// `POST /threads/{thread_id}/cancel`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Cancelled {
+    /// Whether a running or queued turn was stopped.
+    pub cancelled: bool,
+    /// The thread.
+    pub thread_id: String,
+}
+
+/// Why a turn failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TurnError {
+    /// Machine code (`provider_unavailable`, `budget_cap`, …).
+    pub code: String,
+    /// Explanation.
+    pub message: String,
+}
+
+/// `POST /threads/{thread_id}/messages`: the turn, once it ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TurnOutcome {
+    /// The answer's text.
+    pub text: String,
+    /// The thread.
+    pub thread_id: String,
+    /// The turn.
+    pub turn_id: String,
+    /// The stored answer, if one was stored.
+    pub message_id: Option<String>,
+    /// How it ended (`waiting` when it parked on an approval).
+    pub status: crate::TurnStatus,
+    /// Why it failed.
+    pub error: Option<TurnError>,
+    /// What it used.
+    pub usage: crate::TokenUsage,
+    /// Its cost in cents.
+    pub cost_cents: f64,
+    /// Every event it logged, in order (the stream's events).
+    pub events: Vec<crate::LoggedEvent>,
+}

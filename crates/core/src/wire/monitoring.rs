@@ -122,7 +122,7 @@ pub struct TurnList {
 
 /// `GET /monitoring/runs` (0.1.x clients): the same page under its old name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct RunList {
+pub struct TurnRunList {
     /// The turns.
     pub runs: Vec<TurnRecord>,
     /// The page size applied.

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::views;
 use crate::AppState;
@@ -52,7 +52,7 @@ pub async fn versions(
     Auth(principal): Auth,
     Path(agent_id): Path<String>,
     QueryParams(query): QueryParams<VersionsQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::AgentVersionPage>, ApiError> {
     check_pin(&principal, &agent_id)?;
     let limit = page_limit(query.limit.or(query.take), 50, 200)?;
     let offset = page_offset(query.offset)?;
@@ -63,8 +63,8 @@ pub async fn versions(
         .list_agent_versions(&principal.scope, &agent_id, limit, offset)
         .await?
         .ok_or_else(|| ApiError::not_found("Agent"))?;
-    let versions: Vec<Value> = versions.iter().map(|v| views::version(v, &agent.current_version_id)).collect();
-    Ok(Json(json!({ "versions": versions, "pageSize": limit, "offset": offset })))
+    let versions = versions.iter().map(|v| views::version(v, &agent.current_version_id)).collect();
+    Ok(Json(wire::AgentVersionPage { versions, page_size: limit, offset }))
 }
 
 /// `POST /agents` (operator): creates the agent, or a new version of it → 201 when created.
@@ -98,12 +98,12 @@ pub async fn delete(
     State(state): State<AppState>,
     Auth(principal): Auth,
     Path(agent_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Deleted>, ApiError> {
     require_operator(&principal)?;
     if !state.store.delete_agent(&principal.scope, &agent_id).await? {
         return Err(ApiError::not_found("Agent"));
     }
-    Ok(Json(json!({ "deleted": true, "id": agent_id })))
+    Ok(Json(wire::Deleted { deleted: true, id: agent_id }))
 }
 
 async fn apply(

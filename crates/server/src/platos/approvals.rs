@@ -5,12 +5,12 @@
 //! `{response: "approve"|"reject", reason}` and upstream's `{approved, comment, editedArgs}`.
 //! Listed approvals carry `id == approvalId`, under `approvals` (what clients read) and `rows`.
 
+use agentry_core::wire::approvals as wire;
 use agentry_core::{Approval, ApprovalDecision, ApprovalStatus, Timestamp};
 use agentry_store::ApprovalFilter;
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::Auth;
@@ -34,7 +34,7 @@ pub async fn list(
     State(state): State<AppState>,
     Auth(principal): Auth,
     QueryParams(query): QueryParams<ListApprovals>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::ApprovalPage>, ApiError> {
     let status = match query.status.as_deref() {
         None | Some("") | Some("all") => None,
         Some(status) => Some(ApprovalStatus::parse(status).ok_or_else(|| {
@@ -53,16 +53,16 @@ pub async fn list(
         offset,
     };
     let (approvals, total, pending) = state.store.list_approvals(&principal.scope, &filter).await?;
-    let views: Vec<Value> = approvals.iter().map(view).collect();
-    Ok(Json(json!({
-        "approvals": views,
-        "rows": views,
-        "total": total,
-        "pendingCount": pending,
-        "limit": limit,
-        "offset": offset,
-        "fetchedAt": Timestamp::now(),
-    })))
+    let views: Vec<wire::Approval> = approvals.iter().map(view).collect();
+    Ok(Json(wire::ApprovalPage {
+        approvals: views.clone(),
+        rows: views,
+        total,
+        pending_count: pending,
+        limit,
+        offset,
+        fetched_at: Timestamp::now(),
+    }))
 }
 
 /// `GET /monitoring/approvals/:id` → the approval.
@@ -70,21 +70,13 @@ pub async fn get(
     State(state): State<AppState>,
     Auth(principal): Auth,
     Path(approval_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Approval>, ApiError> {
     let approval = state.engine.visible_approval(&principal, &approval_id).await?;
     Ok(Json(view(&approval)))
 }
 
 /// Body of a resolve, in either wire shape.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Resolve {
-    response: Option<String>,
-    reason: Option<String>,
-    approved: Option<bool>,
-    comment: Option<String>,
-    edited_args: Option<Value>,
-}
+pub type Resolve = wire::ResolveApproval;
 
 /// `POST /approvals/:id/resolve` → the settled approval plus `{resolved, approvalId, approved}`.
 /// 409 when it was settled already, 403 for a user who neither asked nor is an operator.
@@ -93,16 +85,17 @@ pub async fn resolve(
     Auth(principal): Auth,
     Path(approval_id): Path<String>,
     JsonBody(body): JsonBody<Resolve>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::ResolvedApproval>, ApiError> {
     let decision = decision(body)?;
     let approved = decision.approved;
     let edited = decision.edited_args.is_some() && approved;
     let approval = state.engine.resolve_approval(&principal, &approval_id, decision).await?;
-    let mut body = view(&approval);
-    body["resolved"] = json!(true);
-    body["approved"] = json!(approved);
-    body["editedArgsApplied"] = json!(edited);
-    Ok(Json(body))
+    Ok(Json(wire::ResolvedApproval {
+        approval: view(&approval),
+        resolved: true,
+        approved,
+        edited_args_applied: edited,
+    }))
 }
 
 /// Reads a decision from either body shape (`approved` wins over `response`).
@@ -123,50 +116,8 @@ pub fn decision(body: Resolve) -> Result<ApprovalDecision, ApiError> {
 }
 
 /// The approval in the shape both client generations read (`platos-wire.md` §3.3).
-pub fn view(approval: &Approval) -> Value {
-    let now = Timestamp::now();
-    let resolution = match approval.status {
-        ApprovalStatus::Approved | ApprovalStatus::Rejected => json!({
-            "response": if approval.status == ApprovalStatus::Approved { "approve" } else { "reject" },
-            "reason": approval.comment,
-            "resolvedByUserId": approval.responded_by,
-        }),
-        _ => Value::Null,
-    };
-    let pending = approval.status == ApprovalStatus::Pending;
-    json!({
-        "id": approval.id,
-        "approvalId": approval.id,
-        "scope": approval.scope,
-        "organizationId": approval.scope.organization_id,
-        "projectId": approval.scope.project_id,
-        "environmentId": approval.scope.environment_id,
-        "agentId": approval.agent_id,
-        "threadId": approval.thread_id,
-        "turnId": approval.turn_id,
-        "runId": approval.turn_id,
-        "source": if approval.tool_name == "request_approval" { "request_approval" } else { "tool_call" },
-        "question": approval.action,
-        "action": approval.action,
-        "context": approval.details,
-        "details": approval.details,
-        "toolName": approval.tool_name,
-        "callId": approval.call_id,
-        "args": approval.args,
-        "editedArgs": approval.edited_args,
-        "requestedBy": approval.requested_by,
-        "status": approval.status.as_str(),
-        "timeoutSeconds": approval.timeout_secs,
-        "createdAt": approval.created_at,
-        "deadlineAt": approval.deadline_at,
-        "timeoutAt": approval.deadline_at,
-        "secondsRemaining": if pending { ((approval.deadline_at.0 - now.0).max(0)) / 1000 } else { 0 },
-        "expired": approval.status == ApprovalStatus::TimedOut,
-        "resolvedAt": approval.resolved_at,
-        "respondedBy": approval.responded_by,
-        "comment": approval.comment,
-        "resolution": resolution,
-    })
+pub fn view(approval: &Approval) -> wire::Approval {
+    wire::Approval::of(approval, Timestamp::now())
 }
 
 /// Query of `GET /monitoring/safety-events`.
@@ -181,30 +132,28 @@ pub async fn safety_events(
     State(state): State<AppState>,
     Auth(principal): Auth,
     QueryParams(query): QueryParams<ListSafetyEvents>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::SafetyEventList>, ApiError> {
     if !principal.is_operator() {
         return Err(ApiError::operator_only());
     }
     let limit = page_limit(query.limit, 100, 1000)?;
-    let events: Vec<Value> = state
+    let events: Vec<wire::SafetyEvent> = state
         .store
         .safety_events(&principal.scope, limit)
         .await?
         .into_iter()
-        .map(|e| {
-            json!({
-                "threadId": e.thread_id,
-                "turnId": e.turn_id,
-                "agentId": e.agent_id,
-                "direction": e.direction,
-                "action": e.action,
-                "detector": e.flag_type,
-                "type": e.flag_type,
-                "severity": e.severity,
-                "detail": e.detail,
-                "createdAt": e.created_at,
-            })
+        .map(|e| wire::SafetyEvent {
+            thread_id: e.thread_id,
+            turn_id: e.turn_id,
+            agent_id: e.agent_id,
+            direction: e.direction,
+            action: e.action,
+            detector: e.flag_type.clone(),
+            kind: e.flag_type,
+            severity: e.severity,
+            detail: e.detail,
+            created_at: e.created_at,
         })
         .collect();
-    Ok(Json(json!({ "events": events, "rows": events })))
+    Ok(Json(wire::SafetyEventList { events: events.clone(), rows: events }))
 }

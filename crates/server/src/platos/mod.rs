@@ -31,13 +31,13 @@ pub fn routes() -> Router<AppState> {
 /// The endpoints, relative to `/api/v1/agent`.
 pub fn endpoints() -> Vec<Endpoint> {
     use Verb::*;
+    use agentry_core::wire::approvals as approvals_wire;
     use agentry_core::wire::monitoring as monitoring_wire;
-    use serde_json::Value as Json;
     vec![
         at(Get, "/agents", agents::list).doc("List the scope's agents").answers::<agentry_core::wire::AgentList>(),
         at(Post, "/agents", agents::create)
             .doc("Create an agent from its spec (operators)")
-            .body::<Json>()
+            .body::<agentry_core::AgentSpec>()
             .answers::<agentry_core::wire::Agent>()
             .status(201),
         at(Get, "/agents/{agent_id}", agents::get)
@@ -45,35 +45,46 @@ pub fn endpoints() -> Vec<Endpoint> {
             .answers::<agentry_core::wire::Agent>(),
         at(Put, "/agents/{agent_id}", agents::replace)
             .doc("Create or replace an agent; a changed spec is a new version")
-            .body::<Json>()
+            .body::<agentry_core::AgentSpec>()
             .answers::<agentry_core::wire::Agent>(),
-        at(Delete, "/agents/{agent_id}", agents::delete).doc("Delete an agent (operators)"),
-        at(Get, "/agents/{agent_id}/versions", agents::versions).doc("An agent's immutable versions, newest first"),
+        at(Delete, "/agents/{agent_id}", agents::delete)
+            .doc("Delete an agent (operators)")
+            .answers::<agentry_core::wire::Deleted>(),
+        at(Get, "/agents/{agent_id}/versions", agents::versions)
+            .doc("An agent's immutable versions, newest first")
+            .answers::<agentry_core::wire::AgentVersionPage>(),
         at(Get, "/agents/{agent_id}/chat/stream", turns::chat_stream)
             .doc("Send `message` to the agent in a new or given thread; the turn as SSE")
-            .streams(),
+            .streams_of::<agentry_core::LoggedEvent>(),
         at(Get, "/threads", threads::list)
-            .doc("Threads visible to the caller (`{threads, total}`; filters `agentId`, `userId`, `q`, `status`)"),
+            .doc("Threads visible to the caller (`{threads, total}`; filters `agentId`, `userId`, `q`, `status`)")
+            .answers::<agentry_core::wire::ThreadList>(),
         at(Post, "/threads", threads::create)
             .doc("Start a thread with an agent")
             .body::<threads::CreateThread>()
             .answers::<agentry_core::Thread>()
             .status(201),
         at(Get, "/threads/{thread_id}", threads::get).doc("A thread").answers::<agentry_core::Thread>(),
-        at(Delete, "/threads/{thread_id}", threads::delete).doc("Delete a thread with its messages"),
+        at(Delete, "/threads/{thread_id}", threads::delete)
+            .doc("Delete a thread with its messages")
+            .answers::<agentry_core::wire::Deleted>(),
         at(Get, "/threads/{thread_id}/messages", threads::messages)
             .doc("A thread's messages, oldest first")
             .answers::<agentry_core::wire::MessagePage>(),
         at(Post, "/threads/{thread_id}/messages", turns::send_and_wait)
             .doc("Run a turn and answer when it ends (`{text, turnId, status, usage, events}`)")
-            .body::<turns::SendMessage>(),
+            .body::<turns::SendMessage>()
+            .answers::<agentry_core::wire::TurnOutcome>(),
         at(Post, "/threads/{thread_id}/stream", turns::stream)
             .doc("Run a turn (or resume one with `Last-Event-ID`) as SSE")
             .body::<turns::SendMessage>()
-            .streams(),
-        at(Post, "/threads/{thread_id}/cancel", turns::cancel).doc("Cancel the thread's running turn"),
+            .streams_of::<agentry_core::LoggedEvent>(),
+        at(Post, "/threads/{thread_id}/cancel", turns::cancel)
+            .doc("Cancel the thread's running turn")
+            .answers::<agentry_core::wire::Cancelled>(),
         at(Get, "/threads/{thread_id}/artifacts", threads::artifacts)
-            .doc("The thread's artifacts with their revisions (`{artifacts}`)"),
+            .doc("The thread's artifacts with their revisions (`{artifacts}`)")
+            .answers::<agentry_core::wire::ArtifactList>(),
         at(Post, "/threads/{thread_id}/archive", threads::archive)
             .doc("Archive a thread")
             .answers::<agentry_core::Thread>(),
@@ -81,19 +92,25 @@ pub fn endpoints() -> Vec<Endpoint> {
             .doc("Bring an archived thread back")
             .answers::<agentry_core::Thread>(),
         at(Get, "/monitoring/approvals", approvals::list)
-            .doc("Approvals (`{approvals, pendingCount}`; filter `status`)"),
-        at(Get, "/monitoring/approvals/{approval_id}", approvals::get).doc("An approval"),
+            .doc("Approvals (`{approvals, pendingCount}`; filter `status`)")
+            .answers::<approvals_wire::ApprovalPage>(),
+        at(Get, "/monitoring/approvals/{approval_id}", approvals::get)
+            .doc("An approval")
+            .answers::<approvals_wire::Approval>(),
         at(Post, "/monitoring/approvals/{approval_id}/resolve", approvals::resolve)
             .doc("Approve or reject (`response`/`reason` or `approved`/`comment`/`editedArgs`)")
-            .body::<approvals::Resolve>(),
+            .body::<approvals::Resolve>()
+            .answers::<approvals_wire::ResolvedApproval>(),
         at(Post, "/approvals/{approval_id}/resolve", approvals::resolve)
             .doc("Approve or reject (the 1.x client's path)")
-            .body::<approvals::Resolve>(),
+            .body::<approvals::Resolve>()
+            .answers::<approvals_wire::ResolvedApproval>(),
         at(Get, "/monitoring/safety-events", approvals::safety_events)
-            .doc("Safety detector hits (`{events}`; operators)"),
+            .doc("Safety detector hits (`{events}`; operators)")
+            .answers::<approvals_wire::SafetyEventList>(),
         at(Get, "/monitoring/runs", monitoring::runs)
             .doc("Recent turns as runs (`{runs}`)")
-            .answers::<monitoring_wire::RunList>(),
+            .answers::<monitoring_wire::TurnRunList>(),
         at(Get, "/turns", monitoring::turns)
             .doc("Turns with status, usage and cost (`{turns}`; filters `status`, `agentId`, `since`, `limit`)")
             .answers::<monitoring_wire::TurnList>(),

@@ -10,8 +10,8 @@
 use std::collections::HashMap;
 
 use agentry_core::wire::monitoring::{
-    ModelCallRecord, RunList, ThreadTrace, TimelineData, TimelineEntry, TimelineKind, Trace, TraceContent, TraceList,
-    TraceMessage, TraceRollup, TraceSpan, TraceSummary, TraceThread, TurnDetail, TurnList,
+    ModelCallRecord, ThreadTrace, TimelineData, TimelineEntry, TimelineKind, Trace, TraceContent, TraceList,
+    TraceMessage, TraceRollup, TraceSpan, TraceSummary, TraceThread, TurnDetail, TurnList, TurnRunList,
 };
 use agentry_core::{Principal, Turn, TurnStatus};
 use agentry_store::{ModelCall, Span, TurnFilter, TurnStats};
@@ -130,10 +130,10 @@ pub async fn runs(
     State(state): State<AppState>,
     Auth(principal): Auth,
     QueryParams(query): QueryParams<TurnQuery>,
-) -> Result<Json<RunList>, ApiError> {
+) -> Result<Json<TurnRunList>, ApiError> {
     let (rows, limit, offset) = turns_with_stats(&state, &principal, query).await?;
     let runs = rows.iter().map(|(turn, stats)| views::turn(turn, stats)).collect();
-    Ok(Json(RunList { runs, limit, offset }))
+    Ok(Json(TurnRunList { runs, limit, offset }))
 }
 
 /// `GET /turns` (1.x) → `{turns}`.

@@ -9,7 +9,6 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::agents::check_pin;
 use crate::AppState;
@@ -66,7 +65,7 @@ pub async fn list(
     State(state): State<AppState>,
     Auth(principal): Auth,
     QueryParams(query): QueryParams<ListThreads>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::ThreadList>, ApiError> {
     let limit = page_limit(query.limit, 20, 200)?;
     let offset = page_offset(query.offset)?;
     let archived = match query.archived.as_deref() {
@@ -88,7 +87,7 @@ pub async fn list(
     let owner = principal.thread_owner_filter().or(query.user_id.as_deref().filter(|u| !u.is_empty()));
     let filter = ThreadQuery { owner, agent_id, archived, search, limit, offset };
     let (threads, total) = state.store.list_threads(&principal.scope, &filter).await?;
-    Ok(Json(json!({ "threads": threads, "total": total, "limit": limit, "offset": offset })))
+    Ok(Json(wire::ThreadList { threads, total, limit, offset }))
 }
 
 /// `GET /threads/:id` → Thread or 404.
@@ -135,31 +134,29 @@ pub async fn artifacts(
     Auth(principal): Auth,
     Path(thread_id): Path<String>,
     QueryParams(query): QueryParams<ListArtifacts>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::ArtifactList>, ApiError> {
     let thread = visible_thread(&state, &principal, &thread_id).await?;
     let limit = page_limit(query.limit, 100, 500)?;
-    let artifacts: Vec<Value> = state
+    let artifacts = state
         .store
         .list_artifacts(&thread.scope, &thread.id, limit)
         .await?
         .into_iter()
-        .map(|(a, revisions)| {
-            json!({
-                "id": a.id,
-                "threadId": a.thread_id,
-                "turnId": a.turn_id,
-                "artifactKey": a.artifact_key,
-                "kind": a.kind,
-                "revision": a.revision,
-                "revisionCount": revisions,
-                "title": a.title,
-                "language": a.language,
-                "content": a.content,
-                "createdAt": a.created_at,
-            })
+        .map(|(a, revisions)| wire::Artifact {
+            id: a.id,
+            thread_id: a.thread_id,
+            turn_id: a.turn_id,
+            artifact_key: a.artifact_key,
+            kind: a.kind,
+            revision: a.revision,
+            revision_count: revisions,
+            title: a.title,
+            language: a.language,
+            content: a.content,
+            created_at: a.created_at,
         })
         .collect();
-    Ok(Json(json!({ "artifacts": artifacts })))
+    Ok(Json(wire::ArtifactList { artifacts }))
 }
 
 /// `POST /threads/:id/archive` → the archived thread.
@@ -185,11 +182,11 @@ pub async fn delete(
     State(state): State<AppState>,
     Auth(principal): Auth,
     Path(thread_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Deleted>, ApiError> {
     if !state.store.delete_thread(&principal.scope, principal.thread_owner_filter(), &thread_id).await? {
         return Err(ApiError::not_found("Thread"));
     }
-    Ok(Json(json!({ "deleted": true, "id": thread_id })))
+    Ok(Json(wire::Deleted { deleted: true, id: thread_id }))
 }
 
 async fn set_archived(

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 
-use agentry_core::{LoggedEvent, Principal, Thread};
+use agentry_core::{LoggedEvent, Principal, Thread, wire};
 use agentry_engine::{NewMessage, TurnFollower};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -16,7 +16,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::AppState;
 use crate::auth::Auth;
@@ -97,20 +97,20 @@ pub async fn send_and_wait(
     Path(thread_id): Path<String>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<SendMessage>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::TurnOutcome>, ApiError> {
     let thread = state.engine.visible_thread(&principal, &thread_id).await?;
     let result = state.engine.run_to_completion(&principal, &thread, new_message(body, &headers)?).await?;
-    Ok(Json(json!({
-        "text": result.text,
-        "threadId": result.thread_id,
-        "turnId": result.turn_id,
-        "messageId": result.message_id,
-        "status": result.status,
-        "error": result.error.map(|(code, message)| json!({ "code": code, "message": message })),
-        "usage": result.usage,
-        "costCents": result.usage.cost.as_cents(),
-        "events": result.events.iter().map(LoggedEvent::to_wire).collect::<Vec<_>>(),
-    })))
+    Ok(Json(wire::TurnOutcome {
+        text: result.text,
+        thread_id: result.thread_id,
+        turn_id: result.turn_id,
+        message_id: result.message_id,
+        status: result.status,
+        error: result.error.map(|(code, message)| wire::TurnError { code, message }),
+        usage: result.usage,
+        cost_cents: result.usage.cost.as_cents(),
+        events: result.events,
+    }))
 }
 
 /// `POST /threads/:id/cancel` → `{cancelled}`: stops the thread's running and queued turns.
@@ -118,10 +118,10 @@ pub async fn cancel(
     State(state): State<AppState>,
     Auth(principal): Auth,
     Path(thread_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Cancelled>, ApiError> {
     let thread = state.engine.visible_thread(&principal, &thread_id).await?;
     let cancelled = state.engine.cancel_thread(&thread.scope, &thread.id).await?;
-    Ok(Json(json!({ "cancelled": cancelled, "threadId": thread.id })))
+    Ok(Json(wire::Cancelled { cancelled, thread_id: thread.id }))
 }
 
 async fn start(

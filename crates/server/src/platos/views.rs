@@ -1,20 +1,8 @@
 //! JSON views of domain objects in the Platos shapes.
 
 use agentry_core::wire::monitoring::{TraceSpan, TurnRecord};
-use agentry_core::{AgentSpec, Timestamp, Turn, wire};
+use agentry_core::{Timestamp, Turn, wire};
 use agentry_store::{AgentVersion, Span, StoredAgent, TurnStats};
-use serde_json::{Value, json};
-
-/// An agent spec's user-facing fields, camelCase (also the version `snapshot`).
-fn spec_fields(spec: &AgentSpec) -> Value {
-    json!({
-        "id": spec.id,
-        "name": spec.name,
-        "model": spec.model,
-        "systemPrompt": spec.system_prompt,
-        "description": spec.description,
-    })
-}
 
 /// `PlatosAgent` plus the upstream record fields we have.
 pub fn agent(agent: &StoredAgent) -> wire::Agent {
@@ -36,20 +24,27 @@ pub fn agent(agent: &StoredAgent) -> wire::Agent {
     }
 }
 
-/// A version record: `id, agentId, versionNumber, createdBy, note, snapshot, createdAt, isCurrent`,
-/// and `spec`, the whole agent file as it was (what the dashboard compares between versions).
-pub fn version(version: &AgentVersion, current_version_id: &str) -> Value {
-    json!({
-        "spec": version.spec.without_scope(),
-        "id": version.id,
-        "agentId": version.agent_id,
-        "versionNumber": version.version_number,
-        "createdBy": version.created_by,
-        "note": version.note,
-        "snapshot": spec_fields(&version.spec),
-        "createdAt": version.created_at,
-        "isCurrent": version.id == current_version_id,
-    })
+/// A version record, with `spec`, the whole agent file as it was (what the dashboard compares
+/// between versions), and `snapshot`, its user-facing fields.
+pub fn version(version: &AgentVersion, current_version_id: &str) -> wire::AgentVersion {
+    let spec = &version.spec;
+    wire::AgentVersion {
+        spec: spec.without_scope(),
+        id: version.id.clone(),
+        agent_id: version.agent_id.clone(),
+        version_number: version.version_number,
+        created_by: version.created_by.clone(),
+        note: version.note.clone(),
+        snapshot: wire::AgentSnapshot {
+            id: spec.id.clone(),
+            name: spec.name.clone(),
+            model: spec.model.clone(),
+            system_prompt: spec.system_prompt.clone(),
+            description: spec.description.clone(),
+        },
+        created_at: version.created_at,
+        is_current: version.id == current_version_id,
+    }
 }
 
 /// How long a finished turn ran, start to end.
