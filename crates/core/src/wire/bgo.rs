@@ -47,11 +47,13 @@ pub struct Task {
     /// When it last changed.
     pub updated_at: Timestamp,
     /// What it runs and how it retries: shown to operators only.
+    // Described as a `TaskWiring` whose fields are all optional: a task without them is valid too.
     #[serde(flatten)]
+    #[schema(value_type = TaskWiring)]
     pub wiring: Option<TaskWiring>,
 }
 
-/// The fields of a task only operators see.
+/// The fields of a task only operators see: all three for them, none for other callers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskWiring {
@@ -60,6 +62,7 @@ pub struct TaskWiring {
     /// (`http`) The endpoint it calls.
     pub url: Option<String>,
     /// Waits between attempts.
+    #[schema(required = false)]
     pub retry: RetryPolicy,
 }
 
@@ -155,6 +158,7 @@ pub struct Run {
     pub is_success: bool,
     /// Its attempts, oldest first: only when the run is read one by one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub attempts: Option<Vec<Attempt>>,
 }
 
