@@ -105,15 +105,21 @@ pub async fn runs(command: RunsCommand) -> Result<(), String> {
             }
             for run in runs {
                 let error = run.error.map(|e| format!("  {e}")).unwrap_or_default();
-                println!("{}  {:<10} {:<20} attempts {}{error}", run.id, run.status, run.task_id, run.attempt_count);
+                println!(
+                    "{}  {:<10} {:<20} attempts {}{error}",
+                    run.id,
+                    run.status.as_str(),
+                    run.task_id,
+                    run.attempt_count
+                );
             }
         }
         RunsCommand::Get(args) => {
             let run = args.connection.client()?.bgo().run(&args.run_id).await.map_err(err)?;
-            println!("{} {} ({}), {} attempt(s)", run.id, run.status, run.task_id, run.attempt_count);
-            for attempt in &run.attempts {
+            println!("{} {} ({}), {} attempt(s)", run.id, run.status.as_str(), run.task_id, run.attempt_count);
+            for attempt in run.attempts.iter().flatten() {
                 let error = attempt.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
-                println!("  attempt {} on {}: {}{error}", attempt.number, attempt.replica, attempt.status);
+                println!("  attempt {} on {}: {}{error}", attempt.number, attempt.replica, attempt.status.as_str());
             }
             if let Some(output) = &run.output {
                 println!("output: {output}");
@@ -121,7 +127,7 @@ pub async fn runs(command: RunsCommand) -> Result<(), String> {
         }
         RunsCommand::Cancel(args) => {
             let status = args.connection.client()?.bgo().cancel(&args.run_id).await.map_err(err)?;
-            println!("{} {status}", args.run_id);
+            println!("{} {}", args.run_id, status.as_str());
         }
         RunsCommand::Replay(args) => {
             let handle = args.connection.client()?.bgo().replay(&args.run_id).await.map_err(err)?;
@@ -141,7 +147,7 @@ pub async fn runs(command: RunsCommand) -> Result<(), String> {
 pub async fn schedules(command: SchedulesCommand) -> Result<(), String> {
     let err = |e: agentry_client::Error| e.to_string();
     let line = |s: &agentry_client::Schedule| {
-        let next = s.next_run_at.as_deref().unwrap_or("-");
+        let next = s.next_run_at.map_or_else(|| "-".to_owned(), agentry_client::Timestamp::to_rfc3339);
         format!(
             "{}  {:<20} {:<16} {:<18} {}  next {next}",
             s.id,

@@ -90,7 +90,9 @@ pub use agentry_core::session_token::SessionClaims;
 /// Every wire type of both surfaces, as the server answers them (`/openapi.json` describes the same).
 pub use agentry_core::wire;
 pub use agentry_core::{ApprovalStatus, SafetyFlag, Scope, Timestamp, TokenUsage, TurnEvent, TurnStatus, UserMeta};
-pub use bgo::{Attempt, Batch, Bgo, Run, RunHandle, Schedule, Task, TriggerOptions};
+pub use bgo::{
+    Attempt, Batch, BatchHandle, Bgo, Run, RunHandle, RunStatus, Schedule, Task, TaskKind, TaskWiring, TriggerOptions,
+};
 pub use budgets::{BudgetCap, BudgetStatus, Budgets, CapStatus, NewBudgetCap};
 pub use erdo::{Erdo, EventStream};
 pub use erdo_types::{

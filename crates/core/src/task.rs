@@ -93,7 +93,7 @@ pub struct TaskSpec {
 }
 
 /// What a run of a task does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TaskKind {
     /// A turn of an agent.
@@ -103,7 +103,7 @@ pub enum TaskKind {
 }
 
 /// Exponential backoff with jitter between attempts.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetryPolicy {
     /// Wait before the second attempt, in milliseconds.
@@ -305,7 +305,7 @@ fn check_template(field: &str, template: &str) -> Result<(), TaskSpecError> {
 }
 
 /// The status of a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RunStatus {
     /// Waiting for a worker (or for its next attempt's time).

@@ -179,7 +179,7 @@ async fn live(State(state): State<AppState>, session: Session) -> Result<Respons
             let (name, data) = match event {
                 ScopeEvent::Turn(event) => ("approval", event.to_wire()),
                 ScopeEvent::Alert(alert) => ("alert", (*alert).clone()),
-                ScopeEvent::Run(run) => ("run", crate::platos::bgo::run_view(&run, None)),
+                ScopeEvent::Run(run) => ("run", crate::platos::bgo::run_update(&run)),
             };
             Some((
                 Ok::<_, Infallible>(Event::default().event(name).data(data.to_string())),

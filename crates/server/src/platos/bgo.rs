@@ -10,7 +10,8 @@
 
 use std::time::Duration;
 
-use agentry_core::task::{CatchUp, Overlap, RunStatus, parse_duration};
+use agentry_core::task::{RunStatus, parse_duration};
+use agentry_core::wire::bgo as wire;
 use agentry_core::{Principal, Timestamp};
 use agentry_engine::jobs::{NewSchedule, TriggerOptions};
 use agentry_store::{RunAttempt, RunFilter, StoredBatch, StoredRun, StoredSchedule, StoredTask};
@@ -18,62 +19,12 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::AppState;
 use crate::auth::{Auth, authenticate, bearer_value};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryParams, page_limit};
-
-/// Trigger options as clients send them; unknown keys (trigger.dev has many) are ignored.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct WireOptions {
-    idempotency_key: Option<String>,
-    /// Seconds, a duration (`"1h30m"`), or a time (`Date` → ISO string).
-    delay: Option<Value>,
-    /// Seconds or a duration.
-    ttl: Option<Value>,
-    /// A tag or a list of tags.
-    tags: Option<Value>,
-    metadata: Option<Value>,
-    concurrency_key: Option<String>,
-}
-
-/// Body of a trigger.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct TriggerBody {
-    #[serde(default)]
-    payload: Value,
-    #[serde(default)]
-    options: Option<WireOptions>,
-}
-
-/// Body of a batch trigger.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct BatchBody {
-    payloads: Vec<Value>,
-    #[serde(default)]
-    options: Option<WireOptions>,
-}
-
-/// Body of a schedule.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ScheduleBody {
-    task_id: String,
-    cron: String,
-    #[serde(default)]
-    timezone: Option<String>,
-    #[serde(default)]
-    payload: Option<Value>,
-    #[serde(default, alias = "externalId")]
-    deduplication_key: Option<String>,
-    #[serde(default)]
-    overlap: Option<Overlap>,
-    #[serde(default)]
-    catch_up: Option<CatchUp>,
-}
 
 /// Query of the run lists.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -88,17 +39,18 @@ pub struct RunQuery {
     schedule_id: Option<String>,
 }
 
-fn options(wire: Option<WireOptions>) -> Result<TriggerOptions, ApiError> {
-    let wire = wire.unwrap_or_default();
-    let delay = match &wire.delay {
+/// The options a trigger asked for, checked.
+fn options(sent: Option<wire::TriggerOptions>) -> Result<TriggerOptions, ApiError> {
+    let sent = sent.unwrap_or_default();
+    let delay = match &sent.delay {
         None | Some(Value::Null) => None,
         Some(value) => Some(delay(value)?),
     };
-    let ttl = match &wire.ttl {
+    let ttl = match &sent.ttl {
         None | Some(Value::Null) => None,
         Some(value) => Some(duration("options.ttl", value)?),
     };
-    let tags = match wire.tags {
+    let tags = match sent.tags {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::String(tag)) => vec![tag],
         Some(Value::Array(tags)) => tags
@@ -111,12 +63,12 @@ fn options(wire: Option<WireOptions>) -> Result<TriggerOptions, ApiError> {
         Some(_) => return Err(ApiError::invalid_field("options.tags", "must be a string or a list of strings")),
     };
     Ok(TriggerOptions {
-        idempotency_key: wire.idempotency_key,
+        idempotency_key: sent.idempotency_key,
         delay,
         ttl,
         tags,
-        metadata: wire.metadata.filter(|m| !m.is_null()),
-        concurrency_key: wire.concurrency_key,
+        metadata: sent.metadata.filter(|m| !m.is_null()),
+        concurrency_key: sent.concurrency_key,
     })
 }
 
@@ -143,141 +95,138 @@ fn delay(value: &Value) -> Result<Duration, ApiError> {
     duration("options.delay", value)
 }
 
-fn ts(t: Option<Timestamp>) -> Value {
-    t.map_or(Value::Null, |t| Value::String(t.to_rfc3339()))
-}
-
 /// A run on the wire (`attempts` when read one by one).
-pub(crate) fn run_view(run: &StoredRun, attempts: Option<&[RunAttempt]>) -> Value {
+fn run_view(run: &StoredRun, attempts: Option<&[RunAttempt]>) -> wire::Run {
     let status = run.status;
-    let mut view = json!({
-        "id": run.id,
-        "taskId": run.task_id,
-        "taskIdentifier": run.task_id,
-        "status": status.as_str(),
-        "payload": run.payload,
-        "output": run.output,
-        "error": run.error,
-        "metadata": run.metadata,
-        "tags": run.tags,
-        "idempotencyKey": run.idempotency_key,
-        "concurrencyKey": Some(&run.concurrency_key).filter(|k| !k.is_empty()),
-        "attemptCount": run.attempt_count,
-        "maxAttempts": run.max_attempts,
-        "batchId": run.batch_id,
-        "scheduleId": run.schedule_id,
-        "replayOf": run.replay_of,
-        "threadId": run.thread_id,
-        "turnId": run.turn_id,
-        "triggeredBy": run.triggered_by,
-        "userId": run.user_id,
-        "createdAt": run.created_at.to_rfc3339(),
-        "updatedAt": run.updated_at.to_rfc3339(),
-        "startedAt": ts(run.started_at),
-        "finishedAt": ts(run.finished_at),
-        "completedAt": ts(run.finished_at),
-        "delayUntil": if status == RunStatus::Delayed { ts(Some(run.available_at)) } else { Value::Null },
-        "nextAttemptAt": if status == RunStatus::Queued && run.attempt_count > 0 { ts(Some(run.available_at)) } else { Value::Null },
-        "expiresAt": ts(run.expires_at),
-        "isFinished": status.is_final(),
-        "isSuccess": status == RunStatus::Completed,
-    });
-    if let (Some(attempts), Some(map)) = (attempts, view.as_object_mut()) {
-        let attempts: Vec<Value> = attempts
-            .iter()
-            .map(|a| {
-                json!({
-                    "number": a.number,
-                    "status": a.status.as_str(),
-                    "error": a.error,
-                    "replica": a.replica,
-                    "startedAt": a.started_at.to_rfc3339(),
-                    "finishedAt": ts(a.finished_at),
+    wire::Run {
+        id: run.id.clone(),
+        task_id: run.task_id.clone(),
+        task_identifier: run.task_id.clone(),
+        status,
+        payload: run.payload.clone(),
+        output: run.output.clone(),
+        error: run.error.clone(),
+        metadata: run.metadata.clone(),
+        tags: run.tags.clone(),
+        idempotency_key: run.idempotency_key.clone(),
+        concurrency_key: Some(run.concurrency_key.clone()).filter(|k| !k.is_empty()),
+        attempt_count: run.attempt_count,
+        max_attempts: run.max_attempts,
+        batch_id: run.batch_id.clone(),
+        schedule_id: run.schedule_id.clone(),
+        replay_of: run.replay_of.clone(),
+        thread_id: run.thread_id.clone(),
+        turn_id: run.turn_id.clone(),
+        triggered_by: run.triggered_by.clone(),
+        user_id: run.user_id.clone(),
+        created_at: run.created_at,
+        updated_at: run.updated_at,
+        started_at: run.started_at,
+        finished_at: run.finished_at,
+        completed_at: run.finished_at,
+        delay_until: (status == RunStatus::Delayed).then_some(run.available_at),
+        next_attempt_at: (status == RunStatus::Queued && run.attempt_count > 0).then_some(run.available_at),
+        expires_at: run.expires_at,
+        is_finished: status.is_final(),
+        is_success: status == RunStatus::Completed,
+        attempts: attempts.map(|attempts| {
+            attempts
+                .iter()
+                .map(|a| wire::Attempt {
+                    number: a.number,
+                    status: a.status,
+                    error: a.error.clone(),
+                    replica: a.replica.clone(),
+                    started_at: a.started_at,
+                    finished_at: a.finished_at,
                 })
-            })
-            .collect();
-        map.insert("attempts".into(), Value::Array(attempts));
+                .collect()
+        }),
     }
-    view
 }
 
-fn task_view(task: &StoredTask, operator: bool) -> Value {
+/// A run as the `run_update` socket event and the dashboard's `run` event carry it.
+pub(crate) fn run_update(run: &StoredRun) -> Value {
+    serde_json::to_value(run_view(run, None)).unwrap_or_default()
+}
+
+fn task_view(task: &StoredTask, operator: bool) -> wire::Task {
     let spec = &task.spec;
-    let mut view = json!({
-        "id": spec.id,
-        "slug": spec.id,
-        "name": spec.name.as_deref().unwrap_or(&spec.id),
-        "description": spec.description,
-        "kind": spec.kind,
-        "filePath": Value::Null,
-        "exportName": Value::Null,
-        "maxAttempts": spec.max_attempts(),
-        "maxDurationSecs": spec.max_duration().as_secs(),
-        "concurrencyLimit": spec.concurrency_limit,
-        "ttlSecs": spec.ttl_secs,
-        "allowUsers": spec.allow_users,
-        "createdAt": task.created_at.to_rfc3339(),
-        "updatedAt": task.updated_at.to_rfc3339(),
-    });
-    if operator && let Some(map) = view.as_object_mut() {
-        map.insert("agentId".into(), json!(spec.agent));
-        map.insert("url".into(), json!(spec.url));
-        map.insert("retry".into(), json!(spec.retry));
+    wire::Task {
+        id: spec.id.clone(),
+        slug: spec.id.clone(),
+        name: spec.name.clone().unwrap_or_else(|| spec.id.clone()),
+        description: spec.description.clone(),
+        kind: spec.kind,
+        file_path: None,
+        export_name: None,
+        max_attempts: spec.max_attempts(),
+        max_duration_secs: spec.max_duration().as_secs(),
+        concurrency_limit: spec.concurrency_limit,
+        ttl_secs: spec.ttl_secs,
+        allow_users: spec.allow_users,
+        created_at: task.created_at,
+        updated_at: task.updated_at,
+        wiring: operator.then(|| wire::TaskWiring {
+            agent_id: spec.agent.clone(),
+            url: spec.url.clone(),
+            retry: spec.retry,
+        }),
     }
-    view
 }
 
-fn schedule_view(s: &StoredSchedule) -> Value {
-    json!({
-        "id": s.id,
-        "taskId": s.task_id,
-        "cron": s.cron,
-        "timezone": s.timezone,
-        "payload": s.payload,
-        "deduplicationKey": s.deduplication_key,
-        "overlap": s.overlap,
-        "catchUp": s.catch_up,
-        "active": s.active,
-        "nextRunAt": ts(s.next_run_at),
-        "lastRunAt": ts(s.last_run_at),
-        "createdBy": s.created_by,
-        "createdAt": s.created_at.to_rfc3339(),
-        "updatedAt": s.updated_at.to_rfc3339(),
-    })
+fn schedule_view(s: StoredSchedule) -> wire::Schedule {
+    wire::Schedule {
+        id: s.id,
+        task_id: s.task_id,
+        cron: s.cron,
+        timezone: s.timezone,
+        payload: s.payload,
+        deduplication_key: s.deduplication_key,
+        overlap: s.overlap,
+        catch_up: s.catch_up,
+        active: s.active,
+        next_run_at: s.next_run_at,
+        last_run_at: s.last_run_at,
+        created_by: s.created_by,
+        created_at: s.created_at,
+        updated_at: s.updated_at,
+    }
 }
 
-fn batch_view(b: &StoredBatch) -> Value {
-    let counts: serde_json::Map<String, Value> =
-        b.counts.iter().filter(|(_, n)| *n > 0).map(|(s, n)| (s.as_str().to_owned(), json!(n))).collect();
-    json!({
-        "id": b.id,
-        "batchId": b.id,
-        "taskId": b.task_id,
-        "status": b.status(),
-        "runIds": b.run_ids,
-        "runCount": b.run_ids.len(),
-        "counts": counts,
-        "createdAt": b.created_at.to_rfc3339(),
-    })
+fn batch_view(b: StoredBatch) -> wire::Batch {
+    let counts = b.counts.iter().filter(|(_, n)| *n > 0).map(|(s, n)| (s.as_str().to_owned(), *n)).collect();
+    wire::Batch {
+        status: b.status().to_owned(),
+        batch_id: b.id.clone(),
+        id: b.id,
+        task_id: b.task_id,
+        run_count: b.run_ids.len(),
+        run_ids: b.run_ids,
+        counts,
+        created_at: b.created_at,
+    }
 }
 
 /// `GET /trigger/tasks` → `{tasks}`.
-pub async fn list_tasks(State(state): State<AppState>, Auth(principal): Auth) -> Result<Json<Value>, ApiError> {
+pub async fn list_tasks(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+) -> Result<Json<wire::TaskList>, ApiError> {
     let tasks = state.engine.tasks(&principal).await?;
-    let views: Vec<Value> = tasks.iter().map(|t| task_view(t, principal.is_operator())).collect();
-    Ok(Json(json!({ "tasks": views })))
+    Ok(Json(wire::TaskList { tasks: tasks.iter().map(|t| task_view(t, principal.is_operator())).collect() }))
 }
 
 /// The handle a trigger answers: the run's id and a token that reads only it.
-async fn handle(state: &AppState, run: &StoredRun, fresh: bool) -> Result<Value, ApiError> {
+async fn handle(state: &AppState, run: &StoredRun, fresh: bool) -> Result<Json<wire::RunHandle>, ApiError> {
     let token = state.engine.run_access_token(run).await?;
-    Ok(json!({
-        "id": run.id,
-        "jobId": run.id,
-        "taskId": run.task_id,
-        "status": run.status.as_str(),
-        "publicAccessToken": token,
-        "isCached": !fresh,
+    Ok(Json(wire::RunHandle {
+        id: run.id.clone(),
+        job_id: run.id.clone(),
+        task_id: run.task_id.clone(),
+        status: run.status,
+        public_access_token: token,
+        is_cached: !fresh,
     }))
 }
 
@@ -286,11 +235,11 @@ pub async fn trigger(
     State(state): State<AppState>,
     Auth(principal): Auth,
     Path(task_id): Path<String>,
-    JsonBody(body): JsonBody<TriggerBody>,
-) -> Result<Json<Value>, ApiError> {
+    JsonBody(body): JsonBody<wire::TriggerBody>,
+) -> Result<Json<wire::RunHandle>, ApiError> {
     let options = options(body.options)?;
     let (run, fresh) = state.engine.trigger_task(&principal, &task_id, body.payload, &options).await?;
-    Ok(Json(handle(&state, &run, fresh).await?))
+    handle(&state, &run, fresh).await
 }
 
 fn run_filter(query: RunQuery) -> Result<RunFilter, ApiError> {
@@ -321,9 +270,9 @@ pub async fn list_runs(
     State(state): State<AppState>,
     Auth(principal): Auth,
     QueryParams(query): QueryParams<RunQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::RunList>, ApiError> {
     let runs = state.engine.runs(&principal, run_filter(query)?).await?;
-    Ok(Json(json!({ "runs": runs.iter().map(|r| run_view(r, None)).collect::<Vec<_>>() })))
+    Ok(Json(wire::RunList { runs: runs.iter().map(|r| run_view(r, None)).collect() }))
 }
 
 /// The run a request may read: with the caller's credentials (already checked when a layer put
@@ -355,7 +304,7 @@ pub async fn get_run(
     checked: Option<axum::Extension<Principal>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Run>, ApiError> {
     let run = readable_run(&state, checked.map(|axum::Extension(p)| p), &headers, &id).await?;
     let attempts = state.store.run_attempts(&run.id).await?;
     Ok(Json(run_view(&run, Some(&attempts))))
@@ -366,9 +315,9 @@ pub async fn cancel_run(
     State(state): State<AppState>,
     Auth(principal): Auth,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::CancelOutcome>, ApiError> {
     let status = state.engine.cancel_run(&principal, &id).await?;
-    Ok(Json(json!({ "id": id, "status": status.as_str() })))
+    Ok(Json(wire::CancelOutcome { id, status }))
 }
 
 /// `POST /trigger/runs/{id}/replay` → the new run's handle.
@@ -376,23 +325,26 @@ pub async fn replay_run(
     State(state): State<AppState>,
     Auth(principal): Auth,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::RunHandle>, ApiError> {
     let run = state.engine.replay_run(&principal, &id).await?;
-    Ok(Json(handle(&state, &run, true).await?))
+    handle(&state, &run, true).await
 }
 
 /// `GET /trigger/schedules` → `{schedules}`.
-pub async fn list_schedules(State(state): State<AppState>, Auth(principal): Auth) -> Result<Json<Value>, ApiError> {
+pub async fn list_schedules(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+) -> Result<Json<wire::ScheduleList>, ApiError> {
     let schedules = state.engine.schedules(&principal).await?;
-    Ok(Json(json!({ "schedules": schedules.iter().map(schedule_view).collect::<Vec<_>>() })))
+    Ok(Json(wire::ScheduleList { schedules: schedules.into_iter().map(schedule_view).collect() }))
 }
 
 /// `POST /trigger/schedules` `{taskId, cron, timezone?, payload?}` → 201 schedule.
 pub async fn create_schedule(
     State(state): State<AppState>,
     Auth(principal): Auth,
-    JsonBody(body): JsonBody<ScheduleBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    JsonBody(body): JsonBody<wire::ScheduleBody>,
+) -> Result<(StatusCode, Json<wire::Schedule>), ApiError> {
     let new = NewSchedule {
         task_id: body.task_id,
         cron: body.cron,
@@ -403,7 +355,7 @@ pub async fn create_schedule(
         catch_up: body.catch_up.unwrap_or_default(),
     };
     let schedule = state.engine.create_schedule(&principal, new).await?;
-    Ok((StatusCode::CREATED, Json(schedule_view(&schedule))))
+    Ok((StatusCode::CREATED, Json(schedule_view(schedule))))
 }
 
 fn operator(principal: &Principal) -> Result<(), ApiError> {
@@ -415,11 +367,11 @@ pub async fn get_schedule(
     State(state): State<AppState>,
     Auth(principal): Auth,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Schedule>, ApiError> {
     operator(&principal)?;
     let schedule =
         state.store.get_schedule(&principal.scope, &id).await?.ok_or_else(|| ApiError::not_found("Schedule"))?;
-    Ok(Json(schedule_view(&schedule)))
+    Ok(Json(schedule_view(schedule)))
 }
 
 /// `POST /trigger/schedules/{id}/activate` → schedule.
@@ -427,8 +379,8 @@ pub async fn activate_schedule(
     State(state): State<AppState>,
     Auth(principal): Auth,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(schedule_view(&state.engine.set_schedule_active(&principal, &id, true).await?)))
+) -> Result<Json<wire::Schedule>, ApiError> {
+    Ok(Json(schedule_view(state.engine.set_schedule_active(&principal, &id, true).await?)))
 }
 
 /// `POST /trigger/schedules/{id}/deactivate` → schedule.
@@ -436,18 +388,18 @@ pub async fn deactivate_schedule(
     State(state): State<AppState>,
     Auth(principal): Auth,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(schedule_view(&state.engine.set_schedule_active(&principal, &id, false).await?)))
+) -> Result<Json<wire::Schedule>, ApiError> {
+    Ok(Json(schedule_view(state.engine.set_schedule_active(&principal, &id, false).await?)))
 }
 
-/// `DELETE /trigger/schedules/{id}` → `{deleted: true}`.
+/// `DELETE /trigger/schedules/{id}` → `{id, deleted: true}`.
 pub async fn delete_schedule(
     State(state): State<AppState>,
     Auth(principal): Auth,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::DeletedSchedule>, ApiError> {
     state.engine.delete_schedule(&principal, &id).await?;
-    Ok(Json(json!({ "id": id, "deleted": true })))
+    Ok(Json(wire::DeletedSchedule { id, deleted: true }))
 }
 
 /// `POST /trigger/batches/{taskId}` `{payloads, options}` → `{batchId, runIds}`.
@@ -455,11 +407,11 @@ pub async fn trigger_batch(
     State(state): State<AppState>,
     Auth(principal): Auth,
     Path(task_id): Path<String>,
-    JsonBody(body): JsonBody<BatchBody>,
-) -> Result<Json<Value>, ApiError> {
+    JsonBody(body): JsonBody<wire::BatchBody>,
+) -> Result<Json<wire::BatchHandle>, ApiError> {
     let options = options(body.options)?;
     let (batch_id, run_ids) = state.engine.trigger_batch(&principal, &task_id, body.payloads, &options).await?;
-    Ok(Json(json!({ "batchId": batch_id, "id": batch_id, "taskId": task_id, "runIds": run_ids })))
+    Ok(Json(wire::BatchHandle { id: batch_id.clone(), batch_id, task_id, run_ids }))
 }
 
 /// `GET /trigger/batches/{batchId}` → `{id, status, runIds, counts}`.
@@ -467,8 +419,8 @@ pub async fn get_batch(
     State(state): State<AppState>,
     Auth(principal): Auth,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(batch_view(&state.engine.batch(&principal, &id).await?)))
+) -> Result<Json<wire::Batch>, ApiError> {
+    Ok(Json(batch_view(state.engine.batch(&principal, &id).await?)))
 }
 
 /// Body of the 1.x `POST /jobs`: `{type, payload, options}`. A variant-A body (`jobId`,
@@ -480,7 +432,7 @@ pub struct JobBody {
     #[serde(default)]
     payload: Value,
     #[serde(default)]
-    options: Option<WireOptions>,
+    options: Option<wire::TriggerOptions>,
     #[serde(default)]
     handler: Option<Value>,
     #[serde(default, rename = "jobId")]
@@ -488,13 +440,8 @@ pub struct JobBody {
 }
 
 /// The 1.x job object (a run, named as `client.jobs` reads it).
-fn job_view(run: &StoredRun) -> Value {
-    let mut view = run_view(run, None);
-    if let Some(map) = view.as_object_mut() {
-        map.insert("type".into(), json!(run.task_id));
-        map.insert("jobId".into(), json!(run.id));
-    }
-    view
+fn job_view(run: &StoredRun) -> wire::Job {
+    wire::Job { job_type: run.task_id.clone(), job_id: run.id.clone(), run: run_view(run, None) }
 }
 
 /// `POST /jobs` `{type, payload, options}` → `{jobId, id, status}`.
@@ -502,7 +449,7 @@ pub async fn spawn_job(
     State(state): State<AppState>,
     Auth(principal): Auth,
     JsonBody(body): JsonBody<JobBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::RunHandle>, ApiError> {
     if body.handler.is_some() || body.job_id.is_some() {
         return Err(ApiError::invalid_field(
             "handler",
@@ -516,7 +463,7 @@ pub async fn spawn_job(
         .ok_or_else(|| ApiError::invalid_field("type", "names the task to run"))?;
     let options = options(body.options)?;
     let (run, fresh) = state.engine.trigger_task(&principal, &task_id, body.payload, &options).await?;
-    Ok(Json(handle(&state, &run, fresh).await?))
+    handle(&state, &run, fresh).await
 }
 
 /// `GET /jobs?type&status&limit` → `{jobs}`.
@@ -524,9 +471,9 @@ pub async fn list_jobs(
     State(state): State<AppState>,
     Auth(principal): Auth,
     QueryParams(query): QueryParams<RunQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::JobList>, ApiError> {
     let runs = state.engine.runs(&principal, run_filter(query)?).await?;
-    Ok(Json(json!({ "jobs": runs.iter().map(job_view).collect::<Vec<_>>() })))
+    Ok(Json(wire::JobList { jobs: runs.iter().map(job_view).collect() }))
 }
 
 /// `GET /jobs/{id}` → the job, unwrapped.
@@ -534,7 +481,7 @@ pub async fn get_job(
     State(state): State<AppState>,
     Auth(principal): Auth,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Job>, ApiError> {
     Ok(Json(job_view(&state.engine.run(&principal, &id).await?)))
 }
 
@@ -543,7 +490,7 @@ pub async fn replay_job(
     State(state): State<AppState>,
     Auth(principal): Auth,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::RunHandle>, ApiError> {
     let run = state.engine.replay_run(&principal, &id).await?;
-    Ok(Json(handle(&state, &run, true).await?))
+    handle(&state, &run, true).await
 }

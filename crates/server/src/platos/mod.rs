@@ -32,6 +32,7 @@ pub fn routes() -> Router<AppState> {
 pub fn endpoints() -> Vec<Endpoint> {
     use Verb::*;
     use agentry_core::wire::approvals as approvals_wire;
+    use agentry_core::wire::bgo as bgo_wire;
     use agentry_core::wire::monitoring as monitoring_wire;
     vec![
         at(Get, "/agents", agents::list).doc("List the scope's agents").answers::<agentry_core::wire::AgentList>(),
@@ -184,30 +185,57 @@ pub fn endpoints() -> Vec<Endpoint> {
             .status(201),
         at(Delete, "/api-keys/{key_id}", keys::revoke).doc("Revoke an API key"),
         at(Post, "/api-keys/{key_id}/rotate", keys::rotate).doc("Replace a key's secret; the old one stops at once"),
-        at(Get, "/trigger/tasks", bgo::list_tasks).doc("Background tasks (`{tasks}`)"),
+        at(Get, "/trigger/tasks", bgo::list_tasks).doc("Background tasks (`{tasks}`)").answers::<bgo_wire::TaskList>(),
         at(Post, "/trigger/tasks/{task_id}/trigger", bgo::trigger)
             .doc("Queue a run of a task")
-            .body::<bgo::TriggerBody>(),
-        at(Get, "/trigger/runs", bgo::list_runs).doc("Runs (`{runs}`; filters `status`, `taskId`)"),
-        at(Get, "/trigger/runs/{run_id}", bgo::get_run).doc("A run with its attempts, payload and output"),
-        at(Post, "/trigger/runs/{run_id}/cancel", bgo::cancel_run).doc("Cancel a run"),
-        at(Post, "/trigger/runs/{run_id}/replay", bgo::replay_run).doc("Queue a new run with the same payload"),
-        at(Get, "/trigger/schedules", bgo::list_schedules).doc("Schedules (`{schedules}`)"),
+            .body::<bgo_wire::TriggerBody>()
+            .answers::<bgo_wire::RunHandle>(),
+        at(Get, "/trigger/runs", bgo::list_runs)
+            .doc("Runs (`{runs}`; filters `status`, `taskId`)")
+            .answers::<bgo_wire::RunList>(),
+        at(Get, "/trigger/runs/{run_id}", bgo::get_run)
+            .doc("A run with its attempts, payload and output")
+            .answers::<bgo_wire::Run>(),
+        at(Post, "/trigger/runs/{run_id}/cancel", bgo::cancel_run)
+            .doc("Cancel a run")
+            .answers::<bgo_wire::CancelOutcome>(),
+        at(Post, "/trigger/runs/{run_id}/replay", bgo::replay_run)
+            .doc("Queue a new run with the same payload")
+            .answers::<bgo_wire::RunHandle>(),
+        at(Get, "/trigger/schedules", bgo::list_schedules)
+            .doc("Schedules (`{schedules}`)")
+            .answers::<bgo_wire::ScheduleList>(),
         at(Post, "/trigger/schedules", bgo::create_schedule)
             .doc("Create a cron schedule for a task")
-            .body::<bgo::ScheduleBody>(),
-        at(Get, "/trigger/schedules/{schedule_id}", bgo::get_schedule).doc("A schedule with its next run"),
-        at(Delete, "/trigger/schedules/{schedule_id}", bgo::delete_schedule).doc("Delete a schedule"),
-        at(Post, "/trigger/schedules/{schedule_id}/activate", bgo::activate_schedule).doc("Turn a schedule on"),
-        at(Post, "/trigger/schedules/{schedule_id}/deactivate", bgo::deactivate_schedule).doc("Turn a schedule off"),
-        at(Get, "/trigger/batches/{id}", bgo::get_batch).doc("A batch and its runs"),
+            .body::<bgo_wire::ScheduleBody>()
+            .answers::<bgo_wire::Schedule>()
+            .status(201),
+        at(Get, "/trigger/schedules/{schedule_id}", bgo::get_schedule)
+            .doc("A schedule with its next run")
+            .answers::<bgo_wire::Schedule>(),
+        at(Delete, "/trigger/schedules/{schedule_id}", bgo::delete_schedule)
+            .doc("Delete a schedule")
+            .answers::<bgo_wire::DeletedSchedule>(),
+        at(Post, "/trigger/schedules/{schedule_id}/activate", bgo::activate_schedule)
+            .doc("Turn a schedule on")
+            .answers::<bgo_wire::Schedule>(),
+        at(Post, "/trigger/schedules/{schedule_id}/deactivate", bgo::deactivate_schedule)
+            .doc("Turn a schedule off")
+            .answers::<bgo_wire::Schedule>(),
+        at(Get, "/trigger/batches/{id}", bgo::get_batch).doc("A batch and its runs").answers::<bgo_wire::Batch>(),
         at(Post, "/trigger/batches/{id}", bgo::trigger_batch)
             .doc("Queue one run of task `id` per payload (up to 1,000)")
-            .body::<bgo::BatchBody>(),
-        at(Get, "/jobs", bgo::list_jobs).doc("Runs as 1.x jobs (`{jobs}`)"),
-        at(Post, "/jobs", bgo::spawn_job).doc("Queue a run (the 1.x `{type, payload}` shape)").body::<bgo::JobBody>(),
-        at(Get, "/jobs/{run_id}", bgo::get_job).doc("A run as a 1.x job"),
-        at(Post, "/jobs/{run_id}/cancel", bgo::cancel_run).doc("Cancel a run"),
-        at(Post, "/jobs/{run_id}/replay", bgo::replay_job).doc("Queue a new run with the same payload"),
+            .body::<bgo_wire::BatchBody>()
+            .answers::<bgo_wire::BatchHandle>(),
+        at(Get, "/jobs", bgo::list_jobs).doc("Runs as 1.x jobs (`{jobs}`)").answers::<bgo_wire::JobList>(),
+        at(Post, "/jobs", bgo::spawn_job)
+            .doc("Queue a run (the 1.x `{type, payload}` shape)")
+            .body::<bgo::JobBody>()
+            .answers::<bgo_wire::RunHandle>(),
+        at(Get, "/jobs/{run_id}", bgo::get_job).doc("A run as a 1.x job").answers::<bgo_wire::Job>(),
+        at(Post, "/jobs/{run_id}/cancel", bgo::cancel_run).doc("Cancel a run").answers::<bgo_wire::CancelOutcome>(),
+        at(Post, "/jobs/{run_id}/replay", bgo::replay_job)
+            .doc("Queue a new run with the same payload")
+            .answers::<bgo_wire::RunHandle>(),
     ]
 }

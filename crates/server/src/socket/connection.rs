@@ -169,7 +169,7 @@ pub(super) async fn run(state: AppState, socket: WebSocket, header_credentials: 
             event = next_scope_event(&mut conn.approvals) => match event {
                 ScopeEvent::Turn(event) => conn.forward_approval(&event).await,
                 ScopeEvent::Alert(alert) => conn.emit("agent_event", &alert).await,
-                ScopeEvent::Run(run) => conn.emit("run_update", &crate::platos::bgo::run_view(&run, None)).await,
+                ScopeEvent::Run(run) => conn.emit("run_update", &crate::platos::bgo::run_update(&run)).await,
             },
             _ = shutdown.changed() => {
                 closing = true;
