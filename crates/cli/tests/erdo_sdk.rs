@@ -165,7 +165,7 @@ async fn scoped_tokens_invoke_what_they_grant_until_revoked() {
     let erdo = operator(&server.base);
 
     let token = mint(&erdo, &["echo"], None).await;
-    assert!(token.token_id.starts_with("stk_") && !token.expires_at.is_empty());
+    assert!(token.token_id.starts_with("stk_") && token.expires_at > Timestamp::now());
     let user = with_token(&server.base, &token.token);
     let answer = user.erdo().invoke("echo", InvokeParams::user(QUESTION)).await.unwrap();
     assert!(answer.success);
@@ -262,7 +262,7 @@ async fn threads_round_trip_and_messages_stream() {
     );
     let answer = &messages[1].contents[0];
     assert_eq!((answer.content_type.as_str(), answer.text()), ("text", Some(QUESTION)));
-    assert!(answer.created_by_invocation_id.as_deref().is_some_and(|id| !id.is_empty()));
+    assert!(!answer.created_by_invocation_id.is_empty());
 
     // A bot the token does not grant cannot answer in the thread.
     let refused = user.erdo().send_message_and_wait(&thread.id, "hi", Some("default")).await;
