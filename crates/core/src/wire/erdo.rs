@@ -1,10 +1,10 @@
 //! The Erdo surface: invoke results, scoped tokens, threads and their messages, datasets.
 //!
 //! Erdo's wire has its own casing (`erdo-wire.md` §7): where the official clients may read either
-//! spelling, the server sends both. Each such value is one Rust field in the spelling Erdo's
-//! TypeScript types use, plus a `…_snake` or `…_camel` twin holding the same value in the other
-//! spelling; the constructors here fill both from one value. Requests are read in either casing
-//! (aliases) and written in the first one.
+//! spelling, the server sends both. Each such value is one Rust field in its main spelling (the
+//! one Erdo's TypeScript types use, where known), plus a `…_snake` or `…_camel` twin holding the
+//! same value in the other spelling; the constructors fill both from one value. Requests are read
+//! in either casing (aliases) and written in the main one.
 
 mod stream;
 
