@@ -6,7 +6,9 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use agentry_client::{Client, ErdoEvent, Error, InvokeMode, InvokeParams, RetryPolicy, TokenParams};
+use agentry_client::{
+    Client, ErdoEvent, ErdoThread, Error, InvokeMode, InvokeParams, RetryPolicy, ScopedToken, Timestamp, TokenParams,
+};
 use futures_util::StreamExt as _;
 use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -31,7 +33,7 @@ fn with_token(base: &str, token: &str) -> Client {
 
 async fn mint(client: &Client, bot_keys: &[&str], external_user_id: Option<&str>) -> agentry_client::ScopedToken {
     let params = TokenParams {
-        bot_keys: bot_keys.iter().map(|k| (*k).to_owned()).collect(),
+        bot_keys: Some(bot_keys.iter().map(|k| (*k).to_owned()).collect()),
         external_user_id: external_user_id.map(str::to_owned),
         expires_in_seconds: Some(600),
         ..Default::default()
@@ -90,7 +92,7 @@ async fn invoke_collects_the_answer_and_invoke_stream_yields_it_as_it_comes() {
         events.push(event.unwrap());
     }
     assert_eq!(events[0].kind, "bot started");
-    assert_eq!(events[0].payload["bot_id"], "echo");
+    assert_eq!(events[0].payload_field("bot_id"), Some(&json!("echo")));
     assert!(events.iter().filter(|e| e.text_delta().is_some()).count() >= 3);
     assert_eq!(streamed_text(&events), QUESTION);
     assert_eq!(final_texts(&events), vec![QUESTION]);
@@ -163,7 +165,7 @@ async fn scoped_tokens_invoke_what_they_grant_until_revoked() {
     let erdo = operator(&server.base);
 
     let token = mint(&erdo, &["echo"], None).await;
-    assert!(token.token_id.starts_with("stk_") && !token.expires_at.is_empty());
+    assert!(token.token_id.starts_with("stk_") && token.expires_at > Timestamp::now());
     let user = with_token(&server.base, &token.token);
     let answer = user.erdo().invoke("echo", InvokeParams::user(QUESTION)).await.unwrap();
     assert!(answer.success);
@@ -209,8 +211,8 @@ async fn threads_round_trip_and_messages_stream() {
 
     let thread = user.erdo().create_thread(Some("Support"), Some("echo")).await.unwrap();
     assert_eq!(thread.name.as_deref(), Some("Support"));
-    assert_eq!(thread.bot_key.as_deref(), Some("default.echo"));
-    assert!(!thread.created_at.is_empty());
+    assert_eq!(thread.bot_key, "default.echo");
+    assert!(thread.created_at.0 > 0 && thread.created_at_snake == thread.created_at);
     let listed = user.erdo().list_threads(None).await.unwrap();
     assert_eq!(listed.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), vec![thread.id.as_str()]);
     assert_eq!(user.erdo().get_thread(&thread.id).await.unwrap().unwrap().id, thread.id);
@@ -229,7 +231,7 @@ async fn threads_round_trip_and_messages_stream() {
     assert!(events.iter().all(|e| e.kind != "bot started" && e.kind != "invocation_completed"));
     assert!(events.iter().any(|e| e.kind == "message finished"));
     let wrapped = events.iter().filter(|e| e.kind != "invocation_completed");
-    assert!(wrapped.into_iter().all(|e| e.metadata.get("path").is_some()), "every thread event has a path");
+    assert!(wrapped.into_iter().all(|e| e.metadata_field("path").is_some()), "every thread event has a path");
     assert_eq!(streamed_text(&events), QUESTION);
     assert_eq!(final_texts(&events), vec![QUESTION]);
 
@@ -260,7 +262,7 @@ async fn threads_round_trip_and_messages_stream() {
     );
     let answer = &messages[1].contents[0];
     assert_eq!((answer.content_type.as_str(), answer.text()), ("text", Some(QUESTION)));
-    assert!(answer.created_by_invocation_id.as_deref().is_some_and(|id| !id.is_empty()));
+    assert!(!answer.created_by_invocation_id.is_empty());
 
     // A bot the token does not grant cannot answer in the thread.
     let refused = user.erdo().send_message_and_wait(&thread.id, "hi", Some("default")).await;
@@ -363,6 +365,20 @@ async fn scripted(responses: Vec<String>) -> (String, Arc<Mutex<Vec<Seen>>>) {
     (base, seen)
 }
 
+/// A thread as the server shows it.
+fn erdo_thread(id: &str) -> ErdoThread {
+    let at = Timestamp(1_780_000_000_000);
+    ErdoThread {
+        id: id.into(),
+        name: Some("n".into()),
+        bot_key: "acme.bot".into(),
+        created_at: at,
+        updated_at: at,
+        created_at_snake: at,
+        updated_at_snake: at,
+    }
+}
+
 fn json_response(status: u16, body: &str) -> String {
     format!(
         "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -387,10 +403,10 @@ async fn reads_and_keyed_token_minting_are_retried_with_the_same_key() {
     let unavailable = json_response(503, r#"{"statusCode":503,"error":"UNAVAILABLE","message":"down"}"#);
     let (base, seen) = scripted(vec![
         unavailable.clone(),
-        json_response(200, r#"{"threads":[{"id":"t1","name":"n","createdAt":"a","updatedAt":"b"}]}"#),
+        json_response(200, &json!({"threads": [erdo_thread("t1")], "total": 1}).to_string()),
         unavailable.clone(),
         unavailable,
-        json_response(201, r#"{"tokenId":"stk_1","token":"erdo_st_1","expiresAt":"x"}"#),
+        json_response(201, &json!(ScopedToken::new("stk_1", "erdo_st_1".into(), Timestamp(0))).to_string()),
     ])
     .await;
     let client = fast_client(&base);

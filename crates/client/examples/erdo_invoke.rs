@@ -41,13 +41,13 @@ async fn main() -> agentry_client::Result<()> {
     // A scoped token for one of your users: it may use this bot only, and every token minted
     // for `user_123` sees the same threads.
     let grant = TokenParams {
-        bot_keys: vec![bot.clone()],
+        bot_keys: Some(vec![bot.clone()]),
         external_user_id: Some("user_123".into()),
         expires_in_seconds: Some(900),
         ..Default::default()
     };
     let scoped = server.erdo().create_token(&grant).await?;
-    println!("minted {} (expires {})", scoped.token_id, scoped.expires_at);
+    println!("minted {} (expires {})", scoped.token_id, scoped.expires_at.to_rfc3339());
 
     let user = Client::builder(&base_url).erdo_token(scoped.token).build()?;
     let thread = user.erdo().create_thread(Some("Example"), Some(&bot)).await?;
@@ -56,7 +56,7 @@ async fn main() -> agentry_client::Result<()> {
         println!("thread {}: {}", thread.id, result.texts().join("\n"));
     }
     for message in user.erdo().get_thread_messages(&thread.id).await? {
-        println!("  {}: {}", message.role, message.text());
+        println!("  {}: {}", message.role.as_str(), message.text());
     }
 
     server.erdo().revoke_token(&scoped.token_id).await?;

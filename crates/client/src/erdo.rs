@@ -28,6 +28,9 @@ use crate::erdo_types::{ErdoEvent, ErdoThread, InvokeParams, InvokeResult, Scope
 use crate::platos::{encode, required};
 use crate::{Client, Credentials, Error, Result};
 use agentry_core::sse::{SseBlock, SseParser};
+use agentry_core::wire::erdo::{
+    CreateThread, ErdoThreadList, InvokeFromThread, RevokedToken, SendMessage, ThreadMessages,
+};
 
 /// `client.erdo()`: bots, scoped tokens and threads in the shapes of Erdo's `ErdoClient`.
 ///
@@ -60,15 +63,20 @@ impl Erdo<'_> {
     /// before the stream is its only item, as the mapped [`Error`] with the server's message.
     pub fn invoke_stream(&self, bot_key: &str, params: InvokeParams) -> EventStream {
         let path = format!("/bots/{}/invoke", encode(bot_key));
-        EventStream::open(self.client.clone(), Request::stream(path, params.body()))
+        EventStream::open(self.client.clone(), Request::stream(path, to_json(&params.body())))
     }
 
     /// Lets a bot answer in an existing thread (`POST /bots/{bot_key}/invoke-from-thread`, what
     /// the Python SDK calls): the same events as [`invoke_stream`](Self::invoke_stream).
     pub fn invoke_from_thread(&self, bot_key: &str, thread_id: &str, message: &str) -> EventStream {
         let path = format!("/bots/{}/invoke-from-thread", encode(bot_key));
-        let body = json!({ "thread_id": thread_id, "message": message, "parameters": {} });
-        EventStream::open(self.client.clone(), Request::stream(path, body))
+        let body = InvokeFromThread {
+            thread_id: thread_id.to_owned(),
+            message: message.to_owned(),
+            parameters: json!({}),
+            mode: None,
+        };
+        EventStream::open(self.client.clone(), Request::stream(path, to_json(&body)))
     }
 
     /// Mints a scoped token (`POST /tokens`; API key only — a scoped token gets
@@ -77,7 +85,7 @@ impl Erdo<'_> {
     /// but never stores the answer (it shows the secret), so a retry after an answer was lost
     /// mints a second token; the unseen one stays valid until it expires.
     pub async fn create_token(&self, params: &TokenParams) -> Result<ScopedToken> {
-        let body = serde_json::to_value(params).map_err(|e| Error::Config(format!("token parameters: {e}")))?;
+        let body = to_json(params);
         let key = agentry_core::id::new_secret("idem", 16);
         let request = Request { idempotency_key: Some(key), ..Request::write(Method::POST, "/tokens".into(), body) };
         required(call(self.client, &request).await)
@@ -87,20 +95,18 @@ impl Erdo<'_> {
     /// again is fine; an unknown id is [`Error::NotFound`].
     pub async fn revoke_token(&self, token_id: &str) -> Result<()> {
         let request = Request::read(Method::DELETE, format!("/tokens/{}", encode(token_id)));
-        call::<Value>(self.client, &request).await.map(|_| ())
+        call::<RevokedToken>(self.client, &request).await.map(|_| ())
     }
 
     /// Creates a thread owned by the caller (a scoped token's user, or the API key's own),
     /// answered by `bot_key` (default: the organization's default bot).
     pub async fn create_thread(&self, name: Option<&str>, bot_key: Option<&str>) -> Result<ErdoThread> {
-        let mut body = serde_json::Map::new();
-        if let Some(name) = name {
-            body.insert("name".into(), json!(name));
-        }
-        if let Some(bot_key) = bot_key {
-            body.insert("botKey".into(), json!(bot_key));
-        }
-        let request = Request::write(Method::POST, "/threads".into(), Value::Object(body));
+        let body = CreateThread {
+            name: name.map(str::to_owned),
+            dataset_ids: Vec::new(),
+            bot_key: bot_key.map(str::to_owned),
+        };
+        let request = Request::write(Method::POST, "/threads".into(), to_json(&body));
         required(call(self.client, &request).await)
     }
 
@@ -113,11 +119,8 @@ impl Erdo<'_> {
             Some(user) => format!("/threads?externalUserId={}", encode(user)),
             None => "/threads".to_owned(),
         };
-        let body: Option<Value> = call(self.client, &Request::read(Method::GET, path)).await?;
-        match body.and_then(|mut b| b.get_mut("threads").map(Value::take)) {
-            None | Some(Value::Null) => Ok(Vec::new()),
-            Some(items) => serde_json::from_value(items).map_err(|e| Error::Protocol(format!("/threads: {e}"))),
-        }
+        let list: ErdoThreadList = required(call(self.client, &Request::read(Method::GET, path)).await)?;
+        Ok(list.threads)
     }
 
     /// One thread; `None` when it does not exist or the caller may not see it.
@@ -133,11 +136,8 @@ impl Erdo<'_> {
     /// may not see is [`Error::NotFound`].
     pub async fn get_thread_messages(&self, thread_id: &str) -> Result<Vec<ThreadMessage>> {
         let path = format!("/threads/{}/messages", encode(thread_id));
-        let body: Option<Value> = call(self.client, &Request::read(Method::GET, path.clone())).await?;
-        match body.and_then(|mut b| b.get_mut("messages").map(Value::take)) {
-            None | Some(Value::Null) => Ok(Vec::new()),
-            Some(items) => serde_json::from_value(items).map_err(|e| Error::Protocol(format!("{path}: {e}"))),
-        }
+        let page: ThreadMessages = required(call(self.client, &Request::read(Method::GET, path)).await)?;
+        Ok(page.messages)
     }
 
     /// Sends a message to a thread and streams the bot's answer (`POST /threads/{id}/message`):
@@ -146,12 +146,9 @@ impl Erdo<'_> {
     /// `None` uses the thread's bot. Sent when first polled, like
     /// [`invoke_stream`](Self::invoke_stream).
     pub fn send_message(&self, thread_id: &str, content: &str, bot_key: Option<&str>) -> EventStream {
-        let mut body = json!({ "content": content });
-        if let Some(bot_key) = bot_key {
-            body["botKey"] = json!(bot_key);
-        }
+        let body = SendMessage { content: content.to_owned(), bot_key: bot_key.map(str::to_owned) };
         let path = format!("/threads/{}/message", encode(thread_id));
-        EventStream::open(self.client.clone(), Request::stream(path, body))
+        EventStream::open(self.client.clone(), Request::stream(path, to_json(&body)))
     }
 
     /// [`send_message`](Self::send_message), collected: every event, in order (`message
@@ -381,6 +378,11 @@ struct Failure {
     not_run: bool,
 }
 
+/// A request body as JSON (the wire types always serialise).
+fn to_json(body: &impl serde::Serialize) -> Value {
+    serde_json::to_value(body).unwrap_or_default()
+}
+
 /// A JSON call; `None` from a 2xx with an empty body.
 async fn call<T: DeserializeOwned>(client: &Client, request: &Request) -> Result<Option<T>> {
     let Answer::Body(text) = send(client, request).await? else { unreachable!("JSON requests answer with a body") };
@@ -513,7 +515,7 @@ mod tests {
         assert_eq!(kinds(&decoded), vec!["status", "result"]);
         let Decoded::Event(event) = &decoded[1] else { panic!() };
         assert!(event.is_result());
-        assert_eq!(event.payload["status"], json!("success"));
+        assert_eq!(event.payload_field("status"), Some(&json!("success")));
     }
 
     #[test]

@@ -28,7 +28,7 @@
 //! let answer = server.erdo().invoke("analyst", InvokeParams::user("Top products by revenue?")).await?;
 //! println!("{}", answer.text());
 //!
-//! let grant = TokenParams { bot_keys: vec!["analyst".into()], external_user_id: Some("user_123".into()), ..Default::default() };
+//! let grant = TokenParams { bot_keys: Some(vec!["analyst".into()]), external_user_id: Some("user_123".into()), ..Default::default() };
 //! let scoped = server.erdo().create_token(&grant).await?;
 //! let user = Client::builder("http://127.0.0.1:3100").erdo_token(scoped.token).build()?;
 //! let thread = user.erdo().create_thread(Some("Analysis"), Some("analyst")).await?;

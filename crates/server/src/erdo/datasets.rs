@@ -8,6 +8,7 @@
 
 use agentry_core::Timestamp;
 use agentry_core::id::new_id;
+use agentry_core::wire::erdo::{Dataset, DatasetList, DatasetQueryResult};
 use agentry_datasets::{DatasetError, Datasets, Filter, QueryLimits};
 use agentry_store::DatasetRecord;
 use axum::Json;
@@ -16,7 +17,7 @@ use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::auth::{ErdoAuth, ErdoCaller};
 use super::threads::visible_thread;
@@ -80,19 +81,20 @@ pub async fn visible_dataset(
     Err(ApiError::not_found("Dataset"))
 }
 
-fn view(dataset: &DatasetRecord) -> Value {
-    json!({
-        "id": dataset.id,
-        "slug": dataset.slug,
-        "name": dataset.name,
-        "thread_id": dataset.thread_id,
-        "threadId": dataset.thread_id,
-        "columns": dataset.columns,
-        "row_count": dataset.row_count,
-        "rowCount": dataset.row_count,
-        "created_at": dataset.created_at,
-        "createdAt": dataset.created_at,
-    })
+/// The wire view of a dataset.
+fn view(dataset: &DatasetRecord) -> Dataset {
+    Dataset {
+        id: dataset.id.clone(),
+        slug: dataset.slug.clone(),
+        name: dataset.name.clone(),
+        thread_id: dataset.thread_id.clone(),
+        thread_id_camel: dataset.thread_id.clone(),
+        columns: dataset.columns.clone(),
+        row_count: dataset.row_count,
+        row_count_camel: dataset.row_count,
+        created_at: dataset.created_at,
+        created_at_camel: dataset.created_at,
+    }
 }
 
 /// An upload, from either body shape.
@@ -193,7 +195,7 @@ pub async fn create(
     State(state): State<AppState>,
     ErdoAuth(caller): ErdoAuth,
     request: Request,
-) -> Result<Response, ApiError> {
+) -> Result<(StatusCode, Json<Dataset>), ApiError> {
     if !caller.is_api_key() {
         return Err(ApiError::forbidden("API_KEY_REQUIRED", "uploading datasets needs the API key"));
     }
@@ -234,18 +236,18 @@ pub async fn create(
         let _ = files.delete(&record.id).await;
         return Err(err.into());
     }
-    Ok((StatusCode::CREATED, Json(view(&record))).into_response())
+    Ok((StatusCode::CREATED, Json(view(&record))))
 }
 
 /// `GET /datasets` → `{datasets}` the caller may use.
-pub async fn list(State(state): State<AppState>, ErdoAuth(caller): ErdoAuth) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(state): State<AppState>, ErdoAuth(caller): ErdoAuth) -> Result<Json<DatasetList>, ApiError> {
     let mut visible = Vec::new();
     for dataset in state.store.list_datasets(&caller.principal.scope).await? {
         if visible_dataset(&state, &caller, &dataset.id).await.is_ok() {
             visible.push(view(&dataset));
         }
     }
-    Ok(Json(json!({ "datasets": visible })))
+    Ok(Json(DatasetList { datasets: visible }))
 }
 
 /// `GET /datasets/{slug}?ThreadID=` → the dataset (`id`, `name`, columns…).
@@ -253,7 +255,7 @@ pub async fn get(
     State(state): State<AppState>,
     ErdoAuth(caller): ErdoAuth,
     Path(slug): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Dataset>, ApiError> {
     Ok(Json(view(&visible_dataset(&state, &caller, &slug).await?)))
 }
 
@@ -282,7 +284,7 @@ pub async fn query(
     ErdoAuth(caller): ErdoAuth,
     Path(slug): Path<String>,
     JsonBody(body): JsonBody<QueryBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DatasetQueryResult>, ApiError> {
     let dataset = visible_dataset(&state, &caller, &slug).await?;
     let limits = limits(body.limit)?;
     let files = ready(&state, &dataset).await?;
@@ -290,12 +292,12 @@ pub async fn query(
         Some(sql) => files.query_sql(&dataset.id, sql, &limits).await?,
         None => files.query_filters(&dataset.id, &body.filters, &limits).await?,
     };
-    Ok(Json(json!({
-        "columns": result.columns,
-        "row_count": result.rows.len(),
-        "truncated": result.truncated,
-        "rows": result.rows,
-    })))
+    Ok(Json(DatasetQueryResult {
+        columns: result.columns,
+        row_count: result.rows.len(),
+        truncated: result.truncated,
+        rows: result.rows,
+    }))
 }
 
 /// Body of a download.

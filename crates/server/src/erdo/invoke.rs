@@ -10,6 +10,7 @@
 
 use std::convert::Infallible;
 
+use agentry_core::wire::erdo::{ErdoEvent, InvokeBody, InvokeFromThread};
 use agentry_core::{
     LoggedEvent, Message, MessageRole, Principal, Thread, Timestamp, TokenUsage, TurnEvent, TurnStatus,
 };
@@ -19,7 +20,6 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::auth::{ErdoAuth, ErdoCaller, erdo_scope};
@@ -48,28 +48,6 @@ pub async fn resolve_bot(state: &AppState, caller: &ErdoCaller, key: &str) -> Re
         .ok_or_else(|| ApiError::not_found(&format!("Bot `{key}`")))?;
     let bot = BotInfo { id: agent.spec.id.clone(), key: qualified, name: agent.spec.name.clone() };
     Ok((agent, bot))
-}
-
-/// One message of an invoke request.
-#[derive(Debug, Deserialize, serde::Serialize, utoipa::ToSchema)]
-pub struct InvokeMessage {
-    role: String,
-    content: String,
-}
-
-/// Body of `POST /bots/{key}/invoke` as the `erdo` SDK sends it.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct InvokeBody {
-    #[serde(default)]
-    messages: Vec<InvokeMessage>,
-    #[serde(default)]
-    parameters: Value,
-    #[serde(default, alias = "datasets")]
-    dataset_slugs: Vec<String>,
-    #[serde(default)]
-    mode: Option<Value>,
-    #[serde(default, alias = "manualMocks")]
-    manual_mocks: Option<Value>,
 }
 
 /// How an invocation runs (`erdo-wire.md` §5).
@@ -224,15 +202,6 @@ fn replayed(events: Vec<TurnEvent>, bot: BotInfo) -> Response {
     sse_response(Body::from(body))
 }
 
-/// Body of `POST /bots/{key}/invoke-from-thread`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct InvokeFromThreadBody {
-    thread_id: String,
-    message: String,
-    #[serde(default)]
-    mode: Option<Value>,
-}
-
 /// `POST /bots/{key}/invoke-from-thread {thread_id, message}`: the bot answers in an existing
 /// thread the caller may use (live only: a thread's history makes every request different).
 pub async fn invoke_from_thread(
@@ -240,7 +209,7 @@ pub async fn invoke_from_thread(
     ErdoAuth(caller): ErdoAuth,
     Path(key): Path<String>,
     trace: TraceContext,
-    JsonBody(body): JsonBody<InvokeFromThreadBody>,
+    JsonBody(body): JsonBody<InvokeFromThread>,
 ) -> Result<Response, ApiError> {
     if !matches!(Mode::parse(body.mode.as_ref(), None)?, Mode::Live) {
         return Err(ApiError::invalid_field(
@@ -342,7 +311,12 @@ pub async fn run(
                 Ok(None) => None,
                 Err(err) => {
                     tracing::warn!(%err, "lost the turn's event log during an Erdo stream");
-                    let error = json!({"type": "error", "payload": "event log unavailable", "metadata": {}});
+                    let error = ErdoEvent {
+                        kind: "error".into(),
+                        payload: Some(json!("event log unavailable")),
+                        metadata: Some(json!({})),
+                        ..ErdoEvent::default()
+                    };
                     Some((Ok(frame(&error)), None))
                 }
             }

@@ -27,36 +27,47 @@ pub fn routes() -> Router<AppState> {
 /// The Erdo endpoints (at the root).
 pub fn endpoints() -> Vec<Endpoint> {
     use Verb::*;
+    use agentry_core::wire::erdo as wire;
     vec![
         at(Post, "/tokens", tokens::create)
             .doc("Mint a scoped token for a browser (`botKeys`, `datasetIds`, `externalUserId`, `expiresInSeconds`)")
-            .body::<tokens::CreateToken>()
+            .body::<wire::TokenParams>()
+            .answers::<wire::ScopedToken>()
             .status(201),
-        at(Delete, "/tokens/{token_id}", tokens::revoke).doc("Revoke a scoped token"),
+        at(Delete, "/tokens/{token_id}", tokens::revoke).doc("Revoke a scoped token").answers::<wire::RevokedToken>(),
         at(Post, "/bots/{bot_key}/invoke", invoke::invoke)
-            .doc("Run a bot: JSON `{result, …}`, or SSE with `stream: true`")
-            .body::<invoke::InvokeBody>(),
+            .doc("Run a bot; its events as SSE, the last `result` holding the answer")
+            .body::<wire::InvokeBody>()
+            .streams(),
         at(Post, "/bots/{bot_key}/invoke-from-thread", invoke::invoke_from_thread)
-            .doc("Run a bot in an existing thread")
-            .body::<invoke::InvokeFromThreadBody>(),
-        at(Get, "/threads", threads::list).doc("The caller's threads (`{threads, total}`)"),
-        at(Post, "/threads", threads::create).doc("Create a thread").body::<threads::CreateThread>().status(201),
-        at(Get, "/threads/{thread_id}", threads::get).doc("A thread"),
+            .doc("Run a bot in an existing thread; its events as SSE")
+            .body::<wire::InvokeFromThread>()
+            .streams(),
+        at(Get, "/threads", threads::list).doc("The caller's threads").answers::<wire::ErdoThreadList>(),
+        at(Post, "/threads", threads::create)
+            .doc("Create a thread")
+            .body::<wire::CreateThread>()
+            .answers::<wire::ErdoThread>()
+            .status(201),
+        at(Get, "/threads/{thread_id}", threads::get).doc("A thread").answers::<wire::ErdoThread>(),
         at(Get, "/threads/{thread_id}/messages", threads::messages)
-            .doc("A thread's messages with their content items (`{messages}`)"),
+            .doc("A thread's messages with their content items")
+            .answers::<wire::ThreadMessages>(),
         at(Post, "/threads/{thread_id}/message", threads::send)
             .doc("Send a message; the bot's answer as SSE")
-            .body::<threads::SendMessage>()
+            .body::<wire::SendMessage>()
             .streams(),
-        at(Get, "/datasets", datasets::list).doc("Datasets the caller may read (`{datasets}`)"),
+        at(Get, "/datasets", datasets::list).doc("Datasets the caller may read").answers::<wire::DatasetList>(),
         at(Post, "/datasets", datasets::create)
             .doc("Upload a dataset: JSON `{slug, content|data}` or multipart `slug` + `file`")
             .body::<datasets::JsonUpload>()
+            .answers::<wire::Dataset>()
             .status(201),
-        at(Get, "/datasets/{slug}", datasets::get).doc("A dataset's columns and row count"),
+        at(Get, "/datasets/{slug}", datasets::get).doc("A dataset's columns and row count").answers::<wire::Dataset>(),
         at(Post, "/datasets/{slug}/query", datasets::query)
-            .doc("Read-only SQL or `filters` over the dataset (`{columns, rows, truncated}`)")
-            .body::<datasets::QueryBody>(),
+            .doc("Read-only SQL or `filters` over the dataset")
+            .body::<datasets::QueryBody>()
+            .answers::<wire::DatasetQueryResult>(),
         at(Post, "/datasets/{dataset_id}/download", datasets::download)
             .doc("The dataset (or a query of it) as CSV")
             .body::<datasets::DownloadBody>(),

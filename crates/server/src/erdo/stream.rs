@@ -8,6 +8,7 @@
 //! of a message is one content item per text segment (a tool step ends a segment); the final
 //! `result` carries the whole answer as one text item, the same item the history stores.
 
+use agentry_core::wire::erdo::{BotResult, ErdoEvent};
 use agentry_core::{ContentItem, LoggedEvent, TurnEvent, TurnStatus};
 use serde_json::{Map, Value, json};
 
@@ -72,7 +73,7 @@ impl ErdoStream {
     }
 
     /// The Erdo events for one turn event (none, one or several).
-    pub fn translate(&mut self, logged: &LoggedEvent) -> Vec<Value> {
+    pub fn translate(&mut self, logged: &LoggedEvent) -> Vec<ErdoEvent> {
         let mut out = Vec::new();
         match &logged.event {
             TurnEvent::Meta { message_id, .. } => {
@@ -167,7 +168,7 @@ impl ErdoStream {
 
     /// The opening events. Threads: the message first (the legacy reducer wants no bot event
     /// outside a content item) and a root agent step (what the flat reducer renders under).
-    fn started(&mut self) -> Vec<Value> {
+    fn started(&mut self) -> Vec<ErdoEvent> {
         match self.framing {
             Framing::Thread => {
                 let path = format!("message/{}", self.message_id);
@@ -193,41 +194,49 @@ impl ErdoStream {
     }
 
     /// The closing events: the final `result` (and, for invoke, `invocation_completed`).
-    fn finished(&mut self, status: TurnStatus) -> Vec<Value> {
+    fn finished(&mut self, status: TurnStatus) -> Vec<ErdoEvent> {
         let result = self.result(status);
         match self.framing {
             Framing::Thread => {
-                let root = json!({"step_id": self.root_step_id(), "status": result["status"]});
+                let root = json!({"step_id": self.root_step_id(), "status": result.status});
                 let path = format!("message/{}", self.message_id);
                 vec![
                     self.event("step_finished", root, None, Map::new()),
                     self.event("message finished", json!({}), Some(path), Map::new()),
-                    self.event("result", result, None, Map::new()),
+                    self.event("result", json!(result), None, Map::new()),
                 ]
             }
             Framing::Invoke => {
+                let result = json!(result);
                 let mut step = result.clone();
                 step["step_id"] = json!(self.llm_step_id());
                 step["key"] = json!("llm");
+                let mut completed = Map::new();
+                completed.insert("result".into(), result.clone());
                 vec![
                     self.event("step result", step, None, hidden()),
-                    self.event("result", result.clone(), None, Map::new()),
-                    json!({"type": "invocation_completed", "invocation_id": self.invocation_id, "result": result}),
+                    self.event("result", result, None, Map::new()),
+                    ErdoEvent {
+                        kind: "invocation_completed".into(),
+                        invocation_id: Some(self.invocation_id.clone()),
+                        extra: completed,
+                        ..ErdoEvent::default()
+                    },
                 ]
             }
         }
     }
 
     /// The bot Result of the invocation: the answer's content items in order.
-    fn result(&self, status: TurnStatus) -> Value {
+    fn result(&self, status: TurnStatus) -> BotResult {
         let ok = status == TurnStatus::Completed && self.error.is_none();
-        json!({
-            "status": if ok { "success" } else { "error" },
-            "parameters": {},
-            "output": {"content": self.items},
-            "message": self.answer,
-            "error": self.error,
-        })
+        BotResult {
+            status: if ok { "success" } else { "error" }.into(),
+            parameters: json!({}),
+            output: json!({"content": self.items}),
+            message: Some(self.answer.clone()),
+            error: self.error.clone(),
+        }
     }
 
     fn root_step_id(&self) -> String {
@@ -238,7 +247,7 @@ impl ErdoStream {
         format!("{}_llm", self.invocation_id)
     }
 
-    fn step_started(&mut self, key: &str, action_type: &str, step_id: &str) -> Value {
+    fn step_started(&mut self, key: &str, action_type: &str, step_id: &str) -> ErdoEvent {
         self.step_order += 1;
         let payload = json!({
             "step_id": step_id,
@@ -255,8 +264,8 @@ impl ErdoStream {
     }
 
     /// A content item that arrives whole (a table, a chart, an artifact): created, then its result.
-    fn whole_item(&mut self, id: &str, content_type: &str, ui: &str, content: Value, item: Value) -> Vec<Value> {
-        let mut out: Vec<Value> = self.close_segment().into_iter().collect();
+    fn whole_item(&mut self, id: &str, content_type: &str, ui: &str, content: Value, item: Value) -> Vec<ErdoEvent> {
+        let mut out: Vec<ErdoEvent> = self.close_segment().into_iter().collect();
         out.push(self.content_event("create message content", id, content_type, ui, json!("")));
         out.push(self.content_event("message content result", id, content_type, ui, content));
         self.items.push(item);
@@ -265,7 +274,7 @@ impl ErdoStream {
 
     /// Each model step's text is the answer's next text item, `<message id>_c<n>`: the id the
     /// engine stores it under.
-    fn open_segment(&mut self) -> Value {
+    fn open_segment(&mut self) -> ErdoEvent {
         self.segments += 1;
         let id = ContentItem::id_for(&self.message_id, self.segments);
         let event = self.content_event("create message content", &id, "text", "markdown", json!(""));
@@ -273,7 +282,7 @@ impl ErdoStream {
         event
     }
 
-    fn close_segment(&mut self) -> Option<Value> {
+    fn close_segment(&mut self) -> Option<ErdoEvent> {
         let segment = self.segment.take()?;
         if !self.answer.is_empty() {
             self.answer.push_str("\n\n");
@@ -284,7 +293,7 @@ impl ErdoStream {
         Some(self.content_event("message content result", &segment.id, "text", "markdown", json!(segment.text)))
     }
 
-    fn content_event(&self, kind: &str, content_id: &str, content_type: &str, ui: &str, payload: Value) -> Value {
+    fn content_event(&self, kind: &str, content_id: &str, content_type: &str, ui: &str, payload: Value) -> ErdoEvent {
         let mut metadata = Map::new();
         metadata.insert("message_content_id".into(), json!(content_id));
         metadata.insert("content_type".into(), json!(content_type));
@@ -296,7 +305,7 @@ impl ErdoStream {
     }
 
     /// `{type, payload, metadata, invocation_id}` with the ids every consumer looks for.
-    fn event(&self, kind: &str, payload: Value, path: Option<String>, mut metadata: Map<String, Value>) -> Value {
+    fn event(&self, kind: &str, payload: Value, path: Option<String>, mut metadata: Map<String, Value>) -> ErdoEvent {
         metadata.insert("invocation_id".into(), json!(self.invocation_id));
         metadata.insert("message_id".into(), json!(self.message_id));
         let visibility = metadata.entry("user_visibility").or_insert_with(|| json!("visible")).clone();
@@ -304,7 +313,13 @@ impl ErdoStream {
         if self.framing == Framing::Thread {
             metadata.insert("path".into(), json!(path.unwrap_or_default()));
         }
-        json!({"type": kind, "payload": payload, "metadata": metadata, "invocation_id": self.invocation_id})
+        ErdoEvent {
+            kind: kind.to_owned(),
+            payload: Some(payload),
+            metadata: Some(Value::Object(metadata)),
+            invocation_id: Some(self.invocation_id.clone()),
+            extra: Map::new(),
+        }
     }
 }
 
@@ -315,7 +330,7 @@ fn hidden() -> Map<String, Value> {
 }
 
 /// One SSE frame: `event: <type>` and the event as one `data:` line.
-pub fn frame(event: &Value) -> String {
-    let kind = event.get("type").and_then(Value::as_str).unwrap_or("message");
-    format!("event: {kind}\ndata: {event}\n\n")
+pub fn frame(event: &ErdoEvent) -> String {
+    let data = serde_json::to_string(event).unwrap_or_default();
+    format!("event: {}\ndata: {data}\n\n", event.kind)
 }

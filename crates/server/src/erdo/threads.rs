@@ -7,14 +7,14 @@
 
 use std::collections::HashMap;
 
-use agentry_core::{ContentItem, Message, MessageRole, Thread};
+use agentry_core::wire::erdo::{CreateThread, ErdoThread, ErdoThreadList, SendMessage, ThreadMessage, ThreadMessages};
+use agentry_core::{ContentItem, Thread};
 use agentry_store::{ArchivedFilter, ThreadQuery};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::auth::{ErdoAuth, ErdoCaller, external_user_id};
 use super::invoke::{Invocation, resolve_bot, run};
@@ -33,38 +33,13 @@ pub async fn visible_thread(state: &AppState, caller: &ErdoCaller, thread_id: &s
         .ok_or_else(|| ApiError::not_found("Thread"))
 }
 
-/// The Erdo `Thread` shape (both casings of the timestamps).
-fn view(thread: &Thread) -> Value {
-    json!({
-        "id": thread.id,
-        "name": thread.title,
-        "botKey": format!("{}.{}", thread.scope.organization_id, thread.agent_id),
-        "createdAt": thread.created_at,
-        "updatedAt": thread.updated_at,
-        "created_at": thread.created_at,
-        "updated_at": thread.updated_at,
-    })
-}
-
-/// Body of `POST /threads`.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[schema(as = ErdoCreateThread)]
-pub struct CreateThread {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default, alias = "datasetIds")]
-    dataset_ids: Vec<String>,
-    #[serde(default, alias = "botKey")]
-    bot_key: Option<String>,
-}
-
 /// `POST /threads {name?, datasetIds?, botKey?}` → 201 Thread, answered by `botKey` or the org's
 /// default agent.
 pub async fn create(
     State(state): State<AppState>,
     ErdoAuth(caller): ErdoAuth,
     JsonBody(body): JsonBody<CreateThread>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<ErdoThread>), ApiError> {
     let mut datasets = Vec::new();
     for id in &body.dataset_ids {
         datasets.push(super::datasets::visible_dataset(&state, &caller, id).await?.id);
@@ -75,7 +50,7 @@ pub async fn create(
     };
     let thread = state.engine.create_thread(&caller.principal, agent_id.as_deref(), body.name).await?;
     state.store.attach_datasets(&thread.id, &datasets).await?;
-    Ok((StatusCode::CREATED, Json(view(&thread))))
+    Ok((StatusCode::CREATED, Json(ErdoThread::of(&thread))))
 }
 
 /// Query of `GET /threads`.
@@ -94,7 +69,7 @@ pub async fn list(
     State(state): State<AppState>,
     ErdoAuth(caller): ErdoAuth,
     QueryParams(query): QueryParams<ListThreads>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ErdoThreadList>, ApiError> {
     let owner = match (caller.is_api_key(), query.external_user_id.as_deref()) {
         (true, Some(external)) if !external.is_empty() => external_user_id(caller.org(), external),
         _ => caller.principal.owner_id().to_owned(),
@@ -108,7 +83,7 @@ pub async fn list(
         offset: page_offset(query.offset)?,
     };
     let (threads, total) = state.store.list_threads(&caller.principal.scope, &query).await?;
-    Ok(Json(json!({ "threads": threads.iter().map(view).collect::<Vec<_>>(), "total": total })))
+    Ok(Json(ErdoThreadList { threads: threads.iter().map(ErdoThread::of).collect(), total }))
 }
 
 /// `GET /threads/{id}` → Thread.
@@ -116,8 +91,8 @@ pub async fn get(
     State(state): State<AppState>,
     ErdoAuth(caller): ErdoAuth,
     Path(thread_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(view(&visible_thread(&state, &caller, &thread_id).await?)))
+) -> Result<Json<ErdoThread>, ApiError> {
+    Ok(Json(ErdoThread::of(&visible_thread(&state, &caller, &thread_id).await?)))
 }
 
 /// `GET /threads/{id}/messages` → `{messages}`, oldest first, each with its `contents`.
@@ -125,63 +100,15 @@ pub async fn messages(
     State(state): State<AppState>,
     ErdoAuth(caller): ErdoAuth,
     Path(thread_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ThreadMessages>, ApiError> {
     let thread = visible_thread(&state, &caller, &thread_id).await?;
     let (messages, _) = state.store.list_messages(&thread.scope, &thread.id, 1000, 0).await?;
     let mut contents: HashMap<String, Vec<ContentItem>> = HashMap::new();
     for item in state.store.thread_contents(&thread.scope, &thread.id).await? {
         contents.entry(item.message_id.clone()).or_default().push(item);
     }
-    let messages: Vec<Value> = messages.iter().map(|m| message_view(m, contents.remove(&m.id))).collect();
-    Ok(Json(json!({ "messages": messages })))
-}
-
-/// A message with its content items (a message stored without items shows its text as one).
-fn message_view(message: &Message, items: Option<Vec<ContentItem>>) -> Value {
-    let items = items.unwrap_or_else(|| vec![ContentItem::text(message, "")]);
-    let role = match message.role {
-        MessageRole::User => "user",
-        MessageRole::Assistant => "assistant",
-        MessageRole::System => "system",
-        MessageRole::Tool => "tool",
-    };
-    json!({
-        "id": message.id,
-        "thread_id": message.thread_id,
-        "threadId": message.thread_id,
-        "role": role,
-        "created_at": message.created_at,
-        "updated_at": message.created_at,
-        "createdAt": message.created_at,
-        "updatedAt": message.created_at,
-        "contents": items.iter().map(content_view).collect::<Vec<_>>(),
-    })
-}
-
-/// A content item in the `ThreadMessageContent` shape.
-fn content_view(item: &ContentItem) -> Value {
-    json!({
-        "id": item.id,
-        "message_id": item.message_id,
-        "content_type": item.content_type,
-        "ui_content_type": item.ui_content_type,
-        "history_content_type": Value::Null,
-        "content": item.content,
-        "user_visibility": item.user_visibility,
-        "bot_visibility": "visible",
-        "created_at": item.created_at,
-        "createdAt": item.created_at,
-        "created_by_invocation_id": item.created_by_invocation_id,
-    })
-}
-
-/// Body of `POST /threads/{id}/message`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[schema(as = ErdoSendMessage)]
-pub struct SendMessage {
-    content: String,
-    #[serde(default, alias = "botKey")]
-    bot_key: Option<String>,
+    let messages = messages.iter().map(|m| ThreadMessage::of(m, contents.remove(&m.id))).collect();
+    Ok(Json(ThreadMessages { messages }))
 }
 
 /// `POST /threads/{id}/message {content, botKey?}`: a turn by `botKey` (else the thread's agent),

@@ -6,12 +6,11 @@
 
 use agentry_core::Timestamp;
 use agentry_core::id::{new_id, new_secret};
+use agentry_core::wire::erdo::{self as wire, RevokedToken, TokenParams};
 use agentry_store::ScopedToken;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::auth::{ErdoAuth, ErdoCaller, anonymous_user_id, external_user_id, qualify_bot_key};
 use crate::AppState;
@@ -31,34 +30,13 @@ const MAX_GRANTS: usize = 1000;
 /// Longest grant entry or external user id.
 const MAX_ENTRY_LEN: usize = 256;
 
-/// Body of `POST /tokens`.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CreateToken {
-    /// Bot keys it may invoke (unqualified ones are qualified with the caller's org); empty = all.
-    #[serde(default, alias = "bot_keys")]
-    pub bot_keys: Option<Vec<String>>,
-    /// Datasets it may use.
-    #[serde(default, alias = "dataset_ids")]
-    pub dataset_ids: Option<Vec<String>>,
-    /// Pre-existing threads it may use.
-    #[serde(default, alias = "thread_ids")]
-    pub thread_ids: Option<Vec<String>>,
-    /// The creator's own user id: every token with the same one acts as the same user.
-    #[serde(default, alias = "external_user_id")]
-    pub external_user_id: Option<String>,
-    /// Lifetime in seconds, 1..=86400 (default 3600).
-    #[serde(default, alias = "expires_in_seconds")]
-    pub expires_in_seconds: Option<i64>,
-}
-
 /// `POST /tokens`: mints a scoped token in the API key's organization → 201
 /// `{tokenId, token, expiresAt}` (plus `token_id`, `expires_at`).
 pub async fn create(
     State(state): State<AppState>,
     ErdoAuth(caller): ErdoAuth,
-    JsonBody(body): JsonBody<CreateToken>,
-) -> Result<(StatusCode, axum::Extension<crate::idempotency::ShowsSecret>, Json<Value>), ApiError> {
+    JsonBody(body): JsonBody<TokenParams>,
+) -> Result<(StatusCode, axum::Extension<crate::idempotency::ShowsSecret>, Json<wire::ScopedToken>), ApiError> {
     require_api_key(&caller, "create")?;
     let lifetime = body.expires_in_seconds.unwrap_or(DEFAULT_LIFETIME_SECS);
     if !(1..=MAX_LIFETIME_SECS).contains(&lifetime) {
@@ -96,18 +74,11 @@ pub async fn create(
     };
     state.store.insert_scoped_token(&token, &agentry_core::api_key::hash(&secret)).await?;
     tracing::info!(token_id = %token.id, org = %org, lifetime, "scoped token created");
-    let expires_at = token.expires_at.to_rfc3339();
     // The secret is shown once and never stored, not even as an idempotent replay.
     Ok((
         StatusCode::CREATED,
         axum::Extension(crate::idempotency::ShowsSecret),
-        Json(json!({
-            "tokenId": token.id,
-            "token_id": token.id,
-            "token": secret,
-            "expiresAt": expires_at,
-            "expires_at": expires_at,
-        })),
+        Json(wire::ScopedToken::new(&token.id, secret, token.expires_at)),
     ))
 }
 
@@ -117,13 +88,13 @@ pub async fn revoke(
     State(state): State<AppState>,
     ErdoAuth(caller): ErdoAuth,
     Path(token_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RevokedToken>, ApiError> {
     require_api_key(&caller, "revoke")?;
     if !state.store.revoke_scoped_token(&caller.principal.scope, &token_id).await? {
         return Err(ApiError::not_found("Token"));
     }
     tracing::info!(token_id = %token_id, org = %caller.org(), "scoped token revoked");
-    Ok(Json(json!({ "revoked": true, "tokenId": token_id, "token_id": token_id })))
+    Ok(Json(RevokedToken::new(&token_id)))
 }
 
 fn require_api_key(caller: &ErdoCaller, action: &str) -> Result<(), ApiError> {
