@@ -125,7 +125,7 @@ pub async fn run(command: BudgetsCommand) -> Result<(), String> {
                 turns_limit,
                 alert_thresholds: thresholds,
                 alert_webhook_url: webhook,
-                enabled: None,
+                ..NewBudgetCap::default()
             };
             let stored = connection.client()?.budgets().set(&cap).await.map_err(|e| e.to_string())?;
             show(&stored);

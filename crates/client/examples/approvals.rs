@@ -33,8 +33,9 @@ async fn main() -> agentry_client::Result<()> {
             let page = client.approvals().list(&pending).await?;
             println!("{} pending approval(s)", page.pending_count);
             for approval in page.approvals {
-                let deadline = approval.timeout_at.as_deref().unwrap_or("-");
-                println!("{}  {}  (thread {}, until {deadline})", approval.id, approval.action, approval.thread_id);
+                let (id, action, thread, deadline) =
+                    (&approval.id, &approval.action, &approval.thread_id, approval.timeout_at);
+                println!("{id}  {action}  (thread {thread}, until {deadline})");
                 println!("    {}", approval.details);
             }
             return Ok(());

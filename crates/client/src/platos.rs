@@ -229,12 +229,6 @@ pub(crate) fn required<T>(result: Result<Option<T>>) -> Result<T> {
     result?.ok_or_else(|| Error::Protocol("the server answered with an empty body".into()))
 }
 
-/// One field of an answer, read as `T`.
-pub(crate) fn field<T: serde::de::DeserializeOwned>(mut body: Value, key: &str) -> Result<T> {
-    serde_json::from_value(body.get_mut(key).map(Value::take).unwrap_or(Value::Null))
-        .map_err(|e| Error::Protocol(format!("`{key}`: {e}")))
-}
-
 #[cfg(test)]
 mod tests {
     use super::encode;

@@ -150,7 +150,9 @@ pub fn router(state: AppState) -> Router {
 pub fn root_endpoints() -> Vec<routes::Endpoint> {
     use routes::{Verb::Get, at};
     vec![
-        at(Get, "/api/health", health::health).doc("Liveness and the store's reachability (`{status}`)"),
+        at(Get, "/api/health", health::health)
+            .doc("Liveness and the store's reachability (`{status}`)")
+            .answers::<agentry_core::wire::admin::Health>(),
         at(Get, "/metrics", metrics::render).doc("Prometheus metrics (text exposition format)").text("text/plain"),
         at(Get, "/socket.io/", socket::upgrade)
             .doc("Engine.IO v4 WebSocket upgrade (`?EIO=4&transport=websocket`); Socket.IO namespace `/agent`")

@@ -55,7 +55,18 @@ fn the_document_lists_every_public_endpoint_with_credentials_and_errors() {
         }
     }
     let schemas = doc["components"]["schemas"].as_object().unwrap();
-    for name in ["ErrorBody", "Thread", "CreateThread", "SendMessage", "CapBody", "ErdoCreateThread", "QueryBody"] {
+    for name in [
+        "ErrorBody",
+        "Thread",
+        "CreateThread",
+        "SendMessage",
+        "NewBudgetCap",
+        "ErdoCreateThread",
+        "QueryBody",
+        "AgentSpec",
+        "StreamEvent",
+        "TurnEvent",
+    ] {
         assert!(schemas.contains_key(name), "schema {name} missing");
     }
     let not_found = &doc["components"]["responses"]["NotFound"]["content"]["application/json"]["schema"]["$ref"];

@@ -8,13 +8,13 @@
 
 use agentry_core::budget::{CapScope, DEFAULT_ALERT_THRESHOLDS, Period, validate_cap};
 use agentry_core::id::{new_id, prefix};
+use agentry_core::wire::budgets as wire;
 use agentry_core::{BudgetCap, MicroCents, Principal, Timestamp};
 use agentry_store::Charge;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::Auth;
@@ -22,27 +22,8 @@ use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryParams};
 
 /// Body of a cap create or update (camelCase; `runsLimit` is the 0.1.x name of `turnsLimit`).
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CapBody {
-    scope_type: String,
-    #[serde(default)]
-    target_id: Option<String>,
-    period: String,
-    limit_cents: f64,
-    #[serde(default, alias = "runsLimit")]
-    turns_limit: Option<i64>,
-    #[serde(default)]
-    alert_thresholds: Option<Vec<u32>>,
-    #[serde(default)]
-    alert_webhook_url: Option<String>,
-    #[serde(default)]
-    alert_emails: Option<Vec<String>>,
-    #[serde(default)]
-    enabled: Option<bool>,
-}
+pub type CapBody = wire::NewBudgetCap;
 
-/// Query of the status routes.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusQuery {
@@ -51,17 +32,13 @@ pub struct StatusQuery {
 }
 
 /// Body of an override.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OverrideBody {
-    minutes: u32,
-}
+pub type OverrideBody = wire::CapOverride;
 
 /// `GET /budgets` → `{caps}`: the scope's caps (an end user: those that apply to them).
-pub async fn list(State(state): State<AppState>, Auth(principal): Auth) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(state): State<AppState>, Auth(principal): Auth) -> Result<Json<wire::BudgetCapList>, ApiError> {
     let caps = state.store.list_budget_caps(&principal.scope).await?;
-    let caps: Vec<Value> = caps.iter().filter(|c| visible(&principal, c)).map(view).collect();
-    Ok(Json(json!({ "caps": caps, "fetchedAt": Timestamp::now() })))
+    let caps = caps.iter().filter(|c| visible(&principal, c)).map(wire::BudgetCap::of).collect();
+    Ok(Json(wire::BudgetCapList { caps, fetched_at: Timestamp::now() }))
 }
 
 /// `GET /budgets/status?agentId&userId` → each cap that applies, with what its current window
@@ -70,7 +47,7 @@ pub async fn status(
     State(state): State<AppState>,
     Auth(principal): Auth,
     QueryParams(query): QueryParams<StatusQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::BudgetStatus>, ApiError> {
     // End users read their own status; operators anyone's (or the acting user's).
     let user = match principal.is_operator() {
         true => query.user_id.or_else(|| principal.user_id.clone()),
@@ -98,7 +75,7 @@ pub async fn status(
         .collect();
     let states = state.store.budget_windows(&charges).await?;
     let mut blocked_by = None;
-    let rows: Vec<Value> = caps
+    let rows: Vec<wire::CapStatus> = caps
         .iter()
         .zip(&charges)
         .zip(&states)
@@ -119,25 +96,25 @@ pub async fn status(
                 .copied()
                 .filter(|t| cap.limit.0 > 0 && counted.spent.0 * 100 >= cap.limit.0 * i64::from(*t))
                 .collect();
-            json!({
-                "cap": view(cap),
-                "windowKey": window.window_key,
-                "subject": window.subject,
-                "spentCents": counted.spent.as_cents(),
-                "reservedCents": counted.reserved.as_cents(),
-                "spentMicroCents": counted.spent.0,
-                "reservedMicroCents": counted.reserved.0,
-                "turns": counted.turns,
-                "runs": counted.turns,
-                "percent": percent,
-                "runsPercent": cap.turns_limit.filter(|l| *l > 0).map(|l| counted.turns as f64 * 100.0 / l as f64),
-                "crossedThresholds": crossed,
-                "blocked": blocked,
-                "overrideActive": override_active,
-            })
+            wire::CapStatus {
+                cap: wire::BudgetCap::of(cap),
+                window_key: window.window_key.clone(),
+                subject: window.subject.clone(),
+                spent_cents: counted.spent.as_cents(),
+                reserved_cents: counted.reserved.as_cents(),
+                spent_micro_cents: counted.spent.0,
+                reserved_micro_cents: counted.reserved.0,
+                turns: counted.turns,
+                runs: counted.turns,
+                percent,
+                runs_percent: cap.turns_limit.filter(|l| *l > 0).map(|l| counted.turns as f64 * 100.0 / l as f64),
+                crossed_thresholds: crossed,
+                blocked,
+                override_active,
+            }
         })
         .collect();
-    Ok(Json(json!({ "caps": rows, "blocked": blocked_by.is_some(), "reason": blocked_by })))
+    Ok(Json(wire::BudgetStatus { caps: rows, blocked: blocked_by.is_some(), reason: blocked_by }))
 }
 
 /// `POST /budgets` → `{cap}`: creates a cap, or replaces the one with the same scope type, target
@@ -146,14 +123,14 @@ pub async fn create(
     State(state): State<AppState>,
     Auth(principal): Auth,
     JsonBody(body): JsonBody<CapBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<wire::BudgetCapAnswer>), ApiError> {
     require_operator(&principal)?;
     let now = Timestamp::now();
     let cap = cap_from_body(&principal, new_id(prefix::BUDGET_CAP), body, now)?;
     check_priced(&state, &cap).await?;
     let stored = state.store.upsert_budget_cap(&cap).await?;
     state.engine.budget_changed(&principal.scope);
-    Ok((StatusCode::CREATED, Json(json!({ "cap": view(&stored) }))))
+    Ok((StatusCode::CREATED, Json(wire::BudgetCapAnswer { cap: wire::BudgetCap::of(&stored) })))
 }
 
 /// `PUT /budgets/:id` → `{cap}`: changes a cap (operators).
@@ -162,7 +139,7 @@ pub async fn update(
     Auth(principal): Auth,
     Path(cap_id): Path<String>,
     JsonBody(body): JsonBody<CapBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::BudgetCapAnswer>, ApiError> {
     require_operator(&principal)?;
     let existing = state
         .store
@@ -180,7 +157,7 @@ pub async fn update(
         Err(err) => return Err(err.into()),
     };
     state.engine.budget_changed(&principal.scope);
-    Ok(Json(json!({ "cap": view(&stored) })))
+    Ok(Json(wire::BudgetCapAnswer { cap: wire::BudgetCap::of(&stored) }))
 }
 
 /// `DELETE /budgets/:id` → `{deleted}` (operators).
@@ -188,13 +165,13 @@ pub async fn delete(
     State(state): State<AppState>,
     Auth(principal): Auth,
     Path(cap_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<agentry_core::wire::Deleted>, ApiError> {
     require_operator(&principal)?;
     if !state.store.delete_budget_cap(&principal.scope, &cap_id).await? {
         return Err(ApiError::not_found("Budget cap"));
     }
     state.engine.budget_changed(&principal.scope);
-    Ok(Json(json!({ "deleted": true, "id": cap_id })))
+    Ok(Json(agentry_core::wire::Deleted { deleted: true, id: cap_id }))
 }
 
 /// `POST /budgets/:id/override {minutes}` → `{cap}`: lifts the cap's block for `minutes` (0
@@ -204,7 +181,7 @@ pub async fn override_cap(
     Auth(principal): Auth,
     Path(cap_id): Path<String>,
     JsonBody(body): JsonBody<OverrideBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::BudgetCapAnswer>, ApiError> {
     require_operator(&principal)?;
     if body.minutes > 7 * 24 * 60 {
         return Err(ApiError::invalid_field("minutes", "must be at most 10080 (7 days)"));
@@ -217,7 +194,7 @@ pub async fn override_cap(
         .await?
         .ok_or_else(|| ApiError::not_found("Budget cap"))?;
     state.engine.budget_changed(&principal.scope);
-    Ok(Json(json!({ "cap": view(&cap) })))
+    Ok(Json(wire::BudgetCapAnswer { cap: wire::BudgetCap::of(&cap) }))
 }
 
 fn require_operator(principal: &Principal) -> Result<(), ApiError> {
@@ -279,29 +256,4 @@ async fn check_priced(state: &AppState, cap: &BudgetCap) -> Result<(), ApiError>
             names.join(", ")
         ),
     ))
-}
-
-/// A cap's wire shape (both client generations' names).
-fn view(cap: &BudgetCap) -> Value {
-    json!({
-        "id": cap.id,
-        "organizationId": cap.scope.organization_id,
-        "projectId": cap.scope.project_id,
-        "environmentId": cap.scope.environment_id,
-        "scopeType": cap.scope_type.as_str(),
-        "targetId": cap.target_id,
-        "period": cap.period.as_str(),
-        "limitCents": cap.limit.as_cents(),
-        "limitMicroCents": cap.limit.0,
-        "turnsLimit": cap.turns_limit,
-        "runsLimit": cap.turns_limit,
-        "alertThresholds": cap.alert_thresholds,
-        "alertWebhookUrl": cap.alert_webhook_url,
-        "alertEmails": cap.alert_emails,
-        "enabled": cap.enabled,
-        "overrideUntil": cap.override_until,
-        "overrideBy": cap.override_by,
-        "createdAt": cap.created_at,
-        "updatedAt": cap.updated_at,
-    })
 }

@@ -7,12 +7,12 @@
 
 use agentry_core::Principal;
 use agentry_core::id::{new_id, new_secret, prefix};
+use agentry_core::wire::admin as wire;
 use agentry_store::ApiKey;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::{Auth, api_key, bearer_value, check_id};
@@ -42,15 +42,15 @@ async fn caller_key(state: &AppState, principal: &Principal, headers: &HeaderMap
     }
 }
 
-fn view(key: &ApiKey) -> Value {
-    json!({
-        "id": key.id,
-        "name": key.name,
-        "organizationId": key.organization_id,
-        "installationWide": key.organization_id.is_none(),
-        "createdAt": key.created_at.to_rfc3339(),
-        "revokedAt": key.revoked_at.map(|t| t.to_rfc3339()),
-    })
+fn view(key: &ApiKey) -> wire::ApiKey {
+    wire::ApiKey {
+        id: key.id.clone(),
+        name: key.name.clone(),
+        organization_id: key.organization_id.clone(),
+        installation_wide: key.organization_id.is_none(),
+        created_at: key.created_at,
+        revoked_at: key.revoked_at,
+    }
 }
 
 /// `GET /api-keys` → `{keys}`: every key (installation-wide caller) or its organization's.
@@ -58,10 +58,10 @@ pub async fn list(
     State(state): State<AppState>,
     Auth(principal): Auth,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::ApiKeyList>, ApiError> {
     let caller = caller_key(&state, &principal, &headers).await?;
     let keys = state.store.list_api_keys(caller.organization_id.as_deref()).await?;
-    Ok(Json(json!({ "keys": keys.iter().map(view).collect::<Vec<_>>() })))
+    Ok(Json(wire::ApiKeyList { keys: keys.iter().map(view).collect() }))
 }
 
 /// `POST /api-keys` → 201 `{…key, key: <secret, shown once>}`.
@@ -70,7 +70,7 @@ pub async fn create(
     Auth(principal): Auth,
     headers: HeaderMap,
     JsonBody(body): JsonBody<NewKey>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<wire::CreatedApiKey>), ApiError> {
     let caller = caller_key(&state, &principal, &headers).await?;
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > 200 {
@@ -111,9 +111,7 @@ pub async fn create(
     let id = new_id(prefix::API_KEY);
     let stored =
         state.store.insert_api_key(&id, &agentry_core::api_key::hash(&secret), name, organization.as_deref()).await?;
-    let mut body = view(&stored);
-    body["key"] = json!(secret);
-    Ok((StatusCode::CREATED, Json(body)))
+    Ok((StatusCode::CREATED, Json(wire::CreatedApiKey { api_key: view(&stored), key: secret })))
 }
 
 /// `POST /api-keys/{id}/rotate` → `{id, key: <new secret>}`.
@@ -122,14 +120,14 @@ pub async fn rotate(
     Auth(principal): Auth,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::RotatedApiKey>, ApiError> {
     let caller = caller_key(&state, &principal, &headers).await?;
     let secret = new_secret("agk", 24);
     let hash = agentry_core::api_key::hash(&secret);
     if !state.store.rotate_api_key(&id, &hash, caller.organization_id.as_deref()).await? {
         return Err(ApiError::not_found("API key"));
     }
-    Ok(Json(json!({ "id": id, "key": secret })))
+    Ok(Json(wire::RotatedApiKey { id, key: secret }))
 }
 
 /// `DELETE /api-keys/{id}` → `{id, revoked: true}`.
@@ -138,10 +136,10 @@ pub async fn revoke(
     Auth(principal): Auth,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::RevokedApiKey>, ApiError> {
     let caller = caller_key(&state, &principal, &headers).await?;
     if !state.store.revoke_api_key(&id, caller.organization_id.as_deref()).await? {
         return Err(ApiError::not_found("API key"));
     }
-    Ok(Json(json!({ "id": id, "revoked": true })))
+    Ok(Json(wire::RevokedApiKey { id, revoked: true }))
 }

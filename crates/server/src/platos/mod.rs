@@ -31,8 +31,10 @@ pub fn routes() -> Router<AppState> {
 /// The endpoints, relative to `/api/v1/agent`.
 pub fn endpoints() -> Vec<Endpoint> {
     use Verb::*;
+    use agentry_core::wire::admin as admin_wire;
     use agentry_core::wire::approvals as approvals_wire;
     use agentry_core::wire::bgo as bgo_wire;
+    use agentry_core::wire::budgets as budgets_wire;
     use agentry_core::wire::monitoring as monitoring_wire;
     vec![
         at(Get, "/agents", agents::list).doc("List the scope's agents").answers::<agentry_core::wire::AgentList>(),
@@ -155,36 +157,61 @@ pub fn endpoints() -> Vec<Endpoint> {
             .doc("Turns, cost, failures and latency today and this week")
             .answers::<monitoring_wire::Summary>(),
         at(Get, "/monitoring/budget/caps", budgets::list)
-            .doc("Spending caps (`{caps}`; an end user: those that apply to them)"),
-        at(Get, "/monitoring/budget/status", budgets::status).doc("Each cap's window, spend and whether it blocks"),
-        at(Get, "/budgets", budgets::list).doc("Spending caps (`{caps}`)"),
+            .doc("Spending caps (`{caps}`; an end user: those that apply to them)")
+            .answers::<budgets_wire::BudgetCapList>(),
+        at(Get, "/monitoring/budget/status", budgets::status)
+            .doc("Each cap's window, spend and whether it blocks")
+            .answers::<budgets_wire::BudgetStatus>(),
+        at(Get, "/budgets", budgets::list).doc("Spending caps (`{caps}`)").answers::<budgets_wire::BudgetCapList>(),
         at(Post, "/budgets", budgets::create)
             .doc("Create a spending cap (operators)")
             .body::<budgets::CapBody>()
+            .answers::<budgets_wire::BudgetCapAnswer>()
             .status(201),
-        at(Get, "/budgets/status", budgets::status).doc("Each cap's window, spend and whether it blocks"),
-        at(Put, "/budgets/{cap_id}", budgets::update).doc("Replace a cap").body::<budgets::CapBody>(),
-        at(Delete, "/budgets/{cap_id}", budgets::delete).doc("Delete a cap"),
+        at(Get, "/budgets/status", budgets::status)
+            .doc("Each cap's window, spend and whether it blocks")
+            .answers::<budgets_wire::BudgetStatus>(),
+        at(Put, "/budgets/{cap_id}", budgets::update)
+            .doc("Replace a cap")
+            .body::<budgets::CapBody>()
+            .answers::<budgets_wire::BudgetCapAnswer>(),
+        at(Delete, "/budgets/{cap_id}", budgets::delete).doc("Delete a cap").answers::<agentry_core::wire::Deleted>(),
         at(Post, "/budgets/{cap_id}/override", budgets::override_cap)
             .doc("Let turns through a cap for `minutes` (0 clears)")
-            .body::<budgets::OverrideBody>(),
-        at(Get, "/tools", tools::list).doc("The tool catalog of the scope with switches (`{tools}`)"),
-        at(Get, "/tools/search", tools::search).doc("Search the tool catalog (`q`)"),
-        at(Get, "/tools/stats", tools::stats).doc("Calls, failures and latency per tool"),
-        at(Get, "/tools/matrix", tools::matrix).doc("Which agent has which tool, and whether it is on"),
+            .body::<budgets::OverrideBody>()
+            .answers::<budgets_wire::BudgetCapAnswer>(),
+        at(Get, "/tools", tools::list)
+            .doc("The tool catalog of the scope with switches (`{tools}`)")
+            .answers::<admin_wire::ToolList>(),
+        at(Get, "/tools/search", tools::search)
+            .doc("Search the tool catalog (`q`)")
+            .answers::<admin_wire::ToolSearch>(),
+        at(Get, "/tools/stats", tools::stats)
+            .doc("How many tools and tool owners the catalog has")
+            .answers::<admin_wire::ToolStats>(),
+        at(Get, "/tools/matrix", tools::matrix)
+            .doc("Which agent has which tool, whether it is on, and its calls' health")
+            .answers::<admin_wire::ToolMatrix>(),
         at(Patch, "/tools/{entity_id}/{tool_name}/enabled", tools::set_enabled)
             .doc("Switch a tool on or off for an agent or server")
-            .body::<tools::SetEnabled>(),
+            .body::<tools::SetEnabled>()
+            .answers::<admin_wire::ToolSwitched>(),
         at(Post, "/tools/{tool_id}/test", tools::test)
             .doc("Run a tool now with `params` (operators)")
-            .body::<tools::TestCall>(),
-        at(Get, "/api-keys", keys::list).doc("API keys the caller may manage (`{keys}`)"),
+            .body::<tools::TestCall>()
+            .answers::<admin_wire::ToolTestResult>(),
+        at(Get, "/api-keys", keys::list)
+            .doc("API keys the caller may manage (`{keys}`)")
+            .answers::<admin_wire::ApiKeyList>(),
         at(Post, "/api-keys", keys::create)
             .doc("Create an API key bound to an organization (or installation-wide); the secret is shown once")
             .body::<keys::NewKey>()
+            .answers::<admin_wire::CreatedApiKey>()
             .status(201),
-        at(Delete, "/api-keys/{key_id}", keys::revoke).doc("Revoke an API key"),
-        at(Post, "/api-keys/{key_id}/rotate", keys::rotate).doc("Replace a key's secret; the old one stops at once"),
+        at(Delete, "/api-keys/{key_id}", keys::revoke).doc("Revoke an API key").answers::<admin_wire::RevokedApiKey>(),
+        at(Post, "/api-keys/{key_id}/rotate", keys::rotate)
+            .doc("Replace a key's secret; the old one stops at once")
+            .answers::<admin_wire::RotatedApiKey>(),
         at(Get, "/trigger/tasks", bgo::list_tasks).doc("Background tasks (`{tasks}`)").answers::<bgo_wire::TaskList>(),
         at(Post, "/trigger/tasks/{task_id}/trigger", bgo::trigger)
             .doc("Queue a run of a task")

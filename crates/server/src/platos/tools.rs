@@ -8,11 +8,12 @@
 use std::collections::BTreeSet;
 
 use agentry_core::Timestamp;
+use agentry_core::wire::admin as wire;
 use agentry_engine::tools::{AgentTool, ToolKind};
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::AppState;
 use crate::auth::Auth;
@@ -20,24 +21,25 @@ use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryParams, page_limit};
 
 /// The catalog entry of a tool. Endpoint URLs are shown to operators only.
-fn view(tool: &AgentTool, enabled: bool, operator: bool) -> Value {
+fn view(tool: &AgentTool, enabled: bool, operator: bool) -> wire::Tool {
     let (category, callback_url) = match &tool.kind {
         ToolKind::Builtin(_) => ("builtin", None),
         ToolKind::Http(spec) => ("http", Some(spec.url.clone())),
         ToolKind::Mcp { .. } => ("mcp", None),
     };
-    json!({
-        "toolId": tool.tool_id(),
-        "toolName": tool.spec.name,
-        "description": tool.spec.description,
-        "category": category,
-        "paramSchema": tool.spec.parameters,
-        "entityId": tool.entity_id,
-        "entityPk": Value::Null,
-        "callbackUrl": if operator { callback_url } else { None },
-        "enabled": enabled,
-        "requiresApproval": tool.requires_approval,
-    })
+    wire::Tool {
+        tool_id: tool.tool_id(),
+        tool_name: tool.spec.name.clone(),
+        description: tool.spec.description.clone(),
+        category: category.to_owned(),
+        param_schema: tool.spec.parameters.clone(),
+        entity_id: tool.entity_id.clone(),
+        entity_pk: None,
+        callback_url: if operator { callback_url } else { None },
+        enabled,
+        requires_approval: tool.requires_approval,
+        health: None,
+    }
 }
 
 /// The catalog with each tool's switch.
@@ -64,14 +66,14 @@ pub async fn list(
     State(state): State<AppState>,
     Auth(principal): Auth,
     QueryParams(query): QueryParams<ListTools>,
-) -> Result<Json<Value>, ApiError> {
-    let tools: Vec<Value> = catalog(&state, &principal.scope)
+) -> Result<Json<wire::ToolList>, ApiError> {
+    let tools: Vec<wire::Tool> = catalog(&state, &principal.scope)
         .await?
         .iter()
         .map(|(tool, enabled)| view(tool, *enabled, principal.is_operator()))
-        .filter(|v| query.category.as_deref().is_none_or(|c| v["category"] == c))
+        .filter(|v| query.category.as_deref().is_none_or(|c| v.category == c))
         .collect();
-    Ok(Json(json!({ "total": tools.len(), "tools": tools })))
+    Ok(Json(wire::ToolList { total: tools.len(), tools }))
 }
 
 /// Query of `GET /tools/search`.
@@ -88,11 +90,11 @@ pub async fn search(
     State(state): State<AppState>,
     Auth(principal): Auth,
     QueryParams(query): QueryParams<SearchTools>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::ToolSearch>, ApiError> {
     let limit = usize::try_from(page_limit(query.limit, 15, 100)?).unwrap_or(15);
     let text = query.q.clone().unwrap_or_default();
     let words: Vec<String> = text.split_whitespace().map(str::to_lowercase).collect();
-    let mut scored: Vec<(usize, Value)> = catalog(&state, &principal.scope)
+    let mut scored: Vec<(usize, wire::Tool)> = catalog(&state, &principal.scope)
         .await?
         .iter()
         .filter(|(tool, _)| query.entity.as_deref().is_none_or(|e| tool.entity_id == e))
@@ -108,56 +110,52 @@ pub async fn search(
         .collect();
     scored.sort_by_key(|(score, _)| std::cmp::Reverse(*score));
     let total = scored.len();
-    let tools: Vec<Value> = scored.into_iter().take(limit).map(|(_, v)| v).collect();
-    Ok(Json(json!({ "query": text, "total": total, "tools": tools, "results": tools })))
+    let tools: Vec<wire::Tool> = scored.into_iter().take(limit).map(|(_, v)| v).collect();
+    Ok(Json(wire::ToolSearch { query: text, total, results: tools.clone(), tools }))
 }
 
 /// `GET /tools/stats` → `{toolCount, entityCount, lastIndexedAt}`.
-pub async fn stats(State(state): State<AppState>, Auth(principal): Auth) -> Result<Json<Value>, ApiError> {
+pub async fn stats(State(state): State<AppState>, Auth(principal): Auth) -> Result<Json<wire::ToolStats>, ApiError> {
     let tools = catalog(&state, &principal.scope).await?;
     let entities: BTreeSet<&str> = tools.iter().map(|(t, _)| t.entity_id.as_str()).collect();
-    Ok(Json(json!({
-        "toolCount": tools.len(),
-        "entityCount": entities.len(),
-        "bm25IndexSize": Value::Null,
-        "lastIndexedAt": Timestamp::now(),
-    })))
+    Ok(Json(wire::ToolStats {
+        tool_count: tools.len(),
+        entity_count: entities.len(),
+        bm25_index_size: None,
+        last_indexed_at: Timestamp::now(),
+    }))
 }
 
 /// `GET /tools/matrix` → `{tools, rows, environmentId, fetchedAt}`, each tool with `health`.
-pub async fn matrix(State(state): State<AppState>, Auth(principal): Auth) -> Result<Json<Value>, ApiError> {
+pub async fn matrix(State(state): State<AppState>, Auth(principal): Auth) -> Result<Json<wire::ToolMatrix>, ApiError> {
     let health = state.store.tool_health(&principal.scope).await?;
-    let tools: Vec<Value> = catalog(&state, &principal.scope)
+    let tools: Vec<wire::Tool> = catalog(&state, &principal.scope)
         .await?
         .iter()
         .map(|(tool, enabled)| {
-            let mut entry = view(tool, *enabled, principal.is_operator());
             let h = health.get(&(tool.entity_id.clone(), tool.spec.name.clone())).cloned().unwrap_or_default();
-            entry["health"] = json!({
-                "totalCalls": h.total_calls,
-                "failCount": h.fail_count,
-                "totalFailures": h.fail_count,
-                "avgLatencyMs": h.avg_latency_ms,
-                "p95LatencyMs": h.p95_latency_ms,
-                "lastCalledAt": h.last_called_at,
-                "lastStatus": h.last_status,
-            });
-            entry
+            let health = wire::ToolHealth {
+                total_calls: h.total_calls,
+                fail_count: h.fail_count,
+                total_failures: h.fail_count,
+                avg_latency_ms: h.avg_latency_ms,
+                p95_latency_ms: h.p95_latency_ms,
+                last_called_at: h.last_called_at,
+                last_status: h.last_status.map(str::to_owned),
+            };
+            wire::Tool { health: Some(health), ..view(tool, *enabled, principal.is_operator()) }
         })
         .collect();
-    Ok(Json(json!({
-        "environmentId": principal.scope.environment_id,
-        "fetchedAt": Timestamp::now(),
-        "tools": tools,
-        "rows": tools,
-    })))
+    Ok(Json(wire::ToolMatrix {
+        environment_id: principal.scope.environment_id.clone(),
+        fetched_at: Timestamp::now(),
+        rows: tools.clone(),
+        tools,
+    }))
 }
 
 /// Body of `PATCH …/enabled`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct SetEnabled {
-    enabled: bool,
-}
+pub type SetEnabled = wire::ToolSwitch;
 
 /// `PATCH /tools/:entityId/:toolName/enabled {enabled}` (operators) → `{ok, entityId, toolName,
 /// enabled}`. A switched-off tool is not offered to any agent of the scope.
@@ -166,7 +164,7 @@ pub async fn set_enabled(
     Auth(principal): Auth,
     Path((entity_id, tool_name)): Path<(String, String)>,
     JsonBody(body): JsonBody<SetEnabled>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::ToolSwitched>, ApiError> {
     if !principal.is_operator() {
         return Err(ApiError::operator_only());
     }
@@ -178,15 +176,11 @@ pub async fn set_enabled(
         return Err(ApiError::not_found("Tool"));
     }
     state.store.set_tool_enabled(&principal.scope, &entity_id, &tool_name, body.enabled).await?;
-    Ok(Json(json!({ "ok": true, "entityId": entity_id, "toolName": tool_name, "enabled": body.enabled })))
+    Ok(Json(wire::ToolSwitched { ok: true, entity_id, tool_name, enabled: body.enabled }))
 }
 
 /// Body of a test call.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct TestCall {
-    #[serde(default)]
-    params: Option<Value>,
-}
+pub type TestCall = wire::ToolTestCall;
 
 /// `POST /tools/:toolId/test {params}` (operators) → `{status: "ok"|"error", elapsedMs, result?,
 /// error?}`. Runs the tool now, without approval; tools that act inside a turn are refused.
@@ -195,7 +189,7 @@ pub async fn test(
     Auth(principal): Auth,
     Path(tool_id): Path<String>,
     JsonBody(body): JsonBody<TestCall>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::ToolTestResult>, ApiError> {
     if !principal.is_operator() {
         return Err(ApiError::operator_only());
     }
@@ -216,8 +210,9 @@ pub async fn test(
     }
     let (result, elapsed) = state.engine.test_tool(&principal.scope, &tool, &params).await;
     let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
-    Ok(Json(match result {
-        Ok(result) => json!({ "status": "ok", "elapsedMs": elapsed_ms, "result": result }),
-        Err(failure) => json!({ "status": "error", "elapsedMs": elapsed_ms, "error": failure.message }),
-    }))
+    let (status, result, error) = match result {
+        Ok(result) => ("ok", Some(result), None),
+        Err(failure) => ("error", None, Some(failure.message)),
+    };
+    Ok(Json(wire::ToolTestResult { status: status.to_owned(), elapsed_ms, result, error }))
 }
