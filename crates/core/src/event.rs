@@ -164,9 +164,10 @@ pub struct SafetyFlag {
 
 /// Everything a turn tells its listeners.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(tag = "type", rename_all = "snake_case", rename_all_fields = "camelCase")]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum TurnEvent {
     /// First event of a turn.
+    #[serde(rename_all = "camelCase")]
     Meta {
         /// The thread (snake_case on the wire, as the clients read it).
         #[serde(rename = "thread_id")]
@@ -181,23 +182,28 @@ pub enum TurnEvent {
         message_id: String,
     },
     /// Phase hint: `thinking`, `generating`, `executing`, `waiting`.
+    #[serde(rename_all = "camelCase")]
     Status {
         /// The phase.
         status: String,
     },
     /// A text delta of the answer.
+    #[serde(rename_all = "camelCase")]
     Token {
         /// The delta.
         text: String,
     },
     /// A reasoning delta.
+    #[serde(rename_all = "camelCase")]
     Thinking {
         /// The delta.
         text: String,
     },
     /// A tool step finished; the next text starts a new bubble.
+    #[serde(rename_all = "camelCase")]
     MessageBoundary {},
     /// The model called a tool.
+    #[serde(rename_all = "camelCase")]
     ToolCall {
         /// Tool name.
         name: String,
@@ -207,6 +213,7 @@ pub enum TurnEvent {
         call_id: String,
     },
     /// A tool returned.
+    #[serde(rename_all = "camelCase")]
     ToolResult {
         /// Tool name.
         name: String,
@@ -219,6 +226,7 @@ pub enum TurnEvent {
         is_error: bool,
     },
     /// A human must approve something before the turn continues.
+    #[serde(rename_all = "camelCase")]
     ApprovalNeeded {
         /// Approval id.
         approval_id: String,
@@ -236,6 +244,7 @@ pub enum TurnEvent {
         timeout_at: Timestamp,
     },
     /// An approval was decided.
+    #[serde(rename_all = "camelCase")]
     ApprovalResolved {
         /// Approval id.
         approval_id: String,
@@ -249,6 +258,7 @@ pub enum TurnEvent {
         comment: Option<String>,
     },
     /// An artifact starts streaming.
+    #[serde(rename_all = "camelCase")]
     ArtifactStart {
         /// Artifact revision id.
         artifact_id: String,
@@ -268,6 +278,7 @@ pub enum TurnEvent {
         op: String,
     },
     /// A chunk of artifact content.
+    #[serde(rename_all = "camelCase")]
     ArtifactDelta {
         /// Artifact revision id.
         artifact_id: String,
@@ -277,6 +288,7 @@ pub enum TurnEvent {
         chunk: String,
     },
     /// An artifact revision is stored.
+    #[serde(rename_all = "camelCase")]
     ArtifactCommitted {
         /// Artifact revision id.
         artifact_id: String,
@@ -298,6 +310,7 @@ pub enum TurnEvent {
         created_at: Timestamp,
     },
     /// An artifact could not be produced.
+    #[serde(rename_all = "camelCase")]
     ArtifactError {
         /// Artifact revision id, when known.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -311,21 +324,25 @@ pub enum TurnEvent {
         message: String,
     },
     /// Safety findings on the output.
+    #[serde(rename_all = "camelCase")]
     SafetyFlags {
         /// The findings.
         flags: Vec<SafetyFlag>,
     },
     /// A typed content item of the answer (a table, a chart) produced by a tool.
+    #[serde(rename_all = "camelCase")]
     Content {
         /// The item, as it is stored with the answer.
         item: crate::content::ContentItem,
     },
     /// Cumulative usage so far.
+    #[serde(rename_all = "camelCase")]
     Usage {
         /// The usage.
         usage: TokenUsage,
     },
     /// The assistant message was stored.
+    #[serde(rename_all = "camelCase")]
     MessagePersisted {
         /// Stored message id.
         message_id: String,
@@ -335,6 +352,7 @@ pub enum TurnEvent {
         cost_cents: f64,
     },
     /// Something went wrong; a `done` follows.
+    #[serde(rename_all = "camelCase")]
     Error {
         /// Machine code, e.g. `provider_unavailable`, `turn_in_progress`, `safety_blocked`.
         code: String,
@@ -345,6 +363,7 @@ pub enum TurnEvent {
         flags: Vec<SafetyFlag>,
     },
     /// The last event of every turn.
+    #[serde(rename_all = "camelCase")]
     Done {
         /// Total usage of the turn.
         usage: TokenUsage,

@@ -219,22 +219,30 @@ fn operation(
     };
     let success = if doc.status == Some(101) {
         ResponseBuilder::new().description("Switching protocols (WebSocket)")
-    } else if doc.stream {
+    } else if let Some(events) = doc.events {
         // The schema is each event's `data`: one JSON object (a turn event, or an Erdo message).
-        let event = match doc.events {
-            Some(events) => events(schemas),
-            None => RefOr::T(Schema::Object(
-                utoipa::openapi::ObjectBuilder::new()
-                    .schema_type(utoipa::openapi::Type::Object)
-                    .description(Some(
-                        "One event's `data`: a JSON object (`event:` names its kind; `id:` its sequence)",
-                    ))
-                    .build(),
-            )),
-        };
+        // Each event as schemathesis and OpenAPI 3.2 read an SSE stream: `{data, event, id,
+        // retry}`, its `data` a JSON text whose schema is the endpoint's event type.
+        use utoipa::openapi::{ObjectBuilder, Type};
+        let data = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .content_media_type("application/json")
+            .content_schema(Some(events(schemas)));
+        let event = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("data", data)
+            .property("event", ObjectBuilder::new().schema_type(Type::String).description(Some("The event's kind")))
+            .property(
+                "id",
+                ObjectBuilder::new().schema_type(Type::String).description(Some("Its position, to resume from")),
+            )
+            .property("retry", ObjectBuilder::new().schema_type(Type::Integer))
+            .required("data")
+            .description(Some("One server-sent event"))
+            .build();
         ResponseBuilder::new()
-            .description("Server-sent events; the schema is each event's `data`")
-            .content("text/event-stream", Content::new(Some(event)))
+            .description("Server-sent events")
+            .content("text/event-stream", Content::new(Some(RefOr::T(Schema::Object(event)))))
     } else if let Some(media_type) = doc.text {
         text(media_type, doc.summary)
     } else {

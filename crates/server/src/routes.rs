@@ -76,9 +76,7 @@ pub struct Doc {
     pub status: Option<u16>,
     /// The JSON it answers with on success; `None`: a JSON object described by the summary.
     pub answer: Option<SchemaOf>,
-    /// It answers a `text/event-stream` (SSE) on success.
-    pub stream: bool,
-    /// The `data` of each of its events, when it is one type.
+    /// It answers a `text/event-stream` (SSE) on success, each event's `data` of this type.
     pub events: Option<SchemaOf>,
     /// It answers text of this media type on success, not JSON (`/metrics`, `/docs`).
     pub text: Option<&'static str>,
@@ -116,15 +114,8 @@ impl Endpoint {
         self
     }
 
-    /// Says it answers a server-sent event stream.
-    pub(crate) fn streams(mut self) -> Self {
-        self.doc.stream = true;
-        self
-    }
-
     /// Says it answers a server-sent event stream whose events' `data` are `T`.
     pub(crate) fn streams_of<T: ToSchema>(mut self) -> Self {
-        self.doc.stream = true;
         self.doc.events = Some(schema_of::<T>);
         self
     }

@@ -38,11 +38,11 @@ pub fn endpoints() -> Vec<Endpoint> {
         at(Post, "/bots/{bot_key}/invoke", invoke::invoke)
             .doc("Run a bot; its events as SSE, the last `result` holding the answer")
             .body::<wire::InvokeBody>()
-            .streams(),
+            .streams_of::<wire::ErdoEvent>(),
         at(Post, "/bots/{bot_key}/invoke-from-thread", invoke::invoke_from_thread)
             .doc("Run a bot in an existing thread; its events as SSE")
             .body::<wire::InvokeFromThread>()
-            .streams(),
+            .streams_of::<wire::ErdoEvent>(),
         at(Get, "/threads", threads::list).doc("The caller's threads").answers::<wire::ErdoThreadList>(),
         at(Post, "/threads", threads::create)
             .doc("Create a thread")
@@ -56,7 +56,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         at(Post, "/threads/{thread_id}/message", threads::send)
             .doc("Send a message; the bot's answer as SSE")
             .body::<wire::SendMessage>()
-            .streams(),
+            .streams_of::<wire::ErdoEvent>(),
         at(Get, "/datasets", datasets::list).doc("Datasets the caller may read").answers::<wire::DatasetList>(),
         at(Post, "/datasets", datasets::create)
             .doc("Upload a dataset: JSON `{slug, content|data}` or multipart `slug` + `file`")
