@@ -34,6 +34,12 @@ impl ThreadStatus {
 /// read by the Rust SDK and described in `/openapi.json` (one definition for all three).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({
+    "id": "thr_01m8yq7v3k2b9c4d5e6f7g8h9j", "agentId": "support", "userId": "alice",
+    "organizationId": "default", "projectId": "default", "environmentId": "default",
+    "title": "Refund for order A1", "status": "active", "archivedAt": null,
+    "createdAt": "2026-12-04T09:30:00.000Z", "updatedAt": "2026-12-04T09:31:12.500Z"
+}))]
 pub struct Thread {
     /// `thr_…`
     pub id: String,

@@ -159,6 +159,7 @@ impl From<agentry_engine::approvals::ApprovalError> for ApiError {
 /// The body of every error answer (the wire type of [`ApiError`]).
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"statusCode": 404, "error": "NOT_FOUND", "message": "Thread not found"}))]
 pub struct ErrorBody<'a> {
     /// The HTTP status, repeated.
     pub status_code: u16,

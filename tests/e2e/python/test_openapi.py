@@ -17,7 +17,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
 from conftest import AgentryServer, ServerFactory
 
@@ -36,6 +39,18 @@ def test_the_document_is_valid_openapi_3_1(own_server: AgentryServer) -> None:
     assert document["openapi"] == "3.1.0"
     operations = sum(len(item) for item in document["paths"].values())
     assert operations > 90, operations
+
+
+def test_every_example_matches_its_schema(own_server: AgentryServer) -> None:
+    document = httpx.get(f"{own_server.base_url}/openapi.json", timeout=10).json()
+    registry = Registry().with_resource("urn:doc", Resource.from_contents(document, DRAFT202012))
+    examples = {name: schema["example"] for name, schema in document["components"]["schemas"].items()
+                if "example" in schema}
+    assert {"ErrorBody", "Thread", "Agent", "Message", "Health"} <= examples.keys(), examples.keys()
+    for name, example in examples.items():
+        validator = Draft202012Validator({"$ref": f"urn:doc#/components/schemas/{name}"}, registry=registry)
+        errors = [error.message for error in validator.iter_errors(example)]
+        assert not errors, f"{name}: {errors}"
 
 
 def schemathesis(server: AgentryServer, headers: list[str], *extra: str) -> tuple[int, int]:

@@ -218,6 +218,7 @@ pub struct RevokedApiKey {
 /// `GET /api/health`: the server is up and its store answers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"status": "ok", "version": "0.1.0", "store": "sqlite", "uptimeSeconds": 3600}))]
 pub struct Health {
     /// `ok`.
     pub status: String,

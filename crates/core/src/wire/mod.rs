@@ -21,6 +21,13 @@ use crate::time::Timestamp;
 /// plus the record fields Agentry has).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({
+    "id": "support", "name": "Support", "model": "openai:gpt-4o-mini",
+    "systemPrompt": "You help {{user.name}} with orders.", "description": "Answers order questions",
+    "slug": "support", "organizationId": "default", "projectId": "default", "environmentId": "default",
+    "currentVersionId": "agv_01m8yq1x2y3z4a5b6c7d8e9f0g", "versionNumber": 2, "isActive": true,
+    "createdAt": "2026-12-01T08:00:00.000Z", "updatedAt": "2026-12-03T16:20:00.000Z"
+}))]
 pub struct Agent {
     /// The agent id (unique in its scope).
     pub id: String,
@@ -66,6 +73,13 @@ pub struct AgentList {
 /// official clients ignore).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({
+    "id": "msg_01m8yq9a8b7c6d5e4f3g2h1j0k", "threadId": "thr_01m8yq7v3k2b9c4d5e6f7g8h9j",
+    "role": "assistant", "content": "It is 09:31 UTC.", "createdAt": "2026-12-04T09:31:12.500Z",
+    "turnId": "trn_01m8yq8z7y6x5w4v3u2t1s0r9q",
+    "toolCalls": [{"id": "call_1", "name": "current_time", "arguments": {}, "result": "2026-12-04T09:31:11Z",
+                   "isError": false, "step": 1}]
+}))]
 pub struct Message {
     /// `msg_…`
     pub id: String,
