@@ -117,10 +117,25 @@ async fn local_agents_resolve_through_the_cache_and_stream() {
     assert!(registry.resolve(&AgentSpec::new("b", "B", format!("local:{}", gguf().display()), "")).is_ok());
 }
 
-/// The first line an answer repeats (lines of a few characters aside), if any.
+/// Where an answer loops, if it does: a couplet (two consecutive lines) it repeats, or a line it
+/// says three times (lines of a few characters aside). A refrain said twice is not a loop.
 fn repeated_line(text: &str) -> Option<String> {
-    let mut seen = std::collections::HashSet::new();
-    text.lines().map(str::trim).filter(|line| line.len() > 3).find(|line| !seen.insert(*line)).map(str::to_owned)
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|line| line.len() > 3).collect();
+    let mut couplets = std::collections::HashSet::new();
+    let mut counts = std::collections::HashMap::new();
+    for (i, line) in lines.iter().enumerate() {
+        let count = counts.entry(*line).or_insert(0);
+        *count += 1;
+        if *count >= 3 {
+            return Some((*line).to_owned());
+        }
+        if let Some(next) = lines.get(i + 1)
+            && !couplets.insert((*line, *next))
+        {
+            return Some(format!("{line}\n{next}"));
+        }
+    }
+    None
 }
 
 #[test]
