@@ -491,10 +491,12 @@ pub(crate) fn parse_number(v: &str) -> Option<f64> {
 /// offset). The date part must be a real calendar date.
 fn is_iso_date(v: &str) -> bool {
     let b = v.as_bytes();
-    if b.len() < 10 || !b[..4].iter().all(u8::is_ascii_digit) || b[4] != b'-' || b[7] != b'-' {
+    // `get` and not `[..10]`: the tenth byte may be inside a multi-byte character.
+    let Some(date) = v.get(..10) else { return false };
+    if !b[..4].iter().all(u8::is_ascii_digit) || b[4] != b'-' || b[7] != b'-' {
         return false;
     }
-    if chrono::NaiveDate::parse_from_str(&v[..10], "%Y-%m-%d").is_err() {
+    if chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_err() {
         return false;
     }
     if b.len() == 10 {
@@ -503,7 +505,7 @@ fn is_iso_date(v: &str) -> bool {
     if !matches!(b[10], b'T' | b't' | b' ') {
         return false;
     }
-    let normalised = format!("{}T{}", &v[..10], &v[11..]);
+    let normalised = format!("{date}T{}", &v[11..]);
     chrono::DateTime::parse_from_rfc3339(&normalised).is_ok()
         || ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"]
             .iter()
@@ -595,6 +597,8 @@ mod tests {
         );
         assert_eq!(infer_kind(["2024-02-30"].into_iter()), ColumnKind::Text);
         assert_eq!(infer_kind(["2024-01-01", "soon"].into_iter()), ColumnKind::Text);
+        // Found by the `dataset_csv` fuzz target: a multi-byte character across the tenth byte.
+        assert_eq!(infer_kind(["2026-01-0ϡ00:80z00Z", "2026-01-0é"].into_iter()), ColumnKind::Text);
         assert_eq!(infer_kind(std::iter::empty()), ColumnKind::Text);
     }
 
