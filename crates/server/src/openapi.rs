@@ -201,6 +201,9 @@ fn operation(
             )),
         );
     }
+    for parameter in doc.query.map(|params| params()).unwrap_or_default() {
+        builder = builder.parameter(parameter);
+    }
     if let Some(body) = doc.body {
         let body = RequestBodyBuilder::new()
             .required(Some(Required::True))

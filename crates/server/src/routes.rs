@@ -7,8 +7,9 @@
 use axum::Router;
 use axum::handler::Handler;
 use axum::routing::{MethodFilter, MethodRouter, on};
-use utoipa::ToSchema;
+use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::openapi::{Ref, RefOr, schema::Schema};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 
@@ -70,6 +71,8 @@ pub type SchemaOf = fn(&mut Vec<(String, RefOr<Schema>)>) -> RefOr<Schema>;
 pub struct Doc {
     /// One line: what it does.
     pub summary: &'static str,
+    /// The query parameters it reads, if any.
+    pub query: Option<fn() -> Vec<Parameter>>,
     /// The JSON body it reads, if any.
     pub body: Option<SchemaOf>,
     /// The success status (200 unless set).
@@ -93,6 +96,13 @@ impl Endpoint {
     /// Says what the endpoint does (one line).
     pub(crate) fn doc(mut self, summary: &'static str) -> Self {
         self.doc.summary = summary;
+        self
+    }
+
+    /// Says it reads the query parameters of `T` (the type its handler's `QueryParams` holds; a
+    /// test checks that every such type is said here).
+    pub(crate) fn query<T: IntoParams>(mut self) -> Self {
+        self.doc.query = Some(|| T::into_params(|| Some(ParameterIn::Query)));
         self
     }
 

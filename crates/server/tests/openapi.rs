@@ -123,3 +123,61 @@ async fn the_server_serves_the_document_and_its_reference_page() {
 fn no_two_types_share_a_schema_name() {
     assert_eq!(agentry_server::openapi::schema_clashes(), Vec::<String>::new());
 }
+
+/// Every route whose handler reads query parameters (`QueryParams<T>`) documents them
+/// (`.query::<T>()`), and no route documents parameters its handler does not read. The document
+/// cannot see a handler's extractors, so this reads the sources: the handlers of `src/platos` and
+/// `src/erdo` (one defined by a macro is found through the macro's invocations in its file) and
+/// the route tables `platos/mod.rs` and `erdo/mod.rs`.
+#[test]
+fn every_route_documents_the_query_its_handler_reads() {
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
+    let ident = |text: &str| -> String { text.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect() };
+    // `surface/module::handler` → the query type it reads.
+    let mut reads: std::collections::BTreeMap<String, String> = Default::default();
+    for surface in ["platos", "erdo"] {
+        for entry in std::fs::read_dir(format!("{src}/{surface}")).unwrap() {
+            let path = entry.unwrap().path();
+            let module = path.file_stem().unwrap().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (at, found) in text.match_indices("QueryParams<") {
+                let query = ident(&text[at + found.len()..]);
+                let before = &text[..at];
+                let signature = &before[before.rfind("fn ").unwrap() + 3..];
+                let handlers = match signature.strip_prefix('$') {
+                    // `macro_rules! name { ($handler:ident, …) => { pub async fn $handler(…`
+                    Some(_) => {
+                        let definition = &before[before.rfind("macro_rules! ").unwrap() + "macro_rules! ".len()..];
+                        let invocation = format!("\n{}!(", ident(definition));
+                        text.match_indices(&invocation).map(|(i, m)| ident(&text[i + m.len()..])).collect()
+                    }
+                    None => vec![ident(signature)],
+                };
+                for handler in handlers {
+                    reads.insert(format!("{surface}/{module}::{handler}"), query.clone());
+                }
+            }
+        }
+    }
+    assert!(reads.len() >= 15, "{reads:?}");
+    let mut checked = 0;
+    for surface in ["platos", "erdo"] {
+        let text = std::fs::read_to_string(format!("{src}/{surface}/mod.rs")).unwrap();
+        // Each route: `at(Verb, "/path", module::handler)` and its `.doc(…)…` chain, up to the next.
+        let starts: Vec<usize> = text.match_indices("at(").map(|(i, _)| i).filter(|&i| text[..i].ends_with(char::is_whitespace)).collect();
+        for (n, &start) in starts.iter().enumerate() {
+            let route = &text[start..starts.get(n + 1).copied().unwrap_or(text.len())];
+            let handler = route.split(',').nth(2).unwrap().split(')').next().unwrap().trim();
+            let documented: Option<&str> =
+                route.split(".query::<").nth(1).map(|rest| rest.split('>').next().unwrap().rsplit("::").next().unwrap());
+            assert_eq!(
+                documented,
+                reads.get(&format!("{surface}/{handler}")).map(String::as_str),
+                "the query parameters documented on `{}` differ from those its handler reads",
+                route.lines().next().unwrap()
+            );
+            checked += documented.is_some() as usize;
+        }
+    }
+    assert!(checked >= 20, "{checked} routes with query parameters");
+}

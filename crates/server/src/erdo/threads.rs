@@ -54,12 +54,16 @@ pub async fn create(
 }
 
 /// Query of `GET /threads`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[schema(as = ErdoListThreads)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct ListThreads {
+    /// Only this external user's threads (API keys; also `externalUserId`).
     #[serde(default, alias = "externalUserId")]
     external_user_id: Option<String>,
+    /// At most this many rows (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    /// Rows to skip.
+    #[param(minimum = 0)]
     offset: Option<i64>,
 }
 

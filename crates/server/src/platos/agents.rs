@@ -39,10 +39,16 @@ pub async fn get(
 }
 
 /// Paging of `GET /agents/:id/versions` (`take` is upstream's name for `limit`).
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct VersionsQuery {
+    /// At most this many rows (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    /// `limit` by upstream's name.
+    #[param(minimum = 1, maximum = 200)]
     take: Option<i64>,
+    /// Rows to skip.
+    #[param(minimum = 0)]
     offset: Option<i64>,
 }
 

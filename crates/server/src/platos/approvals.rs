@@ -18,13 +18,20 @@ use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryParams, page_limit, page_offset};
 
 /// Query of `GET /monitoring/approvals`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
 pub struct ListApprovals {
+    /// `pending`, `approved`, `rejected`, `timed_out`, `cancelled`, or `all` (the default).
     status: Option<String>,
+    /// Only this agent's approvals.
     agent_id: Option<String>,
+    /// Only this thread's approvals.
     thread_id: Option<String>,
+    /// At most this many rows (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    /// Rows to skip.
+    #[param(minimum = 0)]
     offset: Option<i64>,
 }
 
@@ -121,8 +128,10 @@ pub fn view(approval: &Approval) -> wire::Approval {
 }
 
 /// Query of `GET /monitoring/safety-events`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct ListSafetyEvents {
+    /// At most this many rows (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 

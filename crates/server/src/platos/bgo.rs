@@ -27,15 +27,22 @@ use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryParams, page_limit};
 
 /// Query of the run lists.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
 pub struct RunQuery {
+    /// Only this task's runs.
     task_id: Option<String>,
+    /// `taskId` by the 1.x name (also `type`).
     #[serde(alias = "type")]
     job_type: Option<String>,
+    /// Statuses, comma-separated (e.g. `queued,executing`).
     status: Option<String>,
+    /// At most this many rows (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+    /// Only the runs of this batch.
     batch_id: Option<String>,
+    /// Only the runs this schedule fired.
     schedule_id: Option<String>,
 }
 

@@ -24,10 +24,12 @@ use crate::extract::{JsonBody, QueryParams};
 /// Body of a cap create or update (camelCase; `runsLimit` is the 0.1.x name of `turnsLimit`).
 pub type CapBody = wire::NewBudgetCap;
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusQuery {
+    /// Only the caps that apply to this agent's turns.
     agent_id: Option<String>,
+    /// Only the caps that apply to this end user's turns (operators).
     user_id: Option<String>,
 }
 

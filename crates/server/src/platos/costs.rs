@@ -26,19 +26,25 @@ use crate::extract::{QueryParams, time_param};
 const DAY_MS: i64 = 86_400_000;
 
 /// The time span (and size) of a rollup.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
 pub struct WindowQuery {
-    /// One UTC day, `YYYY-MM-DD` (`date` is upstream's name).
+    /// One UTC day, `YYYY-MM-DD`.
     day: Option<String>,
+    /// `day` by upstream's name.
     date: Option<String>,
-    /// The last N UTC days, today included (`daysBack` is the 0.1.x name).
+    /// The last N UTC days, today included.
+    #[param(minimum = 1, maximum = 366)]
     days: Option<i64>,
+    /// `days` by the 0.1.x name.
+    #[param(minimum = 1, maximum = 366)]
     days_back: Option<i64>,
-    /// An explicit span (RFC 3339, a day, or Unix milliseconds).
+    /// The start of an explicit span: RFC 3339, a day, or Unix milliseconds.
     since: Option<String>,
+    /// The end of an explicit span (exclusive), as `since`.
     until: Option<String>,
-    /// At most this many rows.
+    /// At most this many rows (default: all).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 

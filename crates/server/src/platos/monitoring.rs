@@ -26,16 +26,24 @@ use crate::error::ApiError;
 use crate::extract::{QueryParams, page_limit, page_offset, time_param};
 
 /// Filters of the turn and trace lists.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
 pub struct TurnQuery {
+    /// Only this agent's turns.
     agent_id: Option<String>,
+    /// Only this thread's turns.
     thread_id: Option<String>,
+    /// `queued`, `running`, `waiting`, `completed`, `failed` or `cancelled`.
     status: Option<String>,
+    /// Only this end user's turns (operators; an end user sees only their own).
     user_id: Option<String>,
-    /// RFC 3339, `YYYY-MM-DD` or Unix milliseconds.
+    /// Turns started at or after this: RFC 3339, `YYYY-MM-DD` or Unix milliseconds.
     since: Option<String>,
+    /// At most this many rows (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
+    /// Rows to skip.
+    #[param(minimum = 0)]
     offset: Option<i64>,
 }
 

@@ -45,11 +45,16 @@ pub async fn create(
 }
 
 /// Query of `GET /threads`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
 pub struct ListThreads {
+    /// Only threads with this agent.
     agent_id: Option<String>,
+    /// At most this many rows (default 20).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    /// Rows to skip.
+    #[param(minimum = 0)]
     offset: Option<i64>,
     /// `true`/`1` include archived threads, `only` lists just them.
     archived: Option<String>,
@@ -100,9 +105,13 @@ pub async fn get(
 }
 
 /// Paging of `GET /threads/:id/messages`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct Page {
+    /// At most this many rows (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
+    /// Rows to skip.
+    #[param(minimum = 0)]
     offset: Option<i64>,
 }
 
@@ -122,8 +131,10 @@ pub async fn messages(
 }
 
 /// Query of `GET /threads/:id/artifacts`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct ListArtifacts {
+    /// At most this many rows (default 100).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 

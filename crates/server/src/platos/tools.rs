@@ -56,8 +56,9 @@ async fn catalog(state: &AppState, scope: &agentry_core::Scope) -> Result<Vec<(A
 }
 
 /// Query of `GET /tools`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct ListTools {
+    /// `builtin`, `http` or `mcp`.
     category: Option<String>,
 }
 
@@ -77,10 +78,14 @@ pub async fn list(
 }
 
 /// Query of `GET /tools/search`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct SearchTools {
+    /// Words the tool's name or description contains.
     q: Option<String>,
+    /// At most this many rows (default 15).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
+    /// Only the tools of this agent or tool server.
     entity: Option<String>,
 }
 

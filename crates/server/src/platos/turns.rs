@@ -52,11 +52,14 @@ pub async fn stream(
 }
 
 /// Query of `GET /agents/:id/chat/stream`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatQuery {
+    /// What the user says.
     message: Option<String>,
+    /// The thread to continue; without it a new thread is started with the agent.
     thread_id: Option<String>,
+    /// Resume the thread's stream after this event (as the `Last-Event-ID` header does).
     last_event_id: Option<i64>,
 }
 
