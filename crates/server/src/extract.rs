@@ -3,6 +3,8 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -81,6 +83,29 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(parsed)
 }
 
+/// Refuses a URL whose path or query holds a NUL character (`%00`): 400 naming the path or the
+/// query parameter. As in a body, a NUL could never name or filter anything stored (Postgres
+/// cannot store one), and both backends take the same inputs.
+pub async fn refuse_nul_in_url(request: Request, next: Next) -> Response {
+    let uri = request.uri();
+    match nul_in_url(uri.path(), uri.query()) {
+        Some(place) => ApiError::invalid_field(&place, "must not contain a NUL character (%00)").into_response(),
+        None => next.run(request).await,
+    }
+}
+
+/// Where `path` and `query` (still percent-encoded) hold a NUL: `path`, or the query
+/// parameter's name.
+fn nul_in_url(path: &str, query: Option<&str>) -> Option<String> {
+    let has_nul = |text: &str| text.as_bytes().windows(3).any(|w| w == b"%00");
+    if has_nul(path) {
+        return Some("path".to_owned());
+    }
+    let pair = query?.split('&').find(|pair| has_nul(pair))?;
+    let name = pair.split('=').next().unwrap_or_default();
+    Some(if has_nul(name) { "a query parameter's name".to_owned() } else { name.chars().take(64).collect() })
+}
+
 /// Query parameters; a bad value is 400 naming the parameter.
 #[derive(Debug)]
 pub struct QueryParams<T>(pub T);
@@ -146,6 +171,14 @@ pub fn page_offset(requested: Option<i64>) -> Result<i64, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_nul_in_the_url_is_found_where_it_is() {
+        assert_eq!(nul_in_url("/api/v1/agent/threads/a%00b", None).as_deref(), Some("path"));
+        assert_eq!(nul_in_url("/threads", Some("limit=5&agentId=x%00")).as_deref(), Some("agentId"));
+        assert_eq!(nul_in_url("/threads", Some("a%00=1")).as_deref(), Some("a query parameter's name"));
+        assert_eq!(nul_in_url("/threads/%01%100", Some("q=%2500&limit=100")), None);
+    }
 
     #[derive(Debug, serde::Deserialize)]
     #[allow(dead_code)]

@@ -132,6 +132,7 @@ pub fn router(state: AppState) -> Router {
         .merge(erdo::routes())
         .merge(routes::router(root_endpoints()))
         .layer(middleware::from_fn_with_state(state.clone(), idempotency::layer))
+        .layer(middleware::from_fn(extract::refuse_nul_in_url))
         .layer(axum::Extension(extract::BodyLimit(limit)))
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::layer))

@@ -78,6 +78,20 @@ async fn nul_inputs_are_refused_by_name(base: &str, addr: std::net::SocketAddr) 
         assert!(body["message"].as_str().unwrap().contains(field), "{field}: {body}");
         assert!(!body.to_string().contains("database"), "no database text reaches a client: {body}");
     }
+    // In the URL: a path id or a query parameter (the official clients percent-encode what they are given).
+    let urls = [
+        (format!("{base}/api/v1/agent/threads/{thread}%00"), "path"),
+        (format!("{base}/api/v1/agent/threads/{thread}/messages?limit=5&offset=%000"), "offset"),
+        (format!("{base}/api/v1/agent/turns?agentId=a%00b"), "agentId"),
+        (format!("{base}/threads/t%00/messages"), "path"),
+    ];
+    for (url, place) in urls {
+        let response = client.get(&url).header("x-platos-session-token", &user).bearer_auth(KEY).send().await.unwrap();
+        let status = response.status().as_u16();
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(status, 400, "{url}: {body}");
+        assert!(body["message"].as_str().unwrap().starts_with(&format!("{place}: must not contain a NUL")), "{url}: {body}");
+    }
     // The thread is untouched: no message was stored.
     let (_, messages) = call(base, Some(&user), "GET", &format!("/threads/{thread}/messages"), None).await;
     assert_eq!(messages["messages"], serde_json::json!([]));
