@@ -90,7 +90,10 @@ async fn nul_inputs_are_refused_by_name(base: &str, addr: std::net::SocketAddr) 
         let status = response.status().as_u16();
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(status, 400, "{url}: {body}");
-        assert!(body["message"].as_str().unwrap().starts_with(&format!("{place}: must not contain a NUL")), "{url}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().starts_with(&format!("{place}: must not contain a NUL")),
+            "{url}: {body}"
+        );
     }
     // The thread is untouched: no message was stored.
     let (_, messages) = call(base, Some(&user), "GET", &format!("/threads/{thread}/messages"), None).await;

@@ -164,12 +164,15 @@ fn every_route_documents_the_query_its_handler_reads() {
     for surface in ["platos", "erdo"] {
         let text = std::fs::read_to_string(format!("{src}/{surface}/mod.rs")).unwrap();
         // Each route: `at(Verb, "/path", module::handler)` and its `.doc(…)…` chain, up to the next.
-        let starts: Vec<usize> = text.match_indices("at(").map(|(i, _)| i).filter(|&i| text[..i].ends_with(char::is_whitespace)).collect();
+        let starts: Vec<usize> =
+            text.match_indices("at(").map(|(i, _)| i).filter(|&i| text[..i].ends_with(char::is_whitespace)).collect();
         for (n, &start) in starts.iter().enumerate() {
             let route = &text[start..starts.get(n + 1).copied().unwrap_or(text.len())];
             let handler = route.split(',').nth(2).unwrap().split(')').next().unwrap().trim();
-            let documented: Option<&str> =
-                route.split(".query::<").nth(1).map(|rest| rest.split('>').next().unwrap().rsplit("::").next().unwrap());
+            let documented: Option<&str> = route
+                .split(".query::<")
+                .nth(1)
+                .map(|rest| rest.split('>').next().unwrap().rsplit("::").next().unwrap());
             assert_eq!(
                 documented,
                 reads.get(&format!("{surface}/{handler}")).map(String::as_str),

@@ -6,7 +6,6 @@ use regex::Regex;
 
 use super::{Finding, regex};
 
-
 /// Patterns run on an ASCII-lowercased copy of the text (same byte offsets), so they are written
 /// in lower case. Where a pattern needs context before the phrase (line or sentence start), the
 /// phrase itself is the group `m`. Each is narrow on purpose: "ignore the typo", "ignore my

@@ -9,7 +9,6 @@
 //! Pure: no IO. Regexes are compiled once, on first use.
 
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
 
 use regex::Regex;
 use serde::{Deserialize, Serialize};
@@ -251,7 +250,6 @@ fn resolve_overlaps(mut found: Vec<Finding>) -> Vec<Finding> {
     }
     kept.into_values().collect()
 }
-
 
 fn regex(pattern: &str) -> Regex {
     Regex::new(pattern).expect("valid regex")

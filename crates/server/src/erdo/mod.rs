@@ -43,7 +43,10 @@ pub fn endpoints() -> Vec<Endpoint> {
             .doc("Run a bot in an existing thread; its events as SSE")
             .body::<wire::InvokeFromThread>()
             .streams_of::<wire::ErdoEvent>(),
-        at(Get, "/threads", threads::list).query::<threads::ListThreads>().doc("The caller's threads").answers::<wire::ErdoThreadList>(),
+        at(Get, "/threads", threads::list)
+            .query::<threads::ListThreads>()
+            .doc("The caller's threads")
+            .answers::<wire::ErdoThreadList>(),
         at(Post, "/threads", threads::create)
             .doc("Create a thread")
             .body::<wire::CreateThread>()

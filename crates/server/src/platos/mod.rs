@@ -53,13 +53,16 @@ pub fn endpoints() -> Vec<Endpoint> {
         at(Delete, "/agents/{agent_id}", agents::delete)
             .doc("Delete an agent (operators)")
             .answers::<agentry_core::wire::Deleted>(),
-        at(Get, "/agents/{agent_id}/versions", agents::versions).query::<agents::VersionsQuery>()
+        at(Get, "/agents/{agent_id}/versions", agents::versions)
+            .query::<agents::VersionsQuery>()
             .doc("An agent's immutable versions, newest first")
             .answers::<agentry_core::wire::AgentVersionPage>(),
-        at(Get, "/agents/{agent_id}/chat/stream", turns::chat_stream).query::<turns::ChatQuery>()
+        at(Get, "/agents/{agent_id}/chat/stream", turns::chat_stream)
+            .query::<turns::ChatQuery>()
             .doc("Send `message` to the agent in a new or given thread; the turn as SSE")
             .streams_of::<agentry_core::LoggedEvent>(),
-        at(Get, "/threads", threads::list).query::<threads::ListThreads>()
+        at(Get, "/threads", threads::list)
+            .query::<threads::ListThreads>()
             .doc("Threads visible to the caller (`{threads, total}`; filters `agentId`, `userId`, `q`, `archived`)")
             .answers::<agentry_core::wire::ThreadList>(),
         at(Post, "/threads", threads::create)
@@ -71,7 +74,8 @@ pub fn endpoints() -> Vec<Endpoint> {
         at(Delete, "/threads/{thread_id}", threads::delete)
             .doc("Delete a thread with its messages")
             .answers::<agentry_core::wire::Deleted>(),
-        at(Get, "/threads/{thread_id}/messages", threads::messages).query::<threads::Page>()
+        at(Get, "/threads/{thread_id}/messages", threads::messages)
+            .query::<threads::Page>()
             .doc("A thread's messages, oldest first")
             .answers::<agentry_core::wire::MessagePage>(),
         at(Post, "/threads/{thread_id}/messages", turns::send_and_wait)
@@ -85,7 +89,8 @@ pub fn endpoints() -> Vec<Endpoint> {
         at(Post, "/threads/{thread_id}/cancel", turns::cancel)
             .doc("Cancel the thread's running turn")
             .answers::<agentry_core::wire::Cancelled>(),
-        at(Get, "/threads/{thread_id}/artifacts", threads::artifacts).query::<threads::ListArtifacts>()
+        at(Get, "/threads/{thread_id}/artifacts", threads::artifacts)
+            .query::<threads::ListArtifacts>()
             .doc("The thread's artifacts with their revisions (`{artifacts}`)")
             .answers::<agentry_core::wire::ArtifactList>(),
         at(Post, "/threads/{thread_id}/archive", threads::archive)
@@ -94,7 +99,8 @@ pub fn endpoints() -> Vec<Endpoint> {
         at(Post, "/threads/{thread_id}/unarchive", threads::unarchive)
             .doc("Bring an archived thread back")
             .answers::<agentry_core::Thread>(),
-        at(Get, "/monitoring/approvals", approvals::list).query::<approvals::ListApprovals>()
+        at(Get, "/monitoring/approvals", approvals::list)
+            .query::<approvals::ListApprovals>()
             .doc("Approvals (`{approvals, pendingCount}`; filter `status`)")
             .answers::<approvals_wire::ApprovalPage>(),
         at(Get, "/monitoring/approvals/{approval_id}", approvals::get)
@@ -108,19 +114,23 @@ pub fn endpoints() -> Vec<Endpoint> {
             .doc("Approve or reject (the 1.x client's path)")
             .body::<approvals::Resolve>()
             .answers::<approvals_wire::ResolvedApproval>(),
-        at(Get, "/monitoring/safety-events", approvals::safety_events).query::<approvals::ListSafetyEvents>()
+        at(Get, "/monitoring/safety-events", approvals::safety_events)
+            .query::<approvals::ListSafetyEvents>()
             .doc("Safety detector hits (`{events}`; operators)")
             .answers::<approvals_wire::SafetyEventList>(),
-        at(Get, "/monitoring/runs", monitoring::runs).query::<monitoring::TurnQuery>()
+        at(Get, "/monitoring/runs", monitoring::runs)
+            .query::<monitoring::TurnQuery>()
             .doc("Recent turns as runs (`{runs}`)")
             .answers::<monitoring_wire::TurnRunList>(),
-        at(Get, "/turns", monitoring::turns).query::<monitoring::TurnQuery>()
+        at(Get, "/turns", monitoring::turns)
+            .query::<monitoring::TurnQuery>()
             .doc("Turns with status, usage and cost (`{turns}`; filters `status`, `agentId`, `since`, `limit`)")
             .answers::<monitoring_wire::TurnList>(),
         at(Get, "/turns/{turn_id}", monitoring::turn)
             .doc("A turn with its model calls")
             .answers::<monitoring_wire::TurnDetail>(),
-        at(Get, "/monitoring/traces", monitoring::traces).query::<monitoring::TurnQuery>()
+        at(Get, "/monitoring/traces", monitoring::traces)
+            .query::<monitoring::TurnQuery>()
             .doc("Traces, one per turn (`{traces}`)")
             .answers::<monitoring_wire::TraceList>(),
         at(Get, "/monitoring/traces/{trace_id}", monitoring::trace)
@@ -129,37 +139,47 @@ pub fn endpoints() -> Vec<Endpoint> {
         at(Get, "/monitoring/trace/{thread_id}", monitoring::thread_trace)
             .doc("A thread's story: messages, turns and their spans")
             .answers::<monitoring_wire::ThreadTrace>(),
-        at(Get, "/monitoring/cost/by-agent", costs::by_agent).query::<costs::WindowQuery>()
+        at(Get, "/monitoring/cost/by-agent", costs::by_agent)
+            .query::<costs::WindowQuery>()
             .doc("Cost by agent (`daysBack` or `day`)")
             .answers::<monitoring_wire::CostRollup>(),
-        at(Get, "/monitoring/cost-by-agent", costs::by_agent).query::<costs::WindowQuery>()
+        at(Get, "/monitoring/cost-by-agent", costs::by_agent)
+            .query::<costs::WindowQuery>()
             .doc("Cost by agent (1.x path)")
             .answers::<monitoring_wire::CostRollup>(),
-        at(Get, "/monitoring/cost/by-scope", costs::by_day).query::<costs::WindowQuery>()
+        at(Get, "/monitoring/cost/by-scope", costs::by_day)
+            .query::<costs::WindowQuery>()
             .doc("Cost by day of the scope")
             .answers::<monitoring_wire::CostRollup>(),
-        at(Get, "/monitoring/cost", costs::by_day).query::<costs::WindowQuery>()
+        at(Get, "/monitoring/cost", costs::by_day)
+            .query::<costs::WindowQuery>()
             .doc("Cost by day (`daysBack`)")
             .answers::<monitoring_wire::CostRollup>(),
-        at(Get, "/monitoring/cost/by-model", costs::by_model).query::<costs::WindowQuery>()
+        at(Get, "/monitoring/cost/by-model", costs::by_model)
+            .query::<costs::WindowQuery>()
             .doc("Cost by model")
             .answers::<monitoring_wire::CostRollup>(),
-        at(Get, "/monitoring/cost-by-model", costs::by_model).query::<costs::WindowQuery>()
+        at(Get, "/monitoring/cost-by-model", costs::by_model)
+            .query::<costs::WindowQuery>()
             .doc("Cost by model (1.x path)")
             .answers::<monitoring_wire::CostRollup>(),
-        at(Get, "/monitoring/cost/by-user", costs::by_user).query::<costs::WindowQuery>()
+        at(Get, "/monitoring/cost/by-user", costs::by_user)
+            .query::<costs::WindowQuery>()
             .doc("Cost by end user")
             .answers::<monitoring_wire::CostRollup>(),
-        at(Get, "/monitoring/cost-by-user", costs::by_user).query::<costs::WindowQuery>()
+        at(Get, "/monitoring/cost-by-user", costs::by_user)
+            .query::<costs::WindowQuery>()
             .doc("Cost by end user (1.x path)")
             .answers::<monitoring_wire::CostRollup>(),
-        at(Get, "/monitoring/summary", costs::summary).query::<costs::WindowQuery>()
+        at(Get, "/monitoring/summary", costs::summary)
+            .query::<costs::WindowQuery>()
             .doc("Turns, cost, failures and latency today and this week")
             .answers::<monitoring_wire::Summary>(),
         at(Get, "/monitoring/budget/caps", budgets::list)
             .doc("Spending caps (`{caps}`; an end user: those that apply to them)")
             .answers::<budgets_wire::BudgetCapList>(),
-        at(Get, "/monitoring/budget/status", budgets::status).query::<budgets::StatusQuery>()
+        at(Get, "/monitoring/budget/status", budgets::status)
+            .query::<budgets::StatusQuery>()
             .doc("Each cap's window, spend and whether it blocks")
             .answers::<budgets_wire::BudgetStatus>(),
         at(Get, "/budgets", budgets::list).doc("Spending caps (`{caps}`)").answers::<budgets_wire::BudgetCapList>(),
@@ -168,7 +188,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             .body::<budgets::CapBody>()
             .answers::<budgets_wire::BudgetCapAnswer>()
             .status(201),
-        at(Get, "/budgets/status", budgets::status).query::<budgets::StatusQuery>()
+        at(Get, "/budgets/status", budgets::status)
+            .query::<budgets::StatusQuery>()
             .doc("Each cap's window, spend and whether it blocks")
             .answers::<budgets_wire::BudgetStatus>(),
         at(Put, "/budgets/{cap_id}", budgets::update)
@@ -180,10 +201,12 @@ pub fn endpoints() -> Vec<Endpoint> {
             .doc("Let turns through a cap for `minutes` (0 clears)")
             .body::<budgets::OverrideBody>()
             .answers::<budgets_wire::BudgetCapAnswer>(),
-        at(Get, "/tools", tools::list).query::<tools::ListTools>()
+        at(Get, "/tools", tools::list)
+            .query::<tools::ListTools>()
             .doc("The tool catalog of the scope with switches (`{tools}`)")
             .answers::<admin_wire::ToolList>(),
-        at(Get, "/tools/search", tools::search).query::<tools::SearchTools>()
+        at(Get, "/tools/search", tools::search)
+            .query::<tools::SearchTools>()
             .doc("Search the tool catalog (`q`)")
             .answers::<admin_wire::ToolSearch>(),
         at(Get, "/tools/stats", tools::stats)
@@ -217,7 +240,8 @@ pub fn endpoints() -> Vec<Endpoint> {
             .doc("Queue a run of a task")
             .body::<bgo_wire::TriggerBody>()
             .answers::<bgo_wire::RunHandle>(),
-        at(Get, "/trigger/runs", bgo::list_runs).query::<bgo::RunQuery>()
+        at(Get, "/trigger/runs", bgo::list_runs)
+            .query::<bgo::RunQuery>()
             .doc("Runs (`{runs}`; filters `status`, `taskId`)")
             .answers::<bgo_wire::RunList>(),
         at(Get, "/trigger/runs/{run_id}", bgo::get_run)
@@ -254,7 +278,10 @@ pub fn endpoints() -> Vec<Endpoint> {
             .doc("Queue one run of task `id` per payload (up to 1,000)")
             .body::<bgo_wire::BatchBody>()
             .answers::<bgo_wire::BatchHandle>(),
-        at(Get, "/jobs", bgo::list_jobs).query::<bgo::RunQuery>().doc("Runs as 1.x jobs (`{jobs}`)").answers::<bgo_wire::JobList>(),
+        at(Get, "/jobs", bgo::list_jobs)
+            .query::<bgo::RunQuery>()
+            .doc("Runs as 1.x jobs (`{jobs}`)")
+            .answers::<bgo_wire::JobList>(),
         at(Post, "/jobs", bgo::spawn_job)
             .doc("Queue a run (the 1.x `{type, payload}` shape)")
             .body::<bgo::JobBody>()
