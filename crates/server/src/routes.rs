@@ -8,7 +8,8 @@ use axum::Router;
 use axum::handler::Handler;
 use axum::routing::{MethodFilter, MethodRouter, on};
 use utoipa::openapi::path::{Parameter, ParameterIn};
-use utoipa::openapi::{Ref, RefOr, schema::Schema};
+use utoipa::openapi::schema::{Schema, SchemaType, Type};
+use utoipa::openapi::{Ref, RefOr};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
@@ -102,7 +103,7 @@ impl Endpoint {
     /// Says it reads the query parameters of `T` (the type its handler's `QueryParams` holds; a
     /// test checks that every such type is said here).
     pub(crate) fn query<T: IntoParams>(mut self) -> Self {
-        self.doc.query = Some(|| T::into_params(|| Some(ParameterIn::Query)));
+        self.doc.query = Some(|| T::into_params(|| Some(ParameterIn::Query)).into_iter().map(not_null).collect());
         self
     }
 
@@ -135,6 +136,21 @@ impl Endpoint {
         self.doc.text = Some(media_type);
         self
     }
+}
+
+/// `parameter` without `null` among its types: an `Option` query field is absent when it is
+/// `None`, never the JSON `null` its schema would otherwise allow.
+fn not_null(mut parameter: Parameter) -> Parameter {
+    if let Some(RefOr::T(Schema::Object(object))) = &mut parameter.schema
+        && let SchemaType::Array(types) = &object.schema_type
+    {
+        let mut kept: Vec<Type> = types.iter().filter(|t| **t != Type::Null).cloned().collect();
+        object.schema_type = match kept.len() {
+            1 => SchemaType::Type(kept.remove(0)),
+            _ => SchemaType::Array(kept),
+        };
+    }
+    parameter
 }
 
 /// The endpoint `verb path` served by `handler`.
