@@ -2,17 +2,22 @@
 
 `/openapi.json` validates as OpenAPI 3.1 (openapi-spec-validator), and schemathesis (PyPI)
 generates requests for every operation from it, once per credential scheme: an operator API key
-(both surfaces), an end user's session token (Platos) and an Erdo scoped token (Erdo). No answer
-may be a 5xx, and every answer must match the content type and the schema the document gives.
+(both surfaces), an end user's session token (Platos) and an Erdo scoped token (Erdo); and once
+more with the API key against a server on Postgres (AGENTRY_TEST_POSTGRES_URL), which refuses
+inputs SQLite would take (a NUL character). No answer may be a 5xx, and every answer must match
+the content type and the schema the document gives.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import uuid
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -31,6 +36,25 @@ CHECKS = "not_a_server_error,response_schema_conformance,content_type_conformanc
 def own_server(start_server_module: ServerFactory) -> AgentryServer:
     # Plenty of budget for generated requests: rate limits would only make 429s.
     return start_server_module(extra_env={"AGENTRY_CORS_ORIGINS": None})
+
+
+@pytest.fixture(scope="module")
+def postgres_server(start_server_module: ServerFactory) -> Iterator[AgentryServer]:
+    """A server on a fresh Postgres database of its own (dropped afterwards)."""
+    admin = os.environ.get("AGENTRY_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    name = f"agentry_test_{uuid.uuid4().hex}"
+
+    def psql(sql: str) -> None:
+        subprocess.run(["psql", "-d", admin, "-v", "ON_ERROR_STOP=1", "-qc", sql], check=True, timeout=30)
+
+    psql(f"CREATE DATABASE {name}")
+    try:
+        url = f"{admin.rsplit('/', 1)[0]}/{name}"
+        server = start_server_module(extra_env={"AGENTRY_CORS_ORIGINS": None, "AGENTRY_DATABASE_URL": url})
+        yield server
+        server.stop_gracefully()
+    finally:
+        psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def test_the_document_is_valid_openapi_3_1(own_server: AgentryServer) -> None:
@@ -53,7 +77,7 @@ def test_every_example_matches_its_schema(own_server: AgentryServer) -> None:
         assert not errors, f"{name}: {errors}"
 
 
-def schemathesis(server: AgentryServer, headers: list[str], *extra: str) -> tuple[int, int]:
+def schemathesis(server: AgentryServer, headers: list[str], *extra: str, label: str = "") -> tuple[int, int]:
     """Runs schemathesis; returns (operations tested, test cases) or fails with its report."""
     cli = Path(sys.executable).with_name("schemathesis")
     args = [
@@ -79,7 +103,7 @@ def schemathesis(server: AgentryServer, headers: list[str], *extra: str) -> tupl
     tested = re.search(r"Tested: (\d+)", report)
     cases = re.search(r"(\d+) generated", report)
     assert tested and cases, report[-3000:]
-    print(f"schemathesis {' '.join(extra)}: {tested.group(1)} operations, {cases.group(1)} test cases, 0 failures")
+    print(f"schemathesis {label or ' '.join(extra)}: {tested.group(1)} operations, {cases.group(1)} test cases, 0 failures")
     return int(tested.group(1)), int(cases.group(1))
 
 
@@ -114,3 +138,14 @@ def test_schemathesis_finds_no_server_error_or_schema_mismatch(own_server: Agent
     health = httpx.get(f"{own_server.base_url}/api/health", timeout=10)
     assert health.status_code == 200, health.text
     assert json.loads(health.text)["status"] == "ok"
+
+
+def test_schemathesis_on_postgres_finds_no_server_error_or_schema_mismatch(postgres_server: AgentryServer) -> None:
+    scope = [
+        "X-Platos-Organization-Id: default",
+        "X-Platos-Project-Id: default",
+        "X-Platos-Environment-Id: default",
+    ]
+    headers = [f"Authorization: Bearer {postgres_server.api_key}", *scope]
+    operations, _ = schemathesis(postgres_server, headers, label="on Postgres")
+    assert operations > 90
