@@ -388,6 +388,9 @@ describe('dashboard in Chromium', () => {
     const thread = page.locator('section#post_api_v1_agent_threads');
     assert.match(await thread.textContent(), /Body: CreateThread/);
     assert.match(await thread.textContent(), /apiKey or sessionToken/);
+    const list = await page.locator('section#get_api_v1_agent_threads').textContent();
+    assert.match(list, /Query parameters/);
+    assert.match(list, /limitinteger 1\.\.=200At most this many rows/);
     await page.fill('#filter', 'budgets');
     const shown = await page.locator('section.op[data-search]:visible').count();
     assert.ok(shown > 0 && shown < operations, `${shown} of ${operations} shown for "budgets"`);

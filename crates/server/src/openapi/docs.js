@@ -26,6 +26,14 @@ const typeOf = (schema) => {
   return type || 'any';
 };
 
+/** A number's range, e.g. ` 1..=200` or ` ≥ 0`. */
+const bounds = (schema = {}) => {
+  const { minimum: low, maximum: high } = schema;
+  if (low != null && high != null) return ` ${low}..=${high}`;
+  if (low != null) return ` ≥ ${low}`;
+  return high != null ? ` ≤ ${high}` : '';
+};
+
 /** A table of an object schema's fields (one level; referenced types are named). */
 function fields(schema) {
   const resolved = resolve(schema);
@@ -46,9 +54,14 @@ function operation(path, method, op) {
     h('div', {}, h('span', { class: `method ${method.toUpperCase()}` }, method.toUpperCase()), h('span', { class: 'path' }, path)),
     h('p', {}, op.summary || ''));
   const params = op.parameters || [];
-  if (params.length) {
-    section.append(h('h3', {}, 'Path parameters'),
-      h('table', {}, params.map((p) => h('tr', {}, h('td', {}, h('code', {}, p.name)), h('td', {}, h('code', {}, typeOf(p.schema)))))));
+  for (const [where, title] of [['path', 'Path parameters'], ['query', 'Query parameters']]) {
+    const listed = params.filter((p) => p.in === where);
+    if (listed.length) {
+      section.append(h('h3', {}, title), h('table', {}, listed.map((p) => h('tr', {},
+        h('td', {}, h('code', {}, p.name), p.required ? ' *' : ''),
+        h('td', {}, h('code', {}, typeOf(p.schema)), bounds(p.schema)),
+        h('td', { class: 'muted' }, p.description || '')))));
+    }
   }
   if (op.security && op.security.length) {
     section.append(h('h3', {}, 'Credentials'), h('p', {}, op.security.map((s) => Object.keys(s)[0]).join(' or ')));
