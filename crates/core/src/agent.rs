@@ -557,4 +557,14 @@ mod tests {
         assert!(err.contains("system_prompt") && err.contains("NUL"), "{err}");
         assert!(crate::nul_path(&serde_json::json!({"a": [{"b": "x"}, {"c": "\u{0}"}]})).as_deref() == Some("a[1].c"));
     }
+    #[test]
+    fn sampling_values_read_back_from_the_stored_json_unchanged() {
+        // Found by the `agent_toml` fuzz target: without serde_json's `float_roundtrip`, `4e-25`
+        // read back as 3.9999999999999997e-25, so the stored spec differed from the file's.
+        let mut spec = spec("a", "scripted:echo");
+        spec.sampling.temperature = Some(4e-25);
+        spec.sampling.top_p = Some(0.1 + 0.2);
+        let back: AgentSpec = serde_json::from_str(&serde_json::to_string(&spec).unwrap()).unwrap();
+        assert_eq!(back, spec);
+    }
 }
