@@ -6,7 +6,8 @@
 //! [`SafetyPolicy::Block`] a false positive rejects an innocent message, so the detectors prefer
 //! missing an odd format to firing on dates, versions, order numbers, UUIDs or hashes.
 //!
-//! Pure: no IO. Regexes are compiled once, on first use.
+//! Pure: no IO. Regexes are compiled once, on first use. The detectors are in `pii` and
+//! `injection`; this module runs them, resolves overlaps, redacts and masks.
 
 use std::collections::BTreeMap;
 
