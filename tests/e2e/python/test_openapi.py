@@ -3,8 +3,8 @@
 `/openapi.json` validates as OpenAPI 3.1 (openapi-spec-validator), and schemathesis (PyPI)
 generates requests for every operation from it, once per credential scheme: an operator API key
 (both surfaces), an end user's session token (Platos) and an Erdo scoped token (Erdo); and once
-more with the API key against a server on Postgres (AGENTRY_TEST_POSTGRES_URL), which refuses
-inputs SQLite would take (a NUL character). No answer may be a 5xx, and every answer must match
+more with the API key against a server on Postgres (AGENTRY_TEST_POSTGRES_URL), the backend of a
+scaled-out installation, which takes some inputs differently from SQLite. No answer may be a 5xx, and every answer must match
 the content type and the schema the document gives.
 """
 
@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import uuid
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +30,12 @@ from referencing.jsonschema import DRAFT202012
 from conftest import AgentryServer, ServerFactory
 
 CHECKS = "not_a_server_error,response_schema_conformance,content_type_conformance"
+# The scope an API key acts in on the Platos routes.
+SCOPE_HEADERS = [
+    "X-Platos-Organization-Id: default",
+    "X-Platos-Project-Id: default",
+    "X-Platos-Environment-Id: default",
+]
 
 
 @pytest.fixture(scope="module")
@@ -109,11 +115,6 @@ def schemathesis(server: AgentryServer, headers: list[str], *extra: str, label: 
 
 def test_schemathesis_finds_no_server_error_or_schema_mismatch(own_server: AgentryServer) -> None:
     key = own_server.api_key
-    scope = [
-        "X-Platos-Organization-Id: default",
-        "X-Platos-Project-Id: default",
-        "X-Platos-Environment-Id: default",
-    ]
     # The Erdo token is made first: the API-key pass reads the key's own id from GET /api-keys and
     # may rotate or revoke it (as an operator may), after which the key no longer works.
     created = httpx.post(
@@ -125,7 +126,7 @@ def test_schemathesis_finds_no_server_error_or_schema_mismatch(own_server: Agent
     assert created.status_code == 201, created.text
     scoped = created.json()["token"]
 
-    operations, _ = schemathesis(own_server, [f"Authorization: Bearer {key}", *scope])
+    operations, _ = schemathesis(own_server, [f"Authorization: Bearer {key}", *SCOPE_HEADERS])
     assert operations > 90
 
     token = own_server.mint_token(user="schemathesis-user")
@@ -141,11 +142,6 @@ def test_schemathesis_finds_no_server_error_or_schema_mismatch(own_server: Agent
 
 
 def test_schemathesis_on_postgres_finds_no_server_error_or_schema_mismatch(postgres_server: AgentryServer) -> None:
-    scope = [
-        "X-Platos-Organization-Id: default",
-        "X-Platos-Project-Id: default",
-        "X-Platos-Environment-Id: default",
-    ]
-    headers = [f"Authorization: Bearer {postgres_server.api_key}", *scope]
+    headers = [f"Authorization: Bearer {postgres_server.api_key}", *SCOPE_HEADERS]
     operations, _ = schemathesis(postgres_server, headers, label="on Postgres")
     assert operations > 90
