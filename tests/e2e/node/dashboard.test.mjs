@@ -17,7 +17,7 @@ import { chromium } from 'playwright-core';
 
 import {
   AgentryServer, API_KEY, REPO, ToolEndpoint, api, approvalAgentFiles, createThread, operatorCaller,
-  signJwt, sessionClaims, sleep,
+  signJwt, sessionClaims, sleep, waitFor,
 } from './harness.mjs';
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -305,6 +305,34 @@ describe('dashboard in Chromium', () => {
     await page.locator('#runs tr', { hasText: runId }).locator('.status.CANCELED').waitFor();
     await page.locator('#schedules').waitFor();
     await finish(page, 'jobs-cancel');
+  });
+
+  browserTest('a run page that loads while the run ends catches up with the live update', async (page) => {
+    const runs = `/api/v1/agent/trigger/runs`;
+    const triggered = await api(server, 'POST', '/api/v1/agent/trigger/tasks/slow-call/trigger', { headers: operator.headers, body: { payload: { n: 2 } } });
+    assert.equal(triggered.status, 200, triggered.text);
+    const runId = triggered.json.id;
+    const statusNow = async () => (await api(server, 'GET', `${runs}/${runId}`, { headers: operator.headers })).json.status;
+    await waitFor('the run to execute', async () => (await statusNow()) === 'EXECUTING', { every: 50 });
+    await signIn(page);
+    // The page's read of the run answers what the run was when it was read, but only after the
+    // run was cancelled and its live update sent: the update comes while the page still loads.
+    let held = 0;
+    await page.route(`**/dashboard/api/v1/agent/trigger/runs/${runId}`, async (route) => {
+      held += 1;
+      const read = await route.fetch();
+      const body = await read.text();
+      assert.equal(JSON.parse(body).status, 'EXECUTING');
+      const canceled = await api(server, 'POST', `${runs}/${runId}/cancel`, { headers: operator.headers, body: {} });
+      assert.equal(canceled.status, 200, canceled.text);
+      await waitFor('the run to be cancelled', async () => (await statusNow()) === 'CANCELED', { every: 50 });
+      await sleep(500);
+      await route.fulfill({ response: read, body });
+    }, { times: 1 });
+    await page.goto(`${server.baseUrl}/dashboard#/jobs/run/${runId}`);
+    await page.locator('#run-status .status.CANCELED').waitFor();
+    assert.equal(held, 1, "the page's read of the run was held back");
+    await finish(page, 'jobs-run-catches-up');
   });
 
   browserTest("a second scope's data never appears", async (page) => {

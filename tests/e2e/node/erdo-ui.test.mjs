@@ -36,7 +36,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { AgentryServer, API_KEY, newUser } from './harness.mjs';
+import { AgentryServer, API_KEY, newUser, sleep, waitFor } from './harness.mjs';
 
 const require = createRequire(import.meta.url);
 const ui = require('@erdoai/ui');
@@ -824,17 +824,6 @@ function recordFetch() {
   return { calls, original, restore: () => { globalThis.fetch = original; } };
 }
 
-async function waitFor(what, probe, { timeout = 10_000 } = {}) {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const value = probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function findAll(node, tag, out = []) {
   if (node.localName === tag) out.push(node);

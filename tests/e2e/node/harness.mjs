@@ -903,6 +903,17 @@ export function shape(events) {
 
 export { sleep };
 
+/** Polls `probe` (sync or async) every `every` ms until it gives a truthy value, and returns it. */
+export async function waitFor(what, probe, { timeout = 10_000, every = 10 } = {}) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
+    await sleep(every);
+  }
+}
+
 /**
  * A test against a shared server (`getServer()`): it gets `{t, sockets}`; sockets added to
  * `sockets` are closed afterwards, and a failure carries the tail of the server log.

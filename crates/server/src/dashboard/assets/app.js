@@ -9,6 +9,7 @@
 
 import {
   request, h, clear, link, errorBox, button, openLive, closeLive, refreshBadge, state, liveHandlers, shell,
+  pageLoading, pageReady,
 } from './lib.js';
 import {
   agentsPage, datasetsPage, playgroundPage, threadsPage,
@@ -71,9 +72,11 @@ function render() {
   root.append(h('div', { class: 'layout' }, nav, main));
   refreshBadge();
   const draw = VIEWS[page] || notFoundPage;
-  Promise.resolve(draw(body, args, () => seq === renderSeq)).catch((err) => {
-    if (seq === renderSeq) body.append(errorBox(err));
-  });
+  const current = () => seq === renderSeq;
+  pageLoading();
+  Promise.resolve(draw(body, args, current)).catch((err) => {
+    if (current()) body.append(errorBox(err));
+  }).finally(() => { if (current()) pageReady(); });
 }
 
 function notFoundPage(body) {

@@ -7,6 +7,9 @@ export const API = '/dashboard/api/v1/agent';
 export const state = { session: null, live: null };
 /** Page listeners of live events, cleared on each page change. */
 export const liveHandlers = new Set();
+/** A page adds its listeners once it has loaded what it shows. An event that comes while it loads
+ * may change what it is reading, so it is owed a 'resync' when it is ready (see pageReady). */
+const pageLoad = { loading: false, missed: false };
 /** The shell registers how to draw the current page again (after a sign-out, a change). */
 export const shell = { render: () => {} };
 
@@ -138,6 +141,25 @@ export function button(label, action, cls = '') {
 
 // ---------------------------------------------------------------- live events
 
+/** A page starts loading: live events from now on are owed to it. */
+export function pageLoading() {
+  pageLoad.loading = true;
+  pageLoad.missed = false;
+}
+
+/** The page has loaded and listens: if an event came meanwhile, it reloads what it shows. */
+export function pageReady() {
+  const missed = pageLoad.missed;
+  pageLoad.loading = false;
+  pageLoad.missed = false;
+  if (missed) for (const handler of [...liveHandlers]) handler('resync', null);
+}
+
+function deliver(kind, data) {
+  if (pageLoad.loading) pageLoad.missed = true;
+  for (const handler of [...liveHandlers]) handler(kind, data);
+}
+
 export function openLive() {
   closeLive();
   state.live = new EventSource('/dashboard/live');
@@ -145,7 +167,7 @@ export function openLive() {
   // what they show ('resync'), so nothing raised in the gap is missed.
   state.live.addEventListener('open', () => {
     refreshBadge();
-    for (const handler of liveHandlers) handler('resync', null);
+    deliver('resync', null);
   });
   for (const kind of ['approval', 'alert', 'run']) {
     state.live.addEventListener(kind, (e) => {
@@ -153,7 +175,7 @@ export function openLive() {
       try { data = JSON.parse(e.data); } catch { return; }
       if (kind === 'approval') refreshBadge();
       if (kind === 'alert') toast(`Budget alert: ${data.message || data.capId || 'a cap crossed a threshold'}`);
-      for (const handler of liveHandlers) handler(kind, data);
+      deliver(kind, data);
     });
   }
 }
