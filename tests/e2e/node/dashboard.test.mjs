@@ -270,8 +270,8 @@ describe('dashboard in Chromium', () => {
     await page.goto(`${server.baseUrl}/dashboard#/playground/priced-echo`);
     await page.fill('textarea[name=message]', 'spend something');
     await page.getByRole('button', { name: 'Send' }).click();
-    await page.locator('[data-error="budget_cap"]').waitFor();
-    assert.equal(await page.locator('.msg.assistant').last().getAttribute('data-status'), 'failed');
+    // The `error` event shows before `done` marks the answer failed: wait for both.
+    await page.locator('.msg.assistant[data-status="failed"] [data-error="budget_cap"]').waitFor();
     // Override for 30 minutes: the next turn goes through.
     await page.click('a[href="#/budgets"]');
     await row.waitFor();
