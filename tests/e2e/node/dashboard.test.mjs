@@ -231,8 +231,22 @@ describe('dashboard in Chromium', () => {
     await card.waitFor();
     await page.waitForFunction(() => document.getElementById('approvals-badge')?.textContent === '1');
     await card.locator('input[name=comment]').fill('ok from the dashboard');
-    await card.getByRole('button', { name: 'Approve' }).click();
+    // A second turn asks while the comment is being typed: its card appears, the comment stays.
+    const second = await createThread(server, operator, 'ask-approval', 'needs a human too');
+    const secondStream = fetch(`${server.baseUrl}/api/v1/agent/threads/${second}/stream`, {
+      method: 'POST', headers: { ...operator.headers, 'content-type': 'application/json' },
+      body: JSON.stringify({ message: 'please delete staging too' }),
+    }).then((res) => res.text());
+    await page.waitForFunction(() => document.getElementById('approvals-badge')?.textContent === '2');
+    await page.locator('.approval').nth(1).waitFor();
+    const comments = await page.locator('.approval input[name=comment]').evaluateAll((inputs) => inputs.map((i) => i.value));
+    const typed = comments.indexOf('ok from the dashboard');
+    assert.notEqual(typed, -1, `the comment being typed is kept when another approval arrives: ${JSON.stringify(comments)}`);
+    await page.locator('.approval').nth(typed).getByRole('button', { name: 'Approve' }).click();
+    await page.waitForFunction(() => document.getElementById('approvals-badge')?.textContent === '1');
+    await page.locator('.approval').getByRole('button', { name: 'Approve' }).click();
     await page.getByText('No approval is waiting').waitFor();
+    assert.match(await secondStream, /"type":"done"/);
     const events = (await stream).split('\n').filter((l) => l.startsWith('data:')).map((l) => JSON.parse(l.slice(5)));
     const done = events.find((e) => e.type === 'done');
     assert.equal(done?.status, 'completed');

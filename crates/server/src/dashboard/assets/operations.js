@@ -55,15 +55,27 @@ export async function approvalsPage(body, _args, current) {
     ['pending', 'approved', 'rejected', 'timed_out', 'all'].map((v) => h('option', { value: v, selected: v === which }, v)));
   const list = h('div', { id: 'approvals' });
   body.append(h('div', { class: 'row' }, h('label', {}, 'Show', filter)), list);
+  // A card is kept while its approval keeps its status, so a comment or an edit being typed
+  // survives another approval arriving.
+  let cards = new Map();
   const load = async () => {
     const data = await api('/monitoring/approvals' + q({ status: which === 'all' ? undefined : which, limit: 100 }));
     if (!current()) return;
-    clear(list);
     if (!data.approvals.length) {
-      list.append(h('p', { class: 'empty' }, which === 'pending' ? 'No approval is waiting. New ones appear here as turns ask.' : 'None.'));
+      cards = new Map();
+      list.replaceChildren(h('p', { class: 'empty' }, which === 'pending' ? 'No approval is waiting. New ones appear here as turns ask.' : 'None.'));
       return;
     }
-    list.append(...data.approvals.map((a) => approvalCard(a, load)));
+    const kept = cards;
+    cards = new Map(data.approvals.map((a) => {
+      const card = kept.get(a.id);
+      return [a.id, card && card.status === a.status ? card : { status: a.status, node: approvalCard(a, load) }];
+    }));
+    const nodes = [...cards.values()].map((c) => c.node);
+    if (nodes.length === list.children.length && nodes.every((n, i) => list.children[i] === n)) return;
+    const focused = document.activeElement;
+    list.replaceChildren(...nodes);
+    if (focused && focused !== document.body && list.contains(focused)) focused.focus();
   };
   await load();
   liveHandlers.add((kind) => { if ((kind === 'approval' || kind === 'resync') && current()) load(); });
