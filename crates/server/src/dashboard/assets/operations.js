@@ -58,9 +58,11 @@ export async function approvalsPage(body, _args, current) {
   // A card is kept while its approval keeps its status, so a comment or an edit being typed
   // survives another approval arriving.
   let cards = new Map();
+  let loads = 0; // an answer older than the last load started is dropped
   const load = async () => {
+    const mine = ++loads;
     const data = await api('/monitoring/approvals' + q({ status: which === 'all' ? undefined : which, limit: 100 }));
-    if (!current()) return;
+    if (!current() || mine !== loads) return;
     if (!data.approvals.length) {
       cards = new Map();
       list.replaceChildren(h('p', { class: 'empty' }, which === 'pending' ? 'No approval is waiting. New ones appear here as turns ask.' : 'None.'));
