@@ -67,7 +67,7 @@ impl Bgo<'_> {
         self.get(&format!("/runs/{}", encode(run_id))).await
     }
 
-    /// Cancels a run; returns its status now.
+    /// Cancels a run; returns its status now (an executing attempt is stopped before the answer).
     pub async fn cancel(&self, run_id: &str) -> Result<RunStatus> {
         let answer: CancelOutcome = self.post(&format!("/runs/{}/cancel", encode(run_id)), None).await?;
         Ok(answer.status)

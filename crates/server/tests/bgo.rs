@@ -2,8 +2,9 @@
 //! task's target: retries with backoff recorded per attempt, time limits, concurrency limits,
 //! delays and ttl, an `agent` run that waits for an approval (and what operator sockets hear),
 //! and — on two Postgres replicas — a 2-second schedule firing each occurrence exactly once for
-//! 60 s, idempotency keys racing across replicas, and a replica that dies mid-attempt: that
-//! attempt is `CRASHED` and the run is retried and completed on the other.
+//! 60 s, idempotency keys racing across replicas, a replica that dies mid-attempt (that attempt
+//! is `CRASHED` and the run is retried and completed on the other), and a cancel sent to the
+//! replica that does not run the attempt.
 
 mod common;
 
@@ -332,6 +333,16 @@ async fn an_agent_run_waits_for_its_approval_and_operators_hear_every_change() {
     }
     assert_eq!(threads[0], threads[1]);
     assert_ne!(threads[0], threads[2]);
+
+    // Cancelling a waiting agent run cancels its turn; the answer comes once the attempt has
+    // ended, so a read right after it agrees.
+    let id = trigger(&base, "send", json!({"what": "the other invoice"}), json!({})).await;
+    until(&base, &id, &["WAITING"], Duration::from_secs(10)).await;
+    let (status, answer) = call(&base, None, "POST", &format!("/trigger/runs/{id}/cancel"), None).await;
+    assert_eq!((status, &answer["status"]), (200, &json!("CANCELED")), "{answer}");
+    let now = run(&base, &id).await;
+    assert_eq!(now["status"], "CANCELED", "{now}");
+    assert_eq!(attempt_statuses(&now), ["CANCELED"]);
     store.close().await;
     drop(replica);
 }
@@ -467,7 +478,7 @@ async fn two_replicas_fire_a_two_second_schedule_once_per_occurrence_for_a_minut
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idempotency_holds_across_replicas_and_a_crashed_attempt_is_retried_on_the_other() {
+async fn across_replicas_idempotency_holds_a_crashed_attempt_is_retried_and_a_cancel_is_read_back() {
     let (target, seen) = endpoint().await;
     let db = PgDb::create().await;
     let store = db.store().await;
@@ -509,6 +520,20 @@ async fn idempotency_holds_across_replicas_and_a_crashed_attempt_is_retried_on_t
     assert_eq!(distinct.len(), 1, "{ids:?}");
     let done = until(&bases[0], &ids[0], &["COMPLETED"], Duration::from_secs(10)).await;
     assert_eq!(done["idempotencyKey"], "once");
+
+    // A cancel sent to the replica that does not run the attempt answers once the attempt has
+    // ended over there, so a read right after the answer agrees with it.
+    let id = trigger(&bases[0], "slow", json!({"ms": 30_000}), json!({})).await;
+    let executing = until(&bases[0], &id, &["EXECUTING"], Duration::from_secs(10)).await;
+    let owner = executing["attempts"][0]["replica"].as_str().unwrap();
+    let other = if owner == second.id { third.base() } else { second.base() };
+    let asked = Instant::now();
+    let (status, answer) = call(&other, None, "POST", &format!("/trigger/runs/{id}/cancel"), None).await;
+    assert_eq!((status, &answer["status"]), (200, &json!("CANCELED")), "{answer}");
+    let now = run(&other, &id).await;
+    assert_eq!(now["status"], "CANCELED", "{now}");
+    assert_eq!(attempt_statuses(&now), ["CANCELED"]);
+    assert!(asked.elapsed() < Duration::from_secs(2), "the cancel took {:?}", asked.elapsed());
     store.close().await;
     drop((second, third));
     db.drop_database().await;

@@ -213,7 +213,9 @@ pub struct RunHandle {
 pub struct CancelOutcome {
     /// The run.
     pub id: String,
-    /// Its status now: `CANCELED`, or how it ended before (an executing attempt stops shortly).
+    /// Its status now: `CANCELED`, or how it ended before. An executing attempt is stopped before
+    /// the answer, so a read after it agrees (a replica that has not stopped it within 3 s still
+    /// will: the answer is then `CANCELED` too).
     pub status: RunStatus,
 }
 

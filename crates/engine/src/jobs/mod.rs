@@ -104,6 +104,11 @@ pub const RUN_TOKEN_PREFIX: &str = "rpat";
 /// How long a run access token reads its run.
 const RUN_TOKEN_LIFETIME_MS: i64 = 3_600_000;
 
+/// How long cancelling an executing run waits for its attempt to end before it answers.
+pub const CANCEL_WAIT: Duration = Duration::from_secs(3);
+/// How often that wait looks at the run.
+const CANCEL_POLL: Duration = Duration::from_millis(20);
+
 /// Longest tag, metadata and key values accepted, in bytes.
 const MAX_KEY_BYTES: usize = 256;
 const MAX_TAGS: usize = 10;
@@ -275,7 +280,9 @@ impl Engine {
     }
 
     /// Cancels a run: at once when it waits, else its replica stops it (an `agent` run's turn is
-    /// cancelled too). Returns the status it has now (`CANCELED`, or the final one it had).
+    /// cancelled too) and the answer waits for that attempt's end, up to [`CANCEL_WAIT`], so a read
+    /// after it agrees with it. Returns the status it has now: `CANCELED`, the final one it reached
+    /// first, or `CANCELED` for a replica that has not stopped it yet (its lease renewal will).
     pub async fn cancel_run(&self, principal: &Principal, id: &str) -> Result<RunStatus, JobError> {
         let asked = self.store().cancel_run(&principal.scope, id, principal.thread_owner_filter()).await?;
         match asked.ok_or(JobError::RunNotFound)? {
@@ -290,7 +297,17 @@ impl Engine {
                 } else {
                     self.inner.bus.ring(Bell::CancelRun { run: id.to_owned() });
                 }
-                Ok(RunStatus::Canceled)
+                let deadline = tokio::time::Instant::now() + CANCEL_WAIT;
+                loop {
+                    let run = self.run(principal, id).await?;
+                    if run.status.is_final() {
+                        return Ok(run.status);
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        return Ok(RunStatus::Canceled);
+                    }
+                    tokio::time::sleep(CANCEL_POLL).await;
+                }
             }
         }
     }
