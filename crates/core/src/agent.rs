@@ -557,6 +557,7 @@ mod tests {
         assert!(err.contains("system_prompt") && err.contains("NUL"), "{err}");
         assert!(crate::nul_path(&serde_json::json!({"a": [{"b": "x"}, {"c": "\u{0}"}]})).as_deref() == Some("a[1].c"));
     }
+
     #[test]
     fn sampling_values_read_back_from_the_stored_json_unchanged() {
         // Found by the `agent_toml` fuzz target: without serde_json's `float_roundtrip`, `4e-25`

@@ -322,7 +322,7 @@ describe('dashboard in Chromium', () => {
   });
 
   browserTest('a run page that loads while the run ends catches up with the live update', async (page) => {
-    const runs = `/api/v1/agent/trigger/runs`;
+    const runs = '/api/v1/agent/trigger/runs';
     const triggered = await api(server, 'POST', '/api/v1/agent/trigger/tasks/slow-call/trigger', { headers: operator.headers, body: { payload: { n: 2 } } });
     assert.equal(triggered.status, 200, triggered.text);
     const runId = triggered.json.id;
